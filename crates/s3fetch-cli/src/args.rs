@@ -1,0 +1,110 @@
+//! Command-line arguments (clap derive only; checks across flags live in `settings`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Everything under a prefix, into the current directory
+  s3fetch s3://my-bucket/datasets/2024/
+
+  # Only the JSON files, 200 at a time, into ./data
+  s3fetch s3://my-bucket/logs/ --regex '\\.json$' -c 200 --download-dir ./data
+
+  # What would be downloaded, without downloading
+  s3fetch s3://my-bucket/images/ --regex 'cat|dog' --dry-run
+
+  # An S3-compatible store (MinIO, Ceph, R2...), with a progress bar
+  s3fetch s3://bucket/prefix --endpoint-url http://127.0.0.1:9000 --progress fancy
+
+  # A public bucket, no credentials
+  s3fetch s3://public-bucket/path/ --no-sign-request
+
+Exit codes:
+  0    every selected object was downloaded (also when the filter matched nothing)
+  1    some objects failed (each is named on stderr), or the listing failed
+  2    usage or configuration error (bad URI, bad regex, missing download directory, ...)
+  130  interrupted (Ctrl-C): temporary files are removed, finished files stay";
+
+/// Download objects from S3 fast: downloads start while the listing is still running.
+///
+/// Keys under S3_URI that match --regex are written under --download-dir, with the URI's
+/// prefix removed up to its last delimiter (prefix `logs/20` turns `logs/2024/a.json` into
+/// `2024/a.json`). Each file appears complete or not at all.
+#[derive(Debug, Parser)]
+#[command(name = "s3fetch", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Args {
+    /// s3://bucket, s3://bucket/prefix or s3://bucket/exact/key
+    #[arg(value_name = "S3_URI")]
+    pub uri: String,
+
+    /// Directory to download into; it must exist [default: the current directory]
+    #[arg(long, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
+
+    /// Only keys in which this regex is found (searched in the full key; Rust regex syntax)
+    #[arg(short, long, value_name = "RE")]
+    pub regex: Option<String>,
+
+    /// Downloads in flight at once
+    #[arg(short = 'c', long, value_name = "N", default_value_t = s3fetch::DEFAULT_CONCURRENCY)]
+    pub concurrent_downloads: usize,
+
+    /// Deprecated alias of --concurrent-downloads
+    #[arg(short = 't', long, value_name = "N", hide = true, conflicts_with = "concurrent_downloads")]
+    pub threads: Option<usize>,
+
+    /// AWS region [default: from the environment or profile, else us-east-1]
+    #[arg(long)]
+    pub region: Option<String>,
+
+    /// Separator of "directories" in keys; keys ending with it are skipped
+    #[arg(long, default_value = "/")]
+    pub delimiter: String,
+
+    /// List the keys that would be downloaded; download nothing
+    #[arg(long, visible_alias = "list-only")]
+    pub dry_run: bool,
+
+    /// Print nothing on stdout (errors still go to stderr)
+    #[arg(short, long, conflicts_with = "progress")]
+    pub quiet: bool,
+
+    /// How to show progress
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub progress: Option<ProgressMode>,
+
+    /// Debug logging on stderr
+    #[arg(short, long)]
+    pub debug: bool,
+
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 [env: AWS_ENDPOINT_URL]
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Path-style requests (endpoint/bucket/key); on by default for IP and localhost endpoints
+    #[arg(long)]
+    pub force_path_style: bool,
+
+    /// Named profile from ~/.aws/config (SSO profiles work)
+    #[arg(long)]
+    pub profile: Option<String>,
+
+    /// Send unsigned requests (public buckets); no credentials needed
+    #[arg(long)]
+    pub no_sign_request: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProgressMode {
+    /// Each downloaded key on its own line
+    #[default]
+    Simple,
+    /// Each key, then a summary
+    Detailed,
+    /// One status line rewritten in place, then a summary
+    LiveUpdate,
+    /// A progress bar, then a summary
+    Fancy,
+}

@@ -1,0 +1,223 @@
+//! Rendering a run: per-object lines, the live status line, the progress bar, the summary and
+//! error messages. Keys and summaries go to stdout; errors and warnings to stderr, always.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use s3fetch::{DownloadResult, ObjectInfo, Reporter, Summary};
+
+use crate::args::ProgressMode;
+use crate::settings::Output;
+
+/// How often the live-update line and the progress bar are redrawn.
+const REFRESH: Duration = Duration::from_millis(500);
+
+/// The CLI's [`Reporter`]: counts, prints and draws as events arrive.
+pub struct Console {
+    output: Output,
+    dry_run: bool,
+    started: Instant,
+    found: AtomicU64,
+    downloaded: AtomicU64,
+    bytes: AtomicU64,
+    bar: Option<ProgressBar>,
+    /// Set once stdout is closed (`s3fetch ... | head`): printing stops, downloads go on.
+    stdout_closed: AtomicBool,
+}
+
+impl Console {
+    pub fn new(output: Output, dry_run: bool) -> Arc<Console> {
+        let bar = (output == Output::Progress(ProgressMode::Fancy)).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(4));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+                )
+                .expect("the template is valid")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(REFRESH);
+            bar
+        });
+        Arc::new(Console {
+            output,
+            dry_run,
+            started: Instant::now(),
+            found: AtomicU64::new(0),
+            downloaded: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            bar,
+            stdout_closed: AtomicBool::new(false),
+        })
+    }
+
+    fn prints_keys(&self) -> bool {
+        matches!(
+            self.output,
+            Output::Progress(ProgressMode::Simple | ProgressMode::Detailed)
+        ) || (self.dry_run && self.output != Output::Quiet)
+    }
+
+    /// Writes to stdout; a closed pipe silences further output instead of failing the run.
+    pub fn out(&self, text: &str) {
+        if self.stdout_closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut stdout = io::stdout().lock();
+        if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+            self.stdout_closed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes a line to stderr without tearing the progress bar.
+    pub fn err(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn update_bar_message(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "{}/{} objects",
+                self.downloaded.load(Ordering::Relaxed),
+                self.found.load(Ordering::Relaxed)
+            ));
+        }
+    }
+
+    /// The live-update line: `[Found: N | Downloaded: N | Speed: X/s]`.
+    pub fn status_line(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        format!(
+            "\r[Found: {} | Downloaded: {} | Speed: {}/s]",
+            self.found.load(Ordering::Relaxed),
+            self.downloaded.load(Ordering::Relaxed),
+            human_bytes(self.bytes.load(Ordering::Relaxed) as f64 / secs),
+        )
+    }
+
+    /// Runs until the returned guard is dropped, redrawing the live-update line.
+    pub fn start_live_updates(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if self.output != Output::Progress(ProgressMode::LiveUpdate) {
+            return None;
+        }
+        let console = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REFRESH);
+            loop {
+                tick.tick().await;
+                console.out(&console.status_line());
+            }
+        }))
+    }
+
+    /// Final output once the run is over: the last status line, the bar, the summary.
+    pub fn finish(&self, summary: &Summary) {
+        if let Some(bar) = &self.bar {
+            self.update_bar_message();
+            bar.finish();
+        }
+        match self.output {
+            Output::Quiet | Output::Progress(ProgressMode::Simple) => {}
+            Output::Progress(mode) => {
+                if mode == ProgressMode::LiveUpdate {
+                    self.out(&format!("{}\n", self.status_line()));
+                }
+                self.out(&summary_text(summary));
+            }
+        }
+    }
+}
+
+impl Reporter for Console {
+    fn object_found(&self, object: &ObjectInfo) {
+        self.found.fetch_add(1, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc_length(object.size);
+            self.update_bar_message();
+        }
+    }
+
+    fn bytes_written(&self, _key: &str, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
+        }
+    }
+
+    fn download_finished(&self, result: &DownloadResult) {
+        match &result.error {
+            None => {
+                self.downloaded.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(result.size, Ordering::Relaxed);
+                if self.prints_keys() {
+                    self.out(&format!("{}\n", result.key));
+                }
+                self.update_bar_message();
+            }
+            Some(error) => self.err(&format!("error: {}", render_error(error))),
+        }
+    }
+}
+
+/// The original's summary block.
+pub fn summary_text(summary: &Summary) -> String {
+    let secs = summary.elapsed.as_secs_f64();
+    let verb = if summary.dry_run { "listed" } else { "downloaded" };
+    format!(
+        "\nProgress Summary:\n  Objects found: {}\n  Objects {verb}: {}\n  Total data: {}\n  Average speed: {}/s\n  Total time: {:.1} seconds\n",
+        summary.objects_found,
+        summary.objects_downloaded,
+        human_bytes(summary.bytes_downloaded as f64),
+        human_bytes(summary.bytes_downloaded as f64 / secs.max(1e-3)),
+        secs,
+    )
+}
+
+/// `1.5 KB`, `12.3 MB` (1024-based, as the original).
+pub fn human_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} {}", UNITS[0])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// An error and its causes on one line, leaving out causes the message already quotes.
+pub fn render_error(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(human_bytes(0.0), "0 B");
+        assert_eq!(human_bytes(1023.0), "1023 B");
+        assert_eq!(human_bytes(1536.0), "1.5 KB");
+        assert_eq!(human_bytes(12.3 * 1024.0 * 1024.0), "12.3 MB");
+    }
+}

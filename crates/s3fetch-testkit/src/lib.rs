@@ -1,0 +1,39 @@
+//! A real S3 server over HTTP on `127.0.0.1` for s3fetch's tests, benchmarks and quickstart.
+//!
+//! Built on [`s3s`] with its own storage backend ([`Store`]): objects live on disk (small
+//! ones packed into append-only segment files), each bucket has an in-memory sorted index
+//! persisted as an append-only log, so listing pages are `O(page)` and range reads touch
+//! only the requested bytes. Requests are SigV4-checked with a single key pair.
+//!
+//! Tests start a [`TestServer`], populate it directly (no HTTP) and point an S3 client at
+//! [`TestServer::endpoint`] with path-style addressing:
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use s3fetch_testkit::TestServer;
+//!
+//! let server = TestServer::start().await;
+//! server.create_bucket("photos");
+//! server.put_object("photos", "2024/cat.jpg", b"meow".to_vec());
+//! server.deny_key("photos", "2024/secret.jpg"); // GET -> 403 AccessDenied
+//! let gate = server.gate_list_pages(); // hold every non-first list page...
+//! // ... run the client against server.endpoint() with server.access_key() /
+//! // server.secret_key(), region server.region(), force_path_style(true) ...
+//! gate.open();
+//! assert_eq!(server.request_counts().head, 0);
+//! # }
+//! ```
+//!
+//! The `s3fetch-testkit` binary exposes the same server (`serve`) and a sample-data
+//! generator (`generate`, see [`generate()`]).
+
+pub mod generate;
+mod s3;
+pub mod server;
+pub mod store;
+
+pub use generate::{GenerateOptions, GenerateReport, generate};
+pub use server::{
+    DEFAULT_ACCESS_KEY, DEFAULT_REGION, DEFAULT_SECRET_KEY, ListGate, RequestCounts, ServerOptions, TestServer,
+};
+pub use store::{BucketInfo, ListPage, ListQuery, ObjectMeta, Store, StoreError};

@@ -1,0 +1,178 @@
+//! `s3fetch-testkit`: run the test S3 server (`serve`) or write sample data (`generate`).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use s3fetch_testkit::{DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, GenerateOptions, ServerOptions, Store, TestServer};
+
+/// A local S3 server for s3fetch's tests, benchmarks and quickstart.
+#[derive(Debug, Parser)]
+#[command(name = "s3fetch-testkit", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve a data directory over S3 on 127.0.0.1; prints `endpoint=http://127.0.0.1:PORT`
+    /// on stdout when ready.
+    Serve(ServeArgs),
+    /// Write a sample bucket straight into a data directory (recreating the bucket).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TCP port on 127.0.0.1 (0 = pick a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Data directory (created if missing).
+    #[arg(long)]
+    data: PathBuf,
+    /// Access key clients must sign with.
+    #[arg(long, default_value = DEFAULT_ACCESS_KEY)]
+    access_key: String,
+    /// Secret key clients must sign with.
+    #[arg(long, default_value = DEFAULT_SECRET_KEY)]
+    secret_key: String,
+    /// Delay before answering every GetObject/HeadObject, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    get_latency_ms: u64,
+    /// Delay of every ListObjects request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    list_latency_ms: u64,
+    /// Allow anonymous reads of this bucket (repeatable).
+    #[arg(long = "public-bucket", value_name = "BUCKET")]
+    public_buckets: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct GenerateArgs {
+    /// Data directory (created if missing).
+    #[arg(long)]
+    data: PathBuf,
+    /// Bucket to (re)create.
+    #[arg(long, default_value = "sample")]
+    bucket: String,
+    /// Number of objects (omit all shape flags for the quickstart sample layout).
+    #[arg(long)]
+    objects: Option<u64>,
+    /// Size of every object in bytes (default: random 1..=64 KiB).
+    #[arg(long)]
+    size: Option<u64>,
+    /// Prefix of every key.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Spread objects over this many `folder-NNNN/` subfolders.
+    #[arg(long, default_value_t = 0)]
+    folders: u64,
+    /// Give every K-th object the --suffix extension instead of `.bin`.
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    suffix_every: u64,
+    /// Extension used with --suffix-every.
+    #[arg(long, default_value = ".json")]
+    suffix: String,
+    /// Random seed (sizes and contents).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Generate(args) => generate(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    for b in &args.public_buckets {
+        anyhow::ensure!(s3s::path::check_bucket_name(b), "invalid --public-bucket name {b:?}");
+    }
+    anyhow::ensure!(!args.access_key.is_empty(), "--access-key must not be empty");
+    anyhow::ensure!(!args.secret_key.is_empty(), "--secret-key must not be empty");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio runtime")?;
+    runtime.block_on(async move {
+        let options = ServerOptions {
+            data_dir: Some(args.data),
+            port: args.port,
+            access_key: args.access_key,
+            secret_key: args.secret_key,
+            get_latency: Duration::from_millis(args.get_latency_ms),
+            list_latency: Duration::from_millis(args.list_latency_ms),
+            public_buckets: args.public_buckets,
+            ..Default::default()
+        };
+        let server = TestServer::start_with(options).await?;
+        for b in server.store().list_buckets() {
+            let n = server.store().object_count(&b.name).unwrap_or(0);
+            tracing::info!(bucket = %b.name, objects = n, "serving bucket");
+        }
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "endpoint={}", server.endpoint())?;
+            out.flush()?;
+        }
+        shutdown_signal().await?;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+    let store = Store::open(&args.data).with_context(|| format!("opening data directory {}", args.data.display()))?;
+    let opts = GenerateOptions {
+        bucket: args.bucket.clone(),
+        objects: args.objects,
+        size: args.size,
+        prefix: args.prefix.clone(),
+        folders: args.folders,
+        suffix_every: args.suffix_every,
+        suffix: args.suffix.clone(),
+        seed: args.seed,
+    };
+    let t0 = std::time::Instant::now();
+    let report = s3fetch_testkit::generate(&store, &opts)?;
+    println!(
+        "generated bucket={} objects={} bytes={} in {:.2}s (data dir {})",
+        report.bucket,
+        report.objects,
+        report.bytes,
+        t0.elapsed().as_secs_f64(),
+        args.data.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! The run: listing and downloading at once.
+//!
+//! ```text
+//! list task ──(bounded channel of ObjectInfo)──► dispatcher ──(semaphore permit each)──► JoinSet of
+//!   pages, filter                                 key -> path                           GET + atomic write
+//! ```
+//! The listing task sends wanted objects as it pages; the dispatcher takes a permit before it
+//! takes the next object, so at most `concurrency` downloads run and a slow download stage
+//! pauses the listing through the full channel. Each task records its own outcome; a failed
+//! object never stops the others. Cancelling the token (or dropping the future) stops the
+//! listing and aborts the downloads, whose temporary files are removed as they drop.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_sdk_s3::Client;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::ClientOptions;
+use crate::error::{Error, Result};
+use crate::filter::KeyFilter;
+use crate::listing;
+use crate::paths;
+use crate::progress::{DownloadResult, NoReporter, ObjectInfo, Reporter, Summary, Tally};
+use crate::transfer;
+use crate::uri::S3Uri;
+use crate::write::DownloadDir;
+
+/// Default number of concurrent downloads: downloads of small objects wait on the network, not
+/// the CPU, so this is far above the core count.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+
+/// What to download and how.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DownloadOptions {
+    pub uri: S3Uri,
+    /// Must exist; default: the current directory.
+    pub download_dir: PathBuf,
+    /// Searched (not anchored) in each full key; `None` takes every key.
+    pub regex: Option<String>,
+    /// Downloads in flight at once (at least 1).
+    pub concurrency: usize,
+    /// Separates "directories" in keys; keys ending with it are skipped.
+    pub delimiter: String,
+    /// List and report what would be downloaded; write nothing.
+    pub dry_run: bool,
+    /// How to build the client, unless `client` is given.
+    pub client_options: ClientOptions,
+    /// A ready client (custom credentials, roles, middleware); overrides `client_options`.
+    pub client: Option<Client>,
+    /// Cancel to stop the run: listing stops, downloads are aborted, temporary files removed.
+    pub cancel: CancellationToken,
+}
+
+impl DownloadOptions {
+    /// Options for `uri` with every default.
+    pub fn new(uri: S3Uri) -> Self {
+        DownloadOptions {
+            uri,
+            download_dir: PathBuf::from("."),
+            regex: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            delimiter: "/".into(),
+            dry_run: false,
+            client_options: ClientOptions::default(),
+            client: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    pub fn download_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.download_dir = dir.into();
+        self
+    }
+
+    pub fn regex(mut self, regex: impl Into<String>) -> Self {
+        self.regex = Some(regex.into());
+        self
+    }
+
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    pub fn delimiter(mut self, delimiter: impl Into<String>) -> Self {
+        self.delimiter = delimiter.into();
+        self
+    }
+
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    pub fn client_options(mut self, options: ClientOptions) -> Self {
+        self.client_options = options;
+        self
+    }
+
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+}
+
+/// Downloads everything `options` selects; see [`Downloader`] to receive progress events.
+pub async fn download(options: DownloadOptions) -> Result<Summary> {
+    Downloader::new(options).run().await
+}
+
+/// A run with its options and reporter.
+pub struct Downloader {
+    options: DownloadOptions,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl Downloader {
+    pub fn new(options: DownloadOptions) -> Self {
+        Downloader {
+            options,
+            reporter: Arc::new(NoReporter),
+        }
+    }
+
+    /// Sends progress events to `reporter`.
+    pub fn reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        self.reporter = reporter;
+        self
+    }
+
+    /// Runs to completion on a new Tokio runtime, for callers without one.
+    pub fn run_blocking(self) -> Result<Summary> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::InvalidOption(format!("cannot start a Tokio runtime: {e}")))?
+            .block_on(self.run())
+    }
+
+    /// Lists and downloads. `Err` means the run could not start or the listing failed;
+    /// failures of single objects are in [`Summary::failures`].
+    pub async fn run(self) -> Result<Summary> {
+        let started = Instant::now();
+        let Downloader { options, reporter } = self;
+        if options.concurrency == 0 {
+            return Err(Error::InvalidOption("concurrency must be at least 1".into()));
+        }
+        let filter = KeyFilter::new(options.regex.as_deref(), &options.delimiter)?;
+        let dir = Arc::new(DownloadDir::open(&options.download_dir)?);
+        let client = match options.client {
+            Some(client) => client,
+            None => options.client_options.build().await,
+        };
+        let cancel = options.cancel;
+        let uri = options.uri;
+        let tally = Arc::new(Tally::default());
+
+        // Room for a few pages ahead of the downloads, and no more.
+        let (tx, mut rx) = mpsc::channel::<ObjectInfo>(options.concurrency.max(1000));
+        let mut lister = tokio::spawn({
+            let (client, reporter, uri) = (client.clone(), reporter.clone(), uri.clone());
+            async move {
+                listing::list_into(&client, &uri.bucket, &uri.prefix, &filter, &*reporter, tx).await
+            }
+        });
+        let _abort_lister = AbortOnDrop(lister.abort_handle());
+
+        let permits = Arc::new(Semaphore::new(options.concurrency));
+        let mut tasks = JoinSet::new();
+        let job = Arc::new(Job {
+            client,
+            bucket: uri.bucket.clone(),
+            prefix: uri.prefix.clone(),
+            delimiter: options.delimiter,
+            dir,
+            reporter: reporter.clone(),
+            tally: tally.clone(),
+            dry_run: options.dry_run,
+        });
+
+        let mut cancelled = false;
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => { cancelled = true; break }
+                permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            };
+            let object = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => { cancelled = true; break }
+                object = rx.recv() => object,
+            };
+            let Some(object) = object else { break };
+            tally.found.fetch_add(1, Ordering::Relaxed);
+            let job = job.clone();
+            tasks.spawn(async move {
+                job.fetch(object).await;
+                drop(permit);
+            });
+        }
+
+        let listed = if cancelled {
+            lister.abort();
+            tasks.abort_all();
+            None
+        } else {
+            Some(match (&mut lister).await {
+                Ok(result) => result,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(_) => Err(Error::Cancelled),
+            })
+        };
+        if let Some(Ok(found)) = listed {
+            reporter.listing_finished(found);
+        }
+        // Wait for every task, also aborted ones, so no temporary file outlives the run.
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(join) = joined {
+                if join.is_panic() {
+                    std::panic::resume_unwind(join.into_panic());
+                }
+            }
+        }
+        drop(job);
+        if let Some(Err(error)) = listed {
+            return Err(error);
+        }
+        let tally = Arc::into_inner(tally).expect("every task has finished");
+        Ok(tally.into_summary(started.elapsed(), cancelled, options.dry_run))
+    }
+}
+
+/// What every download task shares.
+struct Job {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    delimiter: String,
+    dir: Arc<DownloadDir>,
+    reporter: Arc<dyn Reporter>,
+    tally: Arc<Tally>,
+    dry_run: bool,
+}
+
+impl Job {
+    async fn fetch(&self, object: ObjectInfo) {
+        let (dest, outcome) = match self.destination(&object) {
+            Err(error) => (None, Err(error)),
+            Ok(dest) if self.dry_run => (Some(dest), Ok(object.size)),
+            Ok(dest) => {
+                self.reporter.download_started(&object);
+                let outcome = transfer::download_object(
+                    &self.client,
+                    &self.bucket,
+                    &object,
+                    &dest,
+                    &*self.reporter,
+                )
+                .await;
+                (Some(dest), outcome)
+            }
+        };
+        let (success, size, error) = match outcome {
+            Ok(size) => (true, size, None),
+            Err(error) => (false, 0, Some(error)),
+        };
+        self.tally.record(
+            &*self.reporter,
+            DownloadResult {
+                key: object.key,
+                dest,
+                success,
+                size,
+                error,
+            },
+        );
+    }
+
+    /// The absolute destination of `object`, with its parent directories created (except in
+    /// a dry run, which creates nothing).
+    fn destination(&self, object: &ObjectInfo) -> Result<PathBuf> {
+        let relative = paths::relative_path(&self.prefix, &object.key, &self.delimiter).map_err(
+            |reason| Error::UnsafeKey {
+                key: object.key.clone(),
+                reason,
+            },
+        )?;
+        if self.dry_run {
+            Ok(self.dir.root().join(relative))
+        } else {
+            self.dir.prepare(&object.key, &relative)
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,233 @@
+//! The library's one error type.
+//!
+//! Errors the service returned (or the request failed to reach it) are kept apart from local
+//! I/O errors, and every variant names the key, path or URI it is about, so a message printed
+//! without context still says what went wrong where.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, for one object or for the whole run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The S3 URI is not of the form `s3://bucket[/prefix]`.
+    #[error("invalid S3 URI {uri:?}: {reason}")]
+    InvalidUri { uri: String, reason: &'static str },
+
+    /// The key filter did not compile.
+    #[error("invalid regex {pattern:?}: {source}")]
+    InvalidRegex {
+        pattern: String,
+        #[source]
+        source: Box<regex::Error>,
+    },
+
+    /// Options that cannot work (zero concurrency, an empty delimiter, ...).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+
+    /// The download directory is missing or not a directory.
+    #[error("download directory {}: {reason}", path.display())]
+    DownloadDir { path: PathBuf, reason: String },
+
+    /// Listing the bucket failed: the whole run stops.
+    #[error("listing s3://{bucket}/{prefix} failed: {source}")]
+    List {
+        bucket: String,
+        prefix: String,
+        #[source]
+        source: ServiceError,
+    },
+
+    /// Fetching one object failed.
+    #[error("GET s3://{bucket}/{key} failed: {source}")]
+    Get {
+        bucket: String,
+        key: String,
+        #[source]
+        source: ServiceError,
+    },
+
+    /// The key cannot be mapped to a path inside the download directory.
+    #[error("refusing key {key:?}: {reason}")]
+    UnsafeKey { key: String, reason: String },
+
+    /// A local file-system operation failed for one object.
+    #[error("{action} {} for key {key:?}: {source}", path.display())]
+    Io {
+        key: String,
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The run was cancelled before this object finished.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// Whether trying the same operation again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::List { source, .. } | Error::Get { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// The S3 error code (`NoSuchKey`, `AccessDenied`, ...) when the service sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::List { source, .. } | Error::Get { source, .. } => source.code(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(key: &str, action: &'static str, path: PathBuf, source: std::io::Error) -> Self {
+        Error::Io {
+            key: key.to_owned(),
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// An error from a request to S3: either the service answered with an error, or the request
+/// never got an answer (connection, timeout, credentials).
+#[derive(Debug)]
+pub struct ServiceError {
+    code: Option<String>,
+    status: Option<u16>,
+    message: String,
+    kind: ServiceErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServiceErrorKind {
+    /// The service answered with an error status.
+    Response,
+    /// No answer: connection refused or reset, DNS, timeout.
+    Dispatch,
+    /// The request could not be built (credentials missing or expired, bad endpoint).
+    Construction,
+    /// The response body broke off or could not be read.
+    Body,
+}
+
+impl ServiceError {
+    /// The S3 error code, if the service sent one.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// The HTTP status, if a response arrived.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// Transient failures: throttling, 5xx, connection trouble, broken bodies.
+    pub fn is_retryable(&self) -> bool {
+        match self.kind {
+            ServiceErrorKind::Dispatch | ServiceErrorKind::Body => true,
+            ServiceErrorKind::Construction => false,
+            ServiceErrorKind::Response => {
+                matches!(self.status, Some(500..=599))
+                    || matches!(
+                        self.code.as_deref(),
+                        Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout")
+                    )
+            }
+        }
+    }
+
+    pub(crate) fn from_sdk<E, R>(err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: HttpStatus + fmt::Debug,
+    {
+        let status = err.raw_response().map(HttpStatus::status);
+        let (kind, code, message) = match &err {
+            SdkError::ServiceError(service) => {
+                let e = service.err();
+                let code = e.code().map(str::to_owned).or_else(|| {
+                    // HEAD responses and some stores carry no error body: name the status.
+                    status.and_then(code_for_status).map(str::to_owned)
+                });
+                let message = e
+                    .message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("HTTP {}", status.unwrap_or_default()));
+                (ServiceErrorKind::Response, code, message)
+            }
+            SdkError::ResponseError(_) => (
+                ServiceErrorKind::Response,
+                status.and_then(code_for_status).map(str::to_owned),
+                DisplayErrorContext(&err).to_string(),
+            ),
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                (ServiceErrorKind::Dispatch, None, DisplayErrorContext(&err).to_string())
+            }
+            _ => (ServiceErrorKind::Construction, None, DisplayErrorContext(&err).to_string()),
+        };
+        ServiceError {
+            code,
+            status,
+            message,
+            kind,
+        }
+    }
+
+    pub(crate) fn body(err: impl std::error::Error) -> Self {
+        ServiceError {
+            code: None,
+            status: None,
+            message: format!("reading the response body: {}", DisplayErrorContext(&err)),
+            kind: ServiceErrorKind::Body,
+        }
+    }
+}
+
+fn code_for_status(status: u16) -> Option<&'static str> {
+    Some(match status {
+        301 => "PermanentRedirect",
+        400 => "BadRequest",
+        403 => "AccessDenied",
+        404 => "NotFound",
+        412 => "PreconditionFailed",
+        416 => "InvalidRange",
+        500 => "InternalError",
+        503 => "ServiceUnavailable",
+        _ => return None,
+    })
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{code}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+/// The HTTP status of a raw response, whatever the SDK's response type.
+pub(crate) trait HttpStatus {
+    fn status(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}

@@ -1,0 +1,128 @@
+//! Progress events and the counters behind the run's summary.
+//!
+//! A [`Reporter`] gets small event hooks from the listing and download tasks (so it must be
+//! `Send + Sync` and cheap); every hook has an empty default. The CLI renders them, the Python
+//! bindings forward them; [`Summary`] is what a run returns.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use crate::error::Error;
+
+/// One object from the listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    /// Size in bytes, from the listing (no HEAD request is made).
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: Option<SystemTime>,
+}
+
+/// The outcome of one object.
+#[derive(Debug)]
+pub struct DownloadResult {
+    pub key: String,
+    /// Where the object was (or would have been) written; `None` when the key was refused.
+    pub dest: Option<PathBuf>,
+    pub success: bool,
+    /// Bytes written (the listed size for a success).
+    pub size: u64,
+    pub error: Option<Error>,
+}
+
+/// Receives events as the run goes. Called concurrently from many tasks: keep hooks quick.
+pub trait Reporter: Send + Sync {
+    /// A key matched the filter and will be downloaded (or printed, in a dry run).
+    fn object_found(&self, _object: &ObjectInfo) {}
+    /// The listing is complete: `found` objects matched in all.
+    fn listing_finished(&self, _found: u64) {}
+    /// The GET for this object is about to be sent.
+    fn download_started(&self, _object: &ObjectInfo) {}
+    /// `bytes` more bytes of `key` were written.
+    fn bytes_written(&self, _key: &str, _bytes: u64) {}
+    /// The object is done, successfully or not.
+    fn download_finished(&self, _result: &DownloadResult) {}
+}
+
+/// A reporter that ignores every event.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoReporter;
+
+impl Reporter for NoReporter {}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Keys that matched the filter.
+    pub objects_found: u64,
+    /// Objects written into place.
+    pub objects_downloaded: u64,
+    /// Bytes of the objects written into place.
+    pub bytes_downloaded: u64,
+    pub elapsed: Duration,
+    /// One entry per object that failed, in the order they failed.
+    pub failures: Vec<Failure>,
+    /// True if the run was cancelled before it finished.
+    pub cancelled: bool,
+    /// True if nothing was downloaded on purpose (dry run).
+    pub dry_run: bool,
+}
+
+impl Summary {
+    /// True when every found object was downloaded (or, in a dry run, listed) and the run
+    /// was not cancelled.
+    pub fn is_success(&self) -> bool {
+        self.failures.is_empty() && !self.cancelled
+    }
+}
+
+/// An object that could not be downloaded.
+#[derive(Debug)]
+pub struct Failure {
+    pub key: String,
+    pub error: Error,
+}
+
+/// Counters shared by the download tasks; turned into a [`Summary`] at the end.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub found: AtomicU64,
+    pub downloaded: AtomicU64,
+    pub bytes: AtomicU64,
+    pub failures: Mutex<Vec<Failure>>,
+}
+
+impl Tally {
+    pub fn record(&self, reporter: &dyn Reporter, result: DownloadResult) {
+        reporter.download_finished(&result);
+        match result.error {
+            None => {
+                self.downloaded.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(result.size, Ordering::Relaxed);
+            }
+            Some(error) => self
+                .failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Failure {
+                    key: result.key,
+                    error,
+                }),
+        }
+    }
+
+    pub fn into_summary(self, elapsed: Duration, cancelled: bool, dry_run: bool) -> Summary {
+        Summary {
+            objects_found: self.found.into_inner(),
+            objects_downloaded: self.downloaded.into_inner(),
+            bytes_downloaded: self.bytes.into_inner(),
+            elapsed,
+            failures: self.failures.into_inner().unwrap_or_else(|e| e.into_inner()),
+            cancelled,
+            dry_run,
+        }
+    }
+}

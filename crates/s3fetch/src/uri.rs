@@ -1,0 +1,91 @@
+//! Parsing `s3://bucket/prefix` URIs.
+
+use crate::error::{Error, Result};
+
+/// A parsed `s3://bucket[/prefix]`. The prefix may be empty, a folder (`data/`), a partial
+/// name (`data/2024-`) or an exact key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Uri {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl S3Uri {
+    /// Parses an `s3://` URI. The bucket name is checked loosely (S3-compatible stores allow
+    /// names AWS does not); the prefix is taken verbatim.
+    pub fn parse(uri: &str) -> Result<Self> {
+        let invalid = |reason| Error::InvalidUri {
+            uri: uri.to_owned(),
+            reason,
+        };
+        let rest = uri
+            .strip_prefix("s3://")
+            .ok_or_else(|| invalid("it must start with s3://"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(invalid("the bucket name is missing"));
+        }
+        if bucket.len() > 255
+            || !bucket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        {
+            return Err(invalid(
+                "the bucket name may only hold letters, digits, '-', '.' and '_'",
+            ));
+        }
+        if prefix.len() > 1024 {
+            return Err(invalid("the prefix is longer than S3's 1024-byte key limit"));
+        }
+        Ok(S3Uri {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for S3Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+impl std::str::FromStr for S3Uri {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        S3Uri::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bucket_and_prefix_forms() {
+        let p = |s| S3Uri::parse(s).unwrap();
+        assert_eq!(p("s3://b"), S3Uri { bucket: "b".into(), prefix: "".into() });
+        assert_eq!(p("s3://b/"), S3Uri { bucket: "b".into(), prefix: "".into() });
+        assert_eq!(p("s3://b/pre"), S3Uri { bucket: "b".into(), prefix: "pre".into() });
+        assert_eq!(
+            p("s3://my.bucket-1/a b/c/"),
+            S3Uri { bucket: "my.bucket-1".into(), prefix: "a b/c/".into() }
+        );
+        assert_eq!(p("s3://b//x").prefix, "/x");
+    }
+
+    #[test]
+    fn rejects_bad_uris_with_reason() {
+        for (uri, needle) in [
+            ("b/prefix", "s3://"),
+            ("S3://b", "s3://"),
+            ("https://b/x", "s3://"),
+            ("s3://", "missing"),
+            ("s3:///x", "missing"),
+            ("s3://b?x/y", "letters"),
+        ] {
+            let err = S3Uri::parse(uri).unwrap_err().to_string();
+            assert!(err.contains(needle), "{uri}: {err}");
+        }
+    }
+}

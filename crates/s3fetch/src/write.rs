@@ -1,0 +1,257 @@
+//! Writing objects safely under the download directory.
+//!
+//! Every object is written to a temporary file in its target directory and renamed into place
+//! only when complete, so a reader never sees a partial file. The temporary name is short and
+//! fixed-length (`.s3fetch-<pid>-<n>.tmp`) whatever the target name's length, and a
+//! [`TempFile`] removes itself when dropped unless it was committed: on error, on panic and on
+//! cancellation alike. Directories are created one level at a time and each is checked not to
+//! be a symlink, so a link inside the download directory is never followed to write outside.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// The download directory and the subdirectories already checked or created in it.
+#[derive(Debug)]
+pub(crate) struct DownloadDir {
+    root: PathBuf,
+    /// Relative directories known to exist as real directories (not symlinks).
+    ready: Mutex<HashSet<PathBuf>>,
+}
+
+impl DownloadDir {
+    /// Opens an existing directory; it is never created.
+    pub fn open(path: &Path) -> Result<Self> {
+        let reason = |reason: String| Error::DownloadDir {
+            path: path.to_owned(),
+            reason,
+        };
+        let meta = fs::metadata(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => reason("it does not exist".into()),
+            _ => reason(e.to_string()),
+        })?;
+        if !meta.is_dir() {
+            return Err(reason("it is not a directory".into()));
+        }
+        let root = fs::canonicalize(path).map_err(|e| reason(e.to_string()))?;
+        Ok(DownloadDir {
+            root,
+            ready: Mutex::new(HashSet::new()),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Makes sure the parent directories of `relative` exist as real directories and returns
+    /// the absolute destination path.
+    pub fn prepare(&self, key: &str, relative: &Path) -> Result<PathBuf> {
+        if let Some(parent) = relative.parent() {
+            if !parent.as_os_str().is_empty() && !self.is_ready(parent) {
+                let mut dir = PathBuf::new();
+                for component in parent.components() {
+                    dir.push(component);
+                    if !self.is_ready(&dir) {
+                        self.make_dir(key, &dir)?;
+                        self.ready
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(dir.clone());
+                    }
+                }
+            }
+        }
+        Ok(self.root.join(relative))
+    }
+
+    fn is_ready(&self, dir: &Path) -> bool {
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(dir)
+    }
+
+    fn make_dir(&self, key: &str, relative: &Path) -> Result<()> {
+        let path = self.root.join(relative);
+        let check = |meta: fs::Metadata| {
+            if meta.file_type().is_symlink() {
+                Err(Error::UnsafeKey {
+                    key: key.to_owned(),
+                    reason: format!("{} is a symlink; refusing to write through it", path.display()),
+                })
+            } else if !meta.is_dir() {
+                Err(Error::io(
+                    key,
+                    "creating directory",
+                    path.clone(),
+                    io::Error::new(io::ErrorKind::AlreadyExists, "a file is in the way"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => check(meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&path) {
+                Ok(()) => Ok(()),
+                // Another task created it meanwhile: check what is there now.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => check(
+                    fs::symlink_metadata(&path)
+                        .map_err(|e| Error::io(key, "inspecting", path.clone(), e))?,
+                ),
+                Err(e) => Err(Error::io(key, "creating directory", path.clone(), e)),
+            },
+            Err(e) => Err(Error::io(key, "inspecting", path.clone(), e)),
+        }
+    }
+}
+
+/// A temporary file beside its destination; removed on drop unless [`TempFile::commit`]ed.
+#[derive(Debug)]
+pub(crate) struct TempFile {
+    path: PathBuf,
+    dest: PathBuf,
+    file: Option<File>,
+}
+
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+impl TempFile {
+    /// Creates a new, empty temporary file in `dest`'s directory.
+    pub fn create(key: &str, dest: &Path) -> Result<Self> {
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        loop {
+            let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!(".s3fetch-{}-{n}.tmp", std::process::id()));
+            // create_new: O_EXCL, never follows or reuses an existing file or link.
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        dest: dest.to_owned(),
+                        file: Some(file),
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(key, "creating a temporary file in", dir.to_owned(), e)),
+            }
+        }
+    }
+
+    pub fn file(&self) -> &File {
+        self.file.as_ref().expect("the file is open until commit")
+    }
+
+    pub fn write_all(&mut self, key: &str, bytes: &[u8]) -> Result<()> {
+        let path = &self.path;
+        self.file
+            .as_mut()
+            .expect("the file is open until commit")
+            .write_all(bytes)
+            .map_err(|e| Error::io(key, "writing", path.clone(), e))
+    }
+
+    /// Closes the file and renames it over the destination.
+    pub fn commit(mut self, key: &str) -> Result<()> {
+        drop(self.file.take());
+        fs::rename(&self.path, &self.dest).map_err(|e| {
+            let e = match fs::symlink_metadata(&self.dest) {
+                Ok(meta) if meta.is_dir() => {
+                    io::Error::new(e.kind(), format!("a directory is in the way ({e})"))
+                }
+                _ => e,
+            };
+            Error::io(key, "renaming into place", self.dest.clone(), e)
+        })?;
+        // Renamed: nothing to remove any more.
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            drop(self.file.take());
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes a complete object held in memory: temporary file, then rename.
+pub(crate) fn write_whole(key: &str, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let mut temp = TempFile::create(key, dest)?;
+    temp.write_all(key, bytes)?;
+    temp.commit(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn temp_file_is_removed_unless_committed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("x");
+        let mut t = TempFile::create("k", &dest).unwrap();
+        t.write_all("k", b"partial").unwrap();
+        drop(t);
+        assert!(entries(tmp.path()).is_empty());
+        write_whole("k", &dest, b"whole").unwrap();
+        assert_eq!(entries(tmp.path()), ["x"]);
+        assert_eq!(fs::read(&dest).unwrap(), b"whole");
+    }
+
+    #[test]
+    fn temp_name_fits_for_long_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("n".repeat(250));
+        let t = TempFile::create("k", &dest).unwrap();
+        assert!(t.path.file_name().unwrap().len() < 64);
+        drop(t);
+        write_whole("k", &dest, b"x").unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"x");
+    }
+
+    #[test]
+    fn refuses_symlinked_directories_and_files_in_the_way() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join("link")).unwrap();
+        fs::write(tmp.path().join("file"), b"").unwrap();
+        let dir = DownloadDir::open(tmp.path()).unwrap();
+        let err = dir.prepare("link/x", Path::new("link/x")).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        let err = dir.prepare("file/x", Path::new("file/x")).unwrap_err();
+        assert!(err.to_string().contains("a file is in the way"), "{err}");
+        let dest = dir.prepare("a/b/c", Path::new("a/b/c")).unwrap();
+        assert_eq!(dest, dir.root().join("a/b/c"));
+        assert!(dir.root().join("a/b").is_dir());
+        assert!(entries(outside.path()).is_empty());
+    }
+
+    #[test]
+    fn download_dir_must_exist() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = DownloadDir::open(&tmp.path().join("nope")).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        fs::write(tmp.path().join("f"), b"").unwrap();
+        let err = DownloadDir::open(&tmp.path().join("f")).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+}

@@ -52,7 +52,13 @@ pub struct Args {
     pub concurrent_downloads: usize,
 
     /// Deprecated alias of --concurrent-downloads
-    #[arg(short = 't', long, value_name = "N", hide = true, conflicts_with = "concurrent_downloads")]
+    #[arg(
+        short = 't',
+        long,
+        value_name = "N",
+        hide = true,
+        conflicts_with = "concurrent_downloads"
+    )]
     pub threads: Option<usize>,
 
     /// AWS region [default: from the environment or profile, else us-east-1]

@@ -32,7 +32,10 @@ fn main() -> ExitCode {
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -59,7 +62,10 @@ async fn run(settings: Settings) -> u8 {
     let uri = options.uri.clone();
     let console = Console::new(output, options.dry_run);
     let live = console.start_live_updates();
-    let result = Downloader::new(options).reporter(console.clone()).run().await;
+    let result = Downloader::new(options)
+        .reporter(console.clone())
+        .run()
+        .await;
     if let Some(live) = live {
         live.abort();
     }
@@ -98,7 +104,9 @@ async fn run(settings: Settings) -> u8 {
         return EXIT_FAILED;
     }
     if summary.objects_found == 0 {
-        console.err(&format!("no objects under {uri} matched: nothing to download"));
+        console.err(&format!(
+            "no objects under {uri} matched: nothing to download"
+        ));
     }
     0
 }
@@ -149,11 +157,11 @@ fn hint(error: &Error) -> Option<&'static str> {
             "the bucket is in another region: pass --region"
         }
         _ => {
-            let text = error.to_string();
-            if text.contains("sso") || text.contains("SSO") || text.contains("token") {
-                "your SSO session may have expired: run `aws sso login`"
-            } else if text.contains("credentials") {
-                "no AWS credentials found: set AWS_PROFILE / AWS_ACCESS_KEY_ID, or use --no-sign-request for a public bucket"
+            let text = error.to_string().to_lowercase();
+            if text.contains("sso") {
+                "your SSO session may have expired: run `aws sso login --profile NAME`"
+            } else if text.contains("credential") {
+                "no usable AWS credentials: check --profile / AWS_PROFILE or AWS_ACCESS_KEY_ID, or use --no-sign-request for a public bucket"
             } else if matches!(error, Error::List { .. }) && code.is_none() {
                 "check the network and the endpoint (--endpoint-url, AWS_ENDPOINT_URL)"
             } else {
@@ -167,7 +175,7 @@ fn init_logging(debug: bool) {
     let default = if debug {
         "s3fetch=debug,aws_config=debug,aws_smithy_runtime=debug,warn"
     } else {
-        "warn"
+        "s3fetch=warn,s3fetch_cli=warn,error"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -176,4 +184,3 @@ fn init_logging(debug: bool) {
         .with_writer(std::io::stderr)
         .init();
 }
-

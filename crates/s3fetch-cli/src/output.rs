@@ -67,7 +67,11 @@ impl Console {
             return;
         }
         let mut stdout = io::stdout().lock();
-        if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+        if stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
             self.stdout_closed.store(true, Ordering::Relaxed);
         }
     }
@@ -167,7 +171,11 @@ impl Reporter for Console {
 /// The original's summary block.
 pub fn summary_text(summary: &Summary) -> String {
     let secs = summary.elapsed.as_secs_f64();
-    let verb = if summary.dry_run { "listed" } else { "downloaded" };
+    let verb = if summary.dry_run {
+        "listed"
+    } else {
+        "downloaded"
+    };
     format!(
         "\nProgress Summary:\n  Objects found: {}\n  Objects {verb}: {}\n  Total data: {}\n  Average speed: {}/s\n  Total time: {:.1} seconds\n",
         summary.objects_found,

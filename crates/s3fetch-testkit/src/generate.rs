@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 
-use anyhow::{Context as _, bail};
+use anyhow::{bail, Context as _};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -54,7 +54,11 @@ impl Default for GenerateOptions {
 
 impl GenerateOptions {
     fn is_sample(&self) -> bool {
-        self.objects.is_none() && self.size.is_none() && self.prefix.is_empty() && self.folders == 0 && self.suffix_every == 0
+        self.objects.is_none()
+            && self.size.is_none()
+            && self.prefix.is_empty()
+            && self.folders == 0
+            && self.suffix_every == 0
     }
 }
 
@@ -130,7 +134,7 @@ fn synthetic(store: &Store, o: &GenerateOptions) -> anyhow::Result<(u64, u64)> {
         } else {
             String::new()
         };
-        let ext = if o.suffix_every > 0 && (i + 1) % o.suffix_every == 0 {
+        let ext = if o.suffix_every > 0 && (i + 1).is_multiple_of(o.suffix_every) {
             o.suffix.as_str()
         } else {
             ".bin"
@@ -139,7 +143,10 @@ fn synthetic(store: &Store, o: &GenerateOptions) -> anyhow::Result<(u64, u64)> {
     };
     let longest = key_of(n.saturating_sub(1));
     if longest.len() > crate::store::MAX_KEY_LEN {
-        bail!("keys would be {} bytes long; the limit is 1024 (shorten --prefix)", longest.len());
+        bail!(
+            "keys would be {} bytes long; the limit is 1024 (shorten --prefix)",
+            longest.len()
+        );
     }
     let mut rng = StdRng::seed_from_u64(o.seed);
     let mut bytes = 0u64;
@@ -164,7 +171,9 @@ fn synthetic(store: &Store, o: &GenerateOptions) -> anyhow::Result<(u64, u64)> {
     Ok((n, bytes))
 }
 
-const LABELS: &[&str] = &["cat", "dog", "bird", "car", "tree", "boat", "person", "bicycle"];
+const LABELS: &[&str] = &[
+    "cat", "dog", "bird", "car", "tree", "boat", "person", "bicycle",
+];
 const LEVELS: &[&str] = &["INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"];
 
 fn sample(store: &Store, bucket: &str, seed: u64) -> anyhow::Result<(u64, u64)> {
@@ -221,10 +230,16 @@ fn sample(store: &Store, bucket: &str, seed: u64) -> anyhow::Result<(u64, u64)> 
             ));
             sec += rng.random_range(1..30);
         }
-        objects.push((format!("logs/2024/{month:02}/{day:02}/part-{part}.log"), text.into_bytes()));
+        objects.push((
+            format!("logs/2024/{month:02}/{day:02}/part-{part}.log"),
+            text.into_bytes(),
+        ));
     }
     for i in 1..=4u32 {
-        objects.push((format!("models/checkpoint-{i}.bin"), random_bytes(&mut rng, 4 * 1024 * 1024)));
+        objects.push((
+            format!("models/checkpoint-{i}.bin"),
+            random_bytes(&mut rng, 4 * 1024 * 1024),
+        ));
     }
     let n = objects.len() as u64;
     let bytes = objects.iter().map(|(_, d)| d.len() as u64).sum();
@@ -241,11 +256,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let r1 = generate(&store, &GenerateOptions::default()).unwrap();
-        let etag1 = store.head_object("sample", "datasets/images/0007.jpg").unwrap().md5;
+        let etag1 = store
+            .head_object("sample", "datasets/images/0007.jpg")
+            .unwrap()
+            .md5;
         let r2 = generate(&store, &GenerateOptions::default()).unwrap();
         assert_eq!(r1, r2);
         assert_eq!(store.object_count("sample").unwrap() as u64, r1.objects);
-        assert_eq!(store.head_object("sample", "datasets/images/0007.jpg").unwrap().md5, etag1);
+        assert_eq!(
+            store
+                .head_object("sample", "datasets/images/0007.jpg")
+                .unwrap()
+                .md5,
+            etag1
+        );
         assert!(r1.objects >= 3000);
     }
 
@@ -264,7 +288,15 @@ mod tests {
         };
         let r = generate(&store, &opts).unwrap();
         assert_eq!((r.objects, r.bytes), (10, 50));
-        assert_eq!(store.head_object("bench", "p/folder-0000/obj-00000004.json").unwrap().size, 5);
-        assert!(store.head_object("bench", "p/folder-0001/obj-00000001.bin").is_ok());
+        assert_eq!(
+            store
+                .head_object("bench", "p/folder-0000/obj-00000004.json")
+                .unwrap()
+                .size,
+            5
+        );
+        assert!(store
+            .head_object("bench", "p/folder-0001/obj-00000001.bin")
+            .is_ok());
     }
 }

@@ -14,7 +14,7 @@
 //!
 //! let server = TestServer::start().await;
 //! server.create_bucket("photos");
-//! server.put_object("photos", "2024/cat.jpg", b"meow".to_vec());
+//! server.put_object("photos", "2024/cat.jpg", b"meow");
 //! server.deny_key("photos", "2024/secret.jpg"); // GET -> 403 AccessDenied
 //! let gate = server.gate_list_pages(); // hold every non-first list page...
 //! // ... run the client against server.endpoint() with server.access_key() /
@@ -32,8 +32,9 @@ mod s3;
 pub mod server;
 pub mod store;
 
-pub use generate::{GenerateOptions, GenerateReport, generate};
+pub use generate::{generate, GenerateOptions, GenerateReport};
 pub use server::{
-    DEFAULT_ACCESS_KEY, DEFAULT_REGION, DEFAULT_SECRET_KEY, ListGate, RequestCounts, ServerOptions, TestServer,
+    ListGate, RequestCounts, ServerOptions, TestServer, DEFAULT_ACCESS_KEY, DEFAULT_REGION,
+    DEFAULT_SECRET_KEY,
 };
 pub use store::{BucketInfo, ListPage, ListQuery, ObjectMeta, Store, StoreError};

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use s3fetch_testkit::{DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, GenerateOptions, ServerOptions, Store, TestServer};
+use s3fetch_testkit::{
+    GenerateOptions, ServerOptions, Store, TestServer, DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY,
+};
 
 /// A local S3 server for s3fetch's tests, benchmarks and quickstart.
 #[derive(Debug, Parser)]
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off")),
@@ -106,10 +109,19 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for b in &args.public_buckets {
-        anyhow::ensure!(s3s::path::check_bucket_name(b), "invalid --public-bucket name {b:?}");
+        anyhow::ensure!(
+            s3s::path::check_bucket_name(b),
+            "invalid --public-bucket name {b:?}"
+        );
     }
-    anyhow::ensure!(!args.access_key.is_empty(), "--access-key must not be empty");
-    anyhow::ensure!(!args.secret_key.is_empty(), "--secret-key must not be empty");
+    anyhow::ensure!(
+        !args.access_key.is_empty(),
+        "--access-key must not be empty"
+    );
+    anyhow::ensure!(
+        !args.secret_key.is_empty(),
+        "--secret-key must not be empty"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -143,7 +155,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
+    use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
@@ -153,7 +165,8 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.data).with_context(|| format!("opening data directory {}", args.data.display()))?;
+    let store = Store::open(&args.data)
+        .with_context(|| format!("opening data directory {}", args.data.display()))?;
     let opts = GenerateOptions {
         bucket: args.bucket.clone(),
         objects: args.objects,

@@ -13,14 +13,15 @@ use futures::StreamExt;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{
-    Bucket, CommonPrefix, CreateBucketInput, CreateBucketOutput, DeleteObjectInput, DeleteObjectOutput, ETag,
-    ETagCondition, EncodingType, GetBucketLocationInput, GetBucketLocationOutput, GetObjectInput, GetObjectOutput,
-    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
-    ListObjectsInput, ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, ObjectStorageClass,
+    Bucket, CommonPrefix, CreateBucketInput, CreateBucketOutput, DeleteObjectInput,
+    DeleteObjectOutput, ETag, ETagCondition, EncodingType, GetBucketLocationInput,
+    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput,
+    ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, ObjectStorageClass,
     PutObjectInput, PutObjectOutput, Range, StreamingBlob, Timestamp,
 };
 use s3s::path::S3Path;
-use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
+use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
 use crate::server::Shared;
 use crate::store::{DataSlice, ListPage, ListQuery, ObjectMeta, StoreError};
@@ -73,13 +74,20 @@ impl S3Access for TestAccess {
             S3Path::Bucket { bucket } => (Some(&**bucket), None),
             S3Path::Object { bucket, key } => (Some(&**bucket), Some(&**key)),
         };
-        let controls = self.shared.controls.read().map_err(|_| s3_error!(InternalError))?;
+        let controls = self
+            .shared
+            .controls
+            .read()
+            .map_err(|_| s3_error!(InternalError))?;
         if let Some(bucket) = bucket {
             if controls.denied_buckets.contains(bucket) {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
             if let Some(key) = key {
-                if controls.denied_keys.contains(&(bucket.to_owned(), key.to_owned())) {
+                if controls
+                    .denied_keys
+                    .contains(&(bucket.to_owned(), key.to_owned()))
+                {
                     return Err(s3_error!(AccessDenied, "Access Denied"));
                 }
             }
@@ -101,7 +109,9 @@ pub(crate) struct TestS3 {
 
 fn store_err(e: StoreError) -> S3Error {
     match e {
-        StoreError::NoSuchBucket(_) => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
+        StoreError::NoSuchBucket(_) => {
+            s3_error!(NoSuchBucket, "The specified bucket does not exist")
+        }
         StoreError::NoSuchKey(_) => s3_error!(NoSuchKey, "The specified key does not exist."),
         StoreError::BucketAlreadyExists(_) => s3_error!(BucketAlreadyOwnedByYou),
         StoreError::InvalidBucketName(_) => s3_error!(InvalidBucketName),
@@ -122,10 +132,17 @@ fn etag_matches(cond: &ETagCondition, meta: &ObjectMeta) -> bool {
     }
 }
 
-fn check_conditions(meta: &ObjectMeta, if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> S3Result<()> {
+fn check_conditions(
+    meta: &ObjectMeta,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<()> {
     if let Some(c) = if_match {
         if !etag_matches(c, meta) {
-            return Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+            return Err(s3_error!(
+                PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold"
+            ));
         }
     }
     if let Some(c) = if_none_match {
@@ -156,7 +173,9 @@ fn to_i64(n: u64) -> i64 {
 fn body_of(slice: DataSlice) -> S3Result<StreamingBlob> {
     if slice.len() <= CHUNK {
         let bytes = slice.read_all().map_err(S3Error::internal_error)?;
-        return Ok(StreamingBlob::wrap(futures::stream::once(async move { Ok::<_, io::Error>(bytes) })));
+        return Ok(StreamingBlob::wrap(futures::stream::once(async move {
+            Ok::<_, io::Error>(bytes)
+        })));
     }
     let stream = futures::stream::try_unfold((slice, 0u64), |(slice, pos)| async move {
         if pos >= slice.len() {
@@ -193,7 +212,12 @@ fn decode_token(token: &str) -> S3Result<String> {
     hex::decode(token)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "The continuation token provided is incorrect"
+            )
+        })
 }
 
 fn max_keys_of(max_keys: Option<i32>) -> S3Result<usize> {
@@ -219,16 +243,23 @@ fn render_page(page: &ListPage, url: bool) -> Listed {
             size: Some(to_i64(m.size)),
             e_tag: Some(etag_of(m)),
             last_modified: Some(Timestamp::from(m.last_modified)),
-            storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+            storage_class: Some(ObjectStorageClass::from_static(
+                ObjectStorageClass::STANDARD,
+            )),
             ..Default::default()
         })
         .collect();
     let common_prefixes = page
         .common_prefixes
         .iter()
-        .map(|p| CommonPrefix { prefix: Some(enc(p)) })
+        .map(|p| CommonPrefix {
+            prefix: Some(enc(p)),
+        })
         .collect();
-    Listed { contents, common_prefixes }
+    Listed {
+        contents,
+        common_prefixes,
+    }
 }
 
 fn wants_url(e: Option<&EncodingType>) -> bool {
@@ -256,11 +287,19 @@ impl TestS3 {
 
 #[async_trait::async_trait]
 impl S3 for TestS3 {
-    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let input = req.input;
-        let token_key = input.continuation_token.as_deref().map(decode_token).transpose()?;
+        let token_key = input
+            .continuation_token
+            .as_deref()
+            .map(decode_token)
+            .transpose()?;
         let start_after = input.start_after.as_deref().filter(|s| !s.is_empty());
-        self.list_prelude(token_key.is_some() || start_after.is_some()).await;
+        self.list_prelude(token_key.is_some() || start_after.is_some())
+            .await;
         let max_keys = max_keys_of(input.max_keys)?;
         let prefix = input.prefix.as_deref().unwrap_or("");
         let query = ListQuery {
@@ -269,7 +308,11 @@ impl S3 for TestS3 {
             start_after: token_key.as_deref().or(start_after),
             max_keys,
         };
-        let page = self.shared.store.list(&input.bucket, &query).map_err(store_err)?;
+        let page = self
+            .shared
+            .store
+            .list(&input.bucket, &query)
+            .map_err(store_err)?;
         let url = wants_url(input.encoding_type.as_ref());
         let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
         let listed = render_page(&page, url);
@@ -291,7 +334,10 @@ impl S3 for TestS3 {
         Ok(S3Response::new(output))
     }
 
-    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
         let input = req.input;
         let marker = input.marker.as_deref().filter(|s| !s.is_empty());
         self.list_prelude(marker.is_some()).await;
@@ -303,7 +349,11 @@ impl S3 for TestS3 {
             start_after: marker,
             max_keys,
         };
-        let page = self.shared.store.list(&input.bucket, &query).map_err(store_err)?;
+        let page = self
+            .shared
+            .store
+            .list(&input.bucket, &query)
+            .map_err(store_err)?;
         let url = wants_url(input.encoding_type.as_ref());
         let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
         let listed = render_page(&page, url);
@@ -323,14 +373,21 @@ impl S3 for TestS3 {
         Ok(S3Response::new(output))
     }
 
-    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         self.get_latency().await;
         let input = req.input;
         let store = &self.shared.store;
-        let meta = store.head_object(&input.bucket, &input.key).map_err(store_err)?;
+        let meta = store
+            .head_object(&input.bucket, &input.key)
+            .map_err(store_err)?;
         check_conditions(&meta, input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let (start, len, content_range) = resolve_range(input.range.as_ref(), meta.size)?;
-        let slice = store.slice(&input.bucket, &meta, start, len).map_err(store_err)?;
+        let slice = store
+            .slice(&input.bucket, &meta, start, len)
+            .map_err(store_err)?;
         let output = GetObjectOutput {
             body: Some(body_of(slice)?),
             content_length: Some(to_i64(len)),
@@ -343,10 +400,17 @@ impl S3 for TestS3 {
         Ok(S3Response::new(output))
     }
 
-    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         self.get_latency().await;
         let input = req.input;
-        let meta = self.shared.store.head_object(&input.bucket, &input.key).map_err(store_err)?;
+        let meta = self
+            .shared
+            .store
+            .head_object(&input.bucket, &input.key)
+            .map_err(store_err)?;
         check_conditions(&meta, input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let (_, len, content_range) = resolve_range(input.range.as_ref(), meta.size)?;
         let output = HeadObjectOutput {
@@ -360,7 +424,10 @@ impl S3 for TestS3 {
         Ok(S3Response::new(output))
     }
 
-    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         if !self.shared.store.bucket_exists(&input.bucket) {
             return Err(store_err(StoreError::NoSuchBucket(input.bucket)));
@@ -368,16 +435,18 @@ impl S3 for TestS3 {
         let mut buf = BytesMut::new();
         if let Some(mut body) = input.body {
             while let Some(chunk) = body.next().await {
-                let chunk: Bytes = chunk.map_err(|e| s3_error!(IncompleteBody, "failed to read body: {e}"))?;
+                let chunk: Bytes =
+                    chunk.map_err(|e| s3_error!(IncompleteBody, "failed to read body: {e}"))?;
                 buf.extend_from_slice(&chunk);
             }
         }
         let store = self.shared.store.clone();
         let (bucket, key) = (input.bucket, input.key);
-        let meta = tokio::task::spawn_blocking(move || store.put_object(&bucket, &key, buf.freeze()))
-            .await
-            .map_err(S3Error::internal_error)?
-            .map_err(store_err)?;
+        let meta =
+            tokio::task::spawn_blocking(move || store.put_object(&bucket, &key, buf.freeze()))
+                .await
+                .map_err(S3Error::internal_error)?
+                .map_err(store_err)?;
         let output = PutObjectOutput {
             e_tag: Some(etag_of(&meta)),
             size: Some(to_i64(meta.size)),
@@ -386,22 +455,37 @@ impl S3 for TestS3 {
         Ok(S3Response::new(output))
     }
 
-    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
-        self.shared.store.delete_object(&input.bucket, &input.key).map_err(store_err)?;
+        self.shared
+            .store
+            .delete_object(&input.bucket, &input.key)
+            .map_err(store_err)?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
-    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
         let bucket = req.input.bucket;
-        self.shared.store.create_bucket(&bucket).map_err(store_err)?;
+        self.shared
+            .store
+            .create_bucket(&bucket)
+            .map_err(store_err)?;
         let output = CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         };
         Ok(S3Response::new(output))
     }
 
-    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
         if !self.shared.store.bucket_exists(&req.input.bucket) {
             return Err(store_err(StoreError::NoSuchBucket(req.input.bucket)));
         }
@@ -422,7 +506,10 @@ impl S3 for TestS3 {
         Ok(S3Response::new(GetBucketLocationOutput::default()))
     }
 
-    async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    async fn list_buckets(
+        &self,
+        _req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
         let buckets = self
             .shared
             .store

@@ -316,7 +316,8 @@ impl TestServer {
                 (Some(t), p)
             }
         };
-        let store = Store::open(&dir).with_context(|| format!("opening data directory {}", dir.display()))?;
+        let store = Store::open(&dir)
+            .with_context(|| format!("opening data directory {}", dir.display()))?;
         let listener = TcpListener::bind(("127.0.0.1", options.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", options.port))?;
@@ -332,12 +333,16 @@ impl TestServer {
             counters: Counters::default(),
             gate: ListGate::new(),
         });
-        let mut builder = S3ServiceBuilder::new(TestS3 { shared: shared.clone() });
+        let mut builder = S3ServiceBuilder::new(TestS3 {
+            shared: shared.clone(),
+        });
         builder.set_auth(TestAuth {
             access_key: options.access_key.clone(),
             secret_key: options.secret_key.clone().into(),
         });
-        builder.set_access(TestAccess { shared: shared.clone() });
+        builder.set_access(TestAccess {
+            shared: shared.clone(),
+        });
         let gateway = Gateway {
             s3: builder.build(),
             shared: shared.clone(),
@@ -399,19 +404,28 @@ impl TestServer {
     /// # Panics
     /// On an invalid bucket name or I/O error.
     pub fn create_bucket(&self, name: &str) {
-        self.shared.store.ensure_bucket(name).expect("create_bucket");
+        self.shared
+            .store
+            .ensure_bucket(name)
+            .expect("create_bucket");
     }
 
     /// Stores an object, replacing any existing one.
     ///
     /// # Panics
     /// If the bucket does not exist, the key is invalid or on I/O error.
-    pub fn put_object(&self, bucket: &str, key: &str, body: impl Into<bytes::Bytes>) {
-        self.shared.store.put_object(bucket, key, body.into()).expect("put_object");
+    pub fn put_object(&self, bucket: &str, key: &str, body: impl AsRef<[u8]>) {
+        self.shared
+            .store
+            .put_object(bucket, key, body)
+            .expect("put_object");
     }
 
     fn controls(&self) -> std::sync::RwLockWriteGuard<'_, Controls> {
-        self.shared.controls.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.shared
+            .controls
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Allows (or stops allowing) anonymous unsigned reads (GET, HEAD, List) of a bucket.
@@ -436,12 +450,16 @@ impl TestServer {
 
     /// Every request on this object (GET, HEAD, PUT, DELETE) gets 403 AccessDenied.
     pub fn deny_key(&self, bucket: &str, key: &str) {
-        self.controls().denied_keys.insert((bucket.to_owned(), key.to_owned()));
+        self.controls()
+            .denied_keys
+            .insert((bucket.to_owned(), key.to_owned()));
     }
 
     /// Undoes [`TestServer::deny_key`].
     pub fn allow_key(&self, bucket: &str, key: &str) {
-        self.controls().denied_keys.remove(&(bucket.to_owned(), key.to_owned()));
+        self.controls()
+            .denied_keys
+            .remove(&(bucket.to_owned(), key.to_owned()));
     }
 
     /// Requests seen so far.

@@ -155,7 +155,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("root", &self.inner.root).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("root", &self.inner.root)
+            .finish_non_exhaustive()
     }
 }
 
@@ -223,20 +225,32 @@ impl Writer {
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(n) = name.strip_prefix("seg-").and_then(|s| s.strip_suffix(".dat")) {
+            if let Some(n) = name
+                .strip_prefix("seg-")
+                .and_then(|s| s.strip_suffix(".dat"))
+            {
                 if let Ok(n) = n.parse::<u64>() {
                     max_seg = Some(max_seg.map_or(n, |m| m.max(n)));
                 }
-            } else if let Some(n) = name.strip_prefix("obj-").and_then(|s| s.strip_suffix(".dat")) {
+            } else if let Some(n) = name
+                .strip_prefix("obj-")
+                .and_then(|s| s.strip_suffix(".dat"))
+            {
                 if let Ok(n) = n.parse::<u64>() {
                     max_obj = Some(max_obj.map_or(n, |m| m.max(n)));
                 }
             }
         }
         let seg_id = max_seg.unwrap_or(0);
-        let seg_file = OpenOptions::new().create(true).append(true).open(seg_path(dir, seg_id))?;
+        let seg_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(seg_path(dir, seg_id))?;
         let seg_len = seg_file.metadata()?.len();
-        let log = OpenOptions::new().create(true).append(true).open(dir.join(INDEX_LOG))?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(INDEX_LOG))?;
         Ok(Self {
             dir: dir.to_owned(),
             log: BufWriter::with_capacity(256 * 1024, log),
@@ -259,20 +273,30 @@ impl Writer {
         if self.seg_len > 0 && self.seg_len + data.len() as u64 > SEGMENT_MAX {
             self.seg.flush()?;
             self.seg_id += 1;
-            let f = OpenOptions::new().create(true).append(true).open(seg_path(&self.dir, self.seg_id))?;
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(seg_path(&self.dir, self.seg_id))?;
             self.seg = BufWriter::with_capacity(1024 * 1024, f);
             self.seg_len = 0;
         }
         let offset = self.seg_len;
         self.seg.write_all(data)?;
         self.seg_len += data.len() as u64;
-        Ok(Location::Segment { id: self.seg_id, offset })
+        Ok(Location::Segment {
+            id: self.seg_id,
+            offset,
+        })
     }
 
     fn log_put(&mut self, key: &str, meta: &ObjectMeta) -> io::Result<()> {
         let mut rec = Vec::with_capacity(3 + key.len() + PUT_TAIL_LEN);
         rec.push(OP_PUT);
-        rec.extend_from_slice(&u16::try_from(key.len()).map_err(io::Error::other)?.to_le_bytes());
+        rec.extend_from_slice(
+            &u16::try_from(key.len())
+                .map_err(io::Error::other)?
+                .to_le_bytes(),
+        );
         rec.extend_from_slice(key.as_bytes());
         rec.extend_from_slice(&meta.size.to_le_bytes());
         rec.extend_from_slice(&to_nanos(meta.last_modified).to_le_bytes());
@@ -289,7 +313,11 @@ impl Writer {
 
     fn log_delete(&mut self, key: &str) -> io::Result<()> {
         self.log.write_all(&[OP_DELETE])?;
-        self.log.write_all(&u16::try_from(key.len()).map_err(io::Error::other)?.to_le_bytes())?;
+        self.log.write_all(
+            &u16::try_from(key.len())
+                .map_err(io::Error::other)?
+                .to_le_bytes(),
+        )?;
         self.log.write_all(key.as_bytes())
     }
 
@@ -329,7 +357,9 @@ fn replay_index(dir: &Path) -> io::Result<BTreeMap<String, ObjectMeta>> {
         if buf.len() < kend + tail {
             break pos;
         }
-        let Ok(key) = std::str::from_utf8(&buf[kstart..kend]) else { break pos };
+        let Ok(key) = std::str::from_utf8(&buf[kstart..kend]) else {
+            break pos;
+        };
         if op == OP_DELETE {
             index.remove(key);
         } else {
@@ -345,7 +375,15 @@ fn replay_index(dir: &Path) -> io::Result<BTreeMap<String, ObjectMeta>> {
                 LOC_FILE => Location::File { id },
                 _ => break pos,
             };
-            index.insert(key.to_owned(), ObjectMeta { size, md5, last_modified: from_nanos(mtime), loc });
+            index.insert(
+                key.to_owned(),
+                ObjectMeta {
+                    size,
+                    md5,
+                    last_modified: from_nanos(mtime),
+                    loc,
+                },
+            );
         }
         pos = kend + tail;
     };
@@ -361,7 +399,10 @@ impl BucketData {
     fn open(dir: PathBuf) -> io::Result<Self> {
         let index = replay_index(&dir)?;
         let md = fs::metadata(&dir)?;
-        let created = md.created().or_else(|_| md.modified()).unwrap_or(UNIX_EPOCH);
+        let created = md
+            .created()
+            .or_else(|_| md.modified())
+            .unwrap_or(UNIX_EPOCH);
         let writer = Writer::open(&dir)?;
         Ok(Self {
             dir,
@@ -380,7 +421,11 @@ impl BucketData {
 
     /// Removes the own data file of a replaced/deleted large object.
     fn forget_replaced(&self, old: Option<ObjectMeta>) {
-        if let Some(ObjectMeta { loc: loc @ Location::File { .. }, .. }) = old {
+        if let Some(ObjectMeta {
+            loc: loc @ Location::File { .. },
+            ..
+        }) = old
+        {
             if let Ok(mut r) = self.readers.lock() {
                 r.remove(&loc);
             }
@@ -435,7 +480,10 @@ impl DataSlice {
     /// I/O errors, or reading past the end of the slice.
     pub fn read_chunk(&self, rel: u64, len: usize) -> io::Result<Bytes> {
         if rel + len as u64 > self.len {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past end of object"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past end of object",
+            ));
         }
         let mut buf = vec![0u8; len];
         self.file.read_exact_at(&mut buf, self.offset + rel)?;
@@ -508,7 +556,8 @@ fn list_index(index: &BTreeMap<String, ObjectMeta>, q: &ListQuery<'_>) -> ListPa
             match prefix_successor(cp) {
                 Some(next) => {
                     lower = Bound::Included(next);
-                    iter = index.range::<str, _>((lower.as_ref().map(String::as_str), Bound::Unbounded));
+                    iter = index
+                        .range::<str, _>((lower.as_ref().map(String::as_str), Bound::Unbounded));
                 }
                 None => break,
             }
@@ -537,13 +586,20 @@ impl Store {
             if !entry.file_type()?.is_dir() {
                 continue;
             }
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
             if !s3s::path::check_bucket_name(&name) {
                 continue;
             }
             buckets.insert(name, Arc::new(BucketData::open(entry.path())?));
         }
-        Ok(Store { inner: Arc::new(StoreInner { root, buckets: RwLock::new(buckets) }) })
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                root,
+                buckets: RwLock::new(buckets),
+            }),
+        })
     }
 
     /// The data directory.
@@ -597,7 +653,9 @@ impl Store {
     /// Missing bucket, I/O.
     pub fn delete_bucket(&self, name: &str) -> StoreResult<()> {
         let removed = self.inner.buckets.write().map_err(lock_err)?.remove(name);
-        let Some(b) = removed else { return Err(StoreError::NoSuchBucket(name.to_owned())) };
+        let Some(b) = removed else {
+            return Err(StoreError::NoSuchBucket(name.to_owned()));
+        };
         fs::remove_dir_all(&b.dir)?;
         Ok(())
     }
@@ -611,10 +669,15 @@ impl Store {
     /// All buckets, sorted by name.
     #[must_use]
     pub fn list_buckets(&self) -> Vec<BucketInfo> {
-        let Ok(buckets) = self.inner.buckets.read() else { return Vec::new() };
+        let Ok(buckets) = self.inner.buckets.read() else {
+            return Vec::new();
+        };
         buckets
             .iter()
-            .map(|(name, b)| BucketInfo { name: name.clone(), created: b.created })
+            .map(|(name, b)| BucketInfo {
+                name: name.clone(),
+                created: b.created,
+            })
             .collect()
     }
 
@@ -630,7 +693,12 @@ impl Store {
     ///
     /// # Errors
     /// Missing bucket, invalid key, I/O.
-    pub fn put_object(&self, bucket: &str, key: &str, data: impl AsRef<[u8]>) -> StoreResult<ObjectMeta> {
+    pub fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: impl AsRef<[u8]>,
+    ) -> StoreResult<ObjectMeta> {
         check_key(key)?;
         let b = self.bucket(bucket)?;
         let data = data.as_ref();
@@ -638,7 +706,12 @@ impl Store {
         let meta = {
             let mut w = b.writer.lock().map_err(lock_err)?;
             let loc = w.write_data(data)?;
-            let meta = ObjectMeta { size: data.len() as u64, md5, last_modified: SystemTime::now(), loc };
+            let meta = ObjectMeta {
+                size: data.len() as u64,
+                md5,
+                last_modified: SystemTime::now(),
+                loc,
+            };
             w.log_put(key, &meta)?;
             w.flush()?;
             meta
@@ -670,7 +743,12 @@ impl Store {
                 let data = data.as_ref();
                 let md5: [u8; 16] = Md5::digest(data).into();
                 let loc = w.write_data(data)?;
-                let meta = ObjectMeta { size: data.len() as u64, md5, last_modified: now, loc };
+                let meta = ObjectMeta {
+                    size: data.len() as u64,
+                    md5,
+                    last_modified: now,
+                    loc,
+                };
                 w.log_put(&key, &meta)?;
                 metas.push((key, meta));
             }
@@ -697,7 +775,12 @@ impl Store {
     ///
     /// # Errors
     /// Missing bucket, invalid key, I/O.
-    pub fn put_object_from_reader(&self, bucket: &str, key: &str, mut reader: impl Read) -> StoreResult<ObjectMeta> {
+    pub fn put_object_from_reader(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut reader: impl Read,
+    ) -> StoreResult<ObjectMeta> {
         check_key(key)?;
         let b = self.bucket(bucket)?;
         let id = {
@@ -770,7 +853,10 @@ impl Store {
     pub fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectMeta> {
         let b = self.bucket(bucket)?;
         let index = b.index.read().map_err(lock_err)?;
-        index.get(key).cloned().ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))
+        index
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StoreError::NoSuchKey(key.to_owned()))
     }
 
     /// A handle to bytes `start..start+len` of the object described by `meta` (no data is
@@ -778,9 +864,18 @@ impl Store {
     ///
     /// # Errors
     /// Missing bucket, a range outside the object, I/O opening the data file.
-    pub fn slice(&self, bucket: &str, meta: &ObjectMeta, start: u64, len: u64) -> StoreResult<DataSlice> {
+    pub fn slice(
+        &self,
+        bucket: &str,
+        meta: &ObjectMeta,
+        start: u64,
+        len: u64,
+    ) -> StoreResult<DataSlice> {
         if start.checked_add(len).is_none_or(|end| end > meta.size) {
-            return Err(StoreError::Io(io::Error::new(io::ErrorKind::InvalidInput, "range outside object")));
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "range outside object",
+            )));
         }
         let b = self.bucket(bucket)?;
         let file = b.reader(meta.loc)?;
@@ -788,7 +883,11 @@ impl Store {
             Location::Segment { offset, .. } => offset,
             Location::File { .. } => 0,
         };
-        Ok(DataSlice { file, offset: base + start, len })
+        Ok(DataSlice {
+            file,
+            offset: base + start,
+            len,
+        })
     }
 
     /// Reads a whole object into memory (convenience for tests; use [`Store::slice`] for
@@ -838,16 +937,29 @@ mod tests {
         for k in ["a/1", "a/2", "b", "c/x/y", "c/z", "d"] {
             s.put_object("bkt", k, k.as_bytes()).unwrap();
         }
-        s.put_object("bkt", "big", vec![7u8; 2 * 1024 * 1024]).unwrap();
+        s.put_object("bkt", "big", vec![7u8; 2 * 1024 * 1024])
+            .unwrap();
         s.put_object("bkt", "b", b"replaced").unwrap();
         assert!(s.delete_object("bkt", "d").unwrap());
-        let q = ListQuery { delimiter: Some("/"), max_keys: 2, ..Default::default() };
+        let q = ListQuery {
+            delimiter: Some("/"),
+            max_keys: 2,
+            ..Default::default()
+        };
         let p1 = s.list("bkt", &q).unwrap();
         assert_eq!(p1.common_prefixes, ["a/"]);
         assert_eq!(keys(&p1), ["b"]);
         assert!(p1.is_truncated);
         let last = p1.last_item.clone().unwrap();
-        let p2 = s.list("bkt", &ListQuery { start_after: Some(&last), ..q.clone() }).unwrap();
+        let p2 = s
+            .list(
+                "bkt",
+                &ListQuery {
+                    start_after: Some(&last),
+                    ..q.clone()
+                },
+            )
+            .unwrap();
         assert_eq!(keys(&p2), ["big"]);
         assert_eq!(p2.common_prefixes, ["c/"]);
         assert!(!p2.is_truncated);
@@ -858,6 +970,9 @@ mod tests {
         assert_eq!(&s.get_object("bkt", "b").unwrap()[..], b"replaced");
         assert_eq!(s.get_object("bkt", "big").unwrap().len(), 2 * 1024 * 1024);
         let meta = s.head_object("bkt", "c/x/y").unwrap();
-        assert_eq!(&s.slice("bkt", &meta, 2, 3).unwrap().read_all().unwrap()[..], b"x/y");
+        assert_eq!(
+            &s.slice("bkt", &meta, 2, 3).unwrap().read_all().unwrap()[..],
+            b"x/y"
+        );
     }
 }

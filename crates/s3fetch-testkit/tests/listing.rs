@@ -41,7 +41,10 @@ async fn default_page_size_is_1000() {
     let keys: Vec<String> = (0..2500).map(|i| format!("k/{i:05}")).collect();
     server
         .store()
-        .put_objects("many", keys.iter().map(|k| (k.clone(), k.as_bytes().to_vec())))
+        .put_objects(
+            "many",
+            keys.iter().map(|k| (k.clone(), k.as_bytes().to_vec())),
+        )
         .unwrap();
     let c = client(&server);
     let first = c.list_objects_v2().bucket("many").send().await.unwrap();
@@ -52,7 +55,13 @@ async fn default_page_size_is_1000() {
     assert_eq!(all.pages, 3);
     assert_eq!(all.keys, keys);
     // max-keys above 1000 is clamped.
-    let big = c.list_objects_v2().bucket("many").max_keys(5000).send().await.unwrap();
+    let big = c
+        .list_objects_v2()
+        .bucket("many")
+        .max_keys(5000)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(big.contents().len(), 1000);
     // Sizes and ETags are reported.
     let o = &first.contents()[0];
@@ -139,12 +148,27 @@ async fn special_keys_round_trip() {
             .unwrap_or_else(|e| panic!("GET {k:?}: {e:?}"));
         let body = out.body.collect().await.unwrap().into_bytes();
         assert_eq!(body, format!("body-{i}").as_bytes(), "key {k:?}");
-        let start = c.list_objects_v2().bucket("special").start_after(k).max_keys(1).send().await.unwrap();
+        let start = c
+            .list_objects_v2()
+            .bucket("special")
+            .start_after(k)
+            .max_keys(1)
+            .send()
+            .await
+            .unwrap();
         let next = want.iter().find(|w| w.as_bytes() > k.as_bytes());
-        assert_eq!(start.contents().first().and_then(|o| o.key()), next.map(String::as_str), "after {k:?}");
+        assert_eq!(
+            start.contents().first().and_then(|o| o.key()),
+            next.map(String::as_str),
+            "after {k:?}"
+        );
     }
     // Objects PUT over HTTP with special keys round-trip too.
-    c.create_bucket().bucket("special-put").send().await.unwrap();
+    c.create_bucket()
+        .bucket("special-put")
+        .send()
+        .await
+        .unwrap();
     for k in &keys {
         c.put_object()
             .bucket("special-put")
@@ -153,7 +177,10 @@ async fn special_keys_round_trip() {
             .send()
             .await
             .unwrap_or_else(|e| panic!("PUT {k:?}: {e:?}"));
-        assert_eq!(server.store().get_object("special-put", k).unwrap(), k.as_bytes());
+        assert_eq!(
+            server.store().get_object("special-put", k).unwrap(),
+            k.as_bytes()
+        );
     }
     let got = list_all(&c, "special-put", None, None, None, None).await;
     assert_eq!(got.keys, want);
@@ -173,8 +200,8 @@ async fn special_keys_round_trip() {
 async fn encoding_type_url_is_honoured() {
     let server = TestServer::start().await;
     server.create_bucket("enc");
-    server.put_object("enc", "a b/c+d", b"x".to_vec());
-    server.put_object("enc", "é/f", b"x".to_vec());
+    server.put_object("enc", "a b/c+d", b"x");
+    server.put_object("enc", "é/f", b"x");
     let c = client(&server);
     let out = c
         .list_objects_v2()
@@ -193,7 +220,11 @@ async fn encoding_type_url_is_honoured() {
         .send()
         .await
         .unwrap();
-    let cps: Vec<&str> = out.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let cps: Vec<&str> = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(cps, ["a%20b/", "%C3%A9/"]);
 }
 
@@ -210,18 +241,35 @@ async fn bad_continuation_token_and_missing_bucket() {
         .await
         .unwrap_err();
     assert_eq!(common::code(&err), "InvalidArgument");
-    let err = c.list_objects_v2().bucket("missing").send().await.unwrap_err();
+    let err = c
+        .list_objects_v2()
+        .bucket("missing")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(common::code(&err), "NoSuchBucket");
     assert_eq!(common::status(&err), 404);
     let empty = c.list_objects_v2().bucket("bkt1").send().await.unwrap();
     assert_eq!(empty.key_count(), Some(0));
     assert_eq!(empty.is_truncated(), Some(false));
     // ListObjects (v1) works too.
-    server.put_object("bkt1", "x/1", b"1".to_vec());
-    server.put_object("bkt1", "x/2", b"2".to_vec());
-    let v1 = c.list_objects().bucket("bkt1").max_keys(1).send().await.unwrap();
+    server.put_object("bkt1", "x/1", b"1");
+    server.put_object("bkt1", "x/2", b"2");
+    let v1 = c
+        .list_objects()
+        .bucket("bkt1")
+        .max_keys(1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(v1.contents().len(), 1);
     assert_eq!(v1.is_truncated(), Some(true));
-    let v1b = c.list_objects().bucket("bkt1").marker("x/1").send().await.unwrap();
+    let v1b = c
+        .list_objects()
+        .bucket("bkt1")
+        .marker("x/1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(v1b.contents()[0].key(), Some("x/2"));
 }

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
@@ -35,19 +38,26 @@ impl ClientOptions {
     /// Builds a client with the standard credential chain (environment, profiles, SSO, web
     /// identity, ECS/IMDS) and a connection pool sized for many concurrent requests.
     pub async fn build(&self) -> Client {
-        let http_client = HttpClientBuilder::new().build_with_connector_fn(|settings, components| {
-            let mut conn = ConnectorBuilder::default()
-                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
-            conn.set_connector_settings(settings.cloned());
-            if let Some(components) = components {
-                conn.set_sleep_impl(components.sleep_impl());
-            }
-            conn.build()
-        });
+        let http_client =
+            HttpClientBuilder::new().build_with_connector_fn(|settings, components| {
+                let mut conn = ConnectorBuilder::default()
+                    .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ));
+                conn.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    conn.set_sleep_impl(components.sleep_impl());
+                }
+                conn.build()
+            });
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http_client)
-            .timeout_config(TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).build());
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .build(),
+            );
         if let Some(profile) = &self.profile {
             loader = loader.profile_name(profile);
         }
@@ -59,8 +69,11 @@ impl ClientOptions {
         }
         loader = match &self.region {
             Some(region) => loader.region(Region::new(region.clone())),
+            // Environment, then profile, then us-east-1; not IMDS, which costs seconds of
+            // time-outs off EC2.
             None => loader.region(
-                aws_config::meta::region::RegionProviderChain::default_provider()
+                RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+                    .or_else(profile_region(self.profile.as_deref()))
                     .or_else(DEFAULT_REGION),
             ),
         };
@@ -75,13 +88,26 @@ impl ClientOptions {
     }
 }
 
+fn profile_region(profile: Option<&str>) -> ProfileFileRegionProvider {
+    let mut builder = ProfileFileRegionProvider::builder();
+    if let Some(profile) = profile {
+        builder = builder.profile_name(profile);
+    }
+    builder.build()
+}
+
 /// True for endpoints given as an IP address or `localhost`, which cannot serve
 /// virtual-hosted-style (`bucket.host`) requests.
 fn is_local_endpoint(url: &str) -> bool {
     let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = authority.split(['/', '?']).next().unwrap_or_default();
     let host = match authority.strip_prefix('[') {
-        Some(v6) => return v6.split(']').next().is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok()),
+        Some(v6) => {
+            return v6
+                .split(']')
+                .next()
+                .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
+        }
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::Ipv4Addr>().is_ok()

@@ -19,6 +19,7 @@ use aws_sdk_s3::Client;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::client::ClientOptions;
 use crate::error::{Error, Result};
@@ -154,7 +155,9 @@ impl Downloader {
         let started = Instant::now();
         let Downloader { options, reporter } = self;
         if options.concurrency == 0 {
-            return Err(Error::InvalidOption("concurrency must be at least 1".into()));
+            return Err(Error::InvalidOption(
+                "concurrency must be at least 1".into(),
+            ));
         }
         let filter = KeyFilter::new(options.regex.as_deref(), &options.delimiter)?;
         let dir = Arc::new(DownloadDir::open(&options.download_dir)?);
@@ -187,6 +190,7 @@ impl Downloader {
             reporter: reporter.clone(),
             tally: tally.clone(),
             dry_run: options.dry_run,
+            blocking: TaskTracker::new(),
         });
 
         let mut cancelled = false;
@@ -233,6 +237,9 @@ impl Downloader {
                 }
             }
         }
+        // File writes of aborted tasks run on: wait until they have finished or cleaned up.
+        job.blocking.close();
+        job.blocking.wait().await;
         drop(job);
         if let Some(Err(error)) = listed {
             return Err(error);
@@ -252,6 +259,8 @@ struct Job {
     reporter: Arc<dyn Reporter>,
     tally: Arc<Tally>,
     dry_run: bool,
+    /// File-system work on the blocking pool.
+    blocking: TaskTracker,
 }
 
 impl Job {
@@ -267,6 +276,7 @@ impl Job {
                     &object,
                     &dest,
                     &*self.reporter,
+                    &self.blocking,
                 )
                 .await;
                 (Some(dest), outcome)
@@ -291,12 +301,13 @@ impl Job {
     /// The absolute destination of `object`, with its parent directories created (except in
     /// a dry run, which creates nothing).
     fn destination(&self, object: &ObjectInfo) -> Result<PathBuf> {
-        let relative = paths::relative_path(&self.prefix, &object.key, &self.delimiter).map_err(
-            |reason| Error::UnsafeKey {
-                key: object.key.clone(),
-                reason,
-            },
-        )?;
+        let relative =
+            paths::relative_path(&self.prefix, &object.key, &self.delimiter).map_err(|reason| {
+                Error::UnsafeKey {
+                    key: object.key.clone(),
+                    reason,
+                }
+            })?;
         if self.dry_run {
             Ok(self.dir.root().join(relative))
         } else {

@@ -8,7 +8,6 @@ use std::fmt;
 use std::path::PathBuf;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -91,7 +90,12 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(key: &str, action: &'static str, path: PathBuf, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        key: &str,
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    ) -> Self {
         Error::Io {
             key: key.to_owned(),
             action,
@@ -171,12 +175,12 @@ impl ServiceError {
             SdkError::ResponseError(_) => (
                 ServiceErrorKind::Response,
                 status.and_then(code_for_status).map(str::to_owned),
-                DisplayErrorContext(&err).to_string(),
+                chain(&err),
             ),
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                (ServiceErrorKind::Dispatch, None, DisplayErrorContext(&err).to_string())
+                (ServiceErrorKind::Dispatch, None, chain(&err))
             }
-            _ => (ServiceErrorKind::Construction, None, DisplayErrorContext(&err).to_string()),
+            _ => (ServiceErrorKind::Construction, None, chain(&err)),
         };
         ServiceError {
             code,
@@ -186,14 +190,29 @@ impl ServiceError {
         }
     }
 
-    pub(crate) fn body(err: impl std::error::Error) -> Self {
+    pub(crate) fn body(err: impl std::error::Error + 'static) -> Self {
         ServiceError {
             code: None,
             status: None,
-            message: format!("reading the response body: {}", DisplayErrorContext(&err)),
+            message: format!("reading the response body: {}", chain(&err)),
             kind: ServiceErrorKind::Body,
         }
     }
+}
+
+/// An error and its causes on one line (`a: b: c`), leaving out causes already quoted.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn code_for_status(status: u16) -> Option<&'static str> {

@@ -25,7 +25,9 @@ impl KeyFilter {
             })
             .transpose()?;
         if delimiter.is_empty() {
-            return Err(Error::InvalidOption("the delimiter must not be empty".into()));
+            return Err(Error::InvalidOption(
+                "the delimiter must not be empty".into(),
+            ));
         }
         Ok(KeyFilter {
             regex,

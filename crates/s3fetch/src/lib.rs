@@ -8,10 +8,11 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
 //! use s3fetch::{DownloadOptions, DownloadResult, Downloader, Reporter, S3Uri};
 //!
+//! /// The original s3fetch's `on_complete` callback, as a reporter.
 //! struct PrintKeys;
 //! impl Reporter for PrintKeys {
 //!     fn download_finished(&self, result: &DownloadResult) {
@@ -21,14 +22,28 @@
 //!     }
 //! }
 //!
-//! # async fn run() -> s3fetch::Result<()> {
-//! let options = DownloadOptions::new(S3Uri::parse("s3://my-bucket/logs/2024/")?)
-//!     .download_dir("/tmp/logs")
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> s3fetch::Result<()> {
+//! # // A local S3 server stands in for AWS here; credentials and endpoint come from the
+//! # // environment, as they would for a real user.
+//! # let server = s3fetch_testkit::TestServer::start().await;
+//! # server.create_bucket("my-bucket");
+//! # server.put_object("my-bucket", "logs/2024/a.json", "{}");
+//! # server.put_object("my-bucket", "logs/2024/b.txt", "b");
+//! # std::env::set_var("AWS_ACCESS_KEY_ID", server.access_key());
+//! # std::env::set_var("AWS_SECRET_ACCESS_KEY", server.secret_key());
+//! # std::env::set_var("AWS_ENDPOINT_URL", server.endpoint());
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let download_dir = tmp.path();
+//! let options = DownloadOptions::new(S3Uri::parse("s3://my-bucket/logs/")?)
+//!     .download_dir(download_dir)
 //!     .regex(r"\.json$")
 //!     .concurrency(100);
 //! let summary = Downloader::new(options).reporter(Arc::new(PrintKeys)).run().await?;
 //! println!("{} objects, {} bytes, {} failed", summary.objects_downloaded,
 //!          summary.bytes_downloaded, summary.failures.len());
+//! assert_eq!(summary.objects_downloaded, 1);
+//! assert!(download_dir.join("2024/a.json").is_file());
 //! # Ok(())
 //! # }
 //! ```

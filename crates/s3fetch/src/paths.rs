@@ -60,14 +60,24 @@ mod tests {
     use std::path::{Component, Path};
 
     fn rel(prefix: &str, key: &str) -> String {
-        relative_path(prefix, key, "/").unwrap().to_str().unwrap().to_owned()
+        relative_path(prefix, key, "/")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
 
     #[test]
     fn rollup_matches_the_original() {
         assert_eq!(rel("my/test/pre", "my/test/prefix/file"), "prefix/file");
-        assert_eq!(rel("my/test/objects/", "my/test/objects/one/two/file"), "one/two/file");
-        assert_eq!(rel("my/test/objects/file.txt", "my/test/objects/file.txt"), "file.txt");
+        assert_eq!(
+            rel("my/test/objects/", "my/test/objects/one/two/file"),
+            "one/two/file"
+        );
+        assert_eq!(
+            rel("my/test/objects/file.txt", "my/test/objects/file.txt"),
+            "file.txt"
+        );
         assert_eq!(rel("", "a/b/c"), "a/b/c");
         assert_eq!(rel("top", "top/x"), "top/x");
         assert_eq!(rel("top/", "top/x"), "x");

@@ -120,7 +120,10 @@ impl Tally {
             objects_downloaded: self.downloaded.into_inner(),
             bytes_downloaded: self.bytes.into_inner(),
             elapsed,
-            failures: self.failures.into_inner().unwrap_or_else(|e| e.into_inner()),
+            failures: self
+                .failures
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
             cancelled,
             dry_run,
         }

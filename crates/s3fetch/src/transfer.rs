@@ -9,6 +9,7 @@ use std::path::Path;
 
 use aws_sdk_s3::Client;
 use tokio::io::AsyncWriteExt;
+use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result, ServiceError};
 use crate::progress::{ObjectInfo, Reporter};
@@ -24,6 +25,7 @@ pub(crate) async fn download_object(
     object: &ObjectInfo,
     dest: &Path,
     reporter: &dyn Reporter,
+    blocking: &TaskTracker,
 ) -> Result<u64> {
     let key = object.key.as_str();
     let get_error = |source| Error::Get {
@@ -48,16 +50,21 @@ pub(crate) async fn download_object(
             .into_bytes();
         let len = bytes.len() as u64;
         let (key_owned, dest_owned) = (key.to_owned(), dest.to_owned());
-        blocking(move || write::write_whole(&key_owned, &dest_owned, &bytes)).await?;
+        run_blocking(blocking, move || {
+            write::write_whole(&key_owned, &dest_owned, &bytes)
+        })
+        .await?;
         reporter.bytes_written(key, len);
         return Ok(len);
     }
 
     let (key_owned, dest_owned) = (key.to_owned(), dest.to_owned());
-    let temp = blocking(move || TempFile::create(&key_owned, &dest_owned)).await?;
-    let mut file = tokio::fs::File::from_std(temp.file().try_clone().map_err(|e| {
-        Error::io(key, "opening", dest.to_owned(), e)
-    })?);
+    let temp = run_blocking(blocking, move || TempFile::create(&key_owned, &dest_owned)).await?;
+    let mut file = tokio::fs::File::from_std(
+        temp.file()
+            .try_clone()
+            .map_err(|e| Error::io(key, "opening", dest.to_owned(), e))?,
+    );
     let mut written = 0u64;
     while let Some(chunk) = body
         .try_next()
@@ -75,16 +82,19 @@ pub(crate) async fn download_object(
         .map_err(|e| Error::io(key, "writing", dest.to_owned(), e))?;
     drop(file);
     let key_owned = key.to_owned();
-    blocking(move || temp.commit(&key_owned)).await?;
+    run_blocking(blocking, move || temp.commit(&key_owned)).await?;
     Ok(written)
 }
 
-/// Runs file-system work on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    match tokio::task::spawn_blocking(f).await {
+/// Runs file-system work on the blocking pool, tracked so that the run can wait for it: a
+/// write that outlives its cancelled task still finishes (or cleans up) before the run ends.
+async fn run_blocking<T: Send + 'static>(
+    tracker: &TaskTracker,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tracker.spawn_blocking(f).await {
         Ok(result) => result,
         Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
         Err(_) => Err(Error::Cancelled),
     }
 }
-

@@ -35,7 +35,9 @@ impl S3Uri {
             ));
         }
         if prefix.len() > 1024 {
-            return Err(invalid("the prefix is longer than S3's 1024-byte key limit"));
+            return Err(invalid(
+                "the prefix is longer than S3's 1024-byte key limit",
+            ));
         }
         Ok(S3Uri {
             bucket: bucket.to_owned(),
@@ -64,12 +66,33 @@ mod tests {
     #[test]
     fn parses_bucket_and_prefix_forms() {
         let p = |s| S3Uri::parse(s).unwrap();
-        assert_eq!(p("s3://b"), S3Uri { bucket: "b".into(), prefix: "".into() });
-        assert_eq!(p("s3://b/"), S3Uri { bucket: "b".into(), prefix: "".into() });
-        assert_eq!(p("s3://b/pre"), S3Uri { bucket: "b".into(), prefix: "pre".into() });
+        assert_eq!(
+            p("s3://b"),
+            S3Uri {
+                bucket: "b".into(),
+                prefix: "".into()
+            }
+        );
+        assert_eq!(
+            p("s3://b/"),
+            S3Uri {
+                bucket: "b".into(),
+                prefix: "".into()
+            }
+        );
+        assert_eq!(
+            p("s3://b/pre"),
+            S3Uri {
+                bucket: "b".into(),
+                prefix: "pre".into()
+            }
+        );
         assert_eq!(
             p("s3://my.bucket-1/a b/c/"),
-            S3Uri { bucket: "my.bucket-1".into(), prefix: "a b/c/".into() }
+            S3Uri {
+                bucket: "my.bucket-1".into(),
+                prefix: "a b/c/".into()
+            }
         );
         assert_eq!(p("s3://b//x").prefix, "/x");
     }

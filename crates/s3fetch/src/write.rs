@@ -83,7 +83,10 @@ impl DownloadDir {
             if meta.file_type().is_symlink() {
                 Err(Error::UnsafeKey {
                     key: key.to_owned(),
-                    reason: format!("{} is a symlink; refusing to write through it", path.display()),
+                    reason: format!(
+                        "{} is a symlink; refusing to write through it",
+                        path.display()
+                    ),
                 })
             } else if !meta.is_dir() {
                 Err(Error::io(
@@ -139,7 +142,14 @@ impl TempFile {
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::io(key, "creating a temporary file in", dir.to_owned(), e)),
+                Err(e) => {
+                    return Err(Error::io(
+                        key,
+                        "creating a temporary file in",
+                        dir.to_owned(),
+                        e,
+                    ))
+                }
             }
         }
     }

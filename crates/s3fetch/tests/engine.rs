@@ -51,7 +51,13 @@ fn files(dir: &Path) -> BTreeSet<String> {
             if kind.is_dir() {
                 walk(root, &entry.path(), out);
             } else {
-                let rel = entry.path().strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+                let rel = entry
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
                 out.insert(rel);
             }
         }
@@ -66,7 +72,10 @@ fn set<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
 }
 
 fn no_temp_files(dir: &Path) {
-    let temps: Vec<_> = files(dir).into_iter().filter(|f| f.contains(".s3fetch-")).collect();
+    let temps: Vec<_> = files(dir)
+        .into_iter()
+        .filter(|f| f.contains(".s3fetch-"))
+        .collect();
     assert!(temps.is_empty(), "temporary files left: {temps:?}");
 }
 
@@ -82,14 +91,20 @@ struct Events {
 
 impl Reporter for Events {
     fn object_found(&self, object: &ObjectInfo) {
-        self.log.lock().unwrap().push(format!("found {}", object.key));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("found {}", object.key));
     }
     fn listing_finished(&self, found: u64) {
         self.listing_done.store(true, Ordering::SeqCst);
         self.log.lock().unwrap().push(format!("listed {found}"));
     }
     fn download_started(&self, object: &ObjectInfo) {
-        self.log.lock().unwrap().push(format!("started {}", object.key));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("started {}", object.key));
     }
     fn download_finished(&self, result: &DownloadResult) {
         if self.finished.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -97,7 +112,10 @@ impl Reporter for Events {
                 .store(!self.listing_done.load(Ordering::SeqCst), Ordering::SeqCst);
             self.first_done.notify_one();
         }
-        self.log.lock().unwrap().push(format!("finished {} {}", result.key, result.success));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("finished {} {}", result.key, result.success));
     }
 }
 
@@ -124,9 +142,14 @@ async fn downloads_start_before_the_listing_finishes() {
     tokio::time::timeout(Duration::from_secs(20), events.first_done.notified())
         .await
         .expect("a download finished while the listing was held back");
-    assert!(events.first_finished_before_listing_done.load(Ordering::SeqCst));
+    assert!(events
+        .first_finished_before_listing_done
+        .load(Ordering::SeqCst));
     assert!(!events.listing_done.load(Ordering::SeqCst));
-    assert!(!files(dir.path()).is_empty(), "a file landed before page 2 was listed");
+    assert!(
+        !files(dir.path()).is_empty(),
+        "a file landed before page 2 was listed"
+    );
     gate.open();
     let summary = run.await.unwrap().unwrap();
     assert_eq!(summary.objects_found, 250);
@@ -139,13 +162,17 @@ async fn pages_through_with_matches_on_first_and_last_page() {
     let server = TestServer::start().await;
     paged_bucket(&server, "bkt", 2600);
     let dir = tempfile::tempdir().unwrap();
-    let summary = run(options(&server, "s3://bkt/", dir.path()).regex(r"/(00007|02599|01000)\.bin$")).await;
+    let summary =
+        run(options(&server, "s3://bkt/", dir.path()).regex(r"/(00007|02599|01000)\.bin$")).await;
     assert_eq!(summary.objects_found, 3);
     assert_eq!(
         files(dir.path()),
         set(["data/00007.bin", "data/01000.bin", "data/02599.bin"])
     );
-    assert_eq!(std::fs::read(dir.path().join("data/02599.bin")).unwrap(), b"object 2599");
+    assert_eq!(
+        std::fs::read(dir.path().join("data/02599.bin")).unwrap(),
+        b"object 2599"
+    );
     let counts = server.request_counts();
     assert_eq!(counts.list, 3, "2600 keys are three pages");
     // Sizes come from the listing: one GET per object and no HEAD.
@@ -157,11 +184,17 @@ async fn pages_through_with_matches_on_first_and_last_page() {
 async fn regex_is_searched_in_the_full_key_prefix_included() {
     let server = TestServer::start().await;
     server.create_bucket("bkt");
-    for key in ["logs/2024/a.json", "logs/2024/b.txt", "logs/2023/c.json", "other/2024/d.json"] {
-        server.put_object("bkt", key, key.as_bytes().to_vec());
+    for key in [
+        "logs/2024/a.json",
+        "logs/2024/b.txt",
+        "logs/2023/c.json",
+        "other/2024/d.json",
+    ] {
+        server.put_object("bkt", key, key.as_bytes());
     }
     let dir = tempfile::tempdir().unwrap();
-    let summary = run(options(&server, "s3://bkt/logs/", dir.path()).regex(r"^logs/2024/.*\.json$")).await;
+    let summary =
+        run(options(&server, "s3://bkt/logs/", dir.path()).regex(r"^logs/2024/.*\.json$")).await;
     assert_eq!(summary.objects_downloaded, 1);
     assert_eq!(files(dir.path()), set(["2024/a.json"]));
 }
@@ -177,13 +210,19 @@ async fn prefix_rollup_exact_key_and_nested_dirs() {
         "my/test/objects/top",
         "my/test/other",
     ] {
-        server.put_object("bkt", key, key.as_bytes().to_vec());
+        server.put_object("bkt", key, key.as_bytes());
     }
     let cases: [(&str, BTreeSet<String>); 4] = [
-        ("s3://bkt/my/test/pre", set(["prefix/file", "prefix/sub/deeper/file2"])),
+        (
+            "s3://bkt/my/test/pre",
+            set(["prefix/file", "prefix/sub/deeper/file2"]),
+        ),
         ("s3://bkt/my/test/objects/", set(["one/two/file", "top"])),
         ("s3://bkt/my/test/objects/one/two/file", set(["file"])),
-        ("s3://bkt/my/test/o", set(["objects/one/two/file", "objects/top", "other"])),
+        (
+            "s3://bkt/my/test/o",
+            set(["objects/one/two/file", "objects/top", "other"]),
+        ),
     ];
     for (uri, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -222,9 +261,15 @@ async fn odd_keys_zero_bytes_markers_and_long_names() {
     assert!(summary.failures.is_empty(), "{:?}", summary.failures);
     for key in &keys {
         let name = key.strip_prefix("odd/").unwrap();
-        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), format!("body of {key}").as_bytes());
+        assert_eq!(
+            std::fs::read(dir.path().join(name)).unwrap(),
+            format!("body of {key}").as_bytes()
+        );
     }
-    assert_eq!(std::fs::metadata(dir.path().join("empty")).unwrap().len(), 0);
+    assert_eq!(
+        std::fs::metadata(dir.path().join("empty")).unwrap().len(),
+        0
+    );
     assert!(!dir.path().join("dir").exists());
     no_temp_files(dir.path());
 }
@@ -233,7 +278,9 @@ async fn odd_keys_zero_bytes_markers_and_long_names() {
 async fn large_objects_stream_byte_exact() {
     let server = TestServer::start().await;
     server.create_bucket("bkt");
-    let body: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let body: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     server.put_object("bkt", "big.bin", body.clone());
     let dir = tempfile::tempdir().unwrap();
     let summary = run(options(&server, "s3://bkt/big.bin", dir.path())).await;
@@ -246,8 +293,15 @@ async fn large_objects_stream_byte_exact() {
 async fn traversal_keys_are_refused_and_the_rest_downloads() {
     let server = TestServer::start().await;
     server.create_bucket("bkt");
-    for key in ["../escape", "a/../../escape2", "/etc/passwd-like", "a//b", "./c", "ok"] {
-        server.put_object("bkt", key, b"x".to_vec());
+    for key in [
+        "../escape",
+        "a/../../escape2",
+        "/etc/passwd-like",
+        "a//b",
+        "./c",
+        "ok",
+    ] {
+        server.put_object("bkt", key, b"x");
     }
     let outer = tempfile::tempdir().unwrap();
     let dir = outer.path().join("dl");
@@ -258,7 +312,10 @@ async fn traversal_keys_are_refused_and_the_rest_downloads() {
     assert_eq!(failed, ["../escape", "a/../../escape2"]);
     for failure in &summary.failures {
         let text = failure.error.to_string();
-        assert!(text.contains(&format!("{:?}", failure.key)) && text.contains(".."), "{text}");
+        assert!(
+            text.contains(&format!("{:?}", failure.key)) && text.contains(".."),
+            "{text}"
+        );
     }
     assert_eq!(files(&dir), set(["a/b", "c", "etc/passwd-like", "ok"]));
     assert_eq!(files(outer.path()).len(), 4, "nothing written outside");
@@ -268,9 +325,9 @@ async fn traversal_keys_are_refused_and_the_rest_downloads() {
 async fn symlinks_inside_the_download_dir_are_never_followed() {
     let server = TestServer::start().await;
     server.create_bucket("bkt");
-    server.put_object("bkt", "linked/secret", b"payload".to_vec());
-    server.put_object("bkt", "filelink", b"new contents".to_vec());
-    server.put_object("bkt", "fine", b"fine".to_vec());
+    server.put_object("bkt", "linked/secret", b"payload");
+    server.put_object("bkt", "filelink", b"new contents");
+    server.put_object("bkt", "fine", b"fine");
     let dir = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("target"), b"original").unwrap();
@@ -283,11 +340,17 @@ async fn symlinks_inside_the_download_dir_are_never_followed() {
     assert!(summary.failures[0].error.to_string().contains("symlink"));
     // Nothing was written outside: the linked dir holds only the original file, unchanged.
     assert_eq!(files(outside.path()), set(["target"]));
-    assert_eq!(std::fs::read(outside.path().join("target")).unwrap(), b"original");
+    assert_eq!(
+        std::fs::read(outside.path().join("target")).unwrap(),
+        b"original"
+    );
     // The file link was replaced by the downloaded file, not written through.
     let meta = std::fs::symlink_metadata(dir.path().join("filelink")).unwrap();
     assert!(meta.is_file());
-    assert_eq!(std::fs::read(dir.path().join("filelink")).unwrap(), b"new contents");
+    assert_eq!(
+        std::fs::read(dir.path().join("filelink")).unwrap(),
+        b"new contents"
+    );
     assert_eq!(std::fs::read(dir.path().join("fine")).unwrap(), b"fine");
 }
 
@@ -299,7 +362,7 @@ async fn one_blocked_target_fails_alone_without_temp_files() {
         server.put_object("bkt", &format!("f{i:02}"), vec![i as u8; 1000]);
     }
     server.put_object("bkt", "blocked", vec![7u8; 400_000]); // streamed path
-    server.put_object("bkt", "blocked-small", b"x".to_vec());
+    server.put_object("bkt", "blocked-small", b"x");
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("blocked/inner")).unwrap();
     std::fs::create_dir_all(dir.path().join("blocked-small/inner")).unwrap();
@@ -307,7 +370,10 @@ async fn one_blocked_target_fails_alone_without_temp_files() {
     let mut failed: Vec<_> = summary.failures.iter().map(|f| f.key.clone()).collect();
     failed.sort();
     assert_eq!(failed, ["blocked", "blocked-small"]);
-    assert!(summary.failures[0].error.to_string().contains("directory is in the way"));
+    assert!(summary.failures[0]
+        .error
+        .to_string()
+        .contains("directory is in the way"));
     assert_eq!(summary.objects_downloaded, 20);
     assert!(!summary.is_success());
     no_temp_files(dir.path());
@@ -318,7 +384,7 @@ async fn a_denied_object_fails_alone() {
     let server = TestServer::start().await;
     server.create_bucket("bkt");
     for key in ["a", "denied", "z"] {
-        server.put_object("bkt", key, key.as_bytes().to_vec());
+        server.put_object("bkt", key, key.as_bytes());
     }
     server.deny_key("bkt", "denied");
     let dir = tempfile::tempdir().unwrap();
@@ -344,16 +410,25 @@ async fn dry_run_writes_nothing() {
     assert!(summary.dry_run);
     assert_eq!(summary.objects_found, 30);
     assert!(files(dir.path()).is_empty());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no directories either");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no directories either"
+    );
     assert_eq!(server.request_counts().get, 0);
-    assert!(events.log.lock().unwrap().iter().all(|e| !e.starts_with("started")));
+    assert!(events
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|e| !e.starts_with("started")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_errors_end_the_run_promptly() {
     let server = TestServer::start().await;
     server.create_bucket("bkt");
-    server.put_object("bkt", "k", b"v".to_vec());
+    server.put_object("bkt", "k", b"v");
     server.create_bucket("private");
     server.deny_bucket("private");
     let dir = tempfile::tempdir().unwrap();
@@ -362,12 +437,16 @@ async fn listing_errors_end_the_run_promptly() {
         (options(&server, "s3://missing", dir.path()), "NoSuchBucket"),
         (options(&server, "s3://private", dir.path()), "AccessDenied"),
         (
-            options(&server, "s3://bkt", dir.path()).client(client_with_keys(&server, "nobody", "x")),
+            options(&server, "s3://bkt", dir.path())
+                .client(client_with_keys(&server, "nobody", "x")),
             "InvalidAccessKeyId",
         ),
         (
-            options(&server, "s3://bkt", dir.path())
-                .client(client_with_keys(&server, server.access_key(), "wrong-secret")),
+            options(&server, "s3://bkt", dir.path()).client(client_with_keys(
+                &server,
+                server.access_key(),
+                "wrong-secret",
+            )),
             "SignatureDoesNotMatch",
         ),
     ];
@@ -386,7 +465,11 @@ async fn listing_errors_end_the_run_promptly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_endpoint_fails_without_hanging() {
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let mut client_options = s3fetch::ClientOptions::default();
     client_options.endpoint_url = Some(format!("http://127.0.0.1:{port}"));
@@ -416,17 +499,30 @@ async fn cancellation_stops_the_run_and_leaves_no_temp_files() {
             .run(),
     );
     gate.wait_for_waiting(1).await; // first page listed, second held
-    tokio::time::timeout(Duration::from_secs(20), events.first_done.notified()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), events.first_done.notified())
+        .await
+        .unwrap();
     cancel.cancel();
-    let summary = tokio::time::timeout(Duration::from_secs(20), run).await.unwrap().unwrap().unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(summary.cancelled);
     assert!(!summary.is_success());
     assert!(summary.objects_downloaded >= 1 && summary.objects_downloaded <= 1000);
     no_temp_files(dir.path());
     // Every file present is complete.
     for file in files(dir.path()) {
-        let i: usize = file.trim_start_matches("data/").trim_end_matches(".bin").parse().unwrap();
-        assert_eq!(std::fs::read(dir.path().join(&file)).unwrap(), format!("object {i}").as_bytes());
+        let i: usize = file
+            .trim_start_matches("data/")
+            .trim_end_matches(".bin")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join(&file)).unwrap(),
+            format!("object {i}").as_bytes()
+        );
     }
 }
 
@@ -434,17 +530,15 @@ async fn cancellation_stops_the_run_and_leaves_no_temp_files() {
 async fn client_options_reach_a_public_bucket_unsigned() {
     let server = TestServer::start().await;
     server.create_bucket("pub");
-    server.put_object("pub", "x/y", b"public".to_vec());
+    server.put_object("pub", "x/y", b"public");
     server.set_public("pub", true);
     let dir = tempfile::tempdir().unwrap();
     let mut client_options = s3fetch::ClientOptions::default();
     client_options.endpoint_url = Some(server.endpoint());
     client_options.no_sign_request = true;
-    let summary = run(
-        DownloadOptions::new(S3Uri::parse("s3://pub/x/").unwrap())
-            .download_dir(dir.path())
-            .client_options(client_options),
-    )
+    let summary = run(DownloadOptions::new(S3Uri::parse("s3://pub/x/").unwrap())
+        .download_dir(dir.path())
+        .client_options(client_options))
     .await;
     assert_eq!(summary.objects_downloaded, 1);
     assert_eq!(std::fs::read(dir.path().join("y")).unwrap(), b"public");
@@ -455,7 +549,7 @@ fn blocking_api_runs_without_a_runtime() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(TestServer::start());
     server.create_bucket("bkt");
-    server.put_object("bkt", "k", b"v".to_vec());
+    server.put_object("bkt", "k", b"v");
     let dir = tempfile::tempdir().unwrap();
     let summary = std::thread::scope(|s| {
         s.spawn(|| Downloader::new(options(&server, "s3://bkt", dir.path())).run_blocking())
@@ -472,12 +566,18 @@ fn blocking_api_runs_without_a_runtime() {
 async fn bad_options_are_errors_not_panics() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let err = s3fetch::download(options(&server, "s3://bkt", dir.path()).concurrency(0)).await.unwrap_err();
+    let err = s3fetch::download(options(&server, "s3://bkt", dir.path()).concurrency(0))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidOption(_)));
-    let err = s3fetch::download(options(&server, "s3://bkt", dir.path()).regex("(")).await.unwrap_err();
+    let err = s3fetch::download(options(&server, "s3://bkt", dir.path()).regex("("))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidRegex { .. }));
     let missing: PathBuf = dir.path().join("missing");
-    let err = s3fetch::download(options(&server, "s3://bkt", &missing)).await.unwrap_err();
+    let err = s3fetch::download(options(&server, "s3://bkt", &missing))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::DownloadDir { .. }));
     assert!(!missing.exists(), "never created silently");
 }

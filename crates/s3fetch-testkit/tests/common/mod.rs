@@ -2,9 +2,9 @@
 #![allow(dead_code)]
 
 use aws_credential_types::Credentials;
-use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::Client;
 use s3fetch_testkit::TestServer;
 
 fn base(endpoint: &str) -> aws_sdk_s3::config::Builder {
@@ -32,7 +32,9 @@ pub fn anonymous_client(server: &TestServer) -> Client {
 }
 
 /// The S3 error code of a failed call.
-pub fn code<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
+pub fn code<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+) -> String {
     err.as_service_error()
         .and_then(|e| e.code())
         .map_or_else(|| format!("<no code: {err:?}>"), str::to_owned)
@@ -83,7 +85,10 @@ pub async fn list_all(
         out.pages += 1;
         let n_keys = page.contents().len();
         let n_cps = page.common_prefixes().len();
-        assert_eq!(page.key_count(), Some(i32::try_from(n_keys + n_cps).unwrap()));
+        assert_eq!(
+            page.key_count(),
+            Some(i32::try_from(n_keys + n_cps).unwrap())
+        );
         assert!(n_keys + n_cps <= usize::try_from(max_keys.unwrap_or(1000)).unwrap());
         for o in page.contents() {
             assert!(o.size().is_some() && o.e_tag().is_some() && o.last_modified().is_some());
@@ -93,7 +98,11 @@ pub async fn list_all(
             out.common_prefixes.push(p.prefix().unwrap().to_owned());
         }
         if page.is_truncated() == Some(true) {
-            token = Some(page.next_continuation_token().expect("token on truncated page").to_owned());
+            token = Some(
+                page.next_continuation_token()
+                    .expect("token on truncated page")
+                    .to_owned(),
+            );
         } else {
             assert!(page.next_continuation_token().is_none());
             break;

@@ -1,0 +1,559 @@
+//! The real `s3fetch` binary against the test kit's S3 server over HTTP.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use s3fetch_testkit::TestServer;
+
+/// A server with bucket `bkt`: `data/00000.txt`..`data/00029.txt` ("object N"),
+/// `data/sub/deep.json`, a directory marker `data/dir/`.
+async fn server() -> TestServer {
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    for i in 0..30 {
+        server.put_object("bkt", &format!("data/{i:05}.txt"), format!("object {i}"));
+    }
+    server.put_object("bkt", "data/sub/deep.json", b"{}");
+    server.put_object("bkt", "data/dir/", Vec::new());
+    server
+}
+
+/// The binary, pointed at `server` through the environment as a user would.
+fn s3fetch(server: &TestServer) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3fetch"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("AWS_ACCESS_KEY_ID", server.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+/// Runs the command off the async runtime (the server lives on it).
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn files(dir: &Path) -> BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                walk(root, &entry.path(), out);
+            } else {
+                out.insert(
+                    entry
+                        .path()
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn stdout_lines(out: &Output) -> BTreeSet<String> {
+    text(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+fn expected_keys() -> BTreeSet<String> {
+    let mut keys: BTreeSet<String> = (0..30).map(|i| format!("data/{i:05}.txt")).collect();
+    keys.insert("data/sub/deep.json".into());
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_mode_prints_every_downloaded_key() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/data/", "--download-dir"])
+        .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        31,
+        "one line per key, none lost"
+    );
+    assert_eq!(stdout_lines(&out), expected_keys());
+    assert!(!text(&out.stdout).contains("Progress Summary"));
+    assert_eq!(
+        std::fs::read(dir.path().join("00007.txt")).unwrap(),
+        b"object 7"
+    );
+    assert!(dir.path().join("sub/deep.json").is_file());
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detailed_mode_adds_the_summary() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args([
+        "s3://bkt/data/",
+        "--progress",
+        "detailed",
+        "-r",
+        r"\.txt$",
+        "--download-dir",
+    ])
+    .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("data/00029.txt\n"));
+    for line in [
+        "Progress Summary:",
+        "  Objects found: 30",
+        "  Objects downloaded: 30",
+        "  Total data: 260 B",
+        "  Average speed: ",
+        "  Total time: ",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing in {stdout}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_update_mode_rewrites_one_status_line() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args([
+        "s3://bkt/data/",
+        "--progress",
+        "live-update",
+        "--download-dir",
+    ])
+    .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("\r[Found: 31 | Downloaded: 31 | Speed: "),
+        "{stdout:?}"
+    );
+    assert!(!stdout.contains("data/00001.txt"), "no per-object lines");
+    assert!(stdout.contains("Objects downloaded: 31"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fancy_mode_ends_with_the_summary() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/data/", "--progress", "fancy", "--download-dir"])
+        .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("data/00001.txt"), "no per-object lines");
+    assert!(stdout.contains("Objects downloaded: 31"), "{stdout}");
+    assert_eq!(files(dir.path()).len(), 31);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_prints_nothing_on_stdout() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/data/", "-q", "--download-dir"])
+        .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    assert_eq!(files(dir.path()).len(), 31);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_keys_and_writes_nothing() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["--dry-run", "--list-only"] {
+        let mut cmd = s3fetch(&server);
+        cmd.args(["s3://bkt/data/", flag, "--download-dir"])
+            .arg(dir.path());
+        let out = output(cmd).await;
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(stdout_lines(&out), expected_keys());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no files, no directories"
+        );
+    }
+    assert_eq!(server.request_counts().get, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_dir_defaults_to_the_current_directory() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/data/sub/", "-q"])
+        .current_dir(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(files(dir.path()), ["deep.json".to_owned()].into());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_match_is_success_with_a_note() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/data/", "-r", "nothing-matches", "--download-dir"])
+        .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("no objects under s3://bkt/data/ matched"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2_with_a_clear_message() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let missing = dir.path().join("missing");
+    let m = missing.to_str().unwrap().to_owned();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["bkt/data", "--download-dir", &d],
+            "must start with s3://",
+        ),
+        (
+            vec!["s3://", "--download-dir", &d],
+            "bucket name is missing",
+        ),
+        (
+            vec!["s3://bkt", "-r", "a(b", "--download-dir", &d],
+            "invalid regex \"a(b\"",
+        ),
+        (
+            vec!["s3://bkt", "-r", r"(a)\1", "--download-dir", &d],
+            "backreferences",
+        ),
+        (
+            vec!["s3://bkt", "--download-dir", &m],
+            "does not exist: create it first (mkdir -p",
+        ),
+        (
+            vec![
+                "s3://bkt",
+                "-q",
+                "--progress",
+                "fancy",
+                "--download-dir",
+                &d,
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec!["s3://bkt", "-c", "0", "--download-dir", &d],
+            "at least 1",
+        ),
+        (
+            vec!["s3://bkt", "--progress", "loud", "--download-dir", &d],
+            "invalid value 'loud'",
+        ),
+        (
+            vec![
+                "s3://bkt",
+                "--endpoint-url",
+                "ftp://x",
+                "--download-dir",
+                &d,
+            ],
+            "http://",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut cmd = s3fetch(&server);
+        cmd.args(&args);
+        let out = output(cmd).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"));
+    }
+    assert!(
+        !missing.exists(),
+        "the download dir is never created silently"
+    );
+    assert_eq!(
+        server.request_counts().http_requests,
+        0,
+        "usage errors send no request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_errors_exit_1_with_the_code_and_a_hint() {
+    let server = server().await;
+    server.create_bucket("private");
+    server.deny_bucket("private");
+    let dir = tempfile::tempdir().unwrap();
+    // (uri, an environment variable to override, the expected S3 error code)
+    let cases = [
+        ("s3://nosuch", ("UNUSED", ""), "NoSuchBucket"),
+        ("s3://private", ("UNUSED", ""), "AccessDenied"),
+        (
+            "s3://bkt",
+            ("AWS_ACCESS_KEY_ID", "nobody"),
+            "InvalidAccessKeyId",
+        ),
+        (
+            "s3://bkt",
+            ("AWS_SECRET_ACCESS_KEY", "wrong"),
+            "SignatureDoesNotMatch",
+        ),
+    ];
+    for (uri, (k, v), code) in cases {
+        let mut cmd = s3fetch(&server);
+        cmd.args([uri, "--download-dir"]).arg(dir.path());
+        cmd.env(k, v);
+        let out = output(cmd).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{uri}: {stderr}");
+        assert!(
+            stderr.contains(code) && stderr.contains("hint: "),
+            "{uri}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_failure_exits_1_and_names_each_failed_key() {
+    let server = server().await;
+    server.put_object("bkt", "data/zz-denied", b"x");
+    server.deny_key("bkt", "data/zz-denied");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("00003.txt/blocker")).unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/data/", "--download-dir"])
+        .arg(dir.path());
+    let out = output(cmd).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"data/00003.txt\"") && stderr.contains("directory is in the way"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("data/zz-denied") && stderr.contains("AccessDenied"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error: 2 of 32 objects failed"), "{stderr}");
+    assert_eq!(text(&out.stdout).lines().count(), 30);
+    assert!(
+        files(dir.path()).iter().all(|f| !f.contains(".s3fetch-")),
+        "no temp files"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_is_a_deprecated_alias() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/data/", "-q", "-t", "3", "--download-dir"])
+        .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("warning: -t/--threads is deprecated"));
+    assert_eq!(files(dir.path()).len(), 31);
+
+    let mut cmd = s3fetch(&server);
+    cmd.args([
+        "s3://bkt/data/",
+        "-q",
+        "-c",
+        "1001",
+        "--dry-run",
+        "--download-dir",
+    ])
+    .arg(dir.path());
+    let out = output(cmd).await;
+    assert!(text(&out.stderr).contains("warning: 1001 concurrent downloads"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_flag_and_unsigned_requests() {
+    let server = server().await;
+    server.create_bucket("pub");
+    server.put_object("pub", "open/file", b"public");
+    server.set_public("pub", true);
+    let dir = tempfile::tempdir().unwrap();
+    // No credentials anywhere: --no-sign-request must not look for any.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3fetch"));
+    cmd.env_clear()
+        .env("HOME", dir.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args([
+            "s3://pub/open/",
+            "--no-sign-request",
+            "--endpoint-url",
+            &server.endpoint(),
+        ])
+        .arg("--download-dir")
+        .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(dir.path().join("file")).unwrap(), b"public");
+    // Unsigned requests to a private bucket are refused.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3fetch"));
+    cmd.env_clear()
+        .env("HOME", dir.path())
+        .args([
+            "s3://bkt/",
+            "--no-sign-request",
+            "--endpoint-url",
+            &server.endpoint(),
+        ])
+        .arg("--download-dir")
+        .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("AccessDenied"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_exits_130_and_leaves_only_complete_files() {
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    for i in 0..2500 {
+        server.put_object("bkt", &format!("k/{i:05}"), format!("object {i}"));
+    }
+    let gate = server.gate_list_pages(); // the listing stalls after page 1
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/k/", "-q", "--download-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), gate.wait_for_waiting(1))
+        .await
+        .unwrap();
+    // Let page 1's downloads land, then interrupt.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let landed = files(dir.path());
+    assert!(landed.len() < 2500);
+    for file in &landed {
+        assert!(!file.contains(".s3fetch-"), "temp file left: {file}");
+        let i: usize = file.parse().unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join(file)).unwrap(),
+            format!("object {i}").as_bytes()
+        );
+    }
+    gate.open();
+}
+
+#[test]
+fn help_lists_examples_and_exit_codes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_s3fetch"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for needle in [
+        "Examples:",
+        "Exit codes:",
+        "130",
+        "--endpoint-url",
+        "--no-sign-request",
+        "--dry-run",
+    ] {
+        assert!(help.contains(needle), "{needle}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_s3fetch"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).starts_with("s3fetch "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_expired_credentials_exit_1_with_a_hint() {
+    let server = server().await;
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[profile sso-user]\nsso_start_url = https://sso.invalid/start\nsso_region = us-east-1\n\
+         sso_account_id = 123456789012\nsso_role_name = Reader\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bare = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3fetch"));
+        cmd.env_clear()
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .args([
+                "s3://bkt/",
+                "--endpoint-url",
+                &server.endpoint(),
+                "--download-dir",
+            ])
+            .arg(dir.path());
+        cmd
+    };
+    let out = output(bare()).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no credentials found"), "{stderr}");
+    assert!(
+        stderr.contains("hint: no usable AWS credentials"),
+        "{stderr}"
+    );
+
+    // An SSO profile whose token cache is empty (never signed in, or expired and cleared).
+    let mut cmd = bare();
+    cmd.args(["--profile", "sso-user"]);
+    let out = tokio::time::timeout(Duration::from_secs(60), output(cmd))
+        .await
+        .expect("no hang");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("sso/cache"), "{stderr}");
+    assert!(stderr.contains("aws sso login"), "{stderr}");
+    assert_eq!(server.request_counts().list, 0, "nothing unsigned was sent");
+}

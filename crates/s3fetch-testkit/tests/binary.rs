@@ -1,0 +1,123 @@
+//! The `s3fetch-testkit` binary: `generate` then `serve`, and argument errors.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_s3fetch-testkit");
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn generate_then_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    for _ in 0..2 {
+        let out = Command::new(BIN)
+            .args([
+                "generate",
+                "--data",
+                data,
+                "--bucket",
+                "bin-test",
+                "--objects",
+                "25",
+                "--size",
+                "10",
+            ])
+            .args(["--folders", "3", "--suffix-every", "5", "--suffix", ".json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("objects=25"));
+    }
+
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--data",
+            data,
+            "--public-bucket",
+            "bin-test",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = KillOnDrop(child);
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let endpoint = line
+        .trim()
+        .strip_prefix("endpoint=")
+        .expect("endpoint line")
+        .to_owned();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+
+    let c = common::client_with(
+        &endpoint,
+        s3fetch_testkit::DEFAULT_ACCESS_KEY,
+        s3fetch_testkit::DEFAULT_SECRET_KEY,
+    );
+    let listing = common::list_all(&c, "bin-test", None, None, Some(10), None).await;
+    assert_eq!(listing.keys.len(), 25);
+    assert_eq!(
+        listing.keys.iter().filter(|k| k.ends_with(".json")).count(),
+        5
+    );
+    let got = c
+        .get_object()
+        .bucket("bin-test")
+        .key(&listing.keys[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.content_length(), Some(10));
+}
+
+#[test]
+fn bad_arguments_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["generate", "--data", data, "--bucket", "Bad_Name"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid bucket name"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let out = Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--data"));
+
+    let out = Command::new(BIN)
+        .args(["generate", "--data", data, "--objects", "lots"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

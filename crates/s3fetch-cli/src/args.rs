@@ -51,6 +51,18 @@ pub struct Args {
     #[arg(short = 'c', long, value_name = "N", default_value_t = s3fetch::DEFAULT_CONCURRENCY)]
     pub concurrent_downloads: usize,
 
+    /// List requests in flight at once: one prefix is listed in parallel key ranges (1: page by page)
+    #[arg(long, value_name = "N", default_value_t = s3fetch::DEFAULT_LIST_CONCURRENCY)]
+    pub list_concurrency: usize,
+
+    /// Objects larger than this are fetched in ranged parts, several at once (e.g. 16MiB, 1GB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16MiB")]
+    pub multipart_threshold: u64,
+
+    /// Size of each ranged part (e.g. 8MiB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8MiB")]
+    pub part_size: u64,
+
     /// Deprecated alias of --concurrent-downloads
     #[arg(
         short = 't',
@@ -113,4 +125,53 @@ pub enum ProgressMode {
     LiveUpdate,
     /// A progress bar, then a summary
     Fancy,
+}
+
+/// `1234`, `64KiB`, `8MiB`, `1GB`, `2g`: bytes, with binary (KiB, k) or decimal (KB) units.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 65536, 64KiB, 8MiB, 1GB)"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
+    };
+    let bytes = number * multiplier as f64;
+    if !(1.0..=(1u64 << 50) as f64).contains(&bytes) {
+        return Err(format!("{text:?} is out of range (1 byte to 1 PiB)"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("8m"), Ok(8 << 20));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("8 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
 }

@@ -39,6 +39,9 @@ impl Settings {
         if concurrency == 0 {
             bail!("--concurrent-downloads must be at least 1");
         }
+        if args.list_concurrency == 0 {
+            bail!("--list-concurrency must be at least 1");
+        }
         if concurrency > MANY_DOWNLOADS {
             warnings.push(format!(
                 "{concurrency} concurrent downloads is a lot: each holds a connection and an open file"
@@ -67,6 +70,8 @@ impl Settings {
         let mut options = DownloadOptions::new(uri)
             .download_dir(download_dir)
             .concurrency(concurrency)
+            .list_concurrency(args.list_concurrency)
+            .parts(args.multipart_threshold, args.part_size)
             .delimiter(args.delimiter)
             .dry_run(args.dry_run)
             .client_options(client_options);

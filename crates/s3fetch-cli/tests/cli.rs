@@ -376,6 +376,54 @@ async fn partial_failure_exits_1_and_names_each_failed_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tuning_flags_reach_the_engine() {
+    let server = server().await;
+    let body: Vec<u8> = (0..2 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    server.put_object("bkt", "big/blob", &body);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args([
+        "s3://bkt/big/",
+        "-q",
+        "--multipart-threshold",
+        "1MiB",
+        "--part-size",
+        "256KiB",
+    ])
+    .arg("--download-dir")
+    .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(std::fs::read(dir.path().join("blob")).unwrap() == body);
+    assert_eq!(server.request_counts().get, 8, "eight ranged parts");
+
+    server.reset_request_counts();
+    let mut cmd = s3fetch(&server);
+    cmd.args([
+        "s3://bkt/data/",
+        "-q",
+        "--dry-run",
+        "--list-concurrency",
+        "1",
+    ])
+    .arg("--download-dir")
+    .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        server.request_counts().list,
+        1,
+        "page by page, no sub-folder probe"
+    );
+
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/", "--part-size", "8 parsecs"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown size unit"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn threads_is_a_deprecated_alias() {
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_s3::Client;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,7 +27,7 @@ use crate::filter::KeyFilter;
 use crate::listing;
 use crate::paths;
 use crate::progress::{DownloadResult, NoReporter, ObjectInfo, Reporter, Summary, Tally};
-use crate::transfer;
+use crate::transfer::{self, Fetcher, PartOptions};
 use crate::uri::S3Uri;
 use crate::write::DownloadDir;
 
@@ -46,6 +46,12 @@ pub struct DownloadOptions {
     pub regex: Option<String>,
     /// Downloads in flight at once (at least 1).
     pub concurrency: usize,
+    /// List requests in flight at once; 1 lists sequentially.
+    pub list_concurrency: usize,
+    /// Objects larger than this are fetched as ranged parts, several at once.
+    pub multipart_threshold: u64,
+    /// Size of each ranged part.
+    pub part_size: u64,
     /// Separates "directories" in keys; keys ending with it are skipped.
     pub delimiter: String,
     /// List and report what would be downloaded; write nothing.
@@ -66,6 +72,9 @@ impl DownloadOptions {
             download_dir: PathBuf::from("."),
             regex: None,
             concurrency: DEFAULT_CONCURRENCY,
+            list_concurrency: listing::DEFAULT_LIST_CONCURRENCY,
+            multipart_threshold: transfer::DEFAULT_MULTIPART_THRESHOLD,
+            part_size: transfer::DEFAULT_PART_SIZE,
             delimiter: "/".into(),
             dry_run: false,
             client_options: ClientOptions::default(),
@@ -86,6 +95,18 @@ impl DownloadOptions {
 
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
+        self
+    }
+
+    pub fn list_concurrency(mut self, n: usize) -> Self {
+        self.list_concurrency = n;
+        self
+    }
+
+    /// Objects larger than `threshold` bytes are fetched in ranged parts of `part_size`.
+    pub fn parts(mut self, threshold: u64, part_size: u64) -> Self {
+        self.multipart_threshold = threshold;
+        self.part_size = part_size;
         self
     }
 
@@ -171,10 +192,31 @@ impl Downloader {
 
         // Room for a few pages ahead of the downloads, and no more.
         let (tx, mut rx) = mpsc::channel::<ObjectInfo>(options.concurrency.max(1000));
+        // A regex anchored on a literal (`^data/2024-`) lists only under that literal.
+        let list_prefix = filter.narrow_prefix(&uri.prefix);
+        let list_concurrency = options.list_concurrency;
+        let delimiter = options.delimiter.clone();
         let mut lister = tokio::spawn({
-            let (client, reporter, uri) = (client.clone(), reporter.clone(), uri.clone());
+            let (client, reporter, bucket) = (client.clone(), reporter.clone(), uri.bucket.clone());
             async move {
-                listing::list_into(&client, &uri.bucket, &uri.prefix, &filter, &*reporter, tx).await
+                let Some(prefix) = list_prefix else {
+                    return Ok(0);
+                };
+                let pages = Arc::new(listing::S3Pages {
+                    client,
+                    bucket,
+                    prefix: prefix.clone(),
+                });
+                listing::list_into(
+                    pages,
+                    &prefix,
+                    Some(&delimiter),
+                    list_concurrency,
+                    &filter,
+                    &*reporter,
+                    tx,
+                )
+                .await
             }
         });
         let _abort_lister = AbortOnDrop(lister.abort_handle());
@@ -182,15 +224,22 @@ impl Downloader {
         let permits = Arc::new(Semaphore::new(options.concurrency));
         let mut tasks = JoinSet::new();
         let job = Arc::new(Job {
-            client,
-            bucket: uri.bucket.clone(),
+            fetcher: Fetcher {
+                client,
+                bucket: uri.bucket.clone(),
+                dir,
+                reporter: reporter.clone(),
+                permits: permits.clone(),
+                parts: PartOptions {
+                    part_size: options.part_size,
+                    threshold: options.multipart_threshold,
+                },
+                blocking: TaskTracker::new(),
+            },
             prefix: uri.prefix.clone(),
             delimiter: options.delimiter,
-            dir,
-            reporter: reporter.clone(),
             tally: tally.clone(),
             dry_run: options.dry_run,
-            blocking: TaskTracker::new(),
         });
 
         let mut cancelled = false;
@@ -209,10 +258,7 @@ impl Downloader {
             let Some(object) = object else { break };
             tally.found.fetch_add(1, Ordering::Relaxed);
             let job = job.clone();
-            tasks.spawn(async move {
-                job.fetch(object).await;
-                drop(permit);
-            });
+            tasks.spawn(async move { job.fetch(object, permit).await });
         }
 
         let listed = if cancelled {
@@ -238,8 +284,8 @@ impl Downloader {
             }
         }
         // File writes of aborted tasks run on: wait until they have finished or cleaned up.
-        job.blocking.close();
-        job.blocking.wait().await;
+        job.fetcher.blocking.close();
+        job.fetcher.blocking.wait().await;
         drop(job);
         if let Some(Err(error)) = listed {
             return Err(error);
@@ -251,35 +297,36 @@ impl Downloader {
 
 /// What every download task shares.
 struct Job {
-    client: Client,
-    bucket: String,
+    fetcher: Fetcher,
     prefix: String,
     delimiter: String,
-    dir: Arc<DownloadDir>,
-    reporter: Arc<dyn Reporter>,
     tally: Arc<Tally>,
     dry_run: bool,
-    /// File-system work on the blocking pool.
-    blocking: TaskTracker,
 }
 
 impl Job {
-    async fn fetch(&self, object: ObjectInfo) {
-        let (dest, outcome) = match self.destination(&object) {
+    async fn fetch(&self, object: ObjectInfo, permit: OwnedSemaphorePermit) {
+        let reporter = &self.fetcher.reporter;
+        let relative =
+            paths::relative_path(&self.prefix, &object.key, &self.delimiter).map_err(|reason| {
+                Error::UnsafeKey {
+                    key: object.key.clone(),
+                    reason,
+                }
+            });
+        let (dest, outcome) = match relative {
             Err(error) => (None, Err(error)),
-            Ok(dest) if self.dry_run => (Some(dest), Ok(object.size)),
-            Ok(dest) => {
-                self.reporter.download_started(&object);
-                let outcome = transfer::download_object(
-                    &self.client,
-                    &self.bucket,
-                    &object,
-                    &dest,
-                    &*self.reporter,
-                    &self.blocking,
-                )
-                .await;
-                (Some(dest), outcome)
+            Ok(relative) => {
+                let dest = transfer::destination(&self.fetcher.dir, &relative);
+                if self.dry_run {
+                    (Some(dest), Ok(object.size))
+                } else {
+                    reporter.download_started(&object);
+                    (
+                        Some(dest),
+                        self.fetcher.fetch(&object, &relative, permit).await,
+                    )
+                }
             }
         };
         let (success, size, error) = match outcome {
@@ -287,7 +334,7 @@ impl Job {
             Err(error) => (false, 0, Some(error)),
         };
         self.tally.record(
-            &*self.reporter,
+            &**reporter,
             DownloadResult {
                 key: object.key,
                 dest,
@@ -296,23 +343,6 @@ impl Job {
                 error,
             },
         );
-    }
-
-    /// The absolute destination of `object`, with its parent directories created (except in
-    /// a dry run, which creates nothing).
-    fn destination(&self, object: &ObjectInfo) -> Result<PathBuf> {
-        let relative =
-            paths::relative_path(&self.prefix, &object.key, &self.delimiter).map_err(|reason| {
-                Error::UnsafeKey {
-                    key: object.key.clone(),
-                    reason,
-                }
-            })?;
-        if self.dry_run {
-            Ok(self.dir.root().join(relative))
-        } else {
-            self.dir.prepare(&object.key, &relative)
-        }
     }
 }
 

@@ -190,6 +190,16 @@ impl ServiceError {
         }
     }
 
+    /// A response that breaks the protocol (wrong length, ignored Range).
+    pub(crate) fn protocol(message: String) -> Self {
+        ServiceError {
+            code: None,
+            status: None,
+            message,
+            kind: ServiceErrorKind::Body,
+        }
+    }
+
     pub(crate) fn body(err: impl std::error::Error + 'static) -> Self {
         ServiceError {
             code: None,

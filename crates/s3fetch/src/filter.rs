@@ -35,10 +35,54 @@ impl KeyFilter {
         })
     }
 
+    /// The prefix to list for `prefix`: when the regex is anchored at the start and begins
+    /// with a literal (`^data/2024-`), only keys under that longer literal can match.
+    /// `None` when no key under `prefix` can match at all.
+    pub fn narrow_prefix(&self, prefix: &str) -> Option<String> {
+        let literal = self
+            .regex
+            .as_ref()
+            .and_then(|re| anchored_literal(re.as_str()));
+        match literal {
+            None => Some(prefix.to_owned()),
+            Some(literal) if literal.starts_with(prefix) => Some(literal),
+            Some(literal) if prefix.starts_with(&literal) => Some(prefix.to_owned()),
+            Some(_) => None,
+        }
+    }
+
     /// True if `key` should be downloaded.
     pub fn wants(&self, key: &str) -> bool {
         !key.ends_with(&self.delimiter) && self.regex.as_ref().is_none_or(|re| re.is_match(key))
     }
+}
+
+/// The literal text every match starts with, if the pattern is anchored at the start of the
+/// text (`^` without multi-line mode) and a case-sensitive literal follows.
+fn anchored_literal(pattern: &str) -> Option<String> {
+    use regex_syntax::hir::{HirKind, Look};
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let HirKind::Concat(parts) = hir.kind() else {
+        return None;
+    };
+    let mut parts = parts.iter();
+    if !matches!(parts.next()?.kind(), HirKind::Look(Look::Start)) {
+        return None;
+    }
+    let mut literal = Vec::new();
+    for part in parts {
+        match part.kind() {
+            HirKind::Literal(bytes) => literal.extend_from_slice(&bytes.0),
+            _ => break,
+        }
+    }
+    // A literal cut inside a multi-byte character is still a valid prefix in bytes, but
+    // prefixes are strings: keep the longest valid one.
+    let valid = match std::str::from_utf8(&literal) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&literal[..e.valid_up_to()]).ok()?,
+    };
+    (!valid.is_empty()).then(|| valid.to_owned())
 }
 
 #[cfg(test)]
@@ -63,6 +107,28 @@ mod tests {
         let f = KeyFilter::new(None, "|").unwrap();
         assert!(!f.wants("dir|"));
         assert!(f.wants("dir/"));
+    }
+
+    #[test]
+    fn anchored_literals_narrow_the_listing() {
+        let narrow =
+            |re: &str, prefix: &str| KeyFilter::new(Some(re), "/").unwrap().narrow_prefix(prefix);
+        assert_eq!(narrow(r"^data/2024-", "data/"), Some("data/2024-".into()));
+        assert_eq!(
+            narrow(r"^data/2024-\d+\.json$", ""),
+            Some("data/2024-".into())
+        );
+        assert_eq!(narrow(r"^da", "data/x"), Some("data/x".into()));
+        assert_eq!(narrow(r"^logs/", "data/"), None);
+        assert_eq!(narrow(r"data/2024", "data/"), Some("data/".into()));
+        assert_eq!(narrow(r"(?i)^data/", "d"), Some("d".into()));
+        assert_eq!(narrow(r"(?m)^data/", ""), Some("".into()));
+        assert_eq!(narrow(r"^(a|b)/", ""), Some("".into()));
+        assert_eq!(narrow(r"^a\.b*", ""), Some("a.".into()));
+        assert_eq!(
+            KeyFilter::new(None, "/").unwrap().narrow_prefix("p/"),
+            Some("p/".into())
+        );
     }
 
     #[test]

@@ -68,7 +68,9 @@ pub use client::ClientOptions;
 pub use download::{download, DownloadOptions, Downloader, DEFAULT_CONCURRENCY};
 pub use error::{Error, Result, ServiceError};
 pub use filter::KeyFilter;
+pub use listing::DEFAULT_LIST_CONCURRENCY;
 pub use progress::{DownloadResult, Failure, NoReporter, ObjectInfo, Reporter, Summary};
+pub use transfer::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE};
 pub use uri::S3Uri;
 
 /// Re-exported so callers can build their own client and cancellation token.

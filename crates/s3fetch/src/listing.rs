@@ -1,66 +1,633 @@
-//! ListObjectsV2 pages -> a stream of wanted objects.
+//! ListObjectsV2 pages -> a stream of wanted objects, listed in parallel.
 //!
-//! The listing runs as its own task and sends each object that passes the [`KeyFilter`] into a
-//! bounded channel: the download stage starts on the first match while later pages are still
-//! being fetched, and a full channel pauses the listing, so memory stays flat however many keys
-//! the bucket holds.
+//! S3 pages a listing 1,000 keys at a time, each page after the previous one. To list one
+//! prefix faster than that, the key space is cut into ranges `(after, upto]` that are listed
+//! concurrently with `StartAfter`: a range's pages stop at its upper bound, so the ranges
+//! together return exactly what one sequential listing returns, no key missed, none twice.
+//!
+//! ```text
+//! queue of ranges ──► up to `concurrency` page requests (JoinSet) ──► coordinator:
+//!                                                                     emit keys <= upto into the channel,
+//!                                                                     requeue the rest of the range, split
+//!                                                                     when requests are idle
+//! ```
+//! Split points are chosen from the keys already seen (see [`split_points`]): a ladder of
+//! strings above the page's last key, one character position at a time, so both nearby and
+//! far-away parts of the key space get their own range. Ranges that turn out empty cost one
+//! request. Pages go into a bounded channel: a slow download stage pauses the listing and
+//! memory stays flat however many keys there are.
 
+use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_sdk_s3::Client;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::error::{Error, Result, ServiceError};
 use crate::filter::KeyFilter;
 use crate::progress::{ObjectInfo, Reporter};
 
-/// Lists every key under `prefix`, sending the wanted ones to `tx`. Returns the number sent.
-/// Stops early (with `Ok`) when the receiver is gone.
-pub(crate) async fn list_into(
-    client: &Client,
-    bucket: &str,
+/// Default number of list requests in flight.
+pub const DEFAULT_LIST_CONCURRENCY: usize = 32;
+
+/// One page of a listing.
+#[derive(Debug, Default)]
+pub(crate) struct Page {
+    pub objects: Vec<ObjectInfo>,
+    pub truncated: bool,
+}
+
+/// Where pages come from: S3, or an in-memory model in tests.
+pub(crate) trait PageSource: Send + Sync + 'static {
+    /// The first page of keys under the prefix that sort after `start_after`.
+    fn page(&self, start_after: Option<String>) -> impl Future<Output = Result<Page>> + Send;
+
+    /// The first page of common prefixes under the prefix (`data/a/`, `data/b/` ...), to
+    /// seed the split points.
+    fn common_prefixes(
+        &self,
+        delimiter: String,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
+
+/// ListObjectsV2 on one bucket and prefix.
+pub(crate) struct S3Pages {
+    pub client: Client,
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl PageSource for S3Pages {
+    async fn page(&self, start_after: Option<String>) -> Result<Page> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .set_start_after(start_after)
+            .send()
+            .await
+            .map_err(|e| Error::List {
+                bucket: self.bucket.clone(),
+                prefix: self.prefix.clone(),
+                source: ServiceError::from_sdk(e),
+            })?;
+        let truncated = page.is_truncated() == Some(true);
+        let objects = page
+            .contents
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|object| {
+                Some(ObjectInfo {
+                    size: object.size.map_or(0, |s| s.max(0) as u64),
+                    etag: object.e_tag,
+                    last_modified: object
+                        .last_modified
+                        .and_then(|t| SystemTime::try_from(t).ok()),
+                    key: object.key?,
+                })
+            })
+            .collect();
+        Ok(Page { objects, truncated })
+    }
+
+    async fn common_prefixes(&self, delimiter: String) -> Result<Vec<String>> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .delimiter(delimiter)
+            .send()
+            .await
+            .map_err(|e| Error::List {
+                bucket: self.bucket.clone(),
+                prefix: self.prefix.clone(),
+                source: ServiceError::from_sdk(e),
+            })?;
+        Ok(page
+            .common_prefixes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.prefix)
+            .collect())
+    }
+}
+
+/// Keys `k` with `after < k <= upto` (`None`: unbounded on that side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Range {
+    after: Option<String>,
+    upto: Option<String>,
+}
+
+/// What a request of the listing brought back.
+enum Fetched {
+    Page(Range, Result<Page>),
+    Seeds(Result<Vec<String>>),
+}
+
+/// Lists everything under the source's prefix with up to `concurrency` requests in flight
+/// and sends the objects `filter` wants to `tx`. Returns how many were sent; stops early
+/// (with `Ok`) when the receiver is gone. With a `delimiter`, one extra request fetches the
+/// prefix's "sub-folders", which make ideal split points.
+pub(crate) async fn list_into<S: PageSource>(
+    source: Arc<S>,
     prefix: &str,
+    delimiter: Option<&str>,
+    concurrency: usize,
     filter: &KeyFilter,
     reporter: &dyn Reporter,
     tx: mpsc::Sender<ObjectInfo>,
 ) -> Result<u64> {
+    let concurrency = concurrency.max(1);
+    let mut queue = VecDeque::from([Range {
+        after: None,
+        upto: None,
+    }]);
+    // Split points from the sub-folders, once known.
+    let mut seeds: BTreeSet<String> = BTreeSet::new();
+    let mut requests = JoinSet::new();
+    if let (Some(delimiter), true) = (delimiter, concurrency > 1) {
+        let (source, delimiter) = (source.clone(), delimiter.to_owned());
+        requests.spawn(async move { Fetched::Seeds(source.common_prefixes(delimiter).await) });
+    }
     let mut found = 0;
-    let mut token: Option<String> = None;
     loop {
-        let page = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .map_err(|e| Error::List {
-                bucket: bucket.to_owned(),
-                prefix: prefix.to_owned(),
-                source: ServiceError::from_sdk(e),
-            })?;
-        for object in page.contents() {
-            let Some(key) = object.key() else { continue };
-            if !filter.wants(key) {
+        while requests.len() < concurrency {
+            let Some(range) = queue.pop_front() else {
+                break;
+            };
+            let source = source.clone();
+            requests.spawn(async move {
+                let page = source.page(range.after.clone()).await;
+                Fetched::Page(range, page)
+            });
+        }
+        let Some(joined) = requests.join_next().await else {
+            return Ok(found);
+        };
+        let (range, page) = match joined {
+            Ok(Fetched::Page(range, page)) => (range, page?),
+            Ok(Fetched::Seeds(prefixes)) => {
+                seeds.extend(prefixes?);
+                // Ranges still waiting are cut at the sub-folders they span.
+                queue = queue.into_iter().flat_map(|r| cut(r, &seeds)).collect();
                 continue;
             }
-            let info = ObjectInfo {
-                key: key.to_owned(),
-                size: object.size().map_or(0, |s| s.max(0) as u64),
-                etag: object.e_tag().map(str::to_owned),
-                last_modified: object
-                    .last_modified()
-                    .and_then(|t| SystemTime::try_from(*t).ok()),
-            };
-            reporter.object_found(&info);
-            found += 1;
-            if tx.send(info).await.is_err() {
-                return Ok(found);
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => return Err(Error::Cancelled),
+        };
+
+        let first = page.objects.first().map(|o| o.key.clone());
+        let alphabet = alphabet(&page.objects);
+        let mut last = None;
+        let mut past_end = false;
+        for object in page.objects {
+            if range
+                .upto
+                .as_deref()
+                .is_some_and(|upto| object.key.as_str() > upto)
+            {
+                past_end = true;
+                break;
+            }
+            last = Some(object.key.clone());
+            if filter.wants(&object.key) {
+                reporter.object_found(&object);
+                found += 1;
+                if tx.send(object).await.is_err() {
+                    return Ok(found);
+                }
             }
         }
-        match page.next_continuation_token() {
-            Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-            _ => return Ok(found),
+        let (Some(first), Some(last)) = (first, last) else {
+            continue;
+        };
+        if past_end || !page.truncated {
+            continue;
+        }
+        // The rest of the range: cut at known sub-folders, or else split adaptively if
+        // requests would otherwise sit idle.
+        let rest = Range {
+            after: Some(last.clone()),
+            upto: range.upto,
+        };
+        let pieces = cut(rest.clone(), &seeds);
+        if pieces.len() > 1 {
+            queue.extend(pieces);
+            continue;
+        }
+        let idle = concurrency.saturating_sub(requests.len() + queue.len() + 1);
+        let points = split_points(prefix, &first, &last, rest.upto.as_deref(), &alphabet, idle);
+        queue.extend(cut(rest, &points.into_iter().collect()));
+    }
+}
+
+/// `range` cut at every point of `points` inside it.
+fn cut(range: Range, points: &BTreeSet<String>) -> Vec<Range> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    if let (Some(after), Some(upto)) = (&range.after, &range.upto) {
+        if after >= upto {
+            return Vec::new(); // nothing left in it
+        }
+    }
+    let lower = range.after.as_deref().map_or(Unbounded, Excluded);
+    let upper = range.upto.as_deref().map_or(Unbounded, Excluded);
+    let mut pieces = Vec::new();
+    let mut after = range.after.clone();
+    for point in points.range::<str, _>((lower, upper)) {
+        pieces.push(Range {
+            after,
+            upto: Some(point.clone()),
+        });
+        after = Some(point.clone());
+    }
+    pieces.push(Range {
+        after,
+        upto: range.upto,
+    });
+    pieces
+}
+
+/// Up to `budget` strings `s` with `last < s < upto`, ascending, to cut the rest of a range
+/// into pieces. `first..=last` is the page just listed: keys there agree up to some position
+/// and vary after it, so the next keys differ from `last` at that position or before it.
+/// For each position from there back to the end of the prefix, the candidates are `last`'s
+/// characters up to it followed by a larger character of the page's `alphabet` (the ASCII
+/// characters where its keys vary), or failing that of the same class (digits, lower-case,
+/// upper-case, other printable ASCII). Deeper positions come first and each gets at most
+/// [`CUTS_PER_POSITION`], evenly spaced: a geometric ladder of ranges, each position's about
+/// one class-size larger than the one before, so near and far key space both get a range.
+fn split_points(
+    prefix: &str,
+    first: &str,
+    last: &str,
+    upto: Option<&str>,
+    alphabet: &[u8],
+    budget: usize,
+) -> Vec<String> {
+    let (first, last_bytes) = (first.as_bytes(), last.as_bytes());
+    let common = first
+        .iter()
+        .zip(last_bytes)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let start = prefix.len().min(last_bytes.len());
+    let deepest = common.min(last_bytes.len().saturating_sub(1));
+    let mut cuts = Vec::new();
+    for pos in (start..=deepest).rev() {
+        if cuts.len() >= budget {
+            break;
+        }
+        let c = last_bytes[pos];
+        let above: Vec<u8> = if alphabet.contains(&c) {
+            alphabet.iter().copied().filter(|&a| a > c).collect()
+        } else if let Some((_, max)) = char_class(c) {
+            (c + 1..=max).collect()
+        } else {
+            continue;
+        };
+        if above.is_empty() {
+            continue;
+        }
+        let take = CUTS_PER_POSITION.min(above.len()).min(budget - cuts.len());
+        for i in 0..take {
+            // Evenly spaced, always including the next character up.
+            let mut cut = String::with_capacity(pos + 1);
+            cut.push_str(&last[..pos]);
+            cut.push(char::from(above[i * above.len() / take]));
+            if upto.is_none_or(|upto| cut.as_str() < upto) && cut.as_str() > last {
+                cuts.push(cut);
+            }
+        }
+    }
+    cuts.sort();
+    cuts.dedup();
+    cuts
+}
+
+/// The printable ASCII characters found at the positions where a page's keys differ from
+/// each other (a fixed suffix such as `.json` is left out).
+fn alphabet(objects: &[ObjectInfo]) -> Vec<u8> {
+    let Some(first) = objects.first() else {
+        return Vec::new();
+    };
+    let first = first.key.as_bytes();
+    // Per position: the first key's character, and whether another key differs there.
+    let mut varies = vec![false; first.len()];
+    let mut seen = [false; 128];
+    for object in objects {
+        for (pos, &c) in object.key.as_bytes().iter().enumerate() {
+            if pos >= first.len() || c != first[pos] {
+                if let Some(v) = varies.get_mut(pos) {
+                    *v = true;
+                }
+                if (b' '..=b'~').contains(&c) {
+                    seen[c as usize] = true;
+                }
+            }
+        }
+    }
+    for (pos, &c) in first.iter().enumerate() {
+        if varies[pos] && (b' '..=b'~').contains(&c) {
+            seen[c as usize] = true;
+        }
+    }
+    (0u8..128).filter(|&c| seen[c as usize]).collect()
+}
+
+/// At most this many split points at one character position.
+const CUTS_PER_POSITION: usize = 10;
+
+/// The range of ASCII characters a key character is likely drawn from.
+fn char_class(c: u8) -> Option<(u8, u8)> {
+    match c {
+        b'0'..=b'9' => Some((b'0', b'9')),
+        b'a'..=b'z' => Some((b'a', b'z')),
+        b'A'..=b'Z' => Some((b'A', b'Z')),
+        b' '..=b'~' => Some((b' ', b'~')),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An in-memory bucket with S3's listing semantics and a small page size.
+    struct Model {
+        keys: BTreeSet<String>,
+        prefix: String,
+        max_keys: usize,
+        requests: AtomicUsize,
+    }
+
+    impl PageSource for Model {
+        async fn page(&self, start_after: Option<String>) -> Result<Page> {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            // Virtual time (the runtime starts paused): every request takes 60 ms.
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+            let mut objects = Vec::new();
+            let mut truncated = false;
+            let from = start_after.unwrap_or_default();
+            for key in self
+                .keys
+                .range::<str, _>((
+                    std::ops::Bound::Excluded(from.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .filter(|k| k.starts_with(&self.prefix))
+            {
+                if objects.len() == self.max_keys {
+                    truncated = true;
+                    break;
+                }
+                objects.push(ObjectInfo {
+                    key: key.clone(),
+                    size: 1,
+                    etag: None,
+                    last_modified: None,
+                });
+            }
+            Ok(Page { objects, truncated })
+        }
+
+        async fn common_prefixes(&self, delimiter: String) -> Result<Vec<String>> {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+            let mut prefixes: Vec<String> = self
+                .keys
+                .iter()
+                .filter(|k| k.starts_with(&self.prefix))
+                .filter_map(|k| {
+                    let rest = &k[self.prefix.len()..];
+                    rest.find(&delimiter)
+                        .map(|i| k[..self.prefix.len() + i + delimiter.len()].to_owned())
+                })
+                .collect();
+            prefixes.dedup();
+            prefixes.truncate(self.max_keys);
+            Ok(prefixes)
+        }
+    }
+
+    /// Lists with the model; returns the keys, the number of requests and the virtual time
+    /// the listing took (60 ms a request).
+    fn list(
+        keys: &BTreeSet<String>,
+        prefix: &str,
+        max_keys: usize,
+        concurrency: usize,
+    ) -> (Vec<String>, usize, std::time::Duration) {
+        let model = Arc::new(Model {
+            keys: keys.clone(),
+            prefix: prefix.to_owned(),
+            max_keys,
+            requests: AtomicUsize::new(0),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let (listed, took) = runtime.block_on(async {
+            let started = tokio::time::Instant::now();
+            let (tx, mut rx) = mpsc::channel::<ObjectInfo>(16);
+            let filter = KeyFilter::new(None, "\u{0}never").unwrap();
+            let reporter = crate::progress::NoReporter;
+            let collect = async {
+                let mut out = Vec::new();
+                while let Some(o) = rx.recv().await {
+                    out.push(o.key);
+                }
+                out
+            };
+            let (count, out) = tokio::join!(
+                list_into(
+                    model.clone(),
+                    prefix,
+                    Some("/"),
+                    concurrency,
+                    &filter,
+                    &reporter,
+                    tx
+                ),
+                collect
+            );
+            assert_eq!(count.unwrap() as usize, out.len());
+            (out, started.elapsed())
+        });
+        (listed, model.requests.load(Ordering::Relaxed), took)
+    }
+
+    /// Checks the listing is exact; returns (requests, virtual time).
+    fn check(
+        keys: &BTreeSet<String>,
+        prefix: &str,
+        max_keys: usize,
+        concurrency: usize,
+    ) -> (usize, std::time::Duration) {
+        let expected: Vec<String> = keys
+            .iter()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        let (mut listed, requests, took) = list(keys, prefix, max_keys, concurrency);
+        listed.sort();
+        let before = listed.len();
+        listed.dedup();
+        assert_eq!(before, listed.len(), "a key was listed twice");
+        assert_eq!(listed, expected);
+        (requests, took)
+    }
+
+    /// Lists `keys` sequentially and with 32 requests in flight; prints and returns the
+    /// speed-up in (virtual) time and the request overhead.
+    fn measure(name: &str, keys: &BTreeSet<String>, prefix: &str) -> (f64, f64) {
+        let (seq_requests, seq_time) = check(keys, prefix, 1000, 1);
+        let (par_requests, par_time) = check(keys, prefix, 1000, 32);
+        let speedup = seq_time.as_secs_f64() / par_time.as_secs_f64();
+        let overhead = par_requests as f64 / seq_requests as f64;
+        println!(
+            "{name}: {} keys, sequential {seq_requests} requests {seq_time:?}, parallel {par_requests} requests {par_time:?}: {speedup:.1}x faster, {overhead:.2}x requests",
+            keys.len()
+        );
+        (speedup, overhead)
+    }
+
+    #[test]
+    fn splits_a_flat_numbered_prefix() {
+        let keys: BTreeSet<String> = (0..100_000)
+            .map(|i| format!("flat/obj-{i:08}.bin"))
+            .collect();
+        let (speedup, overhead) = measure("flat", &keys, "flat/");
+        assert!(speedup >= 10.0 && overhead <= 2.5, "{speedup} {overhead}");
+    }
+
+    #[test]
+    fn splits_sub_folders_and_random_names() {
+        let keys: BTreeSet<String> = (0..100_000)
+            .map(|i| format!("n/folder-{:04}/obj-{i:08}.bin", i / 1000))
+            .collect();
+        let (speedup, overhead) = measure("folders", &keys, "n/");
+        assert!(speedup >= 10.0 && overhead <= 2.5, "{speedup} {overhead}");
+        let keys: BTreeSet<String> = (0u64..100_000)
+            .map(|i| format!("h/{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+            .collect();
+        let (speedup, overhead) = measure("hashes", &keys, "h/");
+        assert!(speedup >= 10.0 && overhead <= 2.5, "{speedup} {overhead}");
+    }
+
+    #[test]
+    fn edge_cases() {
+        let set = |keys: &[&str]| keys.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        check(&set(&[]), "", 2, 8);
+        check(&set(&["only"]), "", 1, 8);
+        check(
+            &set(&["a", "a0", "a00", "a000", "a0000", "a1", "b"]),
+            "a",
+            1,
+            8,
+        );
+        check(
+            &set(&[
+                "p/0", "p/1", "p/10", "p/19", "p/2", "p/9", "p/90", "p/99", "q",
+            ]),
+            "p/",
+            2,
+            8,
+        );
+        check(
+            &set(&["x~", "x~~", "x~~~", "x\u{7f}", "xé", "x\u{10ffff}", "x "]),
+            "x",
+            1,
+            8,
+        );
+        // Keys that sort just after a likely split point.
+        check(
+            &set(&[
+                "k/a9", "k/a9\0", "k/a9 ", "k/a:", "k/b", "k/b0", "k/z", "k/z~", "k/{",
+            ]),
+            "k/",
+            1,
+            8,
+        );
+    }
+
+    #[test]
+    fn split_points_are_ordered_and_inside_the_range() {
+        let digits: Vec<u8> = (b'0'..=b'9').collect();
+        let cuts = split_points("d/", "d/obj-0000", "d/obj-0999", None, &digits, 20);
+        assert!(!cuts.is_empty());
+        assert!(cuts.windows(2).all(|w| w[0] < w[1]));
+        assert!(cuts.iter().all(|c| c.as_str() > "d/obj-0999"));
+        assert!(cuts.contains(&"d/obj-1".to_owned()));
+        let cuts = split_points("d/", "d/a", "d/b", Some("d/c"), &[], 20);
+        assert!(
+            cuts.iter()
+                .all(|c| c.as_str() > "d/b" && c.as_str() < "d/c"),
+            "{cuts:?}"
+        );
+        assert!(split_points("d/", "d/a", "d/b", None, &[], 0).is_empty());
+        // Hex names: the page's alphabet carries on past '9'.
+        let hex: Vec<u8> = b"0123456789abcdef".to_vec();
+        let cuts = split_points("", "00", "2f", None, &hex, 40);
+        assert!(cuts.iter().any(|c| c.as_str() >= "a"), "{cuts:?}");
+    }
+
+    /// The `million` benchmark's shape, in virtual time (run with `--ignored --nocapture`).
+    #[test]
+    #[ignore = "slow in debug builds; a measurement, not a check"]
+    fn million_keys() {
+        let folders: BTreeSet<String> = (0..1_000_000)
+            .map(|i| format!("m/folder-{:04}/obj-{i:08}.bin", i / 10_000))
+            .collect();
+        let flat: BTreeSet<String> = (0..1_000_000)
+            .map(|i| format!("m/obj-{i:08}.bin"))
+            .collect();
+        let (_, seq) = check(&flat, "m/", 1000, 1);
+        for (concurrency, keys) in [16, 32, 64, 128]
+            .into_iter()
+            .flat_map(|c| [(c, &folders), (c, &flat)])
+        {
+            let (requests, par) = check(keys, "m/", 1000, concurrency);
+            println!(
+                "concurrency {concurrency}: {requests} requests, {par:?} vs {seq:?}: {:.1}x",
+                seq.as_secs_f64() / par.as_secs_f64()
+            );
+        }
+    }
+
+    fn key_strategy() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // Numbered keys with a long shared prefix.
+            (0u32..5000).prop_map(|i| format!("data/2024/part-{i:05}.json")),
+            // Skewed: most keys in one folder.
+            (0u32..50, 0u32..3)
+                .prop_map(|(i, f)| format!("data/{}/{i}", ["hot", "cold", "z"][f as usize])),
+            // Arbitrary characters, unicode and control characters included.
+            "data/[a-c0-2~ é\u{7f}\u{10ffff}/.-]{0,6}",
+            // Outside the prefix.
+            "[a-z]{1,3}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn parallel_listing_equals_sequential_listing(
+            keys in proptest::collection::btree_set(key_strategy(), 0..400),
+            max_keys in 1usize..12,
+            concurrency in 1usize..16,
+            prefix in prop_oneof![Just(""), Just("data/"), Just("data/2"), Just("data/hot/")],
+        ) {
+            check(&keys, prefix, max_keys, concurrency);
         }
     }
 }

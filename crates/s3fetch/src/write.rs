@@ -116,11 +116,12 @@ impl DownloadDir {
 }
 
 /// A temporary file beside its destination; removed on drop unless [`TempFile::commit`]ed.
+/// Parts of it can be written concurrently at their offsets ([`TempFile::write_at`]).
 #[derive(Debug)]
 pub(crate) struct TempFile {
     path: PathBuf,
     dest: PathBuf,
-    file: Option<File>,
+    file: File,
 }
 
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
@@ -138,7 +139,7 @@ impl TempFile {
                     return Ok(TempFile {
                         path,
                         dest: dest.to_owned(),
-                        file: Some(file),
+                        file,
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -154,22 +155,21 @@ impl TempFile {
         }
     }
 
-    pub fn file(&self) -> &File {
-        self.file.as_ref().expect("the file is open until commit")
-    }
-
-    pub fn write_all(&mut self, key: &str, bytes: &[u8]) -> Result<()> {
-        let path = &self.path;
+    /// Sets the final size up front, so parts can be written at any offset.
+    pub fn set_len(&self, key: &str, len: u64) -> Result<()> {
         self.file
-            .as_mut()
-            .expect("the file is open until commit")
-            .write_all(bytes)
-            .map_err(|e| Error::io(key, "writing", path.clone(), e))
+            .set_len(len)
+            .map_err(|e| Error::io(key, "sizing", self.path.clone(), e))
     }
 
-    /// Closes the file and renames it over the destination.
+    /// Writes `bytes` at `offset`.
+    pub fn write_at(&self, key: &str, bytes: &[u8], offset: u64) -> Result<()> {
+        write_at(&self.file, bytes, offset)
+            .map_err(|e| Error::io(key, "writing", self.path.clone(), e))
+    }
+
+    /// Renames the file over the destination.
     pub fn commit(mut self, key: &str) -> Result<()> {
-        drop(self.file.take());
         fs::rename(&self.path, &self.dest).map_err(|e| {
             let e = match fs::symlink_metadata(&self.dest) {
                 Ok(meta) if meta.is_dir() => {
@@ -188,17 +188,39 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
-            drop(self.file.take());
             let _ = fs::remove_file(&self.path);
         }
     }
 }
 
-/// Writes a complete object held in memory: temporary file, then rename.
-pub(crate) fn write_whole(key: &str, dest: &Path, bytes: &[u8]) -> Result<()> {
-    let mut temp = TempFile::create(key, dest)?;
-    temp.write_all(key, bytes)?;
-    temp.commit(key)
+#[cfg(unix)]
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(windows)]
+fn write_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(file, bytes, offset)?;
+        bytes = &bytes[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Writes a complete object held in memory: directories, temporary file, rename.
+pub(crate) fn write_whole(
+    dir: &DownloadDir,
+    key: &str,
+    relative: &Path,
+    bytes: &[u8],
+) -> Result<()> {
+    let dest = dir.prepare(key, relative)?;
+    let file = TempFile::create(key, &dest)?;
+    (&file.file)
+        .write_all(bytes)
+        .map_err(|e| Error::io(key, "writing", file.path.clone(), e))?;
+    file.commit(key)
 }
 
 #[cfg(test)]
@@ -218,11 +240,12 @@ mod tests {
     fn temp_file_is_removed_unless_committed() {
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("x");
-        let mut t = TempFile::create("k", &dest).unwrap();
-        t.write_all("k", b"partial").unwrap();
+        let t = TempFile::create("k", &dest).unwrap();
+        t.write_at("k", b"partial", 0).unwrap();
         drop(t);
         assert!(entries(tmp.path()).is_empty());
-        write_whole("k", &dest, b"whole").unwrap();
+        let dir = DownloadDir::open(tmp.path()).unwrap();
+        write_whole(&dir, "k", Path::new("x"), b"whole").unwrap();
         assert_eq!(entries(tmp.path()), ["x"]);
         assert_eq!(fs::read(&dest).unwrap(), b"whole");
     }
@@ -234,7 +257,8 @@ mod tests {
         let t = TempFile::create("k", &dest).unwrap();
         assert!(t.path.file_name().unwrap().len() < 64);
         drop(t);
-        write_whole("k", &dest, b"x").unwrap();
+        let dir = DownloadDir::open(tmp.path()).unwrap();
+        write_whole(&dir, "k", Path::new(&"n".repeat(250)), b"x").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"x");
     }
 
@@ -253,6 +277,18 @@ mod tests {
         assert_eq!(dest, dir.root().join("a/b/c"));
         assert!(dir.root().join("a/b").is_dir());
         assert!(entries(outside.path()).is_empty());
+    }
+
+    #[test]
+    fn parts_land_at_their_offsets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("p");
+        let t = TempFile::create("k", &dest).unwrap();
+        t.set_len("k", 6).unwrap();
+        t.write_at("k", b"def", 3).unwrap();
+        t.write_at("k", b"abc", 0).unwrap();
+        t.commit("k").unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"abcdef");
     }
 
     #[test]

@@ -162,8 +162,10 @@ async fn pages_through_with_matches_on_first_and_last_page() {
     let server = TestServer::start().await;
     paged_bucket(&server, "bkt", 2600);
     let dir = tempfile::tempdir().unwrap();
-    let summary =
-        run(options(&server, "s3://bkt/", dir.path()).regex(r"/(00007|02599|01000)\.bin$")).await;
+    let summary = run(options(&server, "s3://bkt/", dir.path())
+        .regex(r"/(00007|02599|01000)\.bin$")
+        .list_concurrency(1))
+    .await;
     assert_eq!(summary.objects_found, 3);
     assert_eq!(
         files(dir.path()),
@@ -178,6 +180,127 @@ async fn pages_through_with_matches_on_first_and_last_page() {
     // Sizes come from the listing: one GET per object and no HEAD.
     assert_eq!(counts.get, 3);
     assert_eq!(counts.head, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_listing_finds_exactly_the_sequential_set() {
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    // A flat numbered run, sub-folders, and odd names around likely split points.
+    let mut keys: Vec<String> = (0..3000).map(|i| format!("p/obj-{i:06}")).collect();
+    keys.extend((0..1500).map(|i| format!("p/dir-{:02}/f{i}", i % 15)));
+    keys.extend(["p/obj-1", "p/obj-1 ", "p/obj-0010000~", "p/é", "p/~"].map(String::from));
+    server
+        .store()
+        .put_objects("bkt", keys.iter().map(|k| (k.as_str(), k.as_bytes())))
+        .unwrap();
+    let mut listed = Vec::new();
+    for list_concurrency in [1, 4, 64] {
+        let dir = tempfile::tempdir().unwrap();
+        server.reset_request_counts();
+        let summary = run(options(&server, "s3://bkt/p/", dir.path())
+            .dry_run(true)
+            .list_concurrency(list_concurrency))
+        .await;
+        assert_eq!(summary.objects_found as usize, keys.len());
+        listed.push(server.request_counts().list);
+    }
+    // Sequential: one request per page; parallel: more requests, each range ends at its bound.
+    assert_eq!(listed[0], 5);
+    assert!(listed[2] > listed[0], "{listed:?}");
+    // And the downloaded set is exact.
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(options(&server, "s3://bkt/p/", dir.path()).list_concurrency(64)).await;
+    assert_eq!(summary.objects_downloaded as usize, keys.len());
+    let expected: BTreeSet<String> = keys
+        .iter()
+        .map(|k| k.strip_prefix("p/").unwrap().to_owned())
+        .collect();
+    assert_eq!(files(dir.path()), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anchored_regex_lists_only_under_its_literal() {
+    let server = TestServer::start().await;
+    paged_bucket(&server, "bkt", 3000);
+    server.put_object("bkt", "data/x-2024-1", b"a");
+    server.put_object("bkt", "data/x-2024-2", b"b");
+    let dir = tempfile::tempdir().unwrap();
+    let summary =
+        run(options(&server, "s3://bkt/data/", dir.path()).regex(r"^data/x-2024-\d$")).await;
+    assert_eq!(summary.objects_downloaded, 2);
+    // One page under `data/x-2024-`, plus the sub-folder probe: not the 3,000 keys of `data/`.
+    assert!(
+        server.request_counts().list <= 2,
+        "{:?}",
+        server.request_counts()
+    );
+    // A literal outside the URI's prefix matches nothing and lists nothing.
+    server.reset_request_counts();
+    let summary = run(options(&server, "s3://bkt/data/", dir.path()).regex(r"^logs/")).await;
+    assert_eq!(summary.objects_found, 0);
+    assert_eq!(server.request_counts().list, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_objects_come_in_ranged_parts() {
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    let body: Vec<u8> = (0..5 * 1024 * 1024 + 3)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    server.put_object("bkt", "big/a.bin", &body);
+    server.put_object("bkt", "big/small", b"s");
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(options(&server, "s3://bkt/big/", dir.path())
+        .parts(1024 * 1024, 512 * 1024)
+        .concurrency(4))
+    .await;
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    assert!(std::fs::read(dir.path().join("a.bin")).unwrap() == body);
+    // 11 parts of 512 KiB (the last one 3 bytes) and one GET for the small object.
+    assert_eq!(server.request_counts().get, 12);
+    assert_eq!(summary.bytes_downloaded, body.len() as u64 + 1);
+    no_temp_files(dir.path());
+}
+
+/// Replaces an object in the store as soon as its first bytes are written.
+struct ReplaceMidway {
+    server: Arc<TestServer>,
+    done: AtomicBool,
+}
+
+impl Reporter for ReplaceMidway {
+    fn bytes_written(&self, key: &str, _bytes: u64) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            self.server
+                .put_object("bkt", key, vec![b'N'; 4 * 1024 * 1024]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_replaced_mid_download_fails_instead_of_mixing_versions() {
+    let server = Arc::new(TestServer::start().await);
+    server.create_bucket("bkt");
+    server.put_object("bkt", "obj", vec![b'O'; 4 * 1024 * 1024]);
+    let dir = tempfile::tempdir().unwrap();
+    let reporter = Arc::new(ReplaceMidway {
+        server: server.clone(),
+        done: AtomicBool::new(false),
+    });
+    let summary = Downloader::new(
+        options(&server, "s3://bkt/obj", dir.path())
+            .parts(64 * 1024, 64 * 1024)
+            .concurrency(2),
+    )
+    .reporter(reporter)
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(summary.failures.len(), 1);
+    assert_eq!(summary.failures[0].error.code(), Some("PreconditionFailed"));
+    assert!(files(dir.path()).is_empty(), "no file, no temporary file");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,6 +57,7 @@ mod client;
 mod download;
 mod error;
 mod filter;
+mod list_xml;
 mod listing;
 pub mod paths;
 mod progress;

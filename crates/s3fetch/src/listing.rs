@@ -20,14 +20,15 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
 
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result, ServiceError};
 use crate::filter::KeyFilter;
+use crate::list_xml::{self, Listing, TakeListBody};
 use crate::progress::{ObjectInfo, Reporter};
 
 /// Default number of list requests in flight.
@@ -60,60 +61,62 @@ pub(crate) struct S3Pages {
     pub prefix: String,
 }
 
-impl PageSource for S3Pages {
-    async fn page(&self, start_after: Option<String>) -> Result<Page> {
-        let page = self
-            .client
+impl S3Pages {
+    /// One ListObjectsV2 request, its body read by [`list_xml`] rather than the SDK.
+    async fn list(
+        &self,
+        start_after: Option<String>,
+        delimiter: Option<String>,
+    ) -> Result<Listing> {
+        let error = |source| Error::List {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            source,
+        };
+        let take = TakeListBody::default();
+        self.client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(&self.prefix)
             .set_start_after(start_after)
+            .set_delimiter(delimiter)
+            .customize()
+            .interceptor(take.clone())
             .send()
             .await
-            .map_err(|e| Error::List {
-                bucket: self.bucket.clone(),
-                prefix: self.prefix.clone(),
-                source: ServiceError::from_sdk(e),
-            })?;
-        let truncated = page.is_truncated() == Some(true);
-        let objects = page
-            .contents
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|object| {
-                Some(ObjectInfo {
-                    size: object.size.map_or(0, |s| s.max(0) as u64),
-                    etag: object.e_tag,
-                    last_modified: object
-                        .last_modified
-                        .and_then(|t| SystemTime::try_from(t).ok()),
-                    key: object.key?,
-                })
+            .map_err(|e| error(ServiceError::from_sdk(e)))?;
+        let body = take.take().ok_or_else(|| {
+            error(ServiceError::protocol(
+                "the listing response had no body".into(),
+            ))
+        })?;
+        let bytes = ByteStream::new(body)
+            .collect()
+            .await
+            .map_err(|e| error(ServiceError::body(e)))?
+            .into_bytes();
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(list_xml::parse)
+            .ok_or_else(|| {
+                error(ServiceError::protocol(
+                    "the listing response is not a ListBucketResult".into(),
+                ))
             })
-            .collect();
-        Ok(Page { objects, truncated })
+    }
+}
+
+impl PageSource for S3Pages {
+    async fn page(&self, start_after: Option<String>) -> Result<Page> {
+        let listing = self.list(start_after, None).await?;
+        Ok(Page {
+            objects: listing.objects,
+            truncated: listing.truncated,
+        })
     }
 
     async fn common_prefixes(&self, delimiter: String) -> Result<Vec<String>> {
-        let page = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&self.prefix)
-            .delimiter(delimiter)
-            .send()
-            .await
-            .map_err(|e| Error::List {
-                bucket: self.bucket.clone(),
-                prefix: self.prefix.clone(),
-                source: ServiceError::from_sdk(e),
-            })?;
-        Ok(page
-            .common_prefixes
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|p| p.prefix)
-            .collect())
+        Ok(self.list(None, Some(delimiter)).await?.common_prefixes)
     }
 }
 

@@ -16,26 +16,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aws_sdk_s3::Client;
-use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result, ServiceError};
 use crate::progress::{ObjectInfo, Reporter};
-use crate::write::{self, DownloadDir, TempFile};
+use crate::write::{self, AlignedBuffer, DownloadDir, TempFile};
 
 /// Objects up to this size are collected in memory and written with one call.
 const SMALL_OBJECT: u64 = 256 * 1024;
-/// Bytes gathered from a body before they are written.
-const WRITE_BATCH: usize = 256 * 1024;
+/// Bytes gathered from a body before they are written (a multiple of the direct-write
+/// alignment, so that the batches of a large object's parts can bypass the page cache).
+const WRITE_BATCH: usize = 128 * 1024;
 
 /// Default size of a ranged part.
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Default size above which objects are fetched in ranged parts.
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// Parts of one object in flight at most (the run's semaphore limits the total).
-const PARTS_PER_OBJECT: usize = 16;
+const PARTS_PER_OBJECT: usize = 8;
 
 /// How objects are split into requests.
 #[derive(Debug, Clone, Copy)]
@@ -90,9 +90,10 @@ impl Fetcher {
         let temp = self
             .blocking(move || {
                 let dest = dir.prepare(&key_owned, &relative)?;
-                let temp = TempFile::create(&key_owned, &dest)?;
+                let mut temp = TempFile::create(&key_owned, &dest)?;
                 if ranged {
                     temp.set_len(&key_owned, size)?;
+                    temp.enable_direct();
                 }
                 Ok(temp)
             })
@@ -183,8 +184,7 @@ impl Fetcher {
             }
         }
         let mut body = response.body;
-        let mut batch: Vec<Bytes> = Vec::new();
-        let mut batched = 0;
+        let mut batch = AlignedBuffer::new(WRITE_BATCH);
         let mut offset = start;
         loop {
             let chunk = body
@@ -192,26 +192,25 @@ impl Fetcher {
                 .await
                 .map_err(|e| self.get_error(key, ServiceError::body(e)))?;
             let done = chunk.is_none();
-            if let Some(chunk) = chunk {
-                batched += chunk.len();
-                batch.push(chunk);
-            }
-            if batched >= WRITE_BATCH || (done && batched > 0) {
-                let (temp, key_owned, chunks) =
-                    (temp.clone(), key.to_owned(), std::mem::take(&mut batch));
-                let at = offset;
-                self.blocking(move || {
-                    let mut at = at;
-                    for chunk in chunks {
-                        temp.write_at(&key_owned, &chunk, at)?;
-                        at += chunk.len() as u64;
-                    }
-                    Ok(())
-                })
-                .await?;
-                self.reporter.bytes_written(key, batched as u64);
-                offset += batched as u64;
-                batched = 0;
+            let mut data: &[u8] = chunk.as_deref().unwrap_or_default();
+            while !data.is_empty() || (done && !batch.is_empty()) {
+                data = &data[batch.push(data)..];
+                if !batch.is_full() && !done {
+                    break;
+                }
+                // Full (or the body is over): write it on the blocking pool and take the
+                // buffer back for the next batch.
+                let (temp, key_owned, at) = (temp.clone(), key.to_owned(), offset);
+                let full = std::mem::replace(&mut batch, AlignedBuffer::new(0));
+                let (result, mut full) = self
+                    .blocking(move || Ok((temp.write_at(&key_owned, full.filled(), at), full)))
+                    .await?;
+                result?;
+                let len = full.filled().len() as u64;
+                self.reporter.bytes_written(key, len);
+                offset += len;
+                full.clear();
+                batch = full;
             }
             if done {
                 break;

@@ -1,0 +1,250 @@
+//! A fast reader of ListObjectsV2 response bodies.
+//!
+//! The SDK's generic XML deserializer costs about 4 ms of CPU per 1,000-key page; listing
+//! millions of keys in parallel makes that the bottleneck. S3's listing XML is flat and
+//! regular, so this reads it with plain substring search (about 20x less CPU). It is used
+//! through [`TakeListBody`], an SDK interceptor: requests are still signed, retried and their
+//! errors decoded by the SDK; only the body of a successful response is read here.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_types::body::SdkBody;
+
+use crate::progress::ObjectInfo;
+
+/// A successful response's body, swapped for an empty listing so that the SDK has nothing to
+/// parse; the caller reads the real one with [`parse`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TakeListBody(Arc<Mutex<Option<SdkBody>>>);
+
+const EMPTY_LISTING: &str =
+    "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></ListBucketResult>";
+
+impl TakeListBody {
+    pub fn take(&self) -> Option<SdkBody> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl Intercept for TakeListBody {
+    fn name(&self) -> &'static str {
+        "s3fetch::TakeListBody"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let response = context.response_mut();
+        if response.status().is_success() {
+            let body = std::mem::replace(response.body_mut(), SdkBody::from(EMPTY_LISTING));
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
+        }
+        Ok(())
+    }
+}
+
+/// What one ListObjectsV2 page holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Listing {
+    pub objects: Vec<ObjectInfo>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+}
+
+/// Reads a ListObjectsV2 response body. `None` if it is not one.
+pub(crate) fn parse(xml: &str) -> Option<Listing> {
+    if !xml.contains("<ListBucketResult") {
+        return None;
+    }
+    let mut listing = Listing {
+        truncated: element(xml, "IsTruncated").is_some_and(|v| v.trim() == "true"),
+        ..Listing::default()
+    };
+    for contents in blocks(xml, "Contents") {
+        let key = unescape(element(contents, "Key")?)?;
+        listing.objects.push(ObjectInfo {
+            key,
+            size: element(contents, "Size")
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
+            etag: element(contents, "ETag").and_then(unescape),
+            last_modified: element(contents, "LastModified").and_then(parse_timestamp),
+        });
+    }
+    for prefix in blocks(xml, "CommonPrefixes") {
+        listing
+            .common_prefixes
+            .push(unescape(element(prefix, "Prefix")?)?);
+    }
+    Some(listing)
+}
+
+/// The text of the first `<name>...</name>` in `xml`.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    blocks(xml, name).next()
+}
+
+/// The texts of every `<name>...</name>` in `xml`, in order (not nested in each other).
+fn blocks<'a>(xml: &'a str, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let mut rest = xml;
+    std::iter::from_fn(move || {
+        let start = rest.find(&open)? + open.len();
+        let len = rest[start..].find(&close)?;
+        let text = &rest[start..start + len];
+        rest = &rest[start + len + close.len()..];
+        Some(text)
+    })
+}
+
+/// Resolves XML's five named entities and numeric character references.
+fn unescape(text: &str) -> Option<String> {
+    if !text.contains('&') {
+        return Some(text.to_owned());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let semi = rest[amp..].find(';')? + amp;
+        let entity = &rest[amp + 1..semi];
+        match entity {
+            "amp" => out.push('&'),
+            "lt" => out.push('<'),
+            "gt" => out.push('>'),
+            "quot" => out.push('"'),
+            "apos" => out.push('\''),
+            _ => {
+                let code = match entity
+                    .strip_prefix("#x")
+                    .or_else(|| entity.strip_prefix("#X"))
+                {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                    None => entity.strip_prefix('#')?.parse().ok()?,
+                };
+                out.push(char::from_u32(code)?);
+            }
+        }
+        rest = &rest[semi + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// `2024-03-01T12:34:56.789Z` (ISO 8601 in UTC, as S3 writes it).
+fn parse_timestamp(text: &str) -> Option<SystemTime> {
+    let t = text.trim().as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<u64> {
+        std::str::from_utf8(t.get(range)?).ok()?.parse().ok()
+    };
+    if t.len() < 20
+        || t[4] != b'-'
+        || t[7] != b'-'
+        || t[10] != b'T'
+        || t[13] != b':'
+        || t[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)? as i64, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let nanos = match t[19] {
+        b'.' => {
+            let digits = t[20..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let frac = num(20..20 + digits.min(9))?;
+            frac * 10u64.pow(9 - digits.min(9) as u32)
+        }
+        _ => 0,
+    };
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month as i64, day as i64);
+    let secs = days.checked_mul(86_400)? + (hour * 3600 + minute * 60 + second) as i64;
+    let secs = u64::try_from(secs).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos as u32))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bkt</Name><Prefix>a/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>
+<Contents><Key>a/plain.txt</Key><LastModified>2024-03-01T12:34:56.789Z</LastModified><ETag>&quot;9e107d9d372bb6826bd81d3542a419d6&quot;</ETag><ChecksumAlgorithm>CRC32</ChecksumAlgorithm><Size>1234</Size><Owner><ID>x</ID></Owner><StorageClass>STANDARD</StorageClass></Contents>
+<Contents><Key>a/&lt;odd&gt; &amp; &apos;key&apos; &#x1;&#233;.bin</Key><LastModified>1970-01-01T00:00:00Z</LastModified><ETag>"abc-2"</ETag><Size>0</Size></Contents>
+<Contents><Key>a/ключ 键</Key><Size>7</Size></Contents>
+<CommonPrefixes><Prefix>a/dir/</Prefix></CommonPrefixes><NextContinuationToken>tok</NextContinuationToken><StartAfter>a/</StartAfter></ListBucketResult>"#;
+
+    #[test]
+    fn reads_a_page() {
+        let listing = parse(PAGE).unwrap();
+        assert!(listing.truncated);
+        assert_eq!(listing.common_prefixes, ["a/dir/"]);
+        let keys: Vec<_> = listing.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["a/plain.txt", "a/<odd> & 'key' \u{1}é.bin", "a/ключ 键"]
+        );
+        let first = &listing.objects[0];
+        assert_eq!(first.size, 1234);
+        assert_eq!(
+            first.etag.as_deref(),
+            Some("\"9e107d9d372bb6826bd81d3542a419d6\"")
+        );
+        assert_eq!(
+            first.last_modified,
+            Some(SystemTime::UNIX_EPOCH + Duration::new(1_709_296_496, 789_000_000))
+        );
+        assert_eq!(
+            listing.objects[1].last_modified,
+            Some(SystemTime::UNIX_EPOCH)
+        );
+        assert_eq!(listing.objects[2].etag, None);
+        assert_eq!(listing.objects[2].size, 7);
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_listing() {
+        assert_eq!(parse("<Error><Code>NoSuchBucket</Code></Error>"), None);
+        assert_eq!(
+            parse("<ListBucketResult><Contents><Key>a&bogus;</Key></Contents></ListBucketResult>"),
+            None
+        );
+        let empty = parse(EMPTY_LISTING).unwrap();
+        assert!(empty.objects.is_empty() && !empty.truncated);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(
+            parse_timestamp("2000-02-29T00:00:01Z"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_401))
+        );
+        assert_eq!(parse_timestamp("2024-13-01T00:00:00Z"), None);
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+}

@@ -35,6 +35,9 @@ pub struct GenerateOptions {
     pub suffix: String,
     /// Seed of the random sizes and contents.
     pub seed: u64,
+    /// Spread objects over `folders` in consecutive blocks (object `i` in folder
+    /// `i * folders / objects`, so key order = object order) instead of round-robin.
+    pub contiguous_folders: bool,
 }
 
 impl Default for GenerateOptions {
@@ -48,6 +51,7 @@ impl Default for GenerateOptions {
             suffix_every: 0,
             suffix: ".json".to_owned(),
             seed: 42,
+            contiguous_folders: false,
         }
     }
 }
@@ -130,7 +134,14 @@ fn synthetic(store: &Store, o: &GenerateOptions) -> anyhow::Result<(u64, u64)> {
     let n = o.objects.unwrap_or(1000);
     let key_of = |i: u64| {
         let folder = if o.folders > 0 {
-            format!("folder-{:04}/", i % o.folders)
+            let f = if o.contiguous_folders {
+                // u128: no overflow for any u64 count.
+                u64::try_from(u128::from(i) * u128::from(o.folders) / u128::from(n.max(1)))
+                    .unwrap_or(0)
+            } else {
+                i % o.folders
+            };
+            format!("folder-{f:04}/")
         } else {
             String::new()
         };
@@ -298,5 +309,24 @@ mod tests {
         assert!(store
             .head_object("bench", "p/folder-0001/obj-00000001.bin")
             .is_ok());
+    }
+
+    #[test]
+    fn contiguous_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let opts = GenerateOptions {
+            bucket: "bench".into(),
+            objects: Some(10),
+            size: Some(3),
+            folders: 5,
+            contiguous_folders: true,
+            ..Default::default()
+        };
+        generate(&store, &opts).unwrap();
+        for (i, f) in [(0, 0), (1, 0), (2, 1), (9, 4)] {
+            let key = format!("folder-{f:04}/obj-{i:08}.bin");
+            assert!(store.head_object("bench", &key).is_ok(), "{key}");
+        }
     }
 }

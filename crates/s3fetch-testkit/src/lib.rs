@@ -28,9 +28,11 @@
 //! generator (`generate`, see [`generate()`]).
 
 pub mod generate;
+mod list_route;
 mod s3;
 pub mod server;
 pub mod store;
+pub mod throttle;
 
 pub use generate::{generate, GenerateOptions, GenerateReport};
 pub use server::{

@@ -26,6 +26,19 @@ enum Command {
     Serve(ServeArgs),
     /// Write a sample bucket straight into a data directory (recreating the bucket).
     Generate(GenerateArgs),
+    /// Print every object of a bucket straight from a data directory (no server):
+    /// one `KEY<TAB>SIZE<TAB>MD5HEX` line per object, in key order.
+    List(ListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// Data directory.
+    #[arg(long)]
+    data: PathBuf,
+    /// Bucket to list.
+    #[arg(long)]
+    bucket: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +64,10 @@ struct ServeArgs {
     /// Allow anonymous reads of this bucket (repeatable).
     #[arg(long = "public-bucket", value_name = "BUCKET")]
     public_buckets: Vec<String>,
+    /// Cap the bytes sent on every connection, in megabits per second (1 Mbps = 125,000
+    /// bytes/s; 0 = no cap). Applied per TCP connection, responses only.
+    #[arg(long, default_value_t = 0.0)]
+    bandwidth_mbps: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,9 +96,19 @@ struct GenerateArgs {
     /// Extension used with --suffix-every.
     #[arg(long, default_value = ".json")]
     suffix: String,
+    /// How objects are spread over --folders: `round-robin` (object i in folder i % F) or
+    /// `contiguous` (consecutive blocks of objects per folder, so key order = object order).
+    #[arg(long, value_enum, default_value_t = Layout::RoundRobin)]
+    folder_layout: Layout,
     /// Random seed (sizes and contents).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Layout {
+    RoundRobin,
+    Contiguous,
 }
 
 fn main() -> ExitCode {
@@ -97,6 +124,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Generate(args) => generate(&args),
+        Command::List(args) => list(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,6 +163,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             get_latency: Duration::from_millis(args.get_latency_ms),
             list_latency: Duration::from_millis(args.list_latency_ms),
             public_buckets: args.public_buckets,
+            bandwidth_bytes_per_sec: mbps_to_bytes(args.bandwidth_mbps)?,
             ..Default::default()
         };
         let server = TestServer::start_with(options).await?;
@@ -152,6 +181,48 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.shutdown().await;
         Ok(())
     })
+}
+
+fn mbps_to_bytes(mbps: f64) -> anyhow::Result<Option<u64>> {
+    anyhow::ensure!(
+        mbps.is_finite() && mbps >= 0.0,
+        "--bandwidth-mbps must be a non-negative number"
+    );
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let bytes = (mbps * 125_000.0).round() as u64;
+    Ok((bytes > 0).then_some(bytes))
+}
+
+fn list(args: &ListArgs) -> anyhow::Result<()> {
+    let store = Store::open(&args.data)
+        .with_context(|| format!("opening data directory {}", args.data.display()))?;
+    anyhow::ensure!(
+        store.bucket_exists(&args.bucket),
+        "no such bucket: {}",
+        args.bucket
+    );
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list(
+            &args.bucket,
+            &s3fetch_testkit::ListQuery {
+                prefix: "",
+                delimiter: None,
+                start_after: after.as_deref(),
+                max_keys: 10_000,
+            },
+        )?;
+        for (key, meta) in &page.objects {
+            writeln!(out, "{key}\t{}\t{}", meta.size, meta.etag_hex())?;
+        }
+        if !page.is_truncated || page.last_item.is_none() {
+            break;
+        }
+        after = page.last_item;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {
@@ -176,6 +247,7 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
         suffix_every: args.suffix_every,
         suffix: args.suffix.clone(),
         seed: args.seed,
+        contiguous_folders: matches!(args.folder_layout, Layout::Contiguous),
     };
     let t0 = std::time::Instant::now();
     let report = s3fetch_testkit::generate(&store, &opts)?;

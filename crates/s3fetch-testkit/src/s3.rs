@@ -64,41 +64,58 @@ const ANONYMOUS_READ_OPS: &[&str] = &[
     "GetBucketLocation",
 ];
 
+/// Counts `op` and applies access control: denied buckets and keys get `AccessDenied`,
+/// and so does every anonymous request except reads of a public bucket. Shared by
+/// [`TestAccess`] and the ListObjectsV2 fast path ([`crate::list_route`]).
+pub(crate) fn authorize(
+    shared: &Shared,
+    op: &str,
+    bucket: Option<&str>,
+    key: Option<&str>,
+    signed: bool,
+) -> S3Result<()> {
+    shared.counters.record(op);
+    let controls = shared
+        .controls
+        .read()
+        .map_err(|_| s3_error!(InternalError))?;
+    if let Some(bucket) = bucket {
+        if controls.denied_buckets.contains(bucket) {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        if let Some(key) = key {
+            if controls
+                .denied_keys
+                .contains(&(bucket.to_owned(), key.to_owned()))
+            {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
+    }
+    if !signed {
+        let public = bucket.is_some_and(|b| controls.public_buckets.contains(b));
+        if !(public && ANONYMOUS_READ_OPS.contains(&op)) {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl S3Access for TestAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let op = cx.s3_op().name();
-        self.shared.counters.record(op);
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
             S3Path::Bucket { bucket } => (Some(&**bucket), None),
             S3Path::Object { bucket, key } => (Some(&**bucket), Some(&**key)),
         };
-        let controls = self
-            .shared
-            .controls
-            .read()
-            .map_err(|_| s3_error!(InternalError))?;
-        if let Some(bucket) = bucket {
-            if controls.denied_buckets.contains(bucket) {
-                return Err(s3_error!(AccessDenied, "Access Denied"));
-            }
-            if let Some(key) = key {
-                if controls
-                    .denied_keys
-                    .contains(&(bucket.to_owned(), key.to_owned()))
-                {
-                    return Err(s3_error!(AccessDenied, "Access Denied"));
-                }
-            }
-        }
-        if cx.credentials().is_none() {
-            let public = bucket.is_some_and(|b| controls.public_buckets.contains(b));
-            if !(public && ANONYMOUS_READ_OPS.contains(&op)) {
-                return Err(s3_error!(AccessDenied, "Access Denied"));
-            }
-        }
-        Ok(())
+        authorize(
+            &self.shared,
+            cx.s3_op().name(),
+            bucket,
+            key,
+            cx.credentials().is_some(),
+        )
     }
 }
 
@@ -107,7 +124,7 @@ pub(crate) struct TestS3 {
     pub(crate) shared: Arc<Shared>,
 }
 
-fn store_err(e: StoreError) -> S3Error {
+pub(crate) fn store_err(e: StoreError) -> S3Error {
     match e {
         StoreError::NoSuchBucket(_) => {
             s3_error!(NoSuchBucket, "The specified bucket does not exist")
@@ -192,23 +209,36 @@ fn body_of(slice: DataSlice) -> S3Result<StreamingBlob> {
 }
 
 /// Percent-encodes like S3 does for `encoding-type=url` (everything but unreserved and `/`).
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    url_encode_into(&mut out, s);
     out
 }
 
-fn encode_token(last: &str) -> String {
+/// [`url_encode`], appending to `out`.
+pub(crate) fn url_encode_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/')) {
+            // Unencoded runs are ASCII, so `start..i` is on char boundaries when non-empty.
+            if start < i {
+                out.push_str(&s[start..i]);
+            }
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+            start = i + 1;
+        }
+    }
+    out.push_str(&s[start..]);
+}
+
+pub(crate) fn encode_token(last: &str) -> String {
     hex::encode(last.as_bytes())
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+pub(crate) fn decode_token(token: &str) -> S3Result<String> {
     hex::decode(token)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
@@ -220,7 +250,7 @@ fn decode_token(token: &str) -> S3Result<String> {
         })
 }
 
-fn max_keys_of(max_keys: Option<i32>) -> S3Result<usize> {
+pub(crate) fn max_keys_of(max_keys: Option<i32>) -> S3Result<usize> {
     match max_keys {
         None => Ok(1000),
         Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be non-negative")),
@@ -275,13 +305,19 @@ impl TestS3 {
     }
 
     async fn list_prelude(&self, not_first_page: bool) {
-        let d = self.shared.options.list_latency;
-        if !d.is_zero() {
-            tokio::time::sleep(d).await;
-        }
-        if not_first_page {
-            self.shared.gate.wait_open().await;
-        }
+        list_prelude(&self.shared, not_first_page).await;
+    }
+}
+
+/// What every list request goes through before reading the index: the configured list
+/// latency, then (for pages other than the first) the [`ListGate`](crate::ListGate).
+pub(crate) async fn list_prelude(shared: &Shared, not_first_page: bool) {
+    let d = shared.options.list_latency;
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+    if not_first_page {
+        shared.gate.wait_open().await;
     }
 }
 

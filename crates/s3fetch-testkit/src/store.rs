@@ -71,6 +71,10 @@ enum Location {
 }
 
 /// Metadata of one stored object.
+///
+/// Besides the fields it caches the text S3 listings show for it (ETag hex and
+/// `LastModified`), computed once when the object is stored or loaded, so a list page
+/// renders without formatting anything per object (56 bytes, no heap).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
     /// Content length in bytes.
@@ -80,13 +84,100 @@ pub struct ObjectMeta {
     /// Time of the put.
     pub last_modified: SystemTime,
     loc: Location,
+    /// `md5` as lowercase hex.
+    etag_text: [u8; 32],
+    /// `last_modified` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    last_modified_text: [u8; 24],
+}
+
+/// Lowercase hex of 16 bytes.
+fn hex32(md5: &[u8; 16]) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in md5.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    }
+    out
+}
+
+/// Civil date `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian;
+/// Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `t` as S3 lists it: ISO 8601 in UTC with milliseconds (truncated), e.g.
+/// `2024-03-01T12:34:56.789Z`. Times before 1970 show as the epoch; years past 9999
+/// (unreachable: the index stores `u64` nanoseconds) as 9999.
+fn iso8601_millis(t: SystemTime) -> [u8; 24] {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, mo, da) = civil_from_days(secs / 86_400);
+    let sod = secs % 86_400;
+    let fields = [
+        (y.min(9999), 4usize),
+        (mo, 2),
+        (da, 2),
+        (sod / 3600, 2),
+        (sod / 60 % 60, 2),
+        (sod % 60, 2),
+        (u64::from(d.subsec_millis()), 3),
+    ];
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut pos = 0;
+    for (value, width) in fields {
+        let mut v = value;
+        for i in (0..width).rev() {
+            // `v % 10` < 10, so the cast is lossless.
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (v % 10) as u8;
+            out[pos + i] = b'0' + digit;
+            v /= 10;
+        }
+        pos += width + 1;
+    }
+    out
 }
 
 impl ObjectMeta {
+    fn new(size: u64, md5: [u8; 16], last_modified: SystemTime, loc: Location) -> Self {
+        Self {
+            size,
+            md5,
+            last_modified,
+            loc,
+            etag_text: hex32(&md5),
+            last_modified_text: iso8601_millis(last_modified),
+        }
+    }
+
     /// The MD5 as lowercase hex, without quotes.
     #[must_use]
     pub fn etag_hex(&self) -> String {
-        hex::encode(self.md5)
+        self.etag_hex_str().to_owned()
+    }
+
+    /// The MD5 as lowercase hex, without quotes (cached, no allocation).
+    #[must_use]
+    pub fn etag_hex_str(&self) -> &str {
+        std::str::from_utf8(&self.etag_text).unwrap_or_default()
+    }
+
+    /// `LastModified` as S3 lists it: ISO 8601 in UTC with milliseconds, e.g.
+    /// `2024-03-01T12:34:56.789Z` (cached, no allocation).
+    #[must_use]
+    pub fn last_modified_iso(&self) -> &str {
+        std::str::from_utf8(&self.last_modified_text).unwrap_or_default()
     }
 
     /// The S3 ETag: quoted lowercase MD5 hex, e.g. `"d41d8cd98f00b204e9800998ecf8427e"`.
@@ -377,12 +468,7 @@ fn replay_index(dir: &Path) -> io::Result<BTreeMap<String, ObjectMeta>> {
             };
             index.insert(
                 key.to_owned(),
-                ObjectMeta {
-                    size,
-                    md5,
-                    last_modified: from_nanos(mtime),
-                    loc,
-                },
+                ObjectMeta::new(size, md5, from_nanos(mtime), loc),
             );
         }
         pos = kend + tail;
@@ -524,10 +610,36 @@ fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Opt
     Some(&key[..prefix.len() + i + d.len()])
 }
 
-fn list_index(index: &BTreeMap<String, ObjectMeta>, q: &ListQuery<'_>) -> ListPage {
-    let mut page = ListPage::default();
+/// One entry of a list page, borrowed from the index; see [`Store::list_visit`].
+#[derive(Debug, Clone, Copy)]
+pub enum ListEntry<'a> {
+    /// An object: key and metadata.
+    Object(&'a str, &'a ObjectMeta),
+    /// A common prefix (ends with the delimiter).
+    CommonPrefix(&'a str),
+}
+
+/// What [`Store::list_visit`] found besides the entries it visited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListSummary {
+    /// Number of entries visited (objects + common prefixes).
+    pub count: usize,
+    /// Whether more entries follow.
+    pub is_truncated: bool,
+    /// When truncated, the last entry visited (to pass as `start_after` for the next page).
+    pub last_item: Option<String>,
+}
+
+/// Walks one list page of `index` in order, calling `visit` for every entry. Returns the
+/// entry count and, when the page is truncated, its last entry.
+fn walk_index<'a>(
+    index: &'a BTreeMap<String, ObjectMeta>,
+    q: &ListQuery<'_>,
+    mut visit: impl FnMut(ListEntry<'a>),
+) -> (usize, Option<&'a str>) {
+    let mut count = 0usize;
     if q.max_keys == 0 {
-        return page;
+        return (0, None);
     }
     let prefix = q.prefix;
     let delim = q.delimiter.filter(|d| !d.is_empty());
@@ -536,23 +648,24 @@ fn list_index(index: &BTreeMap<String, ObjectMeta>, q: &ListQuery<'_>) -> ListPa
         Some(sa) => match common_prefix(sa, prefix, delim) {
             Some(cp) if cp == sa => match prefix_successor(sa) {
                 Some(next) => Bound::Included(next),
-                None => return page,
+                None => return (0, None),
             },
             _ => Bound::Excluded(sa.to_owned()),
         },
     };
+    let mut last: Option<&'a str> = None;
     let mut iter = index.range::<str, _>((lower.as_ref().map(String::as_str), Bound::Unbounded));
     while let Some((key, meta)) = iter.next() {
         if !key.starts_with(prefix) {
             break;
         }
-        if page.len() == q.max_keys {
-            page.is_truncated = true;
-            break;
+        if count == q.max_keys {
+            return (count, last);
         }
+        count += 1;
         if let Some(cp) = common_prefix(key, prefix, delim) {
-            page.common_prefixes.push(cp.to_owned());
-            page.last_item = Some(cp.to_owned());
+            visit(ListEntry::CommonPrefix(cp));
+            last = Some(cp);
             match prefix_successor(cp) {
                 Some(next) => {
                     lower = Bound::Included(next);
@@ -562,13 +675,21 @@ fn list_index(index: &BTreeMap<String, ObjectMeta>, q: &ListQuery<'_>) -> ListPa
                 None => break,
             }
         } else {
-            page.objects.push((key.clone(), meta.clone()));
-            page.last_item = Some(key.clone());
+            visit(ListEntry::Object(key, meta));
+            last = Some(key);
         }
     }
-    if !page.is_truncated {
-        page.last_item = None;
-    }
+    (count, None)
+}
+
+fn list_index(index: &BTreeMap<String, ObjectMeta>, q: &ListQuery<'_>) -> ListPage {
+    let mut page = ListPage::default();
+    let (_, last) = walk_index(index, q, |entry| match entry {
+        ListEntry::Object(k, m) => page.objects.push((k.to_owned(), m.clone())),
+        ListEntry::CommonPrefix(p) => page.common_prefixes.push(p.to_owned()),
+    });
+    page.is_truncated = last.is_some();
+    page.last_item = last.map(str::to_owned);
     page
 }
 
@@ -706,12 +827,7 @@ impl Store {
         let meta = {
             let mut w = b.writer.lock().map_err(lock_err)?;
             let loc = w.write_data(data)?;
-            let meta = ObjectMeta {
-                size: data.len() as u64,
-                md5,
-                last_modified: SystemTime::now(),
-                loc,
-            };
+            let meta = ObjectMeta::new(data.len() as u64, md5, SystemTime::now(), loc);
             w.log_put(key, &meta)?;
             w.flush()?;
             meta
@@ -743,12 +859,7 @@ impl Store {
                 let data = data.as_ref();
                 let md5: [u8; 16] = Md5::digest(data).into();
                 let loc = w.write_data(data)?;
-                let meta = ObjectMeta {
-                    size: data.len() as u64,
-                    md5,
-                    last_modified: now,
-                    loc,
-                };
+                let meta = ObjectMeta::new(data.len() as u64, md5, now, loc);
                 w.log_put(&key, &meta)?;
                 metas.push((key, meta));
             }
@@ -811,12 +922,12 @@ impl Store {
         }
         out.flush()?;
         drop(out);
-        let meta = ObjectMeta {
+        let meta = ObjectMeta::new(
             size,
-            md5: hasher.finalize().into(),
-            last_modified: SystemTime::now(),
-            loc: Location::File { id },
-        };
+            hasher.finalize().into(),
+            SystemTime::now(),
+            Location::File { id },
+        );
         {
             let mut w = b.writer.lock().map_err(lock_err)?;
             w.log_put(key, &meta)?;
@@ -910,6 +1021,28 @@ impl Store {
         let index = b.index.read().map_err(lock_err)?;
         Ok(list_index(&index, query))
     }
+
+    /// Like [`Store::list`] but without copying: calls `visit` for every entry of the page,
+    /// in order (all objects and common prefixes interleaved in key order), while holding
+    /// the bucket index's read lock, so `visit` should be quick.
+    ///
+    /// # Errors
+    /// Missing bucket.
+    pub fn list_visit(
+        &self,
+        bucket: &str,
+        query: &ListQuery<'_>,
+        visit: impl FnMut(ListEntry<'_>),
+    ) -> StoreResult<ListSummary> {
+        let b = self.bucket(bucket)?;
+        let index = b.index.read().map_err(lock_err)?;
+        let (count, last) = walk_index(&index, query, visit);
+        Ok(ListSummary {
+            count,
+            is_truncated: last.is_some(),
+            last_item: last.map(str::to_owned),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -918,6 +1051,41 @@ mod tests {
 
     fn keys(page: &ListPage) -> Vec<&str> {
         page.objects.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    #[test]
+    fn cached_listing_text_matches_s3s() {
+        let fmt = |t: SystemTime| {
+            let mut buf = Vec::new();
+            s3s::dto::Timestamp::from(t)
+                .format(s3s::dto::TimestampFormat::DateTime, &mut buf)
+                .unwrap();
+            String::from_utf8(buf).unwrap()
+        };
+        let mut nanos = 0u64;
+        let mut samples = vec![0, 999_999, 1_000_000, 951_782_400_123_456_789, u64::MAX];
+        for _ in 0..20_000 {
+            // xorshift: spread over the whole u64 nanosecond range (1970..2554)
+            nanos ^= nanos << 13 | 0x9E37_79B9;
+            nanos ^= nanos >> 7;
+            nanos ^= nanos << 17;
+            samples.push(nanos);
+        }
+        for n in samples {
+            let t = from_nanos(n);
+            let meta = ObjectMeta::new(1, [0xab; 16], t, Location::File { id: 0 });
+            assert_eq!(meta.last_modified_iso(), fmt(t), "{n}");
+        }
+        let t = UNIX_EPOCH + Duration::from_millis(1_709_296_496_789);
+        let meta = ObjectMeta::new(
+            1,
+            *b"\x00\x01\xfe\xff0123456789ab",
+            t,
+            Location::File { id: 0 },
+        );
+        assert_eq!(meta.last_modified_iso(), "2024-03-01T12:34:56.789Z");
+        assert_eq!(meta.etag_hex_str(), hex::encode(meta.md5));
+        assert_eq!(meta.etag_hex(), "0001feff303132333435363738396162");
     }
 
     #[test]

@@ -121,3 +121,56 @@ fn bad_arguments_fail_cleanly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn list_prints_the_store_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "generate",
+            "--data",
+            data,
+            "--bucket",
+            "listed",
+            "--objects",
+            "12",
+        ])
+        .args([
+            "--size",
+            "7",
+            "--folders",
+            "3",
+            "--folder-layout",
+            "contiguous",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new(BIN)
+        .args(["list", "--data", data, "--bucket", "listed"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 12);
+    assert!(
+        lines[0].starts_with("folder-0000/obj-00000000.bin\t7\t"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[11].starts_with("folder-0002/obj-00000011.bin\t7\t"),
+        "{}",
+        lines[11]
+    );
+    let md5 = lines[0].rsplit('\t').next().unwrap();
+    assert_eq!(md5.len(), 32);
+
+    let out = Command::new(BIN)
+        .args(["list", "--data", data, "--bucket", "missing"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -189,8 +189,8 @@ impl TempFile {
     /// through the page cache otherwise.
     pub fn write_at(&self, key: &str, bytes: &[u8], offset: u64) -> Result<()> {
         if let Some(direct) = &self.direct {
-            let aligned = offset % DIRECT_ALIGN as u64 == 0
-                && bytes.len() % DIRECT_ALIGN == 0
+            let aligned = offset.is_multiple_of(DIRECT_ALIGN as u64)
+                && bytes.len().is_multiple_of(DIRECT_ALIGN)
                 && bytes.as_ptr().align_offset(DIRECT_ALIGN) == 0;
             if aligned {
                 match write_at(direct, bytes, offset) {

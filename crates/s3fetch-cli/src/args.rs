@@ -63,6 +63,11 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8MiB")]
     pub part_size: u64,
 
+    /// Retries of each request after a transient failure (5xx, throttling, timeouts, broken
+    /// connections); a broken download resumes from its last byte
+    #[arg(long, value_name = "N", default_value_t = s3fetch::DEFAULT_RETRIES)]
+    pub retries: u32,
+
     /// Deprecated alias of --concurrent-downloads
     #[arg(
         short = 't',

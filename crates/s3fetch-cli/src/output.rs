@@ -168,7 +168,7 @@ impl Reporter for Console {
     }
 }
 
-/// The original's summary block.
+/// The original's summary block (plus a line on retries, when there were any).
 pub fn summary_text(summary: &Summary) -> String {
     let secs = summary.elapsed.as_secs_f64();
     let verb = if summary.dry_run {
@@ -176,8 +176,18 @@ pub fn summary_text(summary: &Summary) -> String {
     } else {
         "downloaded"
     };
+    let retries = if summary.retries + summary.resumes > 0 {
+        format!(
+            "  Retries: {} (resumed downloads: {}, throttled: {})\n",
+            summary.retries + summary.resumes,
+            summary.resumes,
+            summary.throttled
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "\nProgress Summary:\n  Objects found: {}\n  Objects {verb}: {}\n  Total data: {}\n  Average speed: {}/s\n  Total time: {:.1} seconds\n",
+        "\nProgress Summary:\n  Objects found: {}\n  Objects {verb}: {}\n  Total data: {}\n  Average speed: {}/s\n  Total time: {:.1} seconds\n{retries}",
         summary.objects_found,
         summary.objects_downloaded,
         human_bytes(summary.bytes_downloaded as f64),

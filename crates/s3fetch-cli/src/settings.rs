@@ -71,6 +71,7 @@ impl Settings {
             .download_dir(download_dir)
             .concurrency(concurrency)
             .list_concurrency(args.list_concurrency)
+            .retries(args.retries)
             .parts(args.multipart_threshold, args.part_size)
             .delimiter(args.delimiter)
             .dry_run(args.dry_run)

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::filter::KeyFilter;
 use crate::listing;
 use crate::paths;
+use crate::retry::{RetryPolicy, RetryStats, Throttle};
 use crate::progress::{DownloadResult, NoReporter, ObjectInfo, Reporter, Summary, Tally};
 use crate::transfer::{self, Fetcher, PartOptions};
 use crate::uri::S3Uri;
@@ -52,6 +53,8 @@ pub struct DownloadOptions {
     pub multipart_threshold: u64,
     /// Size of each ranged part.
     pub part_size: u64,
+    /// Retries, backoff and timeouts.
+    pub retry: RetryPolicy,
     /// Separates "directories" in keys; keys ending with it are skipped.
     pub delimiter: String,
     /// List and report what would be downloaded; write nothing.
@@ -75,6 +78,7 @@ impl DownloadOptions {
             list_concurrency: listing::DEFAULT_LIST_CONCURRENCY,
             multipart_threshold: transfer::DEFAULT_MULTIPART_THRESHOLD,
             part_size: transfer::DEFAULT_PART_SIZE,
+            retry: RetryPolicy::default(),
             delimiter: "/".into(),
             dry_run: false,
             client_options: ClientOptions::default(),
@@ -107,6 +111,12 @@ impl DownloadOptions {
     pub fn parts(mut self, threshold: u64, part_size: u64) -> Self {
         self.multipart_threshold = threshold;
         self.part_size = part_size;
+        self
+    }
+
+    /// Retries after the first attempt of each request.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retry.retries = retries;
         self
     }
 
@@ -189,6 +199,7 @@ impl Downloader {
         let cancel = options.cancel;
         let uri = options.uri;
         let tally = Arc::new(Tally::default());
+        let stats = Arc::new(RetryStats::default());
 
         // Room for a few pages ahead of the downloads, and no more.
         let (tx, mut rx) = mpsc::channel::<ObjectInfo>(options.concurrency.max(1000));
@@ -196,6 +207,7 @@ impl Downloader {
         let list_prefix = filter.narrow_prefix(&uri.prefix);
         let list_concurrency = options.list_concurrency;
         let delimiter = options.delimiter.clone();
+        let (options_retry, list_stats) = (options.retry, stats.clone());
         let mut lister = tokio::spawn({
             let (client, reporter, bucket) = (client.clone(), reporter.clone(), uri.bucket.clone());
             async move {
@@ -206,6 +218,8 @@ impl Downloader {
                     client,
                     bucket,
                     prefix: prefix.clone(),
+                    retry: options_retry,
+                    stats: list_stats,
                 });
                 listing::list_into(
                     pages,
@@ -235,6 +249,9 @@ impl Downloader {
                     threshold: options.multipart_threshold,
                 },
                 blocking: TaskTracker::new(),
+                retry: options.retry,
+                stats: stats.clone(),
+                throttle: Arc::new(Throttle::new(permits.clone(), options.concurrency)),
             },
             prefix: uri.prefix.clone(),
             delimiter: options.delimiter,
@@ -291,7 +308,11 @@ impl Downloader {
             return Err(error);
         }
         let tally = Arc::into_inner(tally).expect("every task has finished");
-        Ok(tally.into_summary(started.elapsed(), cancelled, options.dry_run))
+        let mut summary = tally.into_summary(started.elapsed(), cancelled, options.dry_run);
+        summary.retries = stats.retries.load(Ordering::Relaxed);
+        summary.resumes = stats.resumes.load(Ordering::Relaxed);
+        summary.throttled = stats.throttled.load(Ordering::Relaxed);
+        Ok(summary)
     }
 }
 

@@ -68,6 +68,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A request got no response, or a body no bytes, in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+
     /// The run was cancelled before this object finished.
     #[error("cancelled")]
     Cancelled,
@@ -78,6 +82,15 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::List { source, .. } | Error::Get { source, .. } => source.is_retryable(),
+            Error::Timeout(_) => true,
+            _ => false,
+        }
+    }
+
+    /// True when the server asked to slow down (SlowDown, 503).
+    pub fn is_throttling(&self) -> bool {
+        match self {
+            Error::List { source, .. } | Error::Get { source, .. } => source.is_throttling(),
             _ => false,
         }
     }
@@ -136,6 +149,14 @@ impl ServiceError {
     /// The HTTP status, if a response arrived.
     pub fn status(&self) -> Option<u16> {
         self.status
+    }
+
+    /// SlowDown, or 503 without a code.
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded")
+        ) || self.status == Some(503)
     }
 
     /// Transient failures: throttling, 5xx, connection trouble, broken bodies.

@@ -30,6 +30,7 @@ use crate::error::{Error, Result, ServiceError};
 use crate::filter::KeyFilter;
 use crate::list_xml::{self, Listing, TakeListBody};
 use crate::progress::{ObjectInfo, Reporter};
+use crate::retry::{self, RetryPolicy, RetryStats};
 
 /// Default number of list requests in flight.
 pub const DEFAULT_LIST_CONCURRENCY: usize = 32;
@@ -59,11 +60,20 @@ pub(crate) struct S3Pages {
     pub client: Client,
     pub bucket: String,
     pub prefix: String,
+    pub retry: RetryPolicy,
+    pub stats: Arc<RetryStats>,
 }
 
 impl S3Pages {
-    /// One ListObjectsV2 request, its body read by [`list_xml`] rather than the SDK.
-    async fn list(
+    /// One ListObjectsV2 request, retried if need be.
+    async fn list(&self, start_after: Option<String>, delimiter: Option<String>) -> Result<Listing> {
+        self.retry
+            .run(&self.stats, || self.list_once(start_after.clone(), delimiter.clone()))
+            .await
+    }
+
+    /// One ListObjectsV2 attempt, its body read by [`list_xml`] rather than the SDK.
+    async fn list_once(
         &self,
         start_after: Option<String>,
         delimiter: Option<String>,
@@ -74,7 +84,8 @@ impl S3Pages {
             source,
         };
         let take = TakeListBody::default();
-        self.client
+        let request = self
+            .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(&self.prefix)
@@ -82,18 +93,27 @@ impl S3Pages {
             .set_delimiter(delimiter)
             .customize()
             .interceptor(take.clone())
-            .send()
-            .await
-            .map_err(|e| error(ServiceError::from_sdk(e)))?;
+            .config_override(retry::sdk_retries_off())
+            .send();
+        self.retry
+            .timed("ListObjectsV2", async {
+                request.await.map_err(|e| error(ServiceError::from_sdk(e)))
+            })
+            .await?;
         let body = take.take().ok_or_else(|| {
             error(ServiceError::protocol(
                 "the listing response had no body".into(),
             ))
         })?;
-        let bytes = ByteStream::new(body)
-            .collect()
-            .await
-            .map_err(|e| error(ServiceError::body(e)))?
+        let bytes = self
+            .retry
+            .timed("ListObjectsV2 body", async {
+                ByteStream::new(body)
+                    .collect()
+                    .await
+                    .map_err(|e| error(ServiceError::body(e)))
+            })
+            .await?
             .into_bytes();
         std::str::from_utf8(&bytes)
             .ok()

@@ -69,6 +69,12 @@ pub struct Summary {
     pub cancelled: bool,
     /// True if nothing was downloaded on purpose (dry run).
     pub dry_run: bool,
+    /// Requests tried again after a transient failure.
+    pub retries: u64,
+    /// Requests that continued a broken body from its last byte.
+    pub resumes: u64,
+    /// Times the server asked to slow down.
+    pub throttled: u64,
 }
 
 impl Summary {
@@ -126,6 +132,7 @@ impl Tally {
                 .unwrap_or_else(|e| e.into_inner()),
             cancelled,
             dry_run,
+            ..Summary::default()
         }
     }
 }

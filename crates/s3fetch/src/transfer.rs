@@ -11,8 +11,13 @@
 //!
 //! Bodies are written in batches of [`WRITE_BATCH`] bytes on the blocking pool, so memory per
 //! request stays bounded whatever the object's size.
+//!
+//! Transient failures are retried with backoff ([`RetryPolicy`]); a body that breaks off or
+//! stalls is resumed from the last byte written, with a Range and `If-Match` on the ETag, not
+//! fetched again from the start.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use aws_sdk_s3::Client;
@@ -22,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result, ServiceError};
 use crate::progress::{ObjectInfo, Reporter};
+use crate::retry::{self, RetryPolicy, RetryStats, Throttle};
 use crate::write::{self, AlignedBuffer, DownloadDir, TempFile};
 
 /// Objects up to this size are collected in memory and written with one call.
@@ -54,6 +60,9 @@ pub(crate) struct Fetcher {
     pub parts: PartOptions,
     /// File-system work on the blocking pool, tracked so the run can wait for it.
     pub blocking: TaskTracker,
+    pub retry: RetryPolicy,
+    pub stats: Arc<RetryStats>,
+    pub throttle: Arc<Throttle>,
 }
 
 impl Fetcher {
@@ -67,13 +76,18 @@ impl Fetcher {
     ) -> Result<u64> {
         let key = object.key.as_str();
         if object.size <= SMALL_OBJECT {
-            let response = self.get(key, None, None).await?;
-            let bytes = response
-                .body
-                .collect()
-                .await
-                .map_err(|e| self.get_error(key, ServiceError::body(e)))?
-                .into_bytes();
+            let bytes = self
+                .retry
+                .run(&self.stats, || async {
+                    let response = self.get(key, None, None).await?;
+                    let body = response.body.collect();
+                    match tokio::time::timeout(self.retry.idle_timeout, body).await {
+                        Ok(Ok(body)) => Ok(body.into_bytes()),
+                        Ok(Err(e)) => Err(self.get_error(key, ServiceError::body(e))),
+                        Err(_) => Err(self.stalled(key)),
+                    }
+                })
+                .await?;
             drop(permit);
             let len = bytes.len() as u64;
             let (dir, key_owned, relative) =
@@ -160,7 +174,9 @@ impl Fetcher {
         Ok(written)
     }
 
-    /// One GET, whole (`len` `None`) or of `len` bytes from `start`, written at `start`.
+    /// `len` bytes from `start` (or, with `len` `None`, the whole object) written at their
+    /// offset. A transient failure is retried; bytes already written are kept and the next
+    /// attempt asks for the rest only.
     async fn fetch_range(
         &self,
         object: &ObjectInfo,
@@ -169,28 +185,100 @@ impl Fetcher {
         len: Option<u64>,
     ) -> Result<u64> {
         let key = object.key.as_str();
-        let range = len.map(|len| format!("bytes={start}-{}", start + len - 1));
-        // Parts must all come from the version that was listed.
-        let if_match = len.and(object.etag.clone());
-        let response = self.get(key, range, if_match).await?;
-        if let (Some(len), Some(got)) = (len, response.content_length()) {
-            if got as u64 != len {
+        // Parts, and resumed requests, must all come from the version first seen.
+        let mut etag = len.and(object.etag.clone());
+        let mut end = len.map(|len| start + len);
+        let mut offset = start;
+        let mut retry = 0;
+        loop {
+            let resuming = offset > start;
+            let range = match (end, resuming || len.is_some()) {
+                (_, false) => None,
+                (Some(end), true) => Some(format!("bytes={offset}-{}", end - 1)),
+                (None, true) => Some(format!("bytes={offset}-")),
+            };
+            let if_match = if range.is_some() { etag.clone() } else { None };
+            let mut attempt = Attempt::default();
+            let outcome = self.stream(key, temp, offset, range, if_match, &mut attempt).await;
+            offset += attempt.written;
+            if etag.is_none() {
+                etag = attempt.etag;
+            }
+            if end.is_none() {
+                end = attempt.end;
+            }
+            match outcome {
+                Ok(()) => break,
+                // The body broke off after its last byte: nothing is missing.
+                Err(_) if end == Some(offset) => break,
+                Err(error) if error.is_retryable() && retry < self.retry.retries => {
+                    if error.is_throttling() {
+                        self.throttle.throttled();
+                        self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let counter = if attempt.written > 0 || resuming {
+                        &self.stats.resumes
+                    } else {
+                        &self.stats.retries
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(key, %error, offset, retry, "retrying");
+                    tokio::time::sleep(self.retry.backoff(retry)).await;
+                    retry += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        self.throttle.succeeded();
+        let written = offset - start;
+        if let Some(len) = len {
+            if written != len {
                 return Err(self.get_error(
                     key,
-                    ServiceError::protocol(format!(
-                        "asked for {len} bytes at offset {start}, the server sent {got}: it may ignore Range requests"
-                    )),
+                    ServiceError::protocol(format!("the body ended after {written} of {len} bytes")),
                 ));
+            }
+        }
+        Ok(written)
+    }
+
+    /// One GET from `offset`, its body written as it arrives. `attempt` says how far it got.
+    async fn stream(
+        &self,
+        key: &str,
+        temp: &Arc<TempFile>,
+        offset: u64,
+        range: Option<String>,
+        if_match: Option<String>,
+        attempt: &mut Attempt,
+    ) -> Result<()> {
+        let response = self.get(key, range.clone(), if_match).await?;
+        attempt.etag = response.e_tag().map(str::to_owned);
+        let length = response.content_length().map(|n| n.max(0) as u64);
+        attempt.end = length.map(|n| offset + n);
+        if let (Some(range), Some(got)) = (&range, length) {
+            if let Some(want) = range_len(range) {
+                if got != want {
+                    return Err(self.get_error(
+                        key,
+                        ServiceError::protocol(format!(
+                            "asked for {want} bytes at offset {offset}, the server sent {got}: it may ignore Range requests"
+                        )),
+                    ));
+                }
             }
         }
         let mut body = response.body;
         let mut batch = AlignedBuffer::new(WRITE_BATCH);
-        let mut offset = start;
+        let mut at = offset;
         loop {
-            let chunk = body
-                .try_next()
-                .await
-                .map_err(|e| self.get_error(key, ServiceError::body(e)))?;
+            // A broken or stalled body ends this attempt; what arrived is written first.
+            let (chunk, error) =
+                match tokio::time::timeout(self.retry.idle_timeout, body.try_next()).await {
+                    Ok(Ok(chunk)) => (chunk, None),
+                    Ok(Err(e)) => (None, Some(self.get_error(key, ServiceError::body(e)))),
+                    Err(_) => (None, Some(self.stalled(key))),
+                };
             let done = chunk.is_none();
             let mut data: &[u8] = chunk.as_deref().unwrap_or_default();
             while !data.is_empty() || (done && !batch.is_empty()) {
@@ -200,7 +288,7 @@ impl Fetcher {
                 }
                 // Full (or the body is over): write it on the blocking pool and take the
                 // buffer back for the next batch.
-                let (temp, key_owned, at) = (temp.clone(), key.to_owned(), offset);
+                let (temp, key_owned) = (temp.clone(), key.to_owned());
                 let full = std::mem::replace(&mut batch, AlignedBuffer::new(0));
                 let (result, mut full) = self
                     .blocking(move || Ok((temp.write_at(&key_owned, full.filled(), at), full)))
@@ -208,26 +296,18 @@ impl Fetcher {
                 result?;
                 let len = full.filled().len() as u64;
                 self.reporter.bytes_written(key, len);
-                offset += len;
+                at += len;
+                attempt.written += len;
                 full.clear();
                 batch = full;
             }
+            if let Some(error) = error {
+                return Err(error);
+            }
             if done {
-                break;
+                return Ok(());
             }
         }
-        let written = offset - start;
-        if let Some(len) = len {
-            if written != len {
-                return Err(self.get_error(
-                    key,
-                    ServiceError::protocol(format!(
-                        "the body ended after {written} of {len} bytes"
-                    )),
-                ));
-            }
-        }
-        Ok(written)
     }
 
     async fn get(
@@ -236,15 +316,30 @@ impl Fetcher {
         range: Option<String>,
         if_match: Option<String>,
     ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
-        self.client
+        let request = self
+            .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
             .set_range(range)
             .set_if_match(if_match)
-            .send()
+            .customize()
+            .config_override(retry::sdk_retries_off())
+            .send();
+        self.retry
+            .timed(key, async {
+                request
+                    .await
+                    .map_err(|e| self.get_error(key, ServiceError::from_sdk(e)))
+            })
             .await
-            .map_err(|e| self.get_error(key, ServiceError::from_sdk(e)))
+    }
+
+    fn stalled(&self, key: &str) -> Error {
+        Error::Timeout(format!(
+            "GET s3://{}/{key}: no bytes for {:?}",
+            self.bucket, self.retry.idle_timeout
+        ))
     }
 
     async fn acquire(&self) -> Result<OwnedSemaphorePermit> {
@@ -276,6 +371,21 @@ impl Fetcher {
             Err(_) => Err(Error::Cancelled),
         }
     }
+}
+
+/// What one GET attempt achieved.
+#[derive(Debug, Default)]
+struct Attempt {
+    written: u64,
+    etag: Option<String>,
+    /// The offset just past the response's last byte, when its length was announced.
+    end: Option<u64>,
+}
+
+/// The length of `bytes=a-b`.
+fn range_len(range: &str) -> Option<u64> {
+    let (a, b) = range.strip_prefix("bytes=")?.split_once('-')?;
+    Some(b.parse::<u64>().ok()? - a.parse::<u64>().ok()? + 1)
 }
 
 /// The destination of `relative` under `dir`, for results.

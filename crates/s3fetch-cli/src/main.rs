@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(settings.debug);
+    raise_open_file_limit();
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
     }
@@ -111,12 +112,15 @@ async fn run(settings: Settings) -> u8 {
     0
 }
 
-/// First SIGINT/SIGTERM: cancel the run (it stops, cleans up and reports). Second: leave now.
+/// First SIGINT/SIGTERM: cancel the run (it stops, cleans up and reports). Second: remove
+/// the temporary files and leave at once.
 async fn cancel_on_signal(cancel: CancellationToken) {
     signal().await;
     eprintln!("\ninterrupted: stopping (press Ctrl-C again to quit at once)");
     cancel.cancel();
     signal().await;
+    let removed = s3fetch::remove_temporary_files();
+    eprintln!("interrupted again: quitting now ({removed} temporary files removed)");
     std::process::exit(EXIT_INTERRUPTED.into());
 }
 
@@ -169,6 +173,20 @@ fn hint(error: &Error) -> Option<&'static str> {
             }
         }
     })
+}
+
+/// Each download holds a connection and a file: allow as many open files as the system
+/// lets this process have (the soft limit is often 1024, the hard one far higher).
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            limit.current = limit.maximum;
+            let _ = setrlimit(Resource::Nofile, limit);
+        }
+    }
 }
 
 fn init_logging(debug: bool) {

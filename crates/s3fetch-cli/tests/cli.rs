@@ -605,3 +605,31 @@ async fn missing_or_expired_credentials_exit_1_with_a_hint() {
     assert!(stderr.contains("aws sso login"), "{stderr}");
     assert_eq!(server.request_counts().list, 0, "nothing unsigned was sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_open_file_limit_lowers_concurrency_instead_of_failing() {
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    server
+        .store()
+        .put_objects(
+            "bkt",
+            (0..1500).map(|i| (format!("many/{i:04}"), format!("object {i}"))),
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.env_remove("PATH");
+    let mut sh = Command::new("sh");
+    sh.envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .arg("-c")
+        .arg(r#"ulimit -n 256 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_s3fetch"))
+        .args(["s3://bkt/many/", "-q", "-c", "1000", "--download-dir"])
+        .arg(dir.path());
+    let out = output(sh).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("open-file limit"), "{stderr}");
+    assert_eq!(files(dir.path()).len(), 1500);
+}

@@ -26,8 +26,8 @@ use crate::error::{Error, Result};
 use crate::filter::KeyFilter;
 use crate::listing;
 use crate::paths;
-use crate::retry::{RetryPolicy, RetryStats, Throttle};
 use crate::progress::{DownloadResult, NoReporter, ObjectInfo, Reporter, Summary, Tally};
+use crate::retry::{RetryPolicy, RetryStats, Throttle};
 use crate::transfer::{self, Fetcher, PartOptions};
 use crate::uri::S3Uri;
 use crate::write::DownloadDir;
@@ -191,6 +191,7 @@ impl Downloader {
             ));
         }
         let filter = KeyFilter::new(options.regex.as_deref(), &options.delimiter)?;
+        let concurrency = within_open_file_limit(options.concurrency);
         let dir = Arc::new(DownloadDir::open(&options.download_dir)?);
         let client = match options.client {
             Some(client) => client,
@@ -202,7 +203,7 @@ impl Downloader {
         let stats = Arc::new(RetryStats::default());
 
         // Room for a few pages ahead of the downloads, and no more.
-        let (tx, mut rx) = mpsc::channel::<ObjectInfo>(options.concurrency.max(1000));
+        let (tx, mut rx) = mpsc::channel::<ObjectInfo>(concurrency.max(1000));
         // A regex anchored on a literal (`^data/2024-`) lists only under that literal.
         let list_prefix = filter.narrow_prefix(&uri.prefix);
         let list_concurrency = options.list_concurrency;
@@ -235,7 +236,7 @@ impl Downloader {
         });
         let _abort_lister = AbortOnDrop(lister.abort_handle());
 
-        let permits = Arc::new(Semaphore::new(options.concurrency));
+        let permits = Arc::new(Semaphore::new(concurrency));
         let mut tasks = JoinSet::new();
         let job = Arc::new(Job {
             fetcher: Fetcher {
@@ -251,7 +252,7 @@ impl Downloader {
                 blocking: TaskTracker::new(),
                 retry: options.retry,
                 stats: stats.clone(),
-                throttle: Arc::new(Throttle::new(permits.clone(), options.concurrency)),
+                throttle: Arc::new(Throttle::new(permits.clone(), concurrency)),
             },
             prefix: uri.prefix.clone(),
             delimiter: options.delimiter,
@@ -365,6 +366,28 @@ impl Job {
             },
         );
     }
+}
+
+/// `requested`, lowered if need be so that every request can hold a connection and an open
+/// file within the process's open-file limit (`ulimit -n`), with room to spare.
+fn within_open_file_limit(requested: usize) -> usize {
+    #[cfg(unix)]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        if let Some(limit) = limit.and_then(|l| usize::try_from(l).ok()) {
+            let fits = (limit.saturating_sub(64) / 2).max(1);
+            if requested > fits {
+                tracing::warn!(
+                    requested,
+                    fits,
+                    limit,
+                    "fewer downloads at once than asked: the open-file limit (ulimit -n) is too low"
+                );
+                return fits;
+            }
+        }
+    }
+    requested
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);

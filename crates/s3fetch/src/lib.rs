@@ -66,13 +66,15 @@ mod transfer;
 mod uri;
 mod write;
 
+pub use write::remove_temporary_files;
+
 pub use client::ClientOptions;
 pub use download::{download, DownloadOptions, Downloader, DEFAULT_CONCURRENCY};
 pub use error::{Error, Result, ServiceError};
 pub use filter::KeyFilter;
 pub use listing::DEFAULT_LIST_CONCURRENCY;
-pub use retry::{RetryPolicy, DEFAULT_RETRIES};
 pub use progress::{DownloadResult, Failure, NoReporter, ObjectInfo, Reporter, Summary};
+pub use retry::{RetryPolicy, DEFAULT_RETRIES};
 pub use transfer::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE};
 pub use uri::S3Uri;
 

@@ -66,9 +66,15 @@ pub(crate) struct S3Pages {
 
 impl S3Pages {
     /// One ListObjectsV2 request, retried if need be.
-    async fn list(&self, start_after: Option<String>, delimiter: Option<String>) -> Result<Listing> {
+    async fn list(
+        &self,
+        start_after: Option<String>,
+        delimiter: Option<String>,
+    ) -> Result<Listing> {
         self.retry
-            .run(&self.stats, || self.list_once(start_after.clone(), delimiter.clone()))
+            .run(&self.stats, || {
+                self.list_once(start_after.clone(), delimiter.clone())
+            })
             .await
     }
 

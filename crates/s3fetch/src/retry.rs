@@ -79,7 +79,11 @@ impl RetryPolicy {
     }
 
     /// `future` bounded by the attempt timeout; running out is a retryable error.
-    pub(crate) async fn timed<T>(&self, what: &str, future: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) async fn timed<T>(
+        &self,
+        what: &str,
+        future: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         match tokio::time::timeout(self.attempt_timeout, future).await {
             Ok(outcome) => outcome,
             Err(_) => Err(Error::Timeout(format!(
@@ -92,7 +96,8 @@ impl RetryPolicy {
 
 /// A per-request config that turns the SDK's own retries off: they are made here.
 pub(crate) fn sdk_retries_off() -> aws_sdk_s3::config::Builder {
-    aws_sdk_s3::config::Builder::default().retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+    aws_sdk_s3::config::Builder::default()
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
 }
 
 /// Counters of the run's retries and resumes.
@@ -133,7 +138,11 @@ impl Throttle {
                 .compare_exchange(limit, target, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            tracing::debug!(from = limit, to = target, "throttled: fewer requests in flight");
+            tracing::debug!(
+                from = limit,
+                to = target,
+                "throttled: fewer requests in flight"
+            );
             // Take the permits out of circulation as they come back.
             let permits = self.permits.clone();
             let shrink = (limit - target) as u32;
@@ -177,7 +186,9 @@ mod tests {
     fn backoff_is_jittered_and_capped() {
         let policy = RetryPolicy::default();
         for retry in 0..30 {
-            let ceiling = Duration::from_millis(100).saturating_mul(1 << retry.min(20)).min(Duration::from_secs(10));
+            let ceiling = Duration::from_millis(100)
+                .saturating_mul(1 << retry.min(20))
+                .min(Duration::from_secs(10));
             assert!(policy.backoff(retry) <= ceiling);
         }
         let waits: std::collections::HashSet<_> = (0..20).map(|_| policy.backoff(5)).collect();

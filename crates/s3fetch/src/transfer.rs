@@ -199,7 +199,9 @@ impl Fetcher {
             };
             let if_match = if range.is_some() { etag.clone() } else { None };
             let mut attempt = Attempt::default();
-            let outcome = self.stream(key, temp, offset, range, if_match, &mut attempt).await;
+            let outcome = self
+                .stream(key, temp, offset, range, if_match, &mut attempt)
+                .await;
             offset += attempt.written;
             if etag.is_none() {
                 etag = attempt.etag;
@@ -235,7 +237,9 @@ impl Fetcher {
             if written != len {
                 return Err(self.get_error(
                     key,
-                    ServiceError::protocol(format!("the body ended after {written} of {len} bytes")),
+                    ServiceError::protocol(format!(
+                        "the body ended after {written} of {len} bytes"
+                    )),
                 ));
             }
         }

@@ -7,7 +7,7 @@
 //! cancellation alike. Directories are created one level at a time and each is checked not to
 //! be a symlink, so a link inside the download directory is never followed to write outside.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -132,6 +132,26 @@ pub(crate) const DIRECT_ALIGN: usize = 4096;
 
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
+/// Every temporary file of this process that is not yet renamed or removed, so that a hard
+/// exit (a second Ctrl-C) can still remove them: see [`remove_temporary_files`].
+static LIVE_TEMPS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn live_temps() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    LIVE_TEMPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary file this process still has open, for a caller about to exit
+/// without letting the run finish (a second Ctrl-C). Returns how many were removed.
+pub fn remove_temporary_files() -> usize {
+    let mut temps = live_temps();
+    let removed = temps
+        .iter()
+        .filter(|path| fs::remove_file(path).is_ok())
+        .count();
+    temps.clear();
+    removed
+}
+
 impl TempFile {
     /// Creates a new, empty temporary file in `dest`'s directory.
     pub fn create(key: &str, dest: &Path) -> Result<Self> {
@@ -142,12 +162,13 @@ impl TempFile {
             // create_new: O_EXCL, never follows or reuses an existing file or link.
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => {
+                    live_temps().insert(path.clone());
                     return Ok(TempFile {
                         path,
                         dest: dest.to_owned(),
                         file,
                         direct: None,
-                    })
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
@@ -217,6 +238,7 @@ impl TempFile {
             Error::io(key, "renaming into place", self.dest.clone(), e)
         })?;
         // Renamed: nothing to remove any more.
+        live_temps().remove(&self.path);
         self.path = PathBuf::new();
         Ok(())
     }
@@ -226,6 +248,7 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
+            live_temps().remove(&self.path);
         }
     }
 }

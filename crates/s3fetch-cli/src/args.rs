@@ -68,6 +68,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = s3fetch::DEFAULT_RETRIES)]
     pub retries: u32,
 
+    /// Verify each object against the checksum S3 keeps for it (full-object CRC64NVME, CRC32C
+    /// or CRC32; else a plain-MD5 ETag on single-GET downloads). `disabled` skips it, e.g. for
+    /// stores that send wrong checksums
+    #[arg(long, value_enum, value_name = "MODE", default_value = "enabled")]
+    pub checksum_mode: ChecksumMode,
+
     /// Deprecated alias of --concurrent-downloads
     #[arg(
         short = 't',
@@ -117,6 +123,12 @@ pub struct Args {
     /// Send unsigned requests (public buckets); no credentials needed
     #[arg(long)]
     pub no_sign_request: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChecksumMode {
+    Enabled,
+    Disabled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 use s3fetch::{ClientOptions, DownloadOptions, KeyFilter, S3Uri};
 
-use crate::args::{Args, ProgressMode};
+use crate::args::{Args, ChecksumMode, ProgressMode};
 
 /// Above this, warn: each download holds a connection and a file.
 const MANY_DOWNLOADS: usize = 1000;
@@ -72,6 +72,7 @@ impl Settings {
             .concurrency(concurrency)
             .list_concurrency(args.list_concurrency)
             .retries(args.retries)
+            .verify_checksums(args.checksum_mode == ChecksumMode::Enabled)
             .parts(args.multipart_threshold, args.part_size)
             .delimiter(args.delimiter)
             .dry_run(args.dry_run)

@@ -55,6 +55,8 @@ pub struct DownloadOptions {
     pub part_size: u64,
     /// Retries, backoff and timeouts.
     pub retry: RetryPolicy,
+    /// Ask S3 for each object's checksum and verify the bytes against it.
+    pub verify_checksums: bool,
     /// Separates "directories" in keys; keys ending with it are skipped.
     pub delimiter: String,
     /// List and report what would be downloaded; write nothing.
@@ -79,6 +81,7 @@ impl DownloadOptions {
             multipart_threshold: transfer::DEFAULT_MULTIPART_THRESHOLD,
             part_size: transfer::DEFAULT_PART_SIZE,
             retry: RetryPolicy::default(),
+            verify_checksums: true,
             delimiter: "/".into(),
             dry_run: false,
             client_options: ClientOptions::default(),
@@ -117,6 +120,12 @@ impl DownloadOptions {
     /// Retries after the first attempt of each request.
     pub fn retries(mut self, retries: u32) -> Self {
         self.retry.retries = retries;
+        self
+    }
+
+    /// Whether to verify checksums (on by default).
+    pub fn verify_checksums(mut self, verify: bool) -> Self {
+        self.verify_checksums = verify;
         self
     }
 
@@ -253,6 +262,7 @@ impl Downloader {
                 retry: options.retry,
                 stats: stats.clone(),
                 throttle: Arc::new(Throttle::new(permits.clone(), concurrency)),
+                verify: options.verify_checksums,
             },
             prefix: uri.prefix.clone(),
             delimiter: options.delimiter,
@@ -313,6 +323,7 @@ impl Downloader {
         summary.retries = stats.retries.load(Ordering::Relaxed);
         summary.resumes = stats.resumes.load(Ordering::Relaxed);
         summary.throttled = stats.throttled.load(Ordering::Relaxed);
+        summary.verified = stats.verified.load(Ordering::Relaxed);
         Ok(summary)
     }
 }

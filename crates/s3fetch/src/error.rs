@@ -68,6 +68,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The bytes received do not match the checksum the server sent.
+    #[error("s3://{bucket}/{key}: {reason}")]
+    Checksum {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+
     /// A request got no response, or a body no bytes, in time.
     #[error("timed out: {0}")]
     Timeout(String),
@@ -82,7 +90,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::List { source, .. } | Error::Get { source, .. } => source.is_retryable(),
-            Error::Timeout(_) => true,
+            Error::Timeout(_) | Error::Checksum { .. } => true,
             _ => false,
         }
     }

@@ -53,6 +53,7 @@
 //! The crate's tests run this API against a real S3 server over HTTP (the
 //! `s3fetch-testkit` crate); `tests/engine.rs` is a runnable tour of it.
 
+mod checksum;
 mod client;
 mod download;
 mod error;

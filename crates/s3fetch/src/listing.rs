@@ -99,7 +99,7 @@ impl S3Pages {
             .set_delimiter(delimiter)
             .customize()
             .interceptor(take.clone())
-            .config_override(retry::sdk_retries_off())
+            .config_override(retry::sdk_overrides())
             .send();
         self.retry
             .timed("ListObjectsV2", async {

@@ -75,6 +75,8 @@ pub struct Summary {
     pub resumes: u64,
     /// Times the server asked to slow down.
     pub throttled: u64,
+    /// Objects whose bytes were checked against a checksum from the server.
+    pub verified: u64,
 }
 
 impl Summary {

@@ -94,10 +94,12 @@ impl RetryPolicy {
     }
 }
 
-/// A per-request config that turns the SDK's own retries off: they are made here.
-pub(crate) fn sdk_retries_off() -> aws_sdk_s3::config::Builder {
+/// A per-request config that turns the SDK's own retries off (they are made here) and its
+/// response checksum validation (made in [`crate::checksum`]).
+pub(crate) fn sdk_overrides() -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::default()
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
 }
 
 /// Counters of the run's retries and resumes.
@@ -106,6 +108,8 @@ pub(crate) struct RetryStats {
     pub retries: AtomicU64,
     pub resumes: AtomicU64,
     pub throttled: AtomicU64,
+    /// Objects whose checksum was verified.
+    pub verified: AtomicU64,
 }
 
 /// Additive-increase, multiplicative-decrease limit on requests in flight, applied to the

@@ -25,6 +25,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+
+use crate::checksum::{self, AskForChecksums, Expected, Hasher};
 use crate::error::{Error, Result, ServiceError};
 use crate::progress::{ObjectInfo, Reporter};
 use crate::retry::{self, RetryPolicy, RetryStats, Throttle};
@@ -63,6 +66,8 @@ pub(crate) struct Fetcher {
     pub retry: RetryPolicy,
     pub stats: Arc<RetryStats>,
     pub throttle: Arc<Throttle>,
+    /// Ask for checksums and verify them (see [`crate::checksum`]).
+    pub verify: bool,
 }
 
 impl Fetcher {
@@ -80,12 +85,22 @@ impl Fetcher {
                 .retry
                 .run(&self.stats, || async {
                     let response = self.get(key, None, None).await?;
+                    let expected = self.expected(&response, true);
                     let body = response.body.collect();
-                    match tokio::time::timeout(self.retry.idle_timeout, body).await {
-                        Ok(Ok(body)) => Ok(body.into_bytes()),
-                        Ok(Err(e)) => Err(self.get_error(key, ServiceError::body(e))),
-                        Err(_) => Err(self.stalled(key)),
+                    let bytes = match tokio::time::timeout(self.retry.idle_timeout, body).await {
+                        Ok(Ok(body)) => body.into_bytes(),
+                        Ok(Err(e)) => return Err(self.get_error(key, ServiceError::body(e))),
+                        Err(_) => return Err(self.stalled(key)),
+                    };
+                    if let Some(expected) = expected {
+                        let mut hasher = expected.hasher();
+                        hasher.update(&bytes);
+                        hasher
+                            .verify(expected)
+                            .map_err(|reason| self.checksum_error(key, reason))?;
+                        self.stats.verified.fetch_add(1, Ordering::Relaxed);
                     }
+                    Ok(bytes)
                 })
                 .await?;
             drop(permit);
@@ -113,13 +128,25 @@ impl Fetcher {
             })
             .await?;
         let temp = Arc::new(temp);
-        let written = if ranged {
-            self.fetch_parts(object, &temp, permit).await?
-        } else {
-            let written = self.fetch_range(object, &temp, 0, None).await?;
-            drop(permit);
-            written
+        let mut permit = Some(permit);
+        let mut retry = 0;
+        let written = loop {
+            let attempt = if ranged {
+                self.fetch_parts(object, &temp, permit.take()).await
+            } else {
+                self.fetch_whole(object, &temp).await
+            };
+            match attempt {
+                // A mismatch cannot be pinned on a part: fetch the object again.
+                Err(error @ Error::Checksum { .. }) if retry < self.retry.retries => {
+                    tracing::debug!(key, %error, "fetching again");
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    retry += 1;
+                }
+                outcome => break outcome?,
+            }
         };
+        drop(permit);
         let key_owned = key.to_owned();
         let temp = Arc::into_inner(temp).expect("every part has finished");
         self.blocking(move || temp.commit(&key_owned)).await?;
@@ -131,12 +158,17 @@ impl Fetcher {
         &self,
         object: &ObjectInfo,
         temp: &Arc<TempFile>,
-        first: OwnedSemaphorePermit,
+        first: Option<OwnedSemaphorePermit>,
     ) -> Result<u64> {
+        let expected = match self.verify {
+            true => self.head_checksum(object).await?,
+            false => None,
+        };
         let part_size = self.parts.part_size.max(1);
         let parts = object.size.div_ceil(part_size);
+        let mut crcs = vec![(0u64, 0u64); parts as usize];
         let mut next = 0;
-        let mut spare = Some(first);
+        let mut spare = first;
         let mut running = FuturesUnordered::new();
         let mut written = 0;
         while next < parts || !running.is_empty() {
@@ -151,8 +183,13 @@ impl Fetcher {
                 };
                 let start = next * part_size;
                 let len = part_size.min(object.size - start);
+                let index = next as usize;
                 running.push(async move {
-                    let written = self.fetch_range(object, temp, start, Some(len)).await;
+                    let mut hasher = expected.map(Expected::hasher);
+                    let written = self
+                        .fetch_range(object, temp, start, Some(len), &mut hasher)
+                        .await
+                        .map(|n| (index, n, hasher.map_or(0, |h| h.crc())));
                     (written, permit)
                 });
                 next += 1;
@@ -165,25 +202,108 @@ impl Fetcher {
             let want_more = next < parts && running.len() < PARTS_PER_OBJECT;
             tokio::select! {
                 Some((result, permit)) = running.next() => {
-                    written += result?;
+                    let (index, n, crc) = result?;
+                    written += n;
+                    crcs[index] = (crc, n);
                     spare = Some(permit);
                 }
                 permit = self.acquire(), if want_more => spare = Some(permit?),
             }
         }
+        if let Some(expected) = expected {
+            checksum::verify_parts(&crcs, expected)
+                .map_err(|reason| self.checksum_error(&object.key, reason))?;
+            self.stats.verified.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(written)
+    }
+
+    /// The whole object in one GET (resumed if it breaks off), verified against the checksum
+    /// its response carries.
+    async fn fetch_whole(&self, object: &ObjectInfo, temp: &Arc<TempFile>) -> Result<u64> {
+        let mut hasher = None;
+        let written = self.fetch_range(object, temp, 0, None, &mut hasher).await?;
+        temp.set_len(&object.key, written)?;
+        Ok(written)
+    }
+
+    /// The full-object checksum of a large object, from a HEAD of the listed version.
+    async fn head_checksum(&self, object: &ObjectInfo) -> Result<Option<Expected>> {
+        let key = object.key.as_str();
+        let head = self
+            .retry
+            .run(&self.stats, || async {
+                let request = self
+                    .client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .set_if_match(object.etag.clone())
+                    .customize()
+                    .interceptor(AskForChecksums)
+                    .config_override(retry::sdk_overrides())
+                    .send();
+                self.retry
+                    .timed(key, async {
+                        request
+                            .await
+                            .map_err(|e| self.get_error(key, ServiceError::from_sdk(e)))
+                    })
+                    .await
+            })
+            .await?;
+        Ok(Expected::from_response(
+            head.checksum_crc64_nvme(),
+            head.checksum_crc32_c(),
+            head.checksum_crc32(),
+            head.checksum_type().map(|t| t.as_str()),
+            None,
+            false,
+            false,
+        ))
+    }
+
+    /// What the response vouches for, when verification is on.
+    fn expected(&self, response: &GetObjectOutput, md5_allowed: bool) -> Option<Expected> {
+        if !self.verify {
+            return None;
+        }
+        Expected::from_response(
+            response.checksum_crc64_nvme(),
+            response.checksum_crc32_c(),
+            response.checksum_crc32(),
+            response.checksum_type().map(|t| t.as_str()),
+            response.e_tag(),
+            response
+                .server_side_encryption()
+                .is_some_and(|s| s.as_str() != "AES256")
+                || response.sse_customer_algorithm().is_some(),
+            md5_allowed,
+        )
+    }
+
+    fn checksum_error(&self, key: &str, reason: String) -> Error {
+        Error::Checksum {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            reason,
+        }
     }
 
     /// `len` bytes from `start` (or, with `len` `None`, the whole object) written at their
     /// offset. A transient failure is retried; bytes already written are kept and the next
     /// attempt asks for the rest only.
+    /// `hasher` sees every byte in order: a part's CRC, or (for a whole object, set from its
+    /// first response) the object's checksum, verified at the end.
     async fn fetch_range(
         &self,
         object: &ObjectInfo,
         temp: &Arc<TempFile>,
         start: u64,
         len: Option<u64>,
+        hasher: &mut Option<Hasher>,
     ) -> Result<u64> {
+        let mut expected = None;
         let key = object.key.as_str();
         // Parts, and resumed requests, must all come from the version first seen.
         let mut etag = len.and(object.etag.clone());
@@ -200,7 +320,16 @@ impl Fetcher {
             let if_match = if range.is_some() { etag.clone() } else { None };
             let mut attempt = Attempt::default();
             let outcome = self
-                .stream(key, temp, offset, range, if_match, &mut attempt)
+                .stream(
+                    key,
+                    temp,
+                    offset,
+                    range,
+                    if_match,
+                    &mut attempt,
+                    hasher,
+                    &mut expected,
+                )
                 .await;
             offset += attempt.written;
             if etag.is_none() {
@@ -233,6 +362,12 @@ impl Fetcher {
         }
         self.throttle.succeeded();
         let written = offset - start;
+        if let (Some(expected), Some(hasher)) = (expected, hasher.take()) {
+            hasher
+                .verify(expected)
+                .map_err(|reason| self.checksum_error(key, reason))?;
+            self.stats.verified.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(len) = len {
             if written != len {
                 return Err(self.get_error(
@@ -247,6 +382,7 @@ impl Fetcher {
     }
 
     /// One GET from `offset`, its body written as it arrives. `attempt` says how far it got.
+    #[allow(clippy::too_many_arguments)]
     async fn stream(
         &self,
         key: &str,
@@ -255,8 +391,15 @@ impl Fetcher {
         range: Option<String>,
         if_match: Option<String>,
         attempt: &mut Attempt,
+        hasher: &mut Option<Hasher>,
+        expected: &mut Option<Expected>,
     ) -> Result<()> {
         let response = self.get(key, range.clone(), if_match).await?;
+        if range.is_none() {
+            // A whole object (first attempt): its response carries the checksum to verify.
+            *expected = self.expected(&response, true);
+            *hasher = expected.map(Expected::hasher);
+        }
         attempt.etag = response.e_tag().map(str::to_owned);
         let length = response.content_length().map(|n| n.max(0) as u64);
         attempt.end = length.map(|n| offset + n);
@@ -285,6 +428,9 @@ impl Fetcher {
                 };
             let done = chunk.is_none();
             let mut data: &[u8] = chunk.as_deref().unwrap_or_default();
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(data);
+            }
             while !data.is_empty() || (done && !batch.is_empty()) {
                 data = &data[batch.push(data)..];
                 if !batch.is_full() && !done {
@@ -319,17 +465,22 @@ impl Fetcher {
         key: &str,
         range: Option<String>,
         if_match: Option<String>,
-    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+    ) -> Result<GetObjectOutput> {
         let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .set_range(range)
+            .set_range(range.clone())
             .set_if_match(if_match)
             .customize()
-            .config_override(retry::sdk_retries_off())
-            .send();
+            .config_override(retry::sdk_overrides());
+        // Checksums come with whole objects only (and some stores get ranged ones wrong).
+        let request = match self.verify && range.is_none() {
+            true => request.interceptor(AskForChecksums),
+            false => request,
+        }
+        .send();
         self.retry
             .timed(key, async {
                 request

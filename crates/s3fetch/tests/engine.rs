@@ -408,6 +408,7 @@ async fn large_objects_stream_byte_exact() {
     let dir = tempfile::tempdir().unwrap();
     let summary = run(options(&server, "s3://bkt/big.bin", dir.path())).await;
     assert_eq!(summary.bytes_downloaded, body.len() as u64);
+    assert_eq!(summary.verified, 1, "checked against its MD5 ETag");
     assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == body);
     no_temp_files(dir.path());
 }

@@ -106,7 +106,68 @@ mod tests {
         assert!(relative_path("", "x|..|z", "|").is_err());
     }
 
+    /// The property every mapping must have: a refusal, or a non-empty relative path of plain
+    /// names (no `..`, `.`, empty segment, NUL, `/` or over-long name) that stays inside any
+    /// download directory.
+    fn assert_plain(prefix: &str, key: &str, delim: &str) -> Result<(), TestCaseError> {
+        if let Ok(path) = relative_path(prefix, key, delim) {
+            prop_assert!(!path.as_os_str().is_empty());
+            prop_assert!(path.is_relative());
+            for c in path.components() {
+                match c {
+                    Component::Normal(name) => {
+                        let name = name.to_str().unwrap();
+                        prop_assert!(!name.is_empty() && name != "." && name != "..");
+                        prop_assert!(!name.contains('\0') && !name.contains('/'));
+                        prop_assert!(name.len() <= MAX_NAME_BYTES);
+                    }
+                    other => prop_assert!(false, "component {:?} in {:?}", other, path),
+                }
+            }
+            let root = Path::new("/download/dir");
+            prop_assert!(root.join(&path).starts_with(root));
+        }
+        Ok(())
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Any string at all, any prefix of it, any delimiter.
+        #[test]
+        fn arbitrary_keys_map_inside_or_are_refused(
+            key in any::<String>(),
+            cut in 0usize..64,
+            delim in prop_oneof![Just("/".to_owned()), Just("\\".to_owned()), Just("|".to_owned()), any::<String>().prop_filter("non-empty", |d| !d.is_empty())],
+        ) {
+            let mut cut = cut.min(key.len());
+            while !key.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            assert_plain(&key[..cut], &key, &delim)?;
+            assert_plain("", &key, &delim)?;
+        }
+
+        /// Keys built from the troublesome pieces, long ones included.
+        #[test]
+        fn troublesome_segments(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("..".to_owned()), Just(".".to_owned()), Just("".to_owned()),
+                    Just("a".to_owned()), Just("\\..".to_owned()), Just("..\\".to_owned()),
+                    Just("\0".to_owned()), Just("é".repeat(130)), "[a-z]{250,260}",
+                ],
+                0..8,
+            ),
+            lead in prop_oneof![Just(""), Just("/"), Just("//"), Just("./")],
+            trail in prop_oneof![Just(""), Just("/")],
+        ) {
+            let key = format!("{lead}{}{trail}", parts.join("/"));
+            assert_plain("", &key, "/")?;
+            let refused = relative_path("", &key, "/").is_err();
+            let has_dotdot = parts.iter().any(|p| p == "..");
+            prop_assert!(!has_dotdot || refused, "{key:?} has a '..' segment but was accepted");
+        }
+
         #[test]
         fn result_is_always_plain_relative(
             prefix in "[a/.\\\\|é\\x00-\\x02]{0,8}",

@@ -24,9 +24,16 @@
 //! # }
 //! ```
 //!
+//! Like current AWS S3, whole-object GETs and HEADs return the object's full CRC64NVME
+//! when asked (see [`checksum`]). Faults (throttling, errors, resets, cut / stalled /
+//! corrupted bodies, ...) can be injected deterministically with a [`FaultPlan`]
+//! ([`ServerOptions::faults`], [`TestServer::set_faults`]; see [`faults`]).
+//!
 //! The `s3fetch-testkit` binary exposes the same server (`serve`) and a sample-data
 //! generator (`generate`, see [`generate()`]).
 
+pub mod checksum;
+pub mod faults;
 pub mod generate;
 mod list_route;
 mod s3;
@@ -34,6 +41,7 @@ pub mod server;
 pub mod store;
 pub mod throttle;
 
+pub use faults::{FaultKind, FaultPlan, FaultRule, FaultSpecError};
 pub use generate::{generate, GenerateOptions, GenerateReport};
 pub use server::{
     ListGate, RequestCounts, ServerOptions, TestServer, DEFAULT_ACCESS_KEY, DEFAULT_REGION,

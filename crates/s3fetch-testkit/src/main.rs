@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use s3fetch_testkit::{
-    GenerateOptions, ServerOptions, Store, TestServer, DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY,
+    FaultPlan, GenerateOptions, ServerOptions, Store, TestServer, DEFAULT_ACCESS_KEY,
+    DEFAULT_SECRET_KEY,
 };
 
 /// A local S3 server for s3fetch's tests, benchmarks and quickstart.
@@ -68,6 +69,51 @@ struct ServeArgs {
     /// bytes/s; 0 = no cap). Applied per TCP connection, responses only.
     #[arg(long, default_value_t = 0.0)]
     bandwidth_mbps: f64,
+    /// Inject faults, e.g. `slow_down=0.01,cut_body_after=0.01:65536,seed=7`
+    /// (`--help` shows the syntax).
+    #[arg(long, value_name = "SPEC", value_parser = parse_faults, long_help = FAULTS_HELP)]
+    faults: Option<FaultPlan>,
+    /// Ignore Range on GET/HEAD: answer 200 with the whole object (and its full checksum),
+    /// like some S3-compatible stores.
+    #[arg(long)]
+    ignore_range: bool,
+    /// On shutdown (SIGINT/SIGTERM) write the fault and request counts to this file as JSON
+    /// (the same line is always printed on stderr).
+    #[arg(long, value_name = "PATH")]
+    stats_file: Option<PathBuf>,
+}
+
+const FAULTS_HELP: &str = "\
+Inject faults, deterministically (seeded). SPEC is a comma-separated list of
+  seed=U64  (default 0)
+  KIND=PROBABILITY[:PARAM]...[@OPTION]...
+KIND:
+  slow_down          GET/HEAD: 503 SlowDown
+  internal_error     GET/HEAD: 500 InternalError
+  forbidden          GET/HEAD: 403 AccessDenied
+  not_found          GET/HEAD: 404 NoSuchKey
+  reset_before_head  GET/HEAD: connection closed without a response
+  cut_body_after     GET: head + exactly BYTES body bytes, then abort
+                     (PARAM: BYTES, required)
+  stall_body         GET: head + BYTES body bytes, silence for DURATION,
+                     then the rest (or abort)
+                     (PARAM: DURATION[:BYTES][:abort]; BYTES default 1024)
+  corrupt            GET: body bytes flipped; length, ETag, checksum kept
+  etag_change        ranged GET not starting at 0: 412 PreconditionFailed
+                     with If-Match, else a different ETag header
+  list_slow_down     ListObjects(V2): 503 SlowDown
+OPTION:
+  max=N        only attempts 1..=N of the same key+range (0 = all, default)
+  sticky       decide per key+range instead of per attempt
+  bucket=NAME  prefix=P  key=K (repeatable)
+BYTES: integer with optional k/m/g (KiB/MiB/GiB). DURATION: 5s, 1.5s, 250ms.
+Example:
+  slow_down=0.01,cut_body_after=0.01:64k,stall_body=0.01:5s,seed=7
+Fault counts are printed as a JSON line on stderr at shutdown
+(and written to --stats-file).";
+
+fn parse_faults(s: &str) -> Result<FaultPlan, String> {
+    FaultPlan::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, clap::Args)]
@@ -164,8 +210,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             list_latency: Duration::from_millis(args.list_latency_ms),
             public_buckets: args.public_buckets,
             bandwidth_bytes_per_sec: mbps_to_bytes(args.bandwidth_mbps)?,
+            faults: args.faults.unwrap_or_default(),
+            range_returns_full_object: args.ignore_range,
             ..Default::default()
         };
+        if !options.faults.is_empty() {
+            tracing::info!(faults = %options.faults, "injecting faults");
+        }
         let server = TestServer::start_with(options).await?;
         for b in server.store().list_buckets() {
             let n = server.store().object_count(&b.name).unwrap_or(0);
@@ -178,9 +229,33 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         shutdown_signal().await?;
         tracing::info!("shutting down");
+        let stats = stats_json(&server);
+        eprintln!("{stats}");
+        if let Some(path) = &args.stats_file {
+            std::fs::write(path, format!("{stats}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         server.shutdown().await;
         Ok(())
     })
+}
+
+/// `{"fault_counts":{KIND:N,...},"http_requests":N,"requests":{OP:N,...}}`.
+fn stats_json(server: &TestServer) -> String {
+    fn map(m: &std::collections::BTreeMap<String, u64>) -> String {
+        let items: Vec<String> = m
+            .iter()
+            .map(|(k, v)| format!("\"{}\":{v}", k.escape_default()))
+            .collect();
+        format!("{{{}}}", items.join(","))
+    }
+    let requests = server.request_counts();
+    format!(
+        "{{\"fault_counts\":{},\"http_requests\":{},\"requests\":{}}}",
+        map(&server.fault_counts()),
+        requests.http_requests,
+        map(&requests.by_op)
+    )
 }
 
 fn mbps_to_bytes(mbps: f64) -> anyhow::Result<Option<u64>> {

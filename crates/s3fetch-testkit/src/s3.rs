@@ -210,28 +210,22 @@ fn body_of(slice: DataSlice) -> S3Result<StreamingBlob> {
 
 /// Percent-encodes like S3 does for `encoding-type=url` (everything but unreserved and `/`).
 pub(crate) fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    let mut out = Vec::with_capacity(s.len());
     url_encode_into(&mut out, s);
-    out
+    // Only ASCII was written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// [`url_encode`], appending to `out`.
-pub(crate) fn url_encode_into(out: &mut String, s: &str) {
+pub(crate) fn url_encode_into(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/')) {
-            // Unencoded runs are ASCII, so `start..i` is on char boundaries when non-empty.
-            if start < i {
-                out.push_str(&s[start..i]);
-            }
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-            start = i + 1;
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
         }
     }
-    out.push_str(&s[start..]);
 }
 
 pub(crate) fn encode_token(last: &str) -> String {
@@ -420,7 +414,10 @@ impl S3 for TestS3 {
             .head_object(&input.bucket, &input.key)
             .map_err(store_err)?;
         check_conditions(&meta, input.if_match.as_ref(), input.if_none_match.as_ref())?;
-        let (start, len, content_range) = resolve_range(input.range.as_ref(), meta.size)?;
+        let range = crate::checksum::effective_range(&self.shared, input.range.as_ref());
+        let (start, len, content_range) = resolve_range(range, meta.size)?;
+        let (checksum_crc64nvme, checksum_type) =
+            crate::checksum::response_fields(&meta, input.checksum_mode.as_ref(), range.is_none());
         let slice = store
             .slice(&input.bucket, &meta, start, len)
             .map_err(store_err)?;
@@ -428,6 +425,8 @@ impl S3 for TestS3 {
             body: Some(body_of(slice)?),
             content_length: Some(to_i64(len)),
             content_range,
+            checksum_crc64nvme,
+            checksum_type,
             accept_ranges: Some("bytes".to_owned()),
             e_tag: Some(etag_of(&meta)),
             last_modified: Some(Timestamp::from(meta.last_modified)),
@@ -448,10 +447,15 @@ impl S3 for TestS3 {
             .head_object(&input.bucket, &input.key)
             .map_err(store_err)?;
         check_conditions(&meta, input.if_match.as_ref(), input.if_none_match.as_ref())?;
-        let (_, len, content_range) = resolve_range(input.range.as_ref(), meta.size)?;
+        let range = crate::checksum::effective_range(&self.shared, input.range.as_ref());
+        let (_, len, content_range) = resolve_range(range, meta.size)?;
+        let (checksum_crc64nvme, checksum_type) =
+            crate::checksum::response_fields(&meta, input.checksum_mode.as_ref(), range.is_none());
         let output = HeadObjectOutput {
             content_length: Some(to_i64(len)),
             content_range,
+            checksum_crc64nvme,
+            checksum_type,
             accept_ranges: Some("bytes".to_owned()),
             e_tag: Some(etag_of(&meta)),
             last_modified: Some(Timestamp::from(meta.last_modified)),

@@ -2,8 +2,8 @@
 //! (public / denied buckets and keys, [`ListGate`], [`RequestCounts`]).
 //!
 //! Request path: TCP accept loop ([`accept_loop`]; applies the optional per-connection
-//! bandwidth cap, [`crate::throttle::Throttled`]) → [`Gateway`] (hyper service wrapping `s3s`; the place for future fault
-//! injection) → `s3s` SigV4 check ([`crate::s3`]'s `TestAuth`) → access hook (`TestAccess`:
+//! bandwidth cap, [`crate::throttle::Throttled`]) → [`Gateway`] (hyper service wrapping `s3s`;
+//! applies the [`FaultPlan`], see [`crate::faults`]) → `s3s` SigV4 check ([`crate::s3`]'s `TestAuth`) → access hook (`TestAccess`:
 //! counts and access control) → handler (`TestS3`).
 
 use std::collections::{BTreeMap, HashSet};
@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::faults::{FaultPlan, FaultState};
 use crate::s3::{TestAccess, TestAuth, TestS3};
 use crate::store::Store;
 use crate::throttle::Throttled;
@@ -57,6 +58,11 @@ pub struct ServerOptions {
     /// Serve ListObjectsV2 through a direct XML renderer (`list_route.rs`) instead
     /// of `s3s`'s generic serializer (same responses, ~10x less CPU). Default `true`.
     pub fast_list: bool,
+    /// Faults to inject (default: none); changeable at runtime with [`TestServer::set_faults`].
+    pub faults: FaultPlan,
+    /// Ignore `Range` on GetObject / HeadObject: answer `200` with the whole object (and its
+    /// full checksum), as some S3-compatible stores do. Default `false`.
+    pub range_returns_full_object: bool,
 }
 
 impl Default for ServerOptions {
@@ -72,6 +78,8 @@ impl Default for ServerOptions {
             public_buckets: Vec::new(),
             bandwidth_bytes_per_sec: None,
             fast_list: true,
+            faults: FaultPlan::default(),
+            range_returns_full_object: false,
         }
     }
 }
@@ -233,6 +241,7 @@ pub(crate) struct Shared {
     pub(crate) controls: RwLock<Controls>,
     pub(crate) counters: Counters,
     pub(crate) gate: ListGate,
+    pub(crate) faults: FaultState,
 }
 
 /// The outermost hyper service: every HTTP request passes through here before `s3s`.
@@ -249,7 +258,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Gateway 
 
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         self.shared.counters.http.fetch_add(1, Ordering::Relaxed);
-        hyper::service::Service::call(&self.s3, req)
+        crate::faults::serve(&self.shared, &self.s3, req)
     }
 }
 
@@ -352,6 +361,7 @@ impl TestServer {
             controls: RwLock::new(controls),
             counters: Counters::default(),
             gate: ListGate::new(),
+            faults: FaultState::new(options.faults.clone()),
         });
         let mut builder = S3ServiceBuilder::new(TestS3 {
             shared: shared.clone(),
@@ -510,6 +520,29 @@ impl TestServer {
     #[must_use]
     pub fn list_gate(&self) -> ListGate {
         self.shared.gate.clone()
+    }
+
+    /// Replaces the fault plan (an empty plan turns faults off) and restarts attempt
+    /// numbering; fault counts are kept.
+    pub fn set_faults(&self, plan: FaultPlan) {
+        self.shared.faults.set(plan);
+    }
+
+    /// The current fault plan.
+    #[must_use]
+    pub fn fault_plan(&self) -> FaultPlan {
+        self.shared.faults.plan()
+    }
+
+    /// Faults injected so far, by kind name (`"slow_down"`, `"cut_body_after"`, ...).
+    #[must_use]
+    pub fn fault_counts(&self) -> BTreeMap<String, u64> {
+        self.shared.faults.counts()
+    }
+
+    /// Zeroes the fault counts.
+    pub fn reset_fault_counts(&self) {
+        self.shared.faults.reset_counts();
     }
 
     /// Stops accepting and aborts all connections.

@@ -31,6 +31,9 @@ pub const MAX_KEY_LEN: usize = 1024;
 
 const INDEX_LOG: &str = "index.log";
 const OP_PUT: u8 = b'P';
+/// A put record followed by the object's CRC64NVME (8 bytes, little-endian). Logs written
+/// before checksums existed hold only [`OP_PUT`] records (loaded as "no checksum").
+const OP_PUT_CRC: u8 = b'C';
 const OP_DELETE: u8 = b'D';
 const LOC_SEGMENT: u8 = 0;
 const LOC_FILE: u8 = 1;
@@ -83,6 +86,9 @@ pub struct ObjectMeta {
     pub md5: [u8; 16],
     /// Time of the put.
     pub last_modified: SystemTime,
+    /// Bitwise NOT of the CRC64NVME (see [`ObjectMeta::crc64nvme`]); the niche keeps the
+    /// struct at 128 bytes.
+    crc_not: Option<std::num::NonZeroU64>,
     loc: Location,
     /// `md5` as lowercase hex.
     etag_text: [u8; 32],
@@ -155,10 +161,24 @@ impl ObjectMeta {
             size,
             md5,
             last_modified,
+            crc_not: None,
             loc,
             etag_text: hex32(&md5),
             last_modified_text: iso8601_millis(last_modified),
         }
+    }
+
+    fn with_crc(mut self, crc: u64) -> Self {
+        self.crc_not = std::num::NonZeroU64::new(!crc);
+        self
+    }
+
+    /// CRC64NVME of the content (see [`crate::checksum`]); `None` for objects loaded from
+    /// an index log written before checksums were kept (and, by construction, for the
+    /// one-in-2^64 objects whose CRC is `u64::MAX`).
+    #[must_use]
+    pub fn crc64nvme(&self) -> Option<u64> {
+        self.crc_not.map(|c| !c.get())
     }
 
     /// The MD5 as lowercase hex, without quotes.
@@ -178,6 +198,16 @@ impl ObjectMeta {
     #[must_use]
     pub fn last_modified_iso(&self) -> &str {
         std::str::from_utf8(&self.last_modified_text).unwrap_or_default()
+    }
+
+    /// [`ObjectMeta::etag_hex_str`] as (ASCII) bytes.
+    pub(crate) fn etag_hex_bytes(&self) -> &[u8] {
+        &self.etag_text
+    }
+
+    /// [`ObjectMeta::last_modified_iso`] as (ASCII) bytes.
+    pub(crate) fn last_modified_iso_bytes(&self) -> &[u8] {
+        &self.last_modified_text
     }
 
     /// The S3 ETag: quoted lowercase MD5 hex, e.g. `"d41d8cd98f00b204e9800998ecf8427e"`.
@@ -381,8 +411,12 @@ impl Writer {
     }
 
     fn log_put(&mut self, key: &str, meta: &ObjectMeta) -> io::Result<()> {
-        let mut rec = Vec::with_capacity(3 + key.len() + PUT_TAIL_LEN);
-        rec.push(OP_PUT);
+        let mut rec = Vec::with_capacity(3 + key.len() + PUT_TAIL_LEN + 8);
+        rec.push(if meta.crc_not.is_some() {
+            OP_PUT_CRC
+        } else {
+            OP_PUT
+        });
         rec.extend_from_slice(
             &u16::try_from(key.len())
                 .map_err(io::Error::other)?
@@ -399,6 +433,9 @@ impl Writer {
         rec.push(kind);
         rec.extend_from_slice(&id.to_le_bytes());
         rec.extend_from_slice(&offset.to_le_bytes());
+        if let Some(crc) = meta.crc64nvme() {
+            rec.extend_from_slice(&crc.to_le_bytes());
+        }
         self.log.write_all(&rec)
     }
 
@@ -442,6 +479,7 @@ fn replay_index(dir: &Path) -> io::Result<BTreeMap<String, ObjectMeta>> {
         let kend = kstart + klen;
         let tail = match op {
             OP_PUT => PUT_TAIL_LEN,
+            OP_PUT_CRC => PUT_TAIL_LEN + 8,
             OP_DELETE => 0,
             _ => break pos,
         };
@@ -466,10 +504,11 @@ fn replay_index(dir: &Path) -> io::Result<BTreeMap<String, ObjectMeta>> {
                 LOC_FILE => Location::File { id },
                 _ => break pos,
             };
-            index.insert(
-                key.to_owned(),
-                ObjectMeta::new(size, md5, from_nanos(mtime), loc),
-            );
+            let mut meta = ObjectMeta::new(size, md5, from_nanos(mtime), loc);
+            if op == OP_PUT_CRC {
+                meta = meta.with_crc(u64_at(&buf, t + PUT_TAIL_LEN));
+            }
+            index.insert(key.to_owned(), meta);
         }
         pos = kend + tail;
     };
@@ -653,12 +692,23 @@ fn walk_index<'a>(
             _ => Bound::Excluded(sa.to_owned()),
         },
     };
-    let mut last: Option<&'a str> = None;
-    let mut iter = index.range::<str, _>((lower.as_ref().map(String::as_str), Bound::Unbounded));
-    while let Some((key, meta)) = iter.next() {
-        if !key.starts_with(prefix) {
-            break;
+    // Keys starting with `prefix` are exactly those below its successor (none = no bound),
+    // so the range needs no per-key prefix check.
+    let upper: Bound<String> = if prefix.is_empty() {
+        Bound::Unbounded
+    } else {
+        prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded)
+    };
+    let upper = upper.as_ref().map(String::as_str);
+    if let (Bound::Included(lo) | Bound::Excluded(lo), Bound::Excluded(hi)) = (&lower, upper) {
+        if lo.as_str() >= hi {
+            return (0, None);
         }
+    }
+    let mut last: Option<&'a str> = None;
+    let mut iter = index.range::<str, _>((lower.as_ref().map(String::as_str), upper));
+    while let Some((key, meta)) = iter.next() {
+        debug_assert!(key.starts_with(prefix));
         if count == q.max_keys {
             return (count, last);
         }
@@ -668,9 +718,13 @@ fn walk_index<'a>(
             last = Some(cp);
             match prefix_successor(cp) {
                 Some(next) => {
+                    if let Bound::Excluded(hi) = upper {
+                        if next.as_str() >= hi {
+                            break;
+                        }
+                    }
                     lower = Bound::Included(next);
-                    iter = index
-                        .range::<str, _>((lower.as_ref().map(String::as_str), Bound::Unbounded));
+                    iter = index.range::<str, _>((lower.as_ref().map(String::as_str), upper));
                 }
                 None => break,
             }
@@ -824,10 +878,12 @@ impl Store {
         let b = self.bucket(bucket)?;
         let data = data.as_ref();
         let md5: [u8; 16] = Md5::digest(data).into();
+        let crc = crate::checksum::crc64nvme(data);
         let meta = {
             let mut w = b.writer.lock().map_err(lock_err)?;
             let loc = w.write_data(data)?;
-            let meta = ObjectMeta::new(data.len() as u64, md5, SystemTime::now(), loc);
+            let meta =
+                ObjectMeta::new(data.len() as u64, md5, SystemTime::now(), loc).with_crc(crc);
             w.log_put(key, &meta)?;
             w.flush()?;
             meta
@@ -858,8 +914,9 @@ impl Store {
                 check_key(&key)?;
                 let data = data.as_ref();
                 let md5: [u8; 16] = Md5::digest(data).into();
+                let crc = crate::checksum::crc64nvme(data);
                 let loc = w.write_data(data)?;
-                let meta = ObjectMeta::new(data.len() as u64, md5, now, loc);
+                let meta = ObjectMeta::new(data.len() as u64, md5, now, loc).with_crc(crc);
                 w.log_put(&key, &meta)?;
                 metas.push((key, meta));
             }
@@ -903,6 +960,7 @@ impl Store {
         let path = obj_path(&b.dir, id);
         let mut out = BufWriter::with_capacity(1024 * 1024, File::create(&path)?);
         let mut hasher = Md5::new();
+        let mut crc = crate::checksum::Crc64Digest::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
         loop {
@@ -917,6 +975,7 @@ impl Store {
                 }
             };
             hasher.update(&buf[..n]);
+            crc.update(&buf[..n]);
             out.write_all(&buf[..n])?;
             size += n as u64;
         }
@@ -927,7 +986,8 @@ impl Store {
             hasher.finalize().into(),
             SystemTime::now(),
             Location::File { id },
-        );
+        )
+        .with_crc(crc.finalize());
         {
             let mut w = b.writer.lock().map_err(lock_err)?;
             w.log_put(key, &meta)?;
@@ -1086,6 +1146,8 @@ mod tests {
         assert_eq!(meta.last_modified_iso(), "2024-03-01T12:34:56.789Z");
         assert_eq!(meta.etag_hex_str(), hex::encode(meta.md5));
         assert_eq!(meta.etag_hex(), "0001feff303132333435363738396162");
+        // The cached text must keep the index small (1M objects ≈ 300 MB with keys).
+        assert!(std::mem::size_of::<ObjectMeta>() <= 128);
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Expected {
 
     pub fn hasher(self) -> Hasher {
         match self {
-            Expected::Crc(kind, _) => Hasher::Crc(kind, Digest::new(kind.algorithm())),
+            Expected::Crc(kind, _) => Hasher::Crc(kind, Box::new(Digest::new(kind.algorithm()))),
             Expected::Md5(_) => Hasher::Md5(Box::default()),
         }
     }
@@ -104,7 +104,7 @@ impl Expected {
 
 /// A running checksum of bytes in order.
 pub(crate) enum Hasher {
-    Crc(CrcKind, Digest),
+    Crc(CrcKind, Box<Digest>),
     Md5(Box<md5::Md5>),
 }
 

@@ -362,11 +362,15 @@ impl Fetcher {
         }
         self.throttle.succeeded();
         let written = offset - start;
-        if let (Some(expected), Some(hasher)) = (expected, hasher.take()) {
-            hasher
-                .verify(expected)
-                .map_err(|reason| self.checksum_error(key, reason))?;
-            self.stats.verified.fetch_add(1, Ordering::Relaxed);
+        // A whole object's checksum is verified here; a part's CRC is left in `hasher` for
+        // the caller to combine.
+        if let Some(expected) = expected {
+            if let Some(hasher) = hasher.take() {
+                hasher
+                    .verify(expected)
+                    .map_err(|reason| self.checksum_error(key, reason))?;
+                self.stats.verified.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if let Some(len) = len {
             if written != len {

@@ -6,12 +6,13 @@
 //! through [`TakeListBody`], an SDK interceptor: requests are still signed, retried and their
 //! errors decoded by the SDK; only the body of a successful response is read here.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_types::body::SdkBody;
+use memchr::memmem::Finder;
 
 use crate::progress::ObjectInfo;
 
@@ -63,45 +64,71 @@ pub(crate) fn parse(xml: &str) -> Option<Listing> {
         return None;
     }
     let mut listing = Listing {
-        truncated: element(xml, "IsTruncated").is_some_and(|v| v.trim() == "true"),
+        truncated: IS_TRUNCATED.first(xml).is_some_and(|v| v.trim() == "true"),
         ..Listing::default()
     };
-    for contents in blocks(xml, "Contents") {
-        let key = unescape(element(contents, "Key")?)?;
+    for contents in CONTENTS.all(xml) {
+        let key = unescape(KEY.first(contents)?)?;
         listing.objects.push(ObjectInfo {
             key,
-            size: element(contents, "Size")
+            size: SIZE
+                .first(contents)
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0),
-            etag: element(contents, "ETag").and_then(unescape),
-            last_modified: element(contents, "LastModified").and_then(parse_timestamp),
+            etag: ETAG.first(contents).and_then(unescape),
+            last_modified: LAST_MODIFIED.first(contents).and_then(parse_timestamp),
         });
     }
-    for prefix in blocks(xml, "CommonPrefixes") {
+    for prefix in COMMON_PREFIXES.all(xml) {
         listing
             .common_prefixes
-            .push(unescape(element(prefix, "Prefix")?)?);
+            .push(unescape(PREFIX.first(prefix)?)?);
     }
     Some(listing)
 }
 
-/// The text of the first `<name>...</name>` in `xml`.
-fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    blocks(xml, name).next()
+static IS_TRUNCATED: LazyLock<Tag> = LazyLock::new(|| Tag::new("<IsTruncated>", "</IsTruncated>"));
+static CONTENTS: LazyLock<Tag> = LazyLock::new(|| Tag::new("<Contents>", "</Contents>"));
+static KEY: LazyLock<Tag> = LazyLock::new(|| Tag::new("<Key>", "</Key>"));
+static SIZE: LazyLock<Tag> = LazyLock::new(|| Tag::new("<Size>", "</Size>"));
+static ETAG: LazyLock<Tag> = LazyLock::new(|| Tag::new("<ETag>", "</ETag>"));
+static LAST_MODIFIED: LazyLock<Tag> =
+    LazyLock::new(|| Tag::new("<LastModified>", "</LastModified>"));
+static COMMON_PREFIXES: LazyLock<Tag> =
+    LazyLock::new(|| Tag::new("<CommonPrefixes>", "</CommonPrefixes>"));
+static PREFIX: LazyLock<Tag> = LazyLock::new(|| Tag::new("<Prefix>", "</Prefix>"));
+
+/// An element's opening and closing tags, with their substring finders built once.
+struct Tag {
+    open: Finder<'static>,
+    close: Finder<'static>,
 }
 
-/// The texts of every `<name>...</name>` in `xml`, in order (not nested in each other).
-fn blocks<'a>(xml: &'a str, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-    let open = format!("<{name}>");
-    let close = format!("</{name}>");
-    let mut rest = xml;
-    std::iter::from_fn(move || {
-        let start = rest.find(&open)? + open.len();
-        let len = rest[start..].find(&close)?;
-        let text = &rest[start..start + len];
-        rest = &rest[start + len + close.len()..];
-        Some(text)
-    })
+impl Tag {
+    fn new(open: &'static str, close: &'static str) -> Tag {
+        Tag {
+            open: Finder::new(open.as_bytes()),
+            close: Finder::new(close.as_bytes()),
+        }
+    }
+
+    /// The text of the first such element in `xml`.
+    fn first<'a>(&self, xml: &'a str) -> Option<&'a str> {
+        self.all(xml).next()
+    }
+
+    /// The texts of every such element in `xml`, in order (not nested in each other).
+    fn all<'t, 'a: 't>(&'t self, xml: &'a str) -> impl Iterator<Item = &'a str> + 't {
+        let (open_len, close_len) = (self.open.needle().len(), self.close.needle().len());
+        let mut rest = xml;
+        std::iter::from_fn(move || {
+            let start = self.open.find(rest.as_bytes())? + open_len;
+            let len = self.close.find(&rest.as_bytes()[start..])?;
+            let text = &rest[start..start + len];
+            rest = &rest[start + len + close_len..];
+            Some(text)
+        })
+    }
 }
 
 /// Resolves XML's five named entities and numeric character references.

@@ -33,7 +33,7 @@ use crate::progress::{ObjectInfo, Reporter};
 use crate::retry::{self, RetryPolicy, RetryStats};
 
 /// Default number of list requests in flight.
-pub const DEFAULT_LIST_CONCURRENCY: usize = 32;
+pub const DEFAULT_LIST_CONCURRENCY: usize = 64;
 
 /// One page of a listing.
 #[derive(Debug, Default)]

@@ -68,6 +68,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = s3fetch::DEFAULT_RETRIES)]
     pub retries: u32,
 
+    /// Abandon (and resume) a download that receives no bytes for this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub idle_timeout: f64,
+
     /// Verify each object against the checksum S3 keeps for it (full-object CRC64NVME, CRC32C
     /// or CRC32; else a plain-MD5 ETag on single-GET downloads). `disabled` skips it, e.g. for
     /// stores that send wrong checksums

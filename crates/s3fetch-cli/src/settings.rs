@@ -39,6 +39,9 @@ impl Settings {
         if concurrency == 0 {
             bail!("--concurrent-downloads must be at least 1");
         }
+        if !(args.idle_timeout > 0.0 && args.idle_timeout <= 86_400.0) {
+            bail!("--idle-timeout must be between 0 and 86400 seconds");
+        }
         if args.list_concurrency == 0 {
             bail!("--list-concurrency must be at least 1");
         }
@@ -78,6 +81,7 @@ impl Settings {
             .dry_run(args.dry_run)
             .client_options(client_options);
         options.regex = args.regex;
+        options.retry.idle_timeout = std::time::Duration::from_secs_f64(args.idle_timeout);
 
         let output = if args.quiet {
             Output::Quiet

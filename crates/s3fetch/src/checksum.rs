@@ -178,8 +178,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Adds `x-amz-checksum-mode: ENABLED` to a request, so the response carries the object's
-/// checksum, without turning on the SDK's own validation.
+/// Adds `x-amz-checksum-mode: ENABLED` to GET and HEAD requests, so the response carries the
+/// object's checksum, without turning on the SDK's own validation.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AskForChecksums;
 
@@ -194,10 +194,12 @@ impl Intercept for AskForChecksums {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
-        context
-            .request_mut()
-            .headers_mut()
-            .insert("x-amz-checksum-mode", "ENABLED");
+        let request = context.request_mut();
+        if matches!(request.method(), "GET" | "HEAD") {
+            request
+                .headers_mut()
+                .insert("x-amz-checksum-mode", "ENABLED");
+        }
         Ok(())
     }
 }

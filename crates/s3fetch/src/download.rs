@@ -27,7 +27,7 @@ use crate::filter::KeyFilter;
 use crate::listing;
 use crate::paths;
 use crate::progress::{DownloadResult, NoReporter, ObjectInfo, Reporter, Summary, Tally};
-use crate::retry::{RetryPolicy, RetryStats, Throttle};
+use crate::retry::{self, RetryPolicy, RetryStats, Throttle};
 use crate::transfer::{self, Fetcher, PartOptions};
 use crate::uri::S3Uri;
 use crate::write::DownloadDir;
@@ -206,6 +206,7 @@ impl Downloader {
             Some(client) => client,
             None => options.client_options.build().await,
         };
+        let client = retry::run_client(client, options.verify_checksums);
         let cancel = options.cancel;
         let uri = options.uri;
         let tally = Arc::new(Tally::default());
@@ -263,6 +264,11 @@ impl Downloader {
                 stats: stats.clone(),
                 throttle: Arc::new(Throttle::new(permits.clone(), concurrency)),
                 verify: options.verify_checksums,
+                dir_ops: Semaphore::new(
+                    std::thread::available_parallelism()
+                        .map_or(2, |n| n.get())
+                        .max(2),
+                ),
             },
             prefix: uri.prefix.clone(),
             delimiter: options.delimiter,

@@ -30,7 +30,7 @@ use crate::error::{Error, Result, ServiceError};
 use crate::filter::KeyFilter;
 use crate::list_xml::{self, Listing, TakeListBody};
 use crate::progress::{ObjectInfo, Reporter};
-use crate::retry::{self, RetryPolicy, RetryStats};
+use crate::retry::{RetryPolicy, RetryStats};
 
 /// Default number of list requests in flight.
 pub const DEFAULT_LIST_CONCURRENCY: usize = 64;
@@ -99,7 +99,6 @@ impl S3Pages {
             .set_delimiter(delimiter)
             .customize()
             .interceptor(take.clone())
-            .config_override(retry::sdk_overrides())
             .send();
         self.retry
             .timed("ListObjectsV2", async {

@@ -94,12 +94,20 @@ impl RetryPolicy {
     }
 }
 
-/// A per-request config that turns the SDK's own retries off (they are made here) and its
-/// response checksum validation (made in [`crate::checksum`]).
-pub(crate) fn sdk_overrides() -> aws_sdk_s3::config::Builder {
-    aws_sdk_s3::config::Builder::default()
+/// The run's client: `client` with the SDK's own retries off (they are made here) and its
+/// response checksum validation off (made in [`crate::checksum`]), asking for checksums when
+/// `verify` is on. Configured once per run, not per request: per-request overrides cost a
+/// config merge on every call.
+pub(crate) fn run_client(client: aws_sdk_s3::Client, verify: bool) -> aws_sdk_s3::Client {
+    let mut config = client
+        .config()
+        .to_builder()
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
+    if verify {
+        config = config.interceptor(crate::checksum::AskForChecksums);
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
 }
 
 /// Counters of the run's retries and resumes.

@@ -319,14 +319,50 @@ pub(crate) fn write_whole(
     dir: &DownloadDir,
     key: &str,
     relative: &Path,
-    bytes: &[u8],
+    chunks: &[impl AsRef<[u8]>],
 ) -> Result<()> {
     let dest = dir.prepare(key, relative)?;
+    #[cfg(target_os = "linux")]
+    if let Some(linked) = write_unnamed(&dest, chunks) {
+        return linked.map_err(|e| Error::io(key, "writing", dest, e));
+    }
     let file = TempFile::create(key, &dest)?;
-    (&file.file)
-        .write_all(bytes)
-        .map_err(|e| Error::io(key, "writing", file.path.clone(), e))?;
+    for chunk in chunks {
+        (&file.file)
+            .write_all(chunk.as_ref())
+            .map_err(|e| Error::io(key, "writing", file.path.clone(), e))?;
+    }
     file.commit(key)
+}
+
+/// Linux: writes the object into an unnamed file in the target directory (`O_TMPFILE`) and
+/// links it in under its name when complete. One directory update instead of two (create a
+/// temporary name, then rename it), and nothing to clean up if the process dies: an unnamed
+/// file vanishes with it. `None` when this cannot be used here (no `O_TMPFILE` support, no
+/// `/proc`, or the name exists already: replacing a file needs the rename).
+#[cfg(target_os = "linux")]
+fn write_unnamed(dest: &Path, chunks: &[impl AsRef<[u8]>]) -> Option<io::Result<()>> {
+    use rustix::fs::{linkat, openat, AtFlags, Mode, OFlags, CWD};
+    use std::os::fd::AsRawFd;
+    let dir = dest.parent()?;
+    let fd = openat(
+        CWD,
+        dir,
+        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o666),
+    )
+    .ok()?;
+    let mut file = File::from(fd);
+    for chunk in chunks {
+        if let Err(e) = file.write_all(chunk.as_ref()) {
+            return Some(Err(e));
+        }
+    }
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match linkat(CWD, proc_path.as_str(), CWD, dest, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) => Some(Ok(())),
+        Err(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -351,7 +387,7 @@ mod tests {
         drop(t);
         assert!(entries(tmp.path()).is_empty());
         let dir = DownloadDir::open(tmp.path()).unwrap();
-        write_whole(&dir, "k", Path::new("x"), b"whole").unwrap();
+        write_whole(&dir, "k", Path::new("x"), &[&b"who"[..], &b"le"[..]]).unwrap();
         assert_eq!(entries(tmp.path()), ["x"]);
         assert_eq!(fs::read(&dest).unwrap(), b"whole");
     }
@@ -364,7 +400,7 @@ mod tests {
         assert!(t.path.file_name().unwrap().len() < 64);
         drop(t);
         let dir = DownloadDir::open(tmp.path()).unwrap();
-        write_whole(&dir, "k", Path::new(&"n".repeat(250)), b"x").unwrap();
+        write_whole(&dir, "k", Path::new(&"n".repeat(250)), &[b"x"]).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"x");
     }
 

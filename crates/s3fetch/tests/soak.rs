@@ -150,7 +150,13 @@ async fn soak(name: &str, soak: Soak) {
     // Only the faults that are permanent by design may fail an object.
     for reason in reported.values() {
         assert!(
-            ["NoSuchKey", "NotFound", "AccessDenied", "PreconditionFailed"].contains(&reason.as_str()),
+            [
+                "NoSuchKey",
+                "NotFound",
+                "AccessDenied",
+                "PreconditionFailed"
+            ]
+            .contains(&reason.as_str()),
             "an object failed for a transient reason: {reason}"
         );
     }

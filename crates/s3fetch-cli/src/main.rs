@@ -10,7 +10,7 @@ use clap::Parser;
 use s3fetch::{Downloader, Error};
 use tokio_util::sync::CancellationToken;
 
-use crate::output::{render_error, Console};
+use crate::output::Console;
 use crate::settings::Settings;
 
 /// Exit codes, as documented in `--help` and the README.
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let settings = match Settings::from_args(args) {
         Ok(settings) => settings,
         Err(error) => {
-            eprintln!("error: {}", render_error(error.as_ref()));
+            eprintln!("error: {}", s3fetch::error_chain(error.as_ref()));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -74,7 +74,7 @@ async fn run(settings: Settings) -> u8 {
     let summary = match result {
         Ok(summary) => summary,
         Err(error) => {
-            console.err(&format!("error: {}", render_error(&error)));
+            console.err(&format!("error: {}", s3fetch::error_chain(&error)));
             if let Some(hint) = hint(&error) {
                 console.err(&format!("hint: {hint}"));
             }

@@ -163,7 +163,7 @@ impl Reporter for Console {
                 }
                 self.update_bar_message();
             }
-            Some(error) => self.err(&format!("error: {}", render_error(error))),
+            Some(error) => self.err(&format!("error: {}", s3fetch::error_chain(error))),
         }
     }
 }
@@ -210,21 +210,6 @@ pub fn human_bytes(bytes: f64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
-}
-
-/// An error and its causes on one line, leaving out causes the message already quotes.
-pub fn render_error(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

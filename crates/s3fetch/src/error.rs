@@ -204,12 +204,12 @@ impl ServiceError {
             SdkError::ResponseError(_) => (
                 ServiceErrorKind::Response,
                 status.and_then(code_for_status).map(str::to_owned),
-                chain(&err),
+                error_chain(&err),
             ),
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                (ServiceErrorKind::Dispatch, None, chain(&err))
+                (ServiceErrorKind::Dispatch, None, error_chain(&err))
             }
-            _ => (ServiceErrorKind::Construction, None, chain(&err)),
+            _ => (ServiceErrorKind::Construction, None, error_chain(&err)),
         };
         ServiceError {
             code,
@@ -233,14 +233,15 @@ impl ServiceError {
         ServiceError {
             code: None,
             status: None,
-            message: format!("reading the response body: {}", chain(&err)),
+            message: format!("reading the response body: {}", error_chain(&err)),
             kind: ServiceErrorKind::Body,
         }
     }
 }
 
-/// An error and its causes on one line (`a: b: c`), leaving out causes already quoted.
-fn chain(err: &dyn std::error::Error) -> String {
+/// An error and its causes on one line (`a: b: c`), leaving out causes the message already
+/// quotes (this crate's errors include their cause's text).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

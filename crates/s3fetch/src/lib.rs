@@ -71,7 +71,7 @@ pub use write::remove_temporary_files;
 
 pub use client::ClientOptions;
 pub use download::{download, DownloadOptions, Downloader, DEFAULT_CONCURRENCY};
-pub use error::{Error, Result, ServiceError};
+pub use error::{error_chain, Error, Result, ServiceError};
 pub use filter::KeyFilter;
 pub use listing::DEFAULT_LIST_CONCURRENCY;
 pub use progress::{DownloadResult, Failure, NoReporter, ObjectInfo, Reporter, Summary};

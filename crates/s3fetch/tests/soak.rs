@@ -117,7 +117,7 @@ async fn soak(name: &str, soak: Soak) {
     }
     let bytes: usize = objects.values().map(Vec::len).sum();
     println!(
-        "## soak `{name}`: {} objects, {:.1} MiB",
+        "\n## soak `{name}`: {} objects, {:.1} MiB",
         objects.len(),
         bytes as f64 / 1048576.0
     );

@@ -60,11 +60,13 @@ async fn s3fetch(server: &TestServer, dir: &Path, extra: &[&str]) -> Output {
             "--download-dir",
         ])
         .arg(dir)
-        .args(["--part-size", "512KiB", "--retries", "8"])
+        .args(["--part-size", "512KiB"])
         .args(["--idle-timeout", "1", "--progress", "detailed", "-c", "16"])
         .args(extra);
-    if !extra.contains(&"--multipart-threshold") {
-        cmd.args(["--multipart-threshold", "1MiB"]);
+    for (flag, default) in [("--multipart-threshold", "1MiB"), ("--retries", "8")] {
+        if !extra.contains(&flag) {
+            cmd.args([flag, default]);
+        }
     }
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -210,7 +212,14 @@ async fn bodies_cut_midway_are_resumed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_are_abandoned_and_resumed() {
-    survives("stall_body=0.1:5s:2000@max=1,seed=5", "stall_body").await;
+    // Stalls of two minutes: only `--idle-timeout 1` (see `s3fetch`) makes this finish soon.
+    let started = std::time::Instant::now();
+    survives("stall_body=0.1:120s:2000@max=1,seed=5", "stall_body").await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,4 +296,42 @@ async fn a_store_that_ignores_range_is_detected() {
     let out = s3fetch(&server, dir.path(), &["--multipart-threshold", "1GiB"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(files(dir.path()), objects);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_flag_sets_how_often_a_request_is_tried() {
+    let objects = objects();
+    // Every GET of this key fails twice, then succeeds (a fresh server for each run: the
+    // server counts attempts per key).
+    let plan = || FaultPlan::parse("internal_error=1@max=2@key=small/0003.bin").unwrap();
+    let server1 = server(&objects).await;
+    server1.set_faults(plan());
+    let dir = tempfile::tempdir().unwrap();
+    let out = s3fetch(&server1, dir.path(), &["--retries", "1"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("small/0003.bin"));
+    let server = server(&objects).await;
+    server.set_faults(plan());
+    let dir = tempfile::tempdir().unwrap();
+    let out = s3fetch(&server, dir.path(), &["--retries", "2"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(files(dir.path()), objects);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksum_mode_disabled_skips_verification() {
+    let objects = objects();
+    let server = server(&objects).await;
+    server.set_faults(FaultPlan::parse("corrupt=1@key=small/0005.bin").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let out = s3fetch(&server, dir.path(), &["--checksum-mode", "disabled"]).await;
+    // Nothing checks the bytes: the corrupted object lands as received.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let landed = files(dir.path());
+    assert_eq!(landed.len(), objects.len());
+    assert_ne!(landed["small/0005.bin"], objects["small/0005.bin"]);
+    assert_eq!(
+        landed["small/0005.bin"].len(),
+        objects["small/0005.bin"].len()
+    );
 }

@@ -194,14 +194,9 @@ impl Downloader {
     pub async fn run(self) -> Result<Summary> {
         let started = Instant::now();
         let Downloader { options, reporter } = self;
-        if options.concurrency == 0 || options.list_concurrency == 0 {
+        if options.concurrency == 0 {
             return Err(Error::InvalidOption(
-                "concurrency and list concurrency must be at least 1".into(),
-            ));
-        }
-        if options.part_size == 0 {
-            return Err(Error::InvalidOption(
-                "the part size must be at least 1 byte".into(),
+                "concurrency must be at least 1".into(),
             ));
         }
         let filter = KeyFilter::new(options.regex.as_deref(), &options.delimiter)?;
@@ -269,6 +264,11 @@ impl Downloader {
                 stats: stats.clone(),
                 throttle: Arc::new(Throttle::new(permits.clone(), concurrency)),
                 verify: options.verify_checksums,
+                dir_ops: Semaphore::new(
+                    std::thread::available_parallelism()
+                        .map_or(2, |n| n.get())
+                        .max(2),
+                ),
             },
             prefix: uri.prefix.clone(),
             delimiter: options.delimiter,

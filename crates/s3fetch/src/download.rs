@@ -194,9 +194,14 @@ impl Downloader {
     pub async fn run(self) -> Result<Summary> {
         let started = Instant::now();
         let Downloader { options, reporter } = self;
-        if options.concurrency == 0 {
+        if options.concurrency == 0 || options.list_concurrency == 0 {
             return Err(Error::InvalidOption(
-                "concurrency must be at least 1".into(),
+                "concurrency and list concurrency must be at least 1".into(),
+            ));
+        }
+        if options.part_size == 0 {
+            return Err(Error::InvalidOption(
+                "the part size must be at least 1 byte".into(),
             ));
         }
         let filter = KeyFilter::new(options.regex.as_deref(), &options.delimiter)?;

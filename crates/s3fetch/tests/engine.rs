@@ -694,6 +694,13 @@ async fn bad_options_are_errors_not_panics() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidOption(_)));
+    for options in [
+        options(&server, "s3://bkt", dir.path()).list_concurrency(0),
+        options(&server, "s3://bkt", dir.path()).parts(1, 0),
+    ] {
+        let err = s3fetch::download(options).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidOption(_)), "{err:?}");
+    }
     let err = s3fetch::download(options(&server, "s3://bkt", dir.path()).regex("("))
         .await
         .unwrap_err();

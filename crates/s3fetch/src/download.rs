@@ -361,7 +361,7 @@ impl Job {
         let (dest, outcome) = match relative {
             Err(error) => (None, Err(error)),
             Ok(relative) => {
-                let dest = transfer::destination(&self.fetcher.dir, &relative);
+                let dest = self.fetcher.dir.root().join(&relative);
                 if self.dry_run {
                     (Some(dest), Ok(object.size))
                 } else {

@@ -17,7 +17,7 @@
 //! stalls is resumed from the last byte written, with a Range and `If-Match` on the ETag, not
 //! fetched again from the start.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -552,9 +552,4 @@ struct Attempt {
 fn range_len(range: &str) -> Option<u64> {
     let (a, b) = range.strip_prefix("bytes=")?.split_once('-')?;
     Some(b.parse::<u64>().ok()? - a.parse::<u64>().ok()? + 1)
-}
-
-/// The destination of `relative` under `dir`, for results.
-pub(crate) fn destination(dir: &DownloadDir, relative: &Path) -> PathBuf {
-    dir.root().join(relative)
 }

@@ -351,6 +351,8 @@ async fn partial_failure_exits_1_and_names_each_failed_key() {
     let server = server().await;
     server.put_object("bkt", "data/zz-denied", b"x");
     server.deny_key("bkt", "data/zz-denied");
+    // Key `data/00005.txt/x` needs a directory where key `data/00005.txt` is a file.
+    server.put_object("bkt", "data/00005.txt/x", b"x");
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("00003.txt/blocker")).unwrap();
     let mut cmd = s3fetch(&server);
@@ -367,8 +369,15 @@ async fn partial_failure_exits_1_and_names_each_failed_key() {
         stderr.contains("data/zz-denied") && stderr.contains("AccessDenied"),
         "{stderr}"
     );
-    assert!(stderr.contains("error: 2 of 32 objects failed"), "{stderr}");
+    assert!(
+        stderr.contains("\"data/00005.txt/x\"")
+            && stderr.contains("key \"data/00005.txt\" is downloaded to")
+            && stderr.contains("where this key needs a directory"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error: 3 of 33 objects failed"), "{stderr}");
     assert_eq!(text(&out.stdout).lines().count(), 30);
+    assert!(dir.path().join("00005.txt").is_file());
     assert!(
         files(dir.path()).iter().all(|f| !f.contains(".s3fetch-")),
         "no temp files"

@@ -1,6 +1,7 @@
-//! The real `s3fetch` binary against the test kit's server with injected faults: every object
-//! that can be downloaded ends byte-exact on disk, the ones that cannot are reported, and no
-//! temporary file is ever left behind.
+//! The real `s3fetch` binary against the test kit's server with injected faults, and against
+//! local trouble (a full disk, a read-only or unwritable directory, over-long names and
+//! paths): every object that can be downloaded ends byte-exact on disk, the ones that cannot
+//! are reported, and no temporary file is ever left behind.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -45,11 +46,11 @@ async fn server(objects: &BTreeMap<String, Vec<u8>>) -> TestServer {
     server
 }
 
-/// Runs the binary over the whole bucket with small parts and short timeouts.
-async fn s3fetch(server: &TestServer, dir: &Path, extra: &[&str]) -> Output {
+/// The binary over the whole bucket with small parts and short timeouts.
+fn command(server: &TestServer, dir: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3fetch"));
     cmd.env_clear()
-        .env("HOME", dir)
+        .env("HOME", std::env::temp_dir())
         .env("AWS_ACCESS_KEY_ID", server.access_key())
         .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -68,6 +69,15 @@ async fn s3fetch(server: &TestServer, dir: &Path, extra: &[&str]) -> Output {
             cmd.args([flag, default]);
         }
     }
+    cmd
+}
+
+/// Runs [`command`] off the async runtime (the server lives on it).
+async fn s3fetch(server: &TestServer, dir: &Path, extra: &[&str]) -> Output {
+    run(command(server, dir, extra)).await
+}
+
+async fn run(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
@@ -334,4 +344,239 @@ async fn checksum_mode_disabled_skips_verification() {
         landed["small/0005.bin"].len(),
         objects["small/0005.bin"].len()
     );
+}
+
+// Local trouble.
+
+/// Keys named (quoted) in `error:` lines on stderr: local errors name the key and the path.
+fn failed_quoted(stderr: &str, objects: &BTreeMap<String, Vec<u8>>) -> BTreeSet<String> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .flat_map(|l| {
+            objects
+                .keys()
+                .filter(|k| l.contains(&format!("{k:?}")))
+                .cloned()
+        })
+        .collect()
+}
+
+/// Every object either failed (reported, no file) or landed byte-exact; nothing else is on
+/// disk, temporary files included.
+fn each_object_landed_or_failed(
+    landed: &BTreeMap<String, Vec<u8>>,
+    failed: &BTreeSet<String>,
+    objects: &BTreeMap<String, Vec<u8>>,
+) {
+    for (key, body) in objects {
+        match failed.contains(key) {
+            true => assert!(!landed.contains_key(key), "{key} failed but has a file"),
+            false => assert!(landed.get(key) == Some(body), "{key} is missing or differs"),
+        }
+    }
+    let stray: Vec<_> = landed
+        .keys()
+        .filter(|k| !objects.contains_key(*k))
+        .collect();
+    assert!(stray.is_empty(), "stray files: {stray:?}");
+}
+
+/// `cmd` run in its own user and mount namespace, with a tmpfs (`mount_options`) mounted on
+/// `dir`; what the run left there is copied to `out` (the tmpfs goes with the namespace).
+/// `None`, with a note, where this system allows no such namespace.
+async fn on_tmpfs(cmd: Command, dir: &Path, mount_options: &str, out: &Path) -> Option<Output> {
+    const NO_MOUNT: i32 = 99;
+    let script = format!(
+        r#"mount -t tmpfs -o "$1" tmpfs "$2" || exit {NO_MOUNT}
+dir=$2 out=$3; shift 3
+"$@"; code=$?
+cp -a "$dir/." "$out/" && exit $code"#
+    );
+    let mut wrapped = Command::new("unshare");
+    wrapped
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .args(["-rm", "sh", "-c", &script, "sh", mount_options])
+        .arg(dir)
+        .arg(out)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    let output = run(wrapped).await;
+    if output.status.code() == Some(NO_MOUNT) || text(&output.stderr).contains("unshare: ") {
+        eprintln!(
+            "SKIPPED: this system allows no private tmpfs mount: {}",
+            text(&output.stderr)
+        );
+        return None;
+    }
+    Some(output)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_the_objects_that_do_not_fit_and_leaves_no_partial_file() {
+    let objects = objects();
+    let total: usize = objects.values().map(Vec::len).sum();
+    let server = server(&objects).await;
+    let (mount, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Room for about half of the bytes.
+    let size = format!("size={}k", total / 2 / 1024);
+    let cmd = command(&server, mount.path(), &[]);
+    let Some(output) = on_tmpfs(cmd, mount.path(), &size, out.path()).await else {
+        return;
+    };
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    // Errors name the destination, not the temporary file.
+    assert!(!stderr.contains(".s3fetch-"), "{stderr}");
+    let failed = failed_quoted(&stderr, &objects);
+    assert!(
+        !failed.is_empty() && failed.len() < objects.len(),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: {} of {} objects failed",
+            failed.len(),
+            objects.len()
+        )),
+        "{stderr}"
+    );
+    each_object_landed_or_failed(&files(out.path()), &failed, &objects);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_download_dir_is_one_clear_error_before_any_request() {
+    let objects = objects();
+    let server = server(&objects).await;
+    let (mount, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cmd = command(&server, mount.path(), &[]);
+    let Some(output) = on_tmpfs(cmd, mount.path(), "ro,size=1m", out.path()).await else {
+        return;
+    };
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is not writable: Read-only file system"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+        1
+    );
+    assert_eq!(server.request_counts().list, 0);
+    assert!(files(out.path()).is_empty());
+}
+
+/// `cmd` as an unprivileged user (root writes whatever the permissions say); `None`, with a
+/// note, if root cannot switch users here.
+fn unprivileged(cmd: Command) -> Option<Command> {
+    if !rustix::process::geteuid().is_root() {
+        return Some(cmd);
+    }
+    let works = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        eprintln!("SKIPPED: running as root and `setpriv` cannot switch to an unprivileged user");
+        return None;
+    }
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    Some(wrapped)
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_denied_fails_each_object_it_blocks() {
+    let objects = objects();
+    let server = server(&objects).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A download directory the user may not write to: one error, before any request.
+    chmod(dir.path(), 0o755);
+    let Some(cmd) = unprivileged(command(&server, dir.path(), &[])) else {
+        return;
+    };
+    let output = run(cmd).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is not writable: Permission denied"),
+        "{stderr}"
+    );
+    assert_eq!(server.request_counts().list, 0);
+    // A writable download directory with one sub-directory that is not: only the objects
+    // under it fail, each naming its key and path.
+    chmod(dir.path(), 0o777);
+    std::fs::create_dir(dir.path().join("medium")).unwrap();
+    chmod(&dir.path().join("medium"), 0o555);
+    let output = run(unprivileged(command(&server, dir.path(), &[])).unwrap()).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let failed = failed_quoted(&stderr, &objects);
+    let medium: BTreeSet<String> = objects
+        .keys()
+        .filter(|k| k.starts_with("medium/"))
+        .cloned()
+        .collect();
+    assert_eq!(failed, medium, "{stderr}");
+    for line in stderr
+        .lines()
+        .filter(|l| l.starts_with("error: ") && l.contains("medium/"))
+    {
+        assert!(
+            line.contains("Permission denied")
+                && line.contains(&*dir.path().join("medium").to_string_lossy()),
+            "{line}"
+        );
+    }
+    each_object_landed_or_failed(&files(dir.path()), &failed, &objects);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_long_names_and_paths_fail_alone() {
+    let mut objects = objects();
+    let segment = "s".repeat(200);
+    let long_name = format!("names/{}", "n".repeat(256));
+    let long_path = format!("paths/{segment}/{segment}/{segment}");
+    objects.insert(long_name.clone(), b"name".to_vec());
+    objects.insert(long_path.clone(), b"path".to_vec());
+    let server = server(&objects).await;
+    // A download directory 3,600 bytes long: the long key's path passes the OS limit (4,096
+    // bytes on Linux), its directories and a temporary file in them do not.
+    let root = tempfile::tempdir().unwrap();
+    let mut dir = root.path().to_owned();
+    while dir.as_os_str().len() < 3400 {
+        dir.push("d".repeat(200));
+    }
+    dir.push("d".repeat(3599 - dir.as_os_str().len()));
+    assert_eq!(dir.as_os_str().len(), 3600);
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = s3fetch(&server, &dir, &[]).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let failed = failed_quoted(&stderr, &objects);
+    assert_eq!(
+        failed,
+        BTreeSet::from([long_name, long_path.clone()]),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("over the 255-byte file-name limit"),
+        "{stderr}"
+    );
+    let path_line = stderr.lines().find(|l| l.contains(&long_path)).unwrap();
+    assert!(path_line.contains("File name too long"), "{path_line}");
+    each_object_landed_or_failed(&files(&dir), &failed, &objects);
 }

@@ -1,22 +1,26 @@
 //! The run: listing and downloading at once.
 //!
 //! ```text
-//! list task ──(bounded channel of ObjectInfo)──► dispatcher ──(semaphore permit each)──► JoinSet of
-//!   pages, filter                                 key -> path                           GET + atomic write
+//! list task ──(bounded channel of Listed)──► dispatcher ──(semaphore permit each)──► JoinSet of
+//!   pages, filter,                            key -> path, folder conflicts           GET + atomic write
+//!   folder verdicts
 //! ```
-//! The listing task sends wanted objects as it pages; the dispatcher takes a permit before it
-//! takes the next object, so at most `concurrency` downloads run and a slow download stage
-//! pauses the listing through the full channel. Each task records its own outcome; a failed
-//! object never stops the others. Cancelling the token (or dropping the future) stops the
-//! listing and aborts the downloads, whose temporary files are removed as they drop.
+//! The listing task sends wanted objects as it pages, each with what the listing knows of the
+//! folders on its path (a key `a` beside `a/b` takes the path: see [`crate::folders`]); the
+//! dispatcher takes a permit before it takes the next object, so at most `concurrency`
+//! downloads run and a slow download stage pauses the listing through the full channel. Each
+//! task records its own outcome; a failed object never stops the others. Cancelling the
+//! token (or dropping the future) stops the listing and aborts the downloads, whose temporary
+//! files are removed as they drop.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use aws_sdk_s3::Client;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,9 +28,10 @@ use tokio_util::task::TaskTracker;
 use crate::client::ClientOptions;
 use crate::error::{Error, Result};
 use crate::filter::KeyFilter;
-use crate::listing;
+use crate::folders::Parent;
+use crate::listing::{self, Listed};
 use crate::paths;
-use crate::progress::{DownloadResult, NoReporter, ObjectInfo, Reporter, Summary, Tally};
+use crate::progress::{DownloadResult, NoReporter, Reporter, Summary, Tally};
 use crate::retry::{self, RetryPolicy, RetryStats, Throttle};
 use crate::transfer::{self, Fetcher, PartOptions};
 use crate::uri::S3Uri;
@@ -205,8 +210,12 @@ impl Downloader {
             ));
         }
         let filter = KeyFilter::new(options.regex.as_deref(), &options.delimiter)?;
+        let job_filter = filter.clone();
         let concurrency = within_open_file_limit(options.concurrency);
         let dir = Arc::new(DownloadDir::open(&options.download_dir)?);
+        if !options.dry_run {
+            dir.check_writable()?;
+        }
         let client = match options.client {
             Some(client) => client,
             None => options.client_options.build().await,
@@ -218,7 +227,7 @@ impl Downloader {
         let stats = Arc::new(RetryStats::default());
 
         // Room for a few pages ahead of the downloads, and no more.
-        let (tx, mut rx) = mpsc::channel::<ObjectInfo>(concurrency.max(1000));
+        let (tx, mut rx) = mpsc::channel::<Listed>(concurrency.max(1000));
         // A regex anchored on a literal (`^data/2024-`) lists only under that literal.
         let list_prefix = filter.narrow_prefix(&uri.prefix);
         let list_concurrency = options.list_concurrency;
@@ -277,6 +286,8 @@ impl Downloader {
             },
             prefix: uri.prefix.clone(),
             delimiter: options.delimiter,
+            filter: job_filter,
+            folder_keys: Mutex::default(),
             tally: tally.clone(),
             dry_run: options.dry_run,
         });
@@ -294,10 +305,10 @@ impl Downloader {
                 _ = cancel.cancelled() => { cancelled = true; break }
                 object = rx.recv() => object,
             };
-            let Some(object) = object else { break };
+            let Some(listed) = object else { break };
             tally.found.fetch_add(1, Ordering::Relaxed);
             let job = job.clone();
-            tasks.spawn(async move { job.fetch(object, permit).await });
+            tasks.spawn(async move { job.fetch(listed, permit).await });
         }
 
         let listed = if cancelled {
@@ -344,12 +355,16 @@ struct Job {
     fetcher: Fetcher,
     prefix: String,
     delimiter: String,
+    filter: KeyFilter,
+    /// Folder names the listing did not see, once asked: is each a wanted key?
+    folder_keys: Mutex<HashMap<String, Arc<OnceCell<bool>>>>,
     tally: Arc<Tally>,
     dry_run: bool,
 }
 
 impl Job {
-    async fn fetch(&self, object: ObjectInfo, permit: OwnedSemaphorePermit) {
+    async fn fetch(&self, listed: Listed, permit: OwnedSemaphorePermit) {
+        let Listed { object, parent } = listed;
         let reporter = &self.fetcher.reporter;
         let relative =
             paths::relative_path(&self.prefix, &object.key, &self.delimiter).map_err(|reason| {
@@ -362,15 +377,21 @@ impl Job {
             Err(error) => (None, Err(error)),
             Ok(relative) => {
                 let dest = self.fetcher.dir.root().join(&relative);
-                if self.dry_run {
-                    (Some(dest), Ok(object.size))
-                } else {
-                    reporter.download_started(&object);
-                    (
-                        Some(dest),
-                        self.fetcher.fetch(&object, &relative, permit).await,
-                    )
-                }
+                let outcome = match self.folder_taken_by(&object.key, parent).await {
+                    Err(error) => Err(error),
+                    // A directory from an earlier run stays: the key under it goes in.
+                    Ok(Some(file_key)) if !self.is_directory(&file_key) => Err(Error::Conflict {
+                        key: object.key.clone(),
+                        path: self.local_path(&file_key),
+                        file_key,
+                    }),
+                    Ok(_) if self.dry_run => Ok(object.size),
+                    Ok(_) => {
+                        reporter.download_started(&object);
+                        self.fetcher.fetch(&object, &relative, permit).await
+                    }
+                };
+                (Some(dest), outcome)
             }
         };
         let (success, size, error) = match outcome {
@@ -387,6 +408,46 @@ impl Job {
                 error,
             },
         );
+    }
+
+    /// The wanted key that takes a folder on `key`'s path as its file, if any: from the
+    /// listing, or else asked of the server once per folder name in the run.
+    async fn folder_taken_by(&self, key: &str, parent: Parent) -> Result<Option<String>> {
+        let names = match parent {
+            Parent::Clear => return Ok(None),
+            Parent::File(name) => return Ok(Some(name)),
+            Parent::Unknown(names) => names,
+        };
+        for name in names {
+            let cell = self
+                .folder_keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(name.clone())
+                .or_default()
+                .clone();
+            let wanted = cell
+                .get_or_try_init(|| async {
+                    tracing::debug!(key, folder = name, "asking whether the folder is a key");
+                    Ok::<_, Error>(self.filter.wants(&name) && self.fetcher.exists(&name).await?)
+                })
+                .await?;
+            if *wanted {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether `key`'s local path is a directory (not a symlink to one).
+    fn is_directory(&self, key: &str) -> bool {
+        std::fs::symlink_metadata(self.local_path(key)).is_ok_and(|meta| meta.is_dir())
+    }
+
+    fn local_path(&self, key: &str) -> PathBuf {
+        let root = self.fetcher.dir.root();
+        paths::relative_path(&self.prefix, key, &self.delimiter)
+            .map_or_else(|_| root.to_owned(), |relative| root.join(relative))
     }
 }
 

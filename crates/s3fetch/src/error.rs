@@ -58,6 +58,18 @@ pub enum Error {
     #[error("refusing key {key:?}: {reason}")]
     UnsafeKey { key: String, reason: String },
 
+    /// Two keys of the run want one local path: `key` needs a directory where `file_key` is
+    /// downloaded as a file (see the crate's `folders` module: the file wins).
+    #[error(
+        "not downloading key {key:?}: key {file_key:?} is downloaded to {} as a file, where this key needs a directory",
+        path.display()
+    )]
+    Conflict {
+        key: String,
+        file_key: String,
+        path: PathBuf,
+    },
+
     /// A local file-system operation failed for one object.
     #[error("{action} {} for key {key:?}: {source}", path.display())]
     Io {

@@ -58,6 +58,7 @@ mod client;
 mod download;
 mod error;
 mod filter;
+mod folders;
 mod list_xml;
 mod listing;
 pub mod paths;

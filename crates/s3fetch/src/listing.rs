@@ -15,7 +15,9 @@
 //! strings above the page's last key, one character position at a time, so both nearby and
 //! far-away parts of the key space get their own range. Ranges that turn out empty cost one
 //! request. Pages go into a bounded channel: a slow download stage pauses the listing and
-//! memory stays flat however many keys there are.
+//! memory stays flat however many keys there are. Each range also carries what its keys so
+//! far say about folders, so that every key is sent with a verdict on the folders of its path
+//! (see [`crate::folders`]).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
@@ -28,6 +30,7 @@ use tokio::task::JoinSet;
 
 use crate::error::{Error, Result, ServiceError};
 use crate::filter::KeyFilter;
+use crate::folders::{Ancestry, FirstLevel, Folders, Parent};
 use crate::list_xml::{self, Listing, TakeListBody};
 use crate::progress::{ObjectInfo, Reporter};
 use crate::retry::{RetryPolicy, RetryStats};
@@ -42,17 +45,31 @@ pub(crate) struct Page {
     pub truncated: bool,
 }
 
+/// The first page of a delimited listing of the prefix: its sub-folders (`data/a/`,
+/// `data/b/` ...) and the keys beside them.
+#[derive(Debug, Default)]
+pub(crate) struct Delimited {
+    pub prefixes: Vec<String>,
+    pub keys: Vec<String>,
+    pub truncated: bool,
+}
+
+/// A wanted object, and what the listing knows of the folders on its path (see
+/// [`crate::folders`]).
+#[derive(Debug)]
+pub(crate) struct Listed {
+    pub object: ObjectInfo,
+    pub parent: Parent,
+}
+
 /// Where pages come from: S3, or an in-memory model in tests.
 pub(crate) trait PageSource: Send + Sync + 'static {
     /// The first page of keys under the prefix that sort after `start_after`.
     fn page(&self, start_after: Option<String>) -> impl Future<Output = Result<Page>> + Send;
 
-    /// The first page of common prefixes under the prefix (`data/a/`, `data/b/` ...), to
-    /// seed the split points.
-    fn common_prefixes(
-        &self,
-        delimiter: String,
-    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The first page of the prefix listed with `delimiter`: its sub-folders seed the split
+    /// points.
+    fn first_level(&self, delimiter: String) -> impl Future<Output = Result<Delimited>> + Send;
 }
 
 /// ListObjectsV2 on one bucket and prefix.
@@ -140,28 +157,36 @@ impl PageSource for S3Pages {
         })
     }
 
-    async fn common_prefixes(&self, delimiter: String) -> Result<Vec<String>> {
-        Ok(self.list(None, Some(delimiter)).await?.common_prefixes)
+    async fn first_level(&self, delimiter: String) -> Result<Delimited> {
+        let listing = self.list(None, Some(delimiter)).await?;
+        Ok(Delimited {
+            prefixes: listing.common_prefixes,
+            keys: listing.objects.into_iter().map(|o| o.key).collect(),
+            truncated: listing.truncated,
+        })
     }
 }
 
-/// Keys `k` with `after < k <= upto` (`None`: unbounded on that side).
+/// Keys `k` with `after < k <= upto` (`None`: unbounded on that side), and what the keys
+/// listed before it in the same run of pages tell about folders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Range {
     after: Option<String>,
     upto: Option<String>,
+    ancestry: Ancestry,
 }
 
 /// What a request of the listing brought back.
 enum Fetched {
     Page(Range, Result<Page>),
-    Seeds(Result<Vec<String>>),
+    Seeds(Result<Delimited>),
 }
 
 /// Lists everything under the source's prefix with up to `concurrency` requests in flight
-/// and sends the objects `filter` wants to `tx`. Returns how many were sent; stops early
-/// (with `Ok`) when the receiver is gone. With a `delimiter`, one extra request fetches the
-/// prefix's "sub-folders", which make ideal split points.
+/// and sends the objects `filter` wants to `tx`, each with what the listing knows of its
+/// folders. Returns how many were sent; stops early (with `Ok`) when the receiver is gone.
+/// With a `delimiter`, one extra request fetches the prefix's "sub-folders", which make ideal
+/// split points.
 pub(crate) async fn list_into<S: PageSource>(
     source: Arc<S>,
     prefix: &str,
@@ -169,19 +194,22 @@ pub(crate) async fn list_into<S: PageSource>(
     concurrency: usize,
     filter: &KeyFilter,
     reporter: &dyn Reporter,
-    tx: mpsc::Sender<ObjectInfo>,
+    tx: mpsc::Sender<Listed>,
 ) -> Result<u64> {
     let concurrency = concurrency.max(1);
+    let folders = Folders::new(prefix, delimiter.unwrap_or("/"));
     let mut queue = VecDeque::from([Range {
         after: None,
         upto: None,
+        ancestry: Ancestry::from_start(),
     }]);
-    // Split points from the sub-folders, once known.
+    // Split points from the sub-folders, once known, and the keys beside them.
     let mut seeds: BTreeSet<String> = BTreeSet::new();
+    let mut first_level = FirstLevel::default();
     let mut requests = JoinSet::new();
     if let (Some(delimiter), true) = (delimiter, concurrency > 1) {
         let (source, delimiter) = (source.clone(), delimiter.to_owned());
-        requests.spawn(async move { Fetched::Seeds(source.common_prefixes(delimiter).await) });
+        requests.spawn(async move { Fetched::Seeds(source.first_level(delimiter).await) });
     }
     let mut found = 0;
     loop {
@@ -198,12 +226,21 @@ pub(crate) async fn list_into<S: PageSource>(
         let Some(joined) = requests.join_next().await else {
             return Ok(found);
         };
-        let (range, page) = match joined {
+        let (mut range, page) = match joined {
             Ok(Fetched::Page(range, page)) => (range, page?),
-            Ok(Fetched::Seeds(prefixes)) => {
-                seeds.extend(prefixes?);
+            Ok(Fetched::Seeds(delimited)) => {
+                let delimited = delimited?;
+                let last = delimited.prefixes.iter().chain(&delimited.keys).max();
+                let upto = delimited.truncated.then(|| last.cloned()).flatten();
+                first_level =
+                    FirstLevel::new(delimited.keys, upto, delimiter.unwrap_or("/"), filter);
+                seeds.extend(delimited.prefixes);
                 // Ranges still waiting are cut at the sub-folders they span.
-                queue = queue.into_iter().flat_map(|r| cut(r, &seeds)).collect();
+                let fresh = |point: &str| Ancestry::after(point, &folders, &first_level);
+                queue = queue
+                    .into_iter()
+                    .flat_map(|r| cut(r, &seeds, fresh))
+                    .collect();
                 continue;
             }
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
@@ -227,7 +264,8 @@ pub(crate) async fn list_into<S: PageSource>(
             if filter.wants(&object.key) {
                 reporter.object_found(&object);
                 found += 1;
-                if tx.send(object).await.is_err() {
+                let parent = range.ancestry.observe(&folders, &object.key);
+                if tx.send(Listed { object, parent }).await.is_err() {
                     return Ok(found);
                 }
             }
@@ -243,20 +281,23 @@ pub(crate) async fn list_into<S: PageSource>(
         let rest = Range {
             after: Some(last.clone()),
             upto: range.upto,
+            ancestry: range.ancestry,
         };
-        let pieces = cut(rest.clone(), &seeds);
+        let fresh = |point: &str| Ancestry::after(point, &folders, &first_level);
+        let pieces = cut(rest.clone(), &seeds, fresh);
         if pieces.len() > 1 {
             queue.extend(pieces);
             continue;
         }
         let idle = concurrency.saturating_sub(requests.len() + queue.len() + 1);
         let points = split_points(prefix, &first, &last, rest.upto.as_deref(), &alphabet, idle);
-        queue.extend(cut(rest, &points.into_iter().collect()));
+        queue.extend(cut(rest, &points.into_iter().collect(), fresh));
     }
 }
 
-/// `range` cut at every point of `points` inside it.
-fn cut(range: Range, points: &BTreeSet<String>) -> Vec<Range> {
+/// `range` cut at every point of `points` inside it. The first piece goes on from where the
+/// range's keys left off; the others start afresh after their point (`fresh`).
+fn cut(range: Range, points: &BTreeSet<String>, fresh: impl Fn(&str) -> Ancestry) -> Vec<Range> {
     use std::ops::Bound::{Excluded, Unbounded};
     if let (Some(after), Some(upto)) = (&range.after, &range.upto) {
         if after >= upto {
@@ -267,16 +308,20 @@ fn cut(range: Range, points: &BTreeSet<String>) -> Vec<Range> {
     let upper = range.upto.as_deref().map_or(Unbounded, Excluded);
     let mut pieces = Vec::new();
     let mut after = range.after.clone();
+    let mut ancestry = range.ancestry;
     for point in points.range::<str, _>((lower, upper)) {
+        let next = fresh(point);
         pieces.push(Range {
             after,
             upto: Some(point.clone()),
+            ancestry: std::mem::replace(&mut ancestry, next),
         });
         after = Some(point.clone());
     }
     pieces.push(Range {
         after,
         upto: range.upto,
+        ancestry,
     });
     pieces
 }
@@ -422,22 +467,34 @@ mod tests {
             Ok(Page { objects, truncated })
         }
 
-        async fn common_prefixes(&self, delimiter: String) -> Result<Vec<String>> {
+        async fn first_level(&self, delimiter: String) -> Result<Delimited> {
             self.requests.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-            let mut prefixes: Vec<String> = self
+            // Keys and sub-folders in one sorted sequence, cut after `max_keys` entries.
+            let mut entries: Vec<(String, bool)> = self
                 .keys
                 .iter()
                 .filter(|k| k.starts_with(&self.prefix))
-                .filter_map(|k| {
+                .map(|k| {
                     let rest = &k[self.prefix.len()..];
-                    rest.find(&delimiter)
-                        .map(|i| k[..self.prefix.len() + i + delimiter.len()].to_owned())
+                    match rest.find(&delimiter) {
+                        Some(i) => (
+                            k[..self.prefix.len() + i + delimiter.len()].to_owned(),
+                            true,
+                        ),
+                        None => (k.clone(), false),
+                    }
                 })
                 .collect();
-            prefixes.dedup();
-            prefixes.truncate(self.max_keys);
-            Ok(prefixes)
+            entries.dedup();
+            let truncated = entries.len() > self.max_keys;
+            entries.truncate(self.max_keys);
+            let (prefixes, keys): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.1);
+            Ok(Delimited {
+                prefixes: prefixes.into_iter().map(|e| e.0).collect(),
+                keys: keys.into_iter().map(|e| e.0).collect(),
+                truncated,
+            })
         }
     }
 
@@ -449,6 +506,20 @@ mod tests {
         max_keys: usize,
         concurrency: usize,
     ) -> (Vec<String>, usize, std::time::Duration) {
+        let filter = KeyFilter::new(None, "\u{0}never").unwrap();
+        let (listed, requests, took) = list_with(keys, prefix, max_keys, concurrency, &filter);
+        let keys = listed.into_iter().map(|l| l.object.key).collect();
+        (keys, requests, took)
+    }
+
+    /// [`list`] with a filter, returning what the listing sent.
+    fn list_with(
+        keys: &BTreeSet<String>,
+        prefix: &str,
+        max_keys: usize,
+        concurrency: usize,
+        filter: &KeyFilter,
+    ) -> (Vec<Listed>, usize, std::time::Duration) {
         let model = Arc::new(Model {
             keys: keys.clone(),
             prefix: prefix.to_owned(),
@@ -462,13 +533,12 @@ mod tests {
             .unwrap();
         let (listed, took) = runtime.block_on(async {
             let started = tokio::time::Instant::now();
-            let (tx, mut rx) = mpsc::channel::<ObjectInfo>(16);
-            let filter = KeyFilter::new(None, "\u{0}never").unwrap();
+            let (tx, mut rx) = mpsc::channel::<Listed>(16);
             let reporter = crate::progress::NoReporter;
             let collect = async {
                 let mut out = Vec::new();
-                while let Some(o) = rx.recv().await {
-                    out.push(o.key);
+                while let Some(listed) = rx.recv().await {
+                    out.push(listed);
                 }
                 out
             };
@@ -478,7 +548,7 @@ mod tests {
                     prefix,
                     Some("/"),
                     concurrency,
-                    &filter,
+                    filter,
                     &reporter,
                     tx
                 ),
@@ -662,6 +732,45 @@ mod tests {
             prefix in prop_oneof![Just(""), Just("data/"), Just("data/2"), Just("data/hot/")],
         ) {
             check(&keys, prefix, max_keys, concurrency);
+        }
+    }
+
+    /// Keys where files and folders collide: `a` beside `a/b`, and names that sort between
+    /// them (`a!`, `a.txt`).
+    fn folder_key_strategy() -> impl Strategy<Value = String> {
+        "d/[ab]{1,2}([!./][ab]{0,2}){0,3}/?"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Whatever the split points and page sizes, a key's verdict, once the unknown
+        /// names are asked of the bucket, says a folder on its path is a wanted key exactly
+        /// when one is.
+        #[test]
+        fn folder_verdicts_match_the_bucket(
+            keys in proptest::collection::btree_set(folder_key_strategy(), 0..300),
+            max_keys in 1usize..8,
+            concurrency in 1usize..16,
+            prefix in prop_oneof![Just(""), Just("d/"), Just("d/a")],
+            regex in prop_oneof![Just(None), Just(Some("b$"))],
+        ) {
+            let filter = KeyFilter::new(regex, "/").unwrap();
+            let folders = Folders::new(prefix, "/");
+            let wanted = |k: &str| k.starts_with(prefix) && filter.wants(k) && keys.contains(k);
+            let (listed, _, _) = list_with(&keys, prefix, max_keys, concurrency, &filter);
+            for Listed { object, parent } in listed {
+                let key = object.key.as_str();
+                let truth = folders.names(key).find(|name| wanted(name));
+                let verdict = match parent {
+                    Parent::Clear => None,
+                    Parent::File(name) => {
+                        prop_assert!(wanted(&name), "{key}: {name} is not a wanted key");
+                        Some(name)
+                    }
+                    Parent::Unknown(names) => names.into_iter().find(|name| wanted(name)),
+                };
+                prop_assert_eq!(verdict.is_some(), truth.is_some(), "{}", key);
+            }
         }
     }
 }

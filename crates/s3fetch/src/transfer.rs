@@ -274,6 +274,37 @@ impl Fetcher {
         ))
     }
 
+    /// Whether `key` exists: one HEAD, for a folder name the listing did not see (see
+    /// [`crate::folders`]). Access denied counts as absent: such a key cannot be downloaded
+    /// to take the path either.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        let head = self
+            .retry
+            .run(&self.stats, || async {
+                let request = self
+                    .client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send();
+                self.retry
+                    .timed(key, async {
+                        request
+                            .await
+                            .map_err(|e| self.get_error(key, ServiceError::from_sdk(e)))
+                    })
+                    .await
+            })
+            .await;
+        match head {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.code(), Some("NotFound" | "NoSuchKey" | "AccessDenied")) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// What the response vouches for, when verification is on.
     fn expected(&self, response: &GetObjectOutput, md5_allowed: bool) -> Option<Expected> {
         if !self.verify {

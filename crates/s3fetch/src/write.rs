@@ -45,6 +45,19 @@ impl DownloadDir {
         })
     }
 
+    /// Fails unless files can be created in the directory (a read-only file system, no
+    /// write permission): better one clear error than one per object.
+    pub fn check_writable(&self) -> Result<()> {
+        #[cfg(unix)]
+        rustix::fs::access(&self.root, rustix::fs::Access::WRITE_OK).map_err(|e| {
+            Error::DownloadDir {
+                path: self.root.clone(),
+                reason: format!("it is not writable: {}", io::Error::from(e)),
+            }
+        })?;
+        Ok(())
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -171,14 +184,8 @@ impl TempFile {
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(Error::io(
-                        key,
-                        "creating a temporary file in",
-                        dir.to_owned(),
-                        e,
-                    ))
-                }
+                // Errors name the destination: the temporary name means nothing to a user.
+                Err(e) => return Err(Error::io(key, "creating", dest.to_owned(), e)),
             }
         }
     }
@@ -187,7 +194,7 @@ impl TempFile {
     pub fn set_len(&self, key: &str, len: u64) -> Result<()> {
         self.file
             .set_len(len)
-            .map_err(|e| Error::io(key, "sizing", self.path.clone(), e))
+            .map_err(|e| Error::io(key, "sizing", self.dest.clone(), e))
     }
 
     /// Sends aligned writes of this file around the page cache (`O_DIRECT`, Linux only).
@@ -218,12 +225,12 @@ impl TempFile {
                     Ok(()) => return Ok(()),
                     // Not supported here after all: write through the page cache.
                     Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
-                    Err(e) => return Err(Error::io(key, "writing", self.path.clone(), e)),
+                    Err(e) => return Err(Error::io(key, "writing", self.dest.clone(), e)),
                 }
             }
         }
         write_at(&self.file, bytes, offset)
-            .map_err(|e| Error::io(key, "writing", self.path.clone(), e))
+            .map_err(|e| Error::io(key, "writing", self.dest.clone(), e))
     }
 
     /// Renames the file over the destination.
@@ -330,7 +337,7 @@ pub(crate) fn write_whole(
     for chunk in chunks {
         (&file.file)
             .write_all(chunk.as_ref())
-            .map_err(|e| Error::io(key, "writing", file.path.clone(), e))?;
+            .map_err(|e| Error::io(key, "writing", file.dest.clone(), e))?;
     }
     file.commit(key)
 }

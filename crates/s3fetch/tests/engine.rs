@@ -503,6 +503,84 @@ async fn one_blocked_target_fails_alone_without_temp_files() {
     no_temp_files(dir.path());
 }
 
+/// Keys `a` and `a/...` in one bucket: the file wins, every time, whatever the listing's
+/// and the downloads' concurrency. The 2,500 keys under `a/` span three pages, so the
+/// parallel listing splits inside the folder. Where `a` is a first-level key, the sub-folder
+/// listing tells the ranges that start inside `a/` about it; one level deeper (`p/a`), they
+/// have not seen it and ask the server, once per run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_named_like_a_folder_wins_over_the_keys_under_it() {
+    let server = TestServer::start().await;
+    for (bucket, folder) in [("first", "d/a"), ("deeper", "d/p/a")] {
+        server.create_bucket(bucket);
+        server.put_object(bucket, folder, "the file a");
+        server.put_object(bucket, &format!("{folder}.txt"), "beside");
+        for i in 0..2500 {
+            server.put_object(bucket, &format!("{folder}/{i:05}"), "under a");
+        }
+        server.put_object(bucket, &format!("{folder}/b/c"), "deeper");
+        server.put_object(bucket, "d/b/c", "elsewhere");
+    }
+    for (bucket, folder, local) in [("first", "d/a", "a"), ("deeper", "d/p/a", "p/a")] {
+        for (list_concurrency, concurrency) in [(1, 1), (4, 16), (64, 64), (64, 200)] {
+            let context = format!("{bucket}, listing {list_concurrency}");
+            let dir = tempfile::tempdir().unwrap();
+            server.reset_request_counts();
+            let summary = run(options(&server, &format!("s3://{bucket}/d/"), dir.path())
+                .list_concurrency(list_concurrency)
+                .concurrency(concurrency))
+            .await;
+            let expected = set([local, &format!("{local}.txt"), "b/c"]);
+            assert_eq!(files(dir.path()), expected, "{context}");
+            let file = std::fs::read(dir.path().join(local)).unwrap();
+            assert_eq!(file, b"the file a", "{context}");
+            assert_eq!(summary.objects_downloaded, 3, "{context}");
+            assert_eq!(summary.failures.len(), 2501, "{context}");
+            for failure in &summary.failures {
+                assert!(failure.key.starts_with(&format!("{folder}/")), "{context}");
+                assert!(
+                    matches!(&failure.error, Error::Conflict { file_key, .. } if file_key == folder),
+                    "{context}: {}",
+                    failure.error
+                );
+            }
+            let message = summary.failures[0].error.to_string();
+            assert!(
+                message.contains(&format!("{folder:?}")) && message.contains("needs a directory")
+            );
+            // A HEAD or two (`d/p/a`, and `d/p` if the sub-folders were not listed yet),
+            // not one per key.
+            let heads = server.request_counts().head;
+            match (bucket, list_concurrency) {
+                ("deeper", 64) => assert!((1..=2).contains(&heads), "{context}: {heads}"),
+                _ => assert!(heads <= 2, "{context}: {heads}"),
+            }
+            no_temp_files(dir.path());
+        }
+    }
+}
+
+/// A directory left by an earlier run is never removed: the keys under it go in, and the
+/// key that names it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_from_an_earlier_run_is_kept() {
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    server.put_object("bkt", "x", "file x");
+    server.put_object("bkt", "x/new", "new");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("x")).unwrap();
+    std::fs::write(dir.path().join("x/old"), "old").unwrap();
+    let summary = run(options(&server, "s3://bkt", dir.path())).await;
+    assert_eq!(files(dir.path()), set(["x/new", "x/old"]));
+    assert_eq!(summary.failures.len(), 1);
+    assert_eq!(summary.failures[0].key, "x");
+    assert!(summary.failures[0]
+        .error
+        .to_string()
+        .contains("directory is in the way"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_object_fails_alone() {
     let server = TestServer::start().await;

@@ -111,7 +111,8 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// Keys named in `error:` lines on stderr.
+/// Keys named in `error:` lines on stderr: as `s3://bkt/KEY` (service errors) or quoted
+/// (local errors, which name the key and the path).
 fn failed_keys(stderr: &str, objects: &BTreeMap<String, Vec<u8>>) -> BTreeSet<String> {
     stderr
         .lines()
@@ -119,7 +120,7 @@ fn failed_keys(stderr: &str, objects: &BTreeMap<String, Vec<u8>>) -> BTreeSet<St
         .flat_map(|l| {
             objects
                 .keys()
-                .filter(|k| l.contains(&format!("bkt/{k}")))
+                .filter(|k| l.contains(&format!("bkt/{k}")) || l.contains(&format!("{k:?}")))
                 .cloned()
         })
         .collect()
@@ -348,20 +349,6 @@ async fn checksum_mode_disabled_skips_verification() {
 
 // Local trouble.
 
-/// Keys named (quoted) in `error:` lines on stderr: local errors name the key and the path.
-fn failed_quoted(stderr: &str, objects: &BTreeMap<String, Vec<u8>>) -> BTreeSet<String> {
-    stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .flat_map(|l| {
-            objects
-                .keys()
-                .filter(|k| l.contains(&format!("{k:?}")))
-                .cloned()
-        })
-        .collect()
-}
-
 /// Every object either failed (reported, no file) or landed byte-exact; nothing else is on
 /// disk, temporary files included.
 fn each_object_landed_or_failed(
@@ -430,7 +417,7 @@ async fn a_full_disk_fails_the_objects_that_do_not_fit_and_leaves_no_partial_fil
     assert!(stderr.contains("No space left on device"), "{stderr}");
     // Errors name the destination, not the temporary file.
     assert!(!stderr.contains(".s3fetch-"), "{stderr}");
-    let failed = failed_quoted(&stderr, &objects);
+    let failed = failed_keys(&stderr, &objects);
     assert!(
         !failed.is_empty() && failed.len() < objects.len(),
         "{stderr}"
@@ -524,7 +511,7 @@ async fn permission_denied_fails_each_object_it_blocks() {
     let output = run(unprivileged(command(&server, dir.path(), &[])).unwrap()).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let failed = failed_quoted(&stderr, &objects);
+    let failed = failed_keys(&stderr, &objects);
     let medium: BTreeSet<String> = objects
         .keys()
         .filter(|k| k.starts_with("medium/"))
@@ -566,7 +553,7 @@ async fn over_long_names_and_paths_fail_alone() {
     let output = s3fetch(&server, &dir, &[]).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let failed = failed_quoted(&stderr, &objects);
+    let failed = failed_keys(&stderr, &objects);
     assert_eq!(
         failed,
         BTreeSet::from([long_name, long_path.clone()]),

@@ -27,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 
 use crate::checksum::{self, Expected, Hasher};
 use crate::error::{Error, Result, ServiceError};
@@ -243,26 +244,7 @@ impl Fetcher {
 
     /// The full-object checksum of a large object, from a HEAD of the listed version.
     async fn head_checksum(&self, object: &ObjectInfo) -> Result<Option<Expected>> {
-        let key = object.key.as_str();
-        let head = self
-            .retry
-            .run(&self.stats, || async {
-                let request = self
-                    .client
-                    .head_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .set_if_match(object.etag.clone())
-                    .send();
-                self.retry
-                    .timed(key, async {
-                        request
-                            .await
-                            .map_err(|e| self.get_error(key, ServiceError::from_sdk(e)))
-                    })
-                    .await
-            })
-            .await?;
+        let head = self.head(&object.key, object.etag.clone()).await?;
         Ok(Expected::from_response(
             head.checksum_crc64_nvme(),
             head.checksum_crc32_c(),
@@ -278,14 +260,25 @@ impl Fetcher {
     /// [`crate::folders`]). Access denied counts as absent: such a key cannot be downloaded
     /// to take the path either.
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        let head = self
-            .retry
+        match self.head(key, None).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.code(), Some("NotFound" | "NoSuchKey" | "AccessDenied")) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// HeadObject, retried.
+    async fn head(&self, key: &str, if_match: Option<String>) -> Result<HeadObjectOutput> {
+        self.retry
             .run(&self.stats, || async {
                 let request = self
                     .client
                     .head_object()
                     .bucket(&self.bucket)
                     .key(key)
+                    .set_if_match(if_match.clone())
                     .send();
                 self.retry
                     .timed(key, async {
@@ -295,14 +288,7 @@ impl Fetcher {
                     })
                     .await
             })
-            .await;
-        match head {
-            Ok(_) => Ok(true),
-            Err(e) if matches!(e.code(), Some("NotFound" | "NoSuchKey" | "AccessDenied")) => {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
+            .await
     }
 
     /// What the response vouches for, when verification is on.

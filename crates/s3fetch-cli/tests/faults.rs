@@ -4,7 +4,7 @@
 //! are reported, and no temporary file is ever left behind.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use s3fetch_testkit::{FaultPlan, TestServer};
@@ -456,28 +456,57 @@ async fn a_read_only_download_dir_is_one_clear_error_before_any_request() {
     assert!(files(out.path()).is_empty());
 }
 
-/// `cmd` as an unprivileged user (root writes whatever the permissions say); `None`, with a
-/// note, if root cannot switch users here.
-fn unprivileged(cmd: Command) -> Option<Command> {
-    if !rustix::process::geteuid().is_root() {
-        return Some(cmd);
+/// Running the binary as an unprivileged user: root writes whatever the permissions say.
+/// As root, the binary is linked into a world-readable directory in `/tmp` (the build's own
+/// directory may not be reachable by others) and run through `setpriv` as `nobody`; `home`
+/// is a world-reachable place for download directories.
+struct Unprivileged {
+    home: tempfile::TempDir,
+    binary: Option<PathBuf>,
+}
+
+impl Unprivileged {
+    /// `None`, with a note, where root cannot run the binary as another user.
+    fn new() -> Option<Self> {
+        let home = tempfile::tempdir_in("/tmp").unwrap();
+        chmod(home.path(), 0o755);
+        if !rustix::process::geteuid().is_root() {
+            return Some(Unprivileged { home, binary: None });
+        }
+        let binary = home.path().join("s3fetch");
+        let built = Path::new(env!("CARGO_BIN_EXE_s3fetch"));
+        std::fs::hard_link(built, &binary)
+            .or_else(|_| std::fs::copy(built, &binary).map(|_| ()))
+            .unwrap();
+        let runs = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&binary)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !runs {
+            eprintln!("SKIPPED: running as root and `setpriv` cannot run the binary as nobody");
+            return None;
+        }
+        Some(Unprivileged {
+            home,
+            binary: Some(binary),
+        })
     }
-    let works = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !works {
-        eprintln!("SKIPPED: running as root and `setpriv` cannot switch to an unprivileged user");
-        return None;
+
+    fn command(&self, cmd: Command) -> Command {
+        let Some(binary) = &self.binary else {
+            return cmd;
+        };
+        let mut wrapped = Command::new("setpriv");
+        wrapped
+            .env_clear()
+            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(binary)
+            .args(cmd.get_args());
+        wrapped
     }
-    let mut wrapped = Command::new("setpriv");
-    wrapped
-        .env_clear()
-        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    Some(wrapped)
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -489,13 +518,14 @@ fn chmod(path: &Path, mode: u32) {
 async fn permission_denied_fails_each_object_it_blocks() {
     let objects = objects();
     let server = server(&objects).await;
-    let dir = tempfile::tempdir().unwrap();
-    // A download directory the user may not write to: one error, before any request.
-    chmod(dir.path(), 0o755);
-    let Some(cmd) = unprivileged(command(&server, dir.path(), &[])) else {
+    let Some(user) = Unprivileged::new() else {
         return;
     };
-    let output = run(cmd).await;
+    let dir = user.home.path().join("downloads");
+    std::fs::create_dir(&dir).unwrap();
+    // A download directory the user may not write to: one error, before any request.
+    chmod(&dir, 0o555);
+    let output = run(user.command(command(&server, &dir, &[]))).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -505,10 +535,10 @@ async fn permission_denied_fails_each_object_it_blocks() {
     assert_eq!(server.request_counts().list, 0);
     // A writable download directory with one sub-directory that is not: only the objects
     // under it fail, each naming its key and path.
-    chmod(dir.path(), 0o777);
-    std::fs::create_dir(dir.path().join("medium")).unwrap();
-    chmod(&dir.path().join("medium"), 0o555);
-    let output = run(unprivileged(command(&server, dir.path(), &[])).unwrap()).await;
+    chmod(&dir, 0o777);
+    std::fs::create_dir(dir.join("medium")).unwrap();
+    chmod(&dir.join("medium"), 0o555);
+    let output = run(user.command(command(&server, &dir, &[]))).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let failed = failed_keys(&stderr, &objects);
@@ -524,11 +554,11 @@ async fn permission_denied_fails_each_object_it_blocks() {
     {
         assert!(
             line.contains("Permission denied")
-                && line.contains(&*dir.path().join("medium").to_string_lossy()),
+                && line.contains(&*dir.join("medium").to_string_lossy()),
             "{line}"
         );
     }
-    each_object_landed_or_failed(&files(dir.path()), &failed, &objects);
+    each_object_landed_or_failed(&files(&dir), &failed, &objects);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,8 +73,8 @@ pub struct Args {
     pub idle_timeout: f64,
 
     /// Verify each object against the checksum S3 keeps for it (full-object CRC64NVME, CRC32C
-    /// or CRC32; else a plain-MD5 ETag on single-GET downloads). `disabled` skips it, e.g. for
-    /// stores that send wrong checksums
+    /// or CRC32; else a plain-MD5 ETag, read back from the file for ranged downloads).
+    /// `disabled` skips it, e.g. for stores that send wrong checksums
     #[arg(long, value_enum, value_name = "MODE", default_value = "enabled")]
     pub checksum_mode: ChecksumMode,
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use s3fetch_testkit::{FaultPlan, TestServer};
+use s3fetch_testkit::{FaultPlan, ServerOptions, TestServer};
 
 /// Objects of three sizes: small (one buffered GET), medium (one streamed GET) and large
 /// (ranged parts with the flags in [`s3fetch`]).
@@ -34,7 +34,11 @@ fn objects() -> BTreeMap<String, Vec<u8>> {
 }
 
 async fn server(objects: &BTreeMap<String, Vec<u8>>) -> TestServer {
-    let server = TestServer::start().await;
+    server_with(objects, ServerOptions::default()).await
+}
+
+async fn server_with(objects: &BTreeMap<String, Vec<u8>>, options: ServerOptions) -> TestServer {
+    let server = TestServer::start_with(options).await.unwrap();
     server.create_bucket("bkt");
     server
         .store()
@@ -306,7 +310,7 @@ async fn a_store_that_ignores_range_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let out = s3fetch(&server, dir.path(), &["--multipart-threshold", "1GiB"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(files(dir.path()), objects);
+    each_object_landed_or_failed(&files(dir.path()), &BTreeSet::new(), &objects);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,7 +330,7 @@ async fn retries_flag_sets_how_often_a_request_is_tried() {
     let dir = tempfile::tempdir().unwrap();
     let out = s3fetch(&server, dir.path(), &["--retries", "2"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(files(dir.path()), objects);
+    each_object_landed_or_failed(&files(dir.path()), &BTreeSet::new(), &objects);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,6 +349,43 @@ async fn checksum_mode_disabled_skips_verification() {
         landed["small/0005.bin"].len(),
         objects["small/0005.bin"].len()
     );
+}
+
+/// A store that keeps no full-object checksums: objects are still verified against their
+/// MD5 ETag — those fetched in ranged parts by reading the file back — so corruption is
+/// caught in every size class: a transient one is fetched again, a persistent one is
+/// reported and never renamed into place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_stored_checksums_the_md5_etag_is_verified() {
+    let objects = objects();
+    let no_checksums = || ServerOptions {
+        checksums: false,
+        ..Default::default()
+    };
+    let server = server_with(&objects, no_checksums()).await;
+    server.set_faults(FaultPlan::parse("corrupt=0.3@max=1,seed=12").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let out = s3fetch(&server, dir.path(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(server.fault_counts()["corrupt"] > 0);
+    each_object_landed_or_failed(&files(dir.path()), &BTreeSet::new(), &objects);
+
+    let server = server_with(&objects, no_checksums()).await;
+    let spec = "corrupt=1@key=small/0007.bin@key=medium/03.bin@key=large/1.bin";
+    server.set_faults(FaultPlan::parse(spec).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let out = s3fetch(&server, dir.path(), &["--retries", "1"]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let failed = failed_keys(&stderr, &objects);
+    let expected = ["large/1.bin", "medium/03.bin", "small/0007.bin"].map(String::from);
+    assert_eq!(failed, expected.into(), "{stderr}");
+    let large = stderr.lines().find(|l| l.contains("large/1.bin")).unwrap();
+    assert!(
+        large.contains("checksum mismatch") && large.contains("MD5"),
+        "{large}"
+    );
+    each_object_landed_or_failed(&files(dir.path()), &failed, &objects);
 }
 
 // Local trouble.

@@ -83,15 +83,17 @@ pub(crate) fn effective_range<'a>(shared: &Shared, range: Option<&'a Range>) -> 
 
 /// The checksum response fields (`x-amz-checksum-crc64nvme`, `x-amz-checksum-type`) of a
 /// GetObject / HeadObject: present only when the client asked for them, the response is
-/// the whole object and the object has a checksum.
+/// the whole object, the object has a checksum and the server is configured to send them
+/// ([`ServerOptions::checksums`](crate::ServerOptions)).
 pub(crate) fn response_fields(
+    shared: &Shared,
     meta: &ObjectMeta,
     mode: Option<&ChecksumMode>,
     whole_object: bool,
 ) -> (Option<String>, Option<ChecksumType>) {
     let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED));
     match meta.crc64nvme() {
-        Some(crc) if enabled && whole_object => (
+        Some(crc) if enabled && whole_object && shared.options.checksums => (
             Some(crc64nvme_header(crc)),
             Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
         ),

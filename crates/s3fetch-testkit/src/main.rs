@@ -77,6 +77,10 @@ struct ServeArgs {
     /// like some S3-compatible stores.
     #[arg(long)]
     ignore_range: bool,
+    /// Send no full-object checksums (like stores that keep none): clients can only check
+    /// the ETag.
+    #[arg(long)]
+    no_checksums: bool,
     /// On shutdown (SIGINT/SIGTERM) write the fault and request counts to this file as JSON
     /// (the same line is always printed on stderr).
     #[arg(long, value_name = "PATH")]
@@ -212,6 +216,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             bandwidth_bytes_per_sec: mbps_to_bytes(args.bandwidth_mbps)?,
             faults: args.faults.unwrap_or_default(),
             range_returns_full_object: args.ignore_range,
+            checksums: !args.no_checksums,
             ..Default::default()
         };
         if !options.faults.is_empty() {

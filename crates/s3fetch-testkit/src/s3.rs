@@ -416,8 +416,12 @@ impl S3 for TestS3 {
         check_conditions(&meta, input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let range = crate::checksum::effective_range(&self.shared, input.range.as_ref());
         let (start, len, content_range) = resolve_range(range, meta.size)?;
-        let (checksum_crc64nvme, checksum_type) =
-            crate::checksum::response_fields(&meta, input.checksum_mode.as_ref(), range.is_none());
+        let (checksum_crc64nvme, checksum_type) = crate::checksum::response_fields(
+            &self.shared,
+            &meta,
+            input.checksum_mode.as_ref(),
+            range.is_none(),
+        );
         let slice = store
             .slice(&input.bucket, &meta, start, len)
             .map_err(store_err)?;
@@ -449,8 +453,12 @@ impl S3 for TestS3 {
         check_conditions(&meta, input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let range = crate::checksum::effective_range(&self.shared, input.range.as_ref());
         let (_, len, content_range) = resolve_range(range, meta.size)?;
-        let (checksum_crc64nvme, checksum_type) =
-            crate::checksum::response_fields(&meta, input.checksum_mode.as_ref(), range.is_none());
+        let (checksum_crc64nvme, checksum_type) = crate::checksum::response_fields(
+            &self.shared,
+            &meta,
+            input.checksum_mode.as_ref(),
+            range.is_none(),
+        );
         let output = HeadObjectOutput {
             content_length: Some(to_i64(len)),
             content_range,

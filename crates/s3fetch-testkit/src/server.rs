@@ -63,6 +63,10 @@ pub struct ServerOptions {
     /// Ignore `Range` on GetObject / HeadObject: answer `200` with the whole object (and its
     /// full checksum), as some S3-compatible stores do. Default `false`.
     pub range_returns_full_object: bool,
+    /// Send objects' full-object checksums when asked (default `true`). `false` acts like a
+    /// store that keeps none (objects uploaded before S3 kept them, many S3-compatible
+    /// stores): clients can only check the ETag.
+    pub checksums: bool,
 }
 
 impl Default for ServerOptions {
@@ -80,6 +84,7 @@ impl Default for ServerOptions {
             fast_list: true,
             faults: FaultPlan::default(),
             range_returns_full_object: false,
+            checksums: true,
         }
     }
 }

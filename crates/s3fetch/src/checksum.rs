@@ -5,8 +5,9 @@
 //! (`x-amz-checksum-mode: ENABLED`, added by [`AskForChecksums`]). Whole-object downloads
 //! hash their body as it streams; ranged downloads hash each part and combine the parts' CRCs
 //! in order, which costs nothing extra. Objects without a full-object CRC whose ETag is a
-//! plain MD5 (single-part upload, not SSE-KMS/SSE-C) are checked against the MD5 when fetched
-//! in one GET. The SDK's own response validation is turned off for our requests: it would
+//! plain MD5 (single-part upload, not SSE-KMS/SSE-C) are checked against the MD5: as the body
+//! streams when fetched in one GET, by reading the file back when fetched in ranged parts
+//! (MD5s of parts do not combine). The SDK's own response validation is turned off for our requests: it would
 //! see a ranged GET as a whole object on servers that ignore Range, and a mismatch it finds
 //! cannot be told apart from a broken connection (which we resume rather than restart).
 
@@ -137,7 +138,7 @@ impl Hasher {
 /// Checks the CRCs of consecutive parts, `(crc, len)` in order, against `expected`.
 pub(crate) fn verify_parts(parts: &[(u64, u64)], expected: Expected) -> Result<(), String> {
     let Expected::Crc(kind, _) = expected else {
-        return Ok(()); // MD5 is not checked for ranged downloads
+        return Ok(()); // an MD5 is checked by reading the file back
     };
     let Some(&(first, _)) = parts.first() else {
         return check(

@@ -60,7 +60,8 @@ pub struct DownloadOptions {
     pub part_size: u64,
     /// Retries, backoff and timeouts.
     pub retry: RetryPolicy,
-    /// Ask S3 for each object's checksum and verify the bytes against it.
+    /// Ask S3 for each object's checksum and verify the bytes against it (see the README's
+    /// "What is checked how").
     pub verify_checksums: bool,
     /// Separates "directories" in keys; keys ending with it are skipped.
     pub delimiter: String,

@@ -179,6 +179,7 @@ impl Fetcher {
             true => self.head_checksum(object).await?,
             false => None,
         };
+        let crc = expected.filter(|e| matches!(e, Expected::Crc(..)));
         let part_size = self.parts.part_size.max(1);
         let parts = object.size.div_ceil(part_size);
         let mut crcs = vec![(0u64, 0u64); parts as usize];
@@ -200,7 +201,8 @@ impl Fetcher {
                 let len = part_size.min(object.size - start);
                 let index = next as usize;
                 running.push(async move {
-                    let mut hasher = expected.map(Expected::hasher);
+                    // CRCs of parts combine; an MD5 is computed once the file is whole.
+                    let mut hasher = crc.map(Expected::hasher);
                     let written = self
                         .fetch_range(object, temp, start, Some(len), &mut hasher)
                         .await
@@ -225,11 +227,23 @@ impl Fetcher {
                 permit = self.acquire(), if want_more => spare = Some(permit?),
             }
         }
-        if let Some(expected) = expected {
-            checksum::verify_parts(&crcs, expected)
-                .map_err(|reason| self.checksum_error(&object.key, reason))?;
-            self.stats.verified.fetch_add(1, Ordering::Relaxed);
+        match expected {
+            Some(expected @ Expected::Crc(..)) => checksum::verify_parts(&crcs, expected)
+                .map_err(|reason| self.checksum_error(&object.key, reason))?,
+            // No full-object CRC but a plain-MD5 ETag: read the file back (the only cost of
+            // verification that is not free; objects with a CRC never pay it).
+            Some(expected @ Expected::Md5(_)) => {
+                let (temp, key) = (temp.clone(), object.key.clone());
+                let hasher = self
+                    .blocking(move || temp.read_back(&key, expected))
+                    .await?;
+                hasher
+                    .verify(expected)
+                    .map_err(|reason| self.checksum_error(&object.key, reason))?
+            }
+            None => return Ok(written),
         }
+        self.stats.verified.fetch_add(1, Ordering::Relaxed);
         Ok(written)
     }
 
@@ -242,7 +256,8 @@ impl Fetcher {
         Ok(written)
     }
 
-    /// The full-object checksum of a large object, from a HEAD of the listed version.
+    /// The full-object checksum of a large object (else its plain-MD5 ETag), from a HEAD of
+    /// the listed version.
     async fn head_checksum(&self, object: &ObjectInfo) -> Result<Option<Expected>> {
         let head = self.head(&object.key, object.etag.clone()).await?;
         Ok(Expected::from_response(
@@ -250,9 +265,11 @@ impl Fetcher {
             head.checksum_crc32_c(),
             head.checksum_crc32(),
             head.checksum_type().map(|t| t.as_str()),
-            None,
-            false,
-            false,
+            head.e_tag(),
+            head.server_side_encryption()
+                .is_some_and(|s| s.as_str() != "AES256")
+                || head.sse_customer_algorithm().is_some(),
+            true,
         ))
     }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::checksum::{Expected, Hasher};
 use crate::error::{Error, Result};
 
 /// The download directory and the subdirectories already checked or created in it.
@@ -231,6 +232,28 @@ impl TempFile {
         }
         write_at(&self.file, bytes, offset)
             .map_err(|e| Error::io(key, "writing", self.dest.clone(), e))
+    }
+
+    /// `expected`'s checksum of the file's bytes, read back from the start (for checksums
+    /// that cannot be combined from parts written out of order). The pages read are dropped
+    /// from the cache afterwards, as the direct writes kept them out.
+    pub fn read_back(&self, key: &str, expected: Expected) -> Result<Hasher> {
+        use std::io::Read;
+        let error = |e| Error::io(key, "reading back", self.dest.clone(), e);
+        let mut file = File::open(&self.path).map_err(error)?;
+        let mut hasher = expected.hasher();
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            match file.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buffer[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(error(e)),
+            }
+        }
+        #[cfg(target_os = "linux")]
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+        Ok(hasher)
     }
 
     /// Renames the file over the destination.

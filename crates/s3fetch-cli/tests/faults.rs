@@ -495,6 +495,13 @@ async fn a_read_only_download_dir_is_one_clear_error_before_any_request() {
     );
     assert_eq!(server.request_counts().list, 0);
     assert!(files(out.path()).is_empty());
+    // A dry run writes nothing, so a read-only directory is fine for it.
+    let cmd = command(&server, mount.path(), &["--dry-run"]);
+    let output = on_tmpfs(cmd, mount.path(), "ro,size=1m", out.path())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("large/0.bin"));
 }
 
 /// Running the binary as an unprivileged user: root writes whatever the permissions say.

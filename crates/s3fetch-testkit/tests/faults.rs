@@ -181,6 +181,36 @@ async fn ignore_range_serves_the_whole_object_with_its_checksum() {
 }
 
 #[tokio::test]
+async fn a_server_without_checksums_sends_none() {
+    let server = TestServer::start_with(ServerOptions {
+        checksums: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    server.create_bucket(BUCKET);
+    server.put_object(BUCKET, "obj", data(5000, 3));
+    let c = common::client(&server);
+    let get = c.get_object().bucket(BUCKET).key("obj");
+    let r = get
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.checksum_crc64_nvme(), None);
+    assert_eq!(r.checksum_type(), None);
+    let head = c.head_object().bucket(BUCKET).key("obj");
+    let r = head
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.checksum_crc64_nvme(), None);
+    // The ETag is still the object's MD5: what a client can check instead.
+    assert_eq!(r.e_tag().map(|e| e.len()), Some(34));
+}
+
+#[tokio::test]
 async fn slow_down_internal_error_forbidden() {
     let server = server_with(FaultPlan::default()).await;
     server.put_object(BUCKET, "slow", b"s");
@@ -564,6 +594,7 @@ async fn serve_binary_takes_a_fault_spec_and_reports_counts() {
         .args(["serve", "--port", "0", "--data"])
         .arg(&data_dir)
         .args(["--faults", "forbidden=1@key=k,slow_down=0@max=1,seed=3"])
+        .arg("--no-checksums")
         .arg("--stats-file")
         .arg(&stats)
         .stdout(Stdio::piped())
@@ -592,7 +623,15 @@ async fn serve_binary_takes_a_fault_spec_and_reports_counts() {
         .await
         .unwrap_err();
     assert_eq!(status(&e), 403);
-    assert!(c.get_object().bucket(BUCKET).key("ok").send().await.is_ok());
+    let ok = c
+        .get_object()
+        .bucket(BUCKET)
+        .key("ok")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.checksum_crc64_nvme(), None, "--no-checksums");
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

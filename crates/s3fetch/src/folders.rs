@@ -42,6 +42,7 @@ pub(crate) enum Parent {
 #[derive(Debug, Clone)]
 pub(crate) struct Folders {
     list_prefix: String,
+    /// The delimiter first, then `/` if it is not the delimiter.
     separators: Vec<String>,
 }
 
@@ -94,31 +95,26 @@ impl Folders {
 pub(crate) struct FirstLevel {
     files: HashSet<String>,
     upto: Option<String>,
+    /// False until the listing has come back: it answers nothing.
     known: bool,
-    delimiter: String,
 }
 
 impl FirstLevel {
     /// From a delimited page: its keys (`keys`), and its last entry if it was truncated.
-    pub fn new(
-        keys: Vec<String>,
-        last_if_truncated: Option<String>,
-        delimiter: &str,
-        filter: &KeyFilter,
-    ) -> Self {
+    pub fn new(keys: Vec<String>, last_if_truncated: Option<String>, filter: &KeyFilter) -> Self {
         FirstLevel {
             files: keys.into_iter().filter(|k| filter.wants(k)).collect(),
             upto: last_if_truncated,
             known: true,
-            delimiter: delimiter.to_owned(),
         }
     }
 
     /// `Some(is a wanted key)` when the page answers it for `name`.
     fn answers(&self, folders: &Folders, name: &str) -> Option<bool> {
+        let delimiter = folders.separators[0].as_str();
         let first_level = name
             .strip_prefix(folders.list_prefix.as_str())
-            .is_some_and(|rest| !rest.contains(self.delimiter.as_str()));
+            .is_some_and(|rest| !rest.contains(delimiter));
         let covered = self.upto.as_deref().is_none_or(|upto| name <= upto);
         (self.known && first_level && covered).then(|| self.files.contains(name))
     }
@@ -126,7 +122,7 @@ impl FirstLevel {
 
 /// Along one range of the listing: what its keys so far tell about the folders of the keys
 /// to come.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Ancestry {
     /// Every key after this one (every key at all when `None`) has been seen, in order.
     seen_after: Option<String>,
@@ -134,6 +130,9 @@ pub(crate) struct Ancestry {
     open: Vec<String>,
     /// Names at or before `seen_after` known not to be wanted keys.
     cleared: Vec<String>,
+    /// The last wanted key seen: it joins `open` only if the next key may sit under it, so
+    /// that most keys cost no allocation here.
+    last: String,
 }
 
 impl Ancestry {
@@ -166,6 +165,9 @@ impl Ancestry {
 
     /// The next wanted key of the range, in order: what is known of its folders.
     pub fn observe(&mut self, folders: &Folders, key: &str) -> Parent {
+        if !self.last.is_empty() && folders.may_hold(&self.last, key) {
+            self.open.push(std::mem::take(&mut self.last));
+        }
         self.open.retain(|name| folders.may_hold(name, key));
         self.cleared.retain(|name| folders.may_hold(name, key));
         let mut unknown = Vec::new();
@@ -180,7 +182,8 @@ impl Ancestry {
                 unknown.push(name.to_owned());
             }
         }
-        self.open.push(key.to_owned());
+        self.last.clear();
+        self.last.push_str(key);
         parent.unwrap_or(match unknown.is_empty() {
             true => Parent::Clear,
             false => Parent::Unknown(unknown),
@@ -246,13 +249,13 @@ mod tests {
         assert_eq!(ancestry.observe(&folders, "d/y/z"), Parent::Clear);
         // The sub-folder listing answers for first-level names.
         let filter = KeyFilter::new(None, "/").unwrap();
-        let first = FirstLevel::new(vec!["d/x".into()], None, "/", &filter);
+        let first = FirstLevel::new(vec!["d/x".into()], None, &filter);
         let mut ancestry = Ancestry::after("d/x/k5", &folders, &first);
         assert_eq!(
             ancestry.observe(&folders, "d/x/k6"),
             Parent::File("d/x".into())
         );
-        let first = FirstLevel::new(vec!["d/w".into()], None, "/", &filter);
+        let first = FirstLevel::new(vec!["d/w".into()], None, &filter);
         let mut ancestry = Ancestry::after("d/x/", &folders, &first);
         assert_eq!(ancestry.observe(&folders, "d/x/k6"), Parent::Clear);
     }

@@ -169,7 +169,7 @@ impl PageSource for S3Pages {
 
 /// Keys `k` with `after < k <= upto` (`None`: unbounded on that side), and what the keys
 /// listed before it in the same run of pages tell about folders.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Range {
     after: Option<String>,
     upto: Option<String>,
@@ -232,8 +232,7 @@ pub(crate) async fn list_into<S: PageSource>(
                 let delimited = delimited?;
                 let last = delimited.prefixes.iter().chain(&delimited.keys).max();
                 let upto = delimited.truncated.then(|| last.cloned()).flatten();
-                first_level =
-                    FirstLevel::new(delimited.keys, upto, delimiter.unwrap_or("/"), filter);
+                first_level = FirstLevel::new(delimited.keys, upto, filter);
                 seeds.extend(delimited.prefixes);
                 // Ranges still waiting are cut at the sub-folders they span.
                 let fresh = |point: &str| Ancestry::after(point, &folders, &first_level);

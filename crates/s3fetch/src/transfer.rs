@@ -50,6 +50,8 @@ pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// Parts of one object in flight at most (the run's semaphore limits the total).
 const PARTS_PER_OBJECT: usize = 6;
+/// Bytes read back per blocking call to check an MD5 (about 50 ms of hashing).
+const READ_BACK_SLICE: u64 = 32 * 1024 * 1024;
 
 /// How objects are split into requests.
 #[derive(Debug, Clone, Copy)]
@@ -233,10 +235,15 @@ impl Fetcher {
             // No full-object CRC but a plain-MD5 ETag: read the file back (the only cost of
             // verification that is not free; objects with a CRC never pay it).
             Some(expected @ Expected::Md5(_)) => {
-                let (temp, key) = (temp.clone(), object.key.clone());
-                let hasher = self
-                    .blocking(move || temp.read_back(&key, expected))
-                    .await?;
+                let mut hasher = expected.hasher();
+                // In slices: a cancelled run waits for one slice, not for a whole file.
+                for start in (0..object.size).step_by(READ_BACK_SLICE as usize) {
+                    let (temp, key) = (temp.clone(), object.key.clone());
+                    let len = READ_BACK_SLICE.min(object.size - start);
+                    hasher = self
+                        .blocking(move || temp.read_back(&key, hasher, start, len))
+                        .await?;
+                }
                 hasher
                     .verify(expected)
                     .map_err(|reason| self.checksum_error(&object.key, reason))?

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::checksum::{Expected, Hasher};
+use crate::checksum::Hasher;
 use crate::error::{Error, Result};
 
 /// The download directory and the subdirectories already checked or created in it.
@@ -234,25 +234,33 @@ impl TempFile {
             .map_err(|e| Error::io(key, "writing", self.dest.clone(), e))
     }
 
-    /// `expected`'s checksum of the file's bytes, read back from the start (for checksums
-    /// that cannot be combined from parts written out of order). The pages read are dropped
-    /// from the cache afterwards, as the direct writes kept them out.
-    pub fn read_back(&self, key: &str, expected: Expected) -> Result<Hasher> {
-        use std::io::Read;
+    /// `hasher` fed with `len` bytes of the file from `start`, read back (for checksums that
+    /// cannot be combined from parts written out of order). The pages read are dropped from
+    /// the cache afterwards, as the direct writes kept them out.
+    pub fn read_back(&self, key: &str, mut hasher: Hasher, start: u64, len: u64) -> Result<Hasher> {
         let error = |e| Error::io(key, "reading back", self.dest.clone(), e);
-        let mut file = File::open(&self.path).map_err(error)?;
-        let mut hasher = expected.hasher();
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            match file.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buffer[..n]),
+        let file = File::open(&self.path).map_err(error)?;
+        let mut buffer = vec![0u8; (1 << 20).min(len as usize)];
+        let mut offset = start;
+        while offset < start + len {
+            let want = buffer.len().min((start + len - offset) as usize);
+            match read_at(&file, &mut buffer[..want], offset) {
+                Ok(0) => return Err(error(io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => {
+                    hasher.update(&buffer[..n]);
+                    offset += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(error(e)),
             }
         }
         #[cfg(target_os = "linux")]
-        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+        let _ = rustix::fs::fadvise(
+            &file,
+            start,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::DontNeed,
+        );
         Ok(hasher)
     }
 
@@ -286,6 +294,16 @@ impl Drop for TempFile {
 #[cfg(unix)]
 fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buffer, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buffer, offset)
 }
 
 #[cfg(windows)]
@@ -461,6 +479,32 @@ mod tests {
         t.write_at("k", b"abc", 0).unwrap();
         t.commit("k").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"abcdef");
+    }
+
+    #[test]
+    fn reading_back_in_slices_hashes_the_whole_file() {
+        use crate::checksum::Expected;
+        let tmp = tempfile::tempdir().unwrap();
+        let t = TempFile::create("k", &tmp.path().join("r")).unwrap();
+        let body: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i * 7 + i / 1000) as u8)
+            .collect();
+        t.write_at("k", &body, 0).unwrap();
+        let md5 = |bytes: &[u8]| {
+            use md5::Digest as _;
+            Expected::Md5(md5::Md5::digest(bytes).into())
+        };
+        let expected = md5(&body);
+        let mut hasher = expected.hasher();
+        for start in (0..body.len() as u64).step_by(1_100_000) {
+            let len = 1_100_000.min(body.len() as u64 - start);
+            hasher = t.read_back("k", hasher, start, len).unwrap();
+        }
+        assert_eq!(hasher.verify(expected), Ok(()));
+        // A read past the end is an error, not a short hash.
+        let past = t.read_back("k", expected.hasher(), 2_999_999, 2);
+        assert!(matches!(past, Err(e) if e.to_string().contains("reading back")));
+        assert!(md5(b"other").hasher().verify(expected).is_err());
     }
 
     #[test]

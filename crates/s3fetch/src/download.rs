@@ -61,7 +61,7 @@ pub struct DownloadOptions {
     /// Retries, backoff and timeouts.
     pub retry: RetryPolicy,
     /// Ask S3 for each object's checksum and verify the bytes against it (see the README's
-    /// "What is checked how").
+    /// "Verified" guarantee).
     pub verify_checksums: bool,
     /// Separates "directories" in keys; keys ending with it are skipped.
     pub delimiter: String,

@@ -240,7 +240,7 @@ impl TempFile {
     pub fn read_back(&self, key: &str, mut hasher: Hasher, start: u64, len: u64) -> Result<Hasher> {
         let error = |e| Error::io(key, "reading back", self.dest.clone(), e);
         let file = File::open(&self.path).map_err(error)?;
-        let mut buffer = vec![0u8; (1 << 20).min(len as usize)];
+        let mut buffer = vec![0u8; (256 << 10).min(len as usize)];
         let mut offset = start;
         while offset < start + len {
             let want = buffer.len().min((start + len - offset) as usize);

@@ -21,9 +21,10 @@
 //! `./a/b`) are not matched up: there the first to reach the disk wins and the other gets
 //! a per-object error.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 
 use crate::filter::KeyFilter;
+use crate::progress::ObjectInfo;
 
 /// What the listing knows about the folders on a key's local path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,23 +91,40 @@ impl Folders {
 }
 
 /// What the sub-folder listing of the prefix (delimited, first page) showed: the wanted
-/// keys at the first level, complete up to `upto` (everything when `None`).
+/// objects at the first level, complete up to `upto` (everything when `None`).
 #[derive(Debug, Default)]
 pub(crate) struct FirstLevel {
-    files: HashSet<String>,
+    objects: BTreeMap<String, ObjectInfo>,
     upto: Option<String>,
     /// False until the listing has come back: it answers nothing.
     known: bool,
 }
 
 impl FirstLevel {
-    /// From a delimited page: its keys (`keys`), and its last entry if it was truncated.
-    pub fn new(keys: Vec<String>, last_if_truncated: Option<String>, filter: &KeyFilter) -> Self {
+    /// From a delimited page: its objects, and its last entry if it was truncated.
+    pub fn new(objects: Vec<ObjectInfo>, upto: Option<String>, filter: &KeyFilter) -> Self {
         FirstLevel {
-            files: keys.into_iter().filter(|k| filter.wants(k)).collect(),
-            upto: last_if_truncated,
+            objects: objects
+                .into_iter()
+                .filter(|o| filter.wants(&o.key))
+                .map(|o| (o.key.clone(), o))
+                .collect(),
+            upto,
             known: true,
         }
+    }
+
+    /// Whether the page shows every first-level key up to `key`.
+    pub fn covers(&self, key: &str) -> bool {
+        self.known && self.upto.as_deref().is_none_or(|upto| key <= upto)
+    }
+
+    /// The wanted first-level objects with `after < key < before`.
+    pub fn between(&self, after: &str, before: &str) -> impl Iterator<Item = &ObjectInfo> {
+        use std::ops::Bound::Excluded;
+        self.objects
+            .range::<str, _>((Excluded(after), Excluded(before)))
+            .map(|(_, object)| object)
     }
 
     /// `Some(is a wanted key)` when the page answers it for `name`.
@@ -115,8 +133,7 @@ impl FirstLevel {
         let first_level = name
             .strip_prefix(folders.list_prefix.as_str())
             .is_some_and(|rest| !rest.contains(delimiter));
-        let covered = self.upto.as_deref().is_none_or(|upto| name <= upto);
-        (self.known && first_level && covered).then(|| self.files.contains(name))
+        (first_level && self.covers(name)).then(|| self.objects.contains_key(name))
     }
 }
 
@@ -214,6 +231,15 @@ mod tests {
         assert_eq!(names("", "/", "é/ü"), ["é"]);
     }
 
+    fn object(key: &str) -> ObjectInfo {
+        ObjectInfo {
+            key: key.to_owned(),
+            size: 1,
+            etag: None,
+            last_modified: None,
+        }
+    }
+
     /// Observes `keys` (sorted, all wanted) in one range from the start.
     fn observe_all(keys: &[&str]) -> Vec<Parent> {
         let folders = Folders::new("", "/");
@@ -249,13 +275,13 @@ mod tests {
         assert_eq!(ancestry.observe(&folders, "d/y/z"), Parent::Clear);
         // The sub-folder listing answers for first-level names.
         let filter = KeyFilter::new(None, "/").unwrap();
-        let first = FirstLevel::new(vec!["d/x".into()], None, &filter);
+        let first = FirstLevel::new(vec![object("d/x")], None, &filter);
         let mut ancestry = Ancestry::after("d/x/k5", &folders, &first);
         assert_eq!(
             ancestry.observe(&folders, "d/x/k6"),
             Parent::File("d/x".into())
         );
-        let first = FirstLevel::new(vec!["d/w".into()], None, &filter);
+        let first = FirstLevel::new(vec![object("d/w")], None, &filter);
         let mut ancestry = Ancestry::after("d/x/", &folders, &first);
         assert_eq!(ancestry.observe(&folders, "d/x/k6"), Parent::Clear);
     }

@@ -46,11 +46,11 @@ pub(crate) struct Page {
 }
 
 /// The first page of a delimited listing of the prefix: its sub-folders (`data/a/`,
-/// `data/b/` ...) and the keys beside them.
+/// `data/b/` ...) and the objects beside them.
 #[derive(Debug, Default)]
 pub(crate) struct Delimited {
     pub prefixes: Vec<String>,
-    pub keys: Vec<String>,
+    pub objects: Vec<ObjectInfo>,
     pub truncated: bool,
 }
 
@@ -64,8 +64,13 @@ pub(crate) struct Listed {
 
 /// Where pages come from: S3, or an in-memory model in tests.
 pub(crate) trait PageSource: Send + Sync + 'static {
-    /// The first page of keys under the prefix that sort after `start_after`.
-    fn page(&self, start_after: Option<String>) -> impl Future<Output = Result<Page>> + Send;
+    /// The first page of keys under the prefix (or under `scope`, a sub-folder of it) that
+    /// sort after `start_after`.
+    fn page(
+        &self,
+        start_after: Option<String>,
+        scope: Option<String>,
+    ) -> impl Future<Output = Result<Page>> + Send;
 
     /// The first page of the prefix listed with `delimiter`: its sub-folders seed the split
     /// points.
@@ -85,12 +90,13 @@ impl S3Pages {
     /// One ListObjectsV2 request, retried if need be.
     async fn list(
         &self,
+        scope: Option<&str>,
         start_after: Option<String>,
         delimiter: Option<String>,
     ) -> Result<Listing> {
         self.retry
             .run(&self.stats, || {
-                self.list_once(start_after.clone(), delimiter.clone())
+                self.list_once(scope, start_after.clone(), delimiter.clone())
             })
             .await
     }
@@ -98,6 +104,7 @@ impl S3Pages {
     /// One ListObjectsV2 attempt, its body read by [`list_xml`] rather than the SDK.
     async fn list_once(
         &self,
+        scope: Option<&str>,
         start_after: Option<String>,
         delimiter: Option<String>,
     ) -> Result<Listing> {
@@ -111,7 +118,7 @@ impl S3Pages {
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
-            .prefix(&self.prefix)
+            .prefix(scope.unwrap_or(&self.prefix))
             .set_start_after(start_after)
             .set_delimiter(delimiter)
             .customize()
@@ -149,8 +156,8 @@ impl S3Pages {
 }
 
 impl PageSource for S3Pages {
-    async fn page(&self, start_after: Option<String>) -> Result<Page> {
-        let listing = self.list(start_after, None).await?;
+    async fn page(&self, start_after: Option<String>, scope: Option<String>) -> Result<Page> {
+        let listing = self.list(scope.as_deref(), start_after, None).await?;
         Ok(Page {
             objects: listing.objects,
             truncated: listing.truncated,
@@ -158,10 +165,10 @@ impl PageSource for S3Pages {
     }
 
     async fn first_level(&self, delimiter: String) -> Result<Delimited> {
-        let listing = self.list(None, Some(delimiter)).await?;
+        let listing = self.list(None, None, Some(delimiter)).await?;
         Ok(Delimited {
             prefixes: listing.common_prefixes,
-            keys: listing.objects.into_iter().map(|o| o.key).collect(),
+            objects: listing.objects,
             truncated: listing.truncated,
         })
     }
@@ -173,7 +180,30 @@ impl PageSource for S3Pages {
 struct Range {
     after: Option<String>,
     upto: Option<String>,
+    /// A sub-folder (`data/a/`) whose keys are all this range lists, with the sub-folder as
+    /// the request's prefix: the server then says when the range is done (a page that is
+    /// not truncated), instead of a last request that reads past `upto`. The range's other
+    /// keys (first-level objects between two sub-folders) came with the sub-folder listing.
+    scope: Option<String>,
     ancestry: Ancestry,
+}
+
+/// Makes `range` list only its sub-folder when it runs from one sub-folder (of `seeds`) to
+/// the next (see [`Range::scope`]); returns the first-level objects between the two, which
+/// the range then no longer lists.
+fn scope(range: &mut Range, seeds: &BTreeSet<String>, first: &FirstLevel) -> Vec<ObjectInfo> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let (None, Some(after), Some(upto)) = (&range.scope, &range.after, &range.upto) else {
+        return Vec::new();
+    };
+    let next = seeds
+        .range::<str, _>((Excluded(after.as_str()), Unbounded))
+        .next();
+    if !seeds.contains(after) || next != Some(upto) || !first.covers(upto) {
+        return Vec::new();
+    }
+    range.scope = Some(after.clone());
+    first.between(after, upto).cloned().collect()
 }
 
 /// What a request of the listing brought back.
@@ -201,9 +231,10 @@ pub(crate) async fn list_into<S: PageSource>(
     let mut queue = VecDeque::from([Range {
         after: None,
         upto: None,
+        scope: None,
         ancestry: Ancestry::from_start(),
     }]);
-    // Split points from the sub-folders, once known, and the keys beside them.
+    // The sub-folders, once known (split points), and the wanted objects beside them.
     let mut seeds: BTreeSet<String> = BTreeSet::new();
     let mut first_level = FirstLevel::default();
     let mut requests = JoinSet::new();
@@ -212,6 +243,16 @@ pub(crate) async fn list_into<S: PageSource>(
         requests.spawn(async move { Fetched::Seeds(source.first_level(delimiter).await) });
     }
     let mut found = 0;
+    // Sends one wanted object; false when the receiver is gone.
+    macro_rules! send {
+        ($object:expr, $ancestry:expr) => {{
+            let object = $object;
+            reporter.object_found(&object);
+            found += 1;
+            let parent = $ancestry.observe(&folders, &object.key);
+            tx.send(Listed { object, parent }).await.is_ok()
+        }};
+    }
     loop {
         while requests.len() < concurrency {
             let Some(range) = queue.pop_front() else {
@@ -219,78 +260,91 @@ pub(crate) async fn list_into<S: PageSource>(
             };
             let source = source.clone();
             requests.spawn(async move {
-                let page = source.page(range.after.clone()).await;
+                let page = source.page(range.after.clone(), range.scope.clone()).await;
                 Fetched::Page(range, page)
             });
         }
         let Some(joined) = requests.join_next().await else {
             return Ok(found);
         };
-        let (mut range, page) = match joined {
-            Ok(Fetched::Page(range, page)) => (range, page?),
+        let mut pieces = match joined {
+            Ok(Fetched::Page(mut range, page)) => {
+                let page = page?;
+                let first = page.objects.first().map(|o| o.key.clone());
+                let alphabet = alphabet(&page.objects);
+                let mut last = None;
+                let mut past_end = false;
+                for object in page.objects {
+                    if range
+                        .upto
+                        .as_deref()
+                        .is_some_and(|upto| object.key.as_str() > upto)
+                    {
+                        past_end = true;
+                        break;
+                    }
+                    last = Some(object.key.clone());
+                    if filter.wants(&object.key) && !send!(object, range.ancestry) {
+                        return Ok(found);
+                    }
+                }
+                let (Some(first), Some(last)) = (first, last) else {
+                    continue;
+                };
+                if past_end || !page.truncated {
+                    continue;
+                }
+                // The rest of the range: cut at known sub-folders, or else split adaptively
+                // if requests would otherwise sit idle.
+                let rest = Range {
+                    after: Some(last.clone()),
+                    ..range
+                };
+                let fresh = |point: &str| Ancestry::after(point, &folders, &first_level);
+                let pieces = cut(rest.clone(), &seeds, fresh);
+                if pieces.len() > 1 {
+                    pieces
+                } else {
+                    let idle = concurrency.saturating_sub(requests.len() + queue.len() + 1);
+                    let base = rest.scope.as_deref().unwrap_or(prefix);
+                    let upto = rest.upto.as_deref();
+                    let points = split_points(base, &first, &last, upto, &alphabet, idle);
+                    cut(rest, &points.into_iter().collect(), fresh)
+                }
+            }
             Ok(Fetched::Seeds(delimited)) => {
                 let delimited = delimited?;
-                let last = delimited.prefixes.iter().chain(&delimited.keys).max();
-                let upto = delimited.truncated.then(|| last.cloned()).flatten();
-                first_level = FirstLevel::new(delimited.keys, upto, filter);
+                let last = delimited
+                    .prefixes
+                    .iter()
+                    .chain(delimited.objects.iter().map(|o| &o.key))
+                    .max();
+                let covered = delimited.truncated.then(|| last.cloned()).flatten();
+                first_level = FirstLevel::new(delimited.objects, covered, filter);
                 seeds.extend(delimited.prefixes);
                 // Ranges still waiting are cut at the sub-folders they span.
                 let fresh = |point: &str| Ancestry::after(point, &folders, &first_level);
-                queue = queue
+                let waiting = std::mem::take(&mut queue);
+                waiting
                     .into_iter()
                     .flat_map(|r| cut(r, &seeds, fresh))
-                    .collect();
-                continue;
+                    .collect()
             }
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(_) => return Err(Error::Cancelled),
         };
-
-        let first = page.objects.first().map(|o| o.key.clone());
-        let alphabet = alphabet(&page.objects);
-        let mut last = None;
-        let mut past_end = false;
-        for object in page.objects {
-            if range
-                .upto
-                .as_deref()
-                .is_some_and(|upto| object.key.as_str() > upto)
-            {
-                past_end = true;
-                break;
-            }
-            last = Some(object.key.clone());
-            if filter.wants(&object.key) {
-                reporter.object_found(&object);
-                found += 1;
-                let parent = range.ancestry.observe(&folders, &object.key);
-                if tx.send(Listed { object, parent }).await.is_err() {
+        // Ranges from one sub-folder to the next list just the sub-folder; the objects
+        // between the two come from the sub-folder listing, sent now.
+        for piece in &mut pieces {
+            let beside = scope(piece, &seeds, &first_level);
+            let mut ancestry = piece.ancestry.clone();
+            for object in beside {
+                if !send!(object, ancestry) {
                     return Ok(found);
                 }
             }
         }
-        let (Some(first), Some(last)) = (first, last) else {
-            continue;
-        };
-        if past_end || !page.truncated {
-            continue;
-        }
-        // The rest of the range: cut at known sub-folders, or else split adaptively if
-        // requests would otherwise sit idle.
-        let rest = Range {
-            after: Some(last.clone()),
-            upto: range.upto,
-            ancestry: range.ancestry,
-        };
-        let fresh = |point: &str| Ancestry::after(point, &folders, &first_level);
-        let pieces = cut(rest.clone(), &seeds, fresh);
-        if pieces.len() > 1 {
-            queue.extend(pieces);
-            continue;
-        }
-        let idle = concurrency.saturating_sub(requests.len() + queue.len() + 1);
-        let points = split_points(prefix, &first, &last, rest.upto.as_deref(), &alphabet, idle);
-        queue.extend(cut(rest, &points.into_iter().collect(), fresh));
+        queue.extend(pieces);
     }
 }
 
@@ -313,6 +367,7 @@ fn cut(range: Range, points: &BTreeSet<String>, fresh: impl Fn(&str) -> Ancestry
         pieces.push(Range {
             after,
             upto: Some(point.clone()),
+            scope: range.scope.clone(),
             ancestry: std::mem::replace(&mut ancestry, next),
         });
         after = Some(point.clone());
@@ -320,6 +375,7 @@ fn cut(range: Range, points: &BTreeSet<String>, fresh: impl Fn(&str) -> Ancestry
     pieces.push(Range {
         after,
         upto: range.upto,
+        scope: range.scope,
         ancestry,
     });
     pieces
@@ -437,8 +493,10 @@ mod tests {
     }
 
     impl PageSource for Model {
-        async fn page(&self, start_after: Option<String>) -> Result<Page> {
+        async fn page(&self, start_after: Option<String>, scope: Option<String>) -> Result<Page> {
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let prefix = scope.as_deref().unwrap_or(&self.prefix);
+            assert!(prefix.starts_with(&self.prefix), "a scope is a sub-folder");
             // Virtual time (the runtime starts paused): every request takes 60 ms.
             tokio::time::sleep(std::time::Duration::from_millis(60)).await;
             let mut objects = Vec::new();
@@ -450,18 +508,13 @@ mod tests {
                     std::ops::Bound::Excluded(from.as_str()),
                     std::ops::Bound::Unbounded,
                 ))
-                .filter(|k| k.starts_with(&self.prefix))
+                .filter(|k| k.starts_with(prefix))
             {
                 if objects.len() == self.max_keys {
                     truncated = true;
                     break;
                 }
-                objects.push(ObjectInfo {
-                    key: key.clone(),
-                    size: 1,
-                    etag: None,
-                    last_modified: None,
-                });
+                objects.push(object(key.clone()));
             }
             Ok(Page { objects, truncated })
         }
@@ -491,9 +544,18 @@ mod tests {
             let (prefixes, keys): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.1);
             Ok(Delimited {
                 prefixes: prefixes.into_iter().map(|e| e.0).collect(),
-                keys: keys.into_iter().map(|e| e.0).collect(),
+                objects: keys.into_iter().map(|e| object(e.0)).collect(),
                 truncated,
             })
+        }
+    }
+
+    fn object(key: String) -> ObjectInfo {
+        ObjectInfo {
+            key,
+            size: 1,
+            etag: None,
+            last_modified: None,
         }
     }
 
@@ -664,6 +726,23 @@ mod tests {
     }
 
     #[test]
+    fn sub_folders_are_listed_on_their_own_and_objects_beside_them_once() {
+        let mut keys: BTreeSet<String> = ["s/a", "s/a!", "s/ab", "s/b0", "s/c", "s/d.txt"]
+            .map(String::from)
+            .into();
+        for folder in ["a", "b", "c", "d"] {
+            keys.extend((0..30).map(|i| format!("s/{folder}/{i:02}")));
+        }
+        for (max_keys, concurrency) in [(5, 8), (7, 3), (40, 8), (1000, 16)] {
+            check(&keys, "s/", max_keys, concurrency);
+        }
+        // A sub-folder that fills a page exactly takes one request, not a second one that
+        // reads past it.
+        let (requests, _) = check(&keys, "s/", 30, 16);
+        assert!(requests <= 8, "{requests} requests");
+    }
+
+    #[test]
     fn split_points_are_ordered_and_inside_the_range() {
         let digits: Vec<u8> = (b'0'..=b'9').collect();
         let cuts = split_points("d/", "d/obj-0000", "d/obj-0999", None, &digits, 20);
@@ -716,6 +795,8 @@ mod tests {
                 .prop_map(|(i, f)| format!("data/{}/{i}", ["hot", "cold", "z"][f as usize])),
             // Arbitrary characters, unicode and control characters included.
             "data/[a-c0-2~ é\u{7f}\u{10ffff}/.-]{0,6}",
+            // Sub-folders with objects beside them (`data/a/1`, `data/a!`, `data/ab`).
+            "data/[ab]{1,2}[!./]?[ab]?(/[0-9]{1,2})?",
             // Outside the prefix.
             "[a-z]{1,3}",
         ]

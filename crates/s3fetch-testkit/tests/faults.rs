@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::ResponseChecksumValidation;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
 use aws_sdk_s3::Client;
@@ -32,12 +33,27 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
 }
 
 async fn server_with(plan: FaultPlan) -> TestServer {
-    let server = TestServer::start_with(ServerOptions {
+    started(ServerOptions {
         faults: plan,
         ..Default::default()
     })
     .await
-    .unwrap();
+}
+
+/// GetObject of `key` in [`BUCKET`], asking for its checksum.
+async fn get_with_checksum(c: &Client, key: &str) -> GetObjectOutput {
+    c.get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A server with `options` and the bucket [`BUCKET`].
+async fn started(options: ServerOptions) -> TestServer {
+    let server = TestServer::start_with(options).await.unwrap();
     server.create_bucket(BUCKET);
     server
 }
@@ -94,14 +110,7 @@ async fn checksums_on_whole_gets_and_heads_only() {
     let want = crc64nvme_header(crc64nvme(&body));
     let c = common::client(&server); // default: the SDK validates response checksums
 
-    let r = c
-        .get_object()
-        .bucket(BUCKET)
-        .key("obj")
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_checksum(&c, "obj").await;
     assert_eq!(r.checksum_crc64_nvme(), Some(want.as_str()));
     assert_eq!(r.checksum_type(), Some(&ChecksumType::FullObject));
     assert_eq!(r.body.collect().await.unwrap().into_bytes(), body);
@@ -154,13 +163,11 @@ async fn checksums_on_whole_gets_and_heads_only() {
 
 #[tokio::test]
 async fn ignore_range_serves_the_whole_object_with_its_checksum() {
-    let server = TestServer::start_with(ServerOptions {
+    let options = ServerOptions {
         range_returns_full_object: true,
         ..Default::default()
-    })
-    .await
-    .unwrap();
-    server.create_bucket(BUCKET);
+    };
+    let server = started(options).await;
     let body = data(5000, 2);
     server.put_object(BUCKET, "obj", &body);
     let c = common::client(&server);
@@ -182,21 +189,14 @@ async fn ignore_range_serves_the_whole_object_with_its_checksum() {
 
 #[tokio::test]
 async fn a_server_without_checksums_sends_none() {
-    let server = TestServer::start_with(ServerOptions {
+    let options = ServerOptions {
         checksums: false,
         ..Default::default()
-    })
-    .await
-    .unwrap();
-    server.create_bucket(BUCKET);
+    };
+    let server = started(options).await;
     server.put_object(BUCKET, "obj", data(5000, 3));
     let c = common::client(&server);
-    let get = c.get_object().bucket(BUCKET).key("obj");
-    let r = get
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_checksum(&c, "obj").await;
     assert_eq!(r.checksum_crc64_nvme(), None);
     assert_eq!(r.checksum_type(), None);
     let head = c.head_object().bucket(BUCKET).key("obj");
@@ -442,14 +442,7 @@ async fn corrupt_keeps_length_and_headers_and_fails_checksum_validation() {
     // With checksum mode the checksum header is the original one and the SDK rejects the
     // body.
     let c = common::client(&server);
-    let r = c
-        .get_object()
-        .bucket(BUCKET)
-        .key("obj")
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_checksum(&c, "obj").await;
     let want = crc64nvme_header(crc64nvme(&body));
     assert_eq!(r.checksum_crc64_nvme(), Some(want.as_str()));
     let err = r.body.collect().await.unwrap_err();
@@ -623,14 +616,7 @@ async fn serve_binary_takes_a_fault_spec_and_reports_counts() {
         .await
         .unwrap_err();
     assert_eq!(status(&e), 403);
-    let ok = c
-        .get_object()
-        .bucket(BUCKET)
-        .key("ok")
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let ok = get_with_checksum(&c, "ok").await;
     assert_eq!(ok.checksum_crc64_nvme(), None, "--no-checksums");
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -642,3 +642,95 @@ async fn a_low_open_file_limit_lowers_concurrency_instead_of_failing() {
     assert!(stderr.contains("open-file limit"), "{stderr}");
     assert_eq!(files(dir.path()).len(), 1500);
 }
+
+/// A slow server with two large objects (ranged parts) and a few small ones, and the binary
+/// started on it; returns once a temporary file shows that parts are in flight.
+async fn interrupted_mid_download() -> (TestServer, tempfile::TempDir, std::process::Child) {
+    let server = TestServer::start_with(s3fetch_testkit::ServerOptions {
+        bandwidth_bytes_per_sec: Some(1024 * 1024),
+        ..s3fetch_testkit::ServerOptions::default()
+    })
+    .await
+    .unwrap();
+    server.create_bucket("bkt");
+    for i in 0..2u8 {
+        server.put_object("bkt", &format!("big/{i}.bin"), vec![i; 16 * 1024 * 1024]);
+    }
+    for i in 0..4 {
+        server.put_object("bkt", &format!("big/small-{i}"), format!("small {i}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/big/", "-q", "--part-size", "1MiB"])
+        .args(["--multipart-threshold", "1MiB", "--download-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !files(dir.path()).iter().any(|f| f.contains(".s3fetch-")) {
+        assert!(std::time::Instant::now() < deadline, "no download started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (server, dir, child)
+}
+
+fn signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for `child` (at most `limit`) and checks what an interrupted run must leave: exit
+/// code 130, no temporary file, and only whole files.
+async fn left_clean(child: std::process::Child, dir: &Path, limit: Duration) -> String {
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(
+        limit,
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .expect("the interrupted run exits promptly")
+    .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(started.elapsed() < limit);
+    let landed = files(dir);
+    assert!(
+        !landed.contains("0.bin") || !landed.contains("1.bin"),
+        "the large objects cannot both have finished"
+    );
+    for file in &landed {
+        assert!(!file.contains(".s3fetch-"), "temp file left: {file}");
+        let body = std::fs::read(dir.join(file)).unwrap();
+        let want = match file.strip_prefix("small-") {
+            Some(i) => format!("small {i}").into_bytes(),
+            None => vec![file[..1].parse::<u8>().unwrap(); 16 * 1024 * 1024],
+        };
+        assert!(body == want, "{file} is not whole");
+    }
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_download_removes_temporary_files_and_exits_130() {
+    let (_server, dir, child) = interrupted_mid_download().await;
+    signal(&child, "-TERM");
+    let stderr = left_clean(child, dir.path(), Duration::from_secs(10)).await;
+    assert!(stderr.contains("no partial files were left"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_interrupt_quits_at_once_and_still_removes_temporary_files() {
+    let (_server, dir, child) = interrupted_mid_download().await;
+    signal(&child, "-INT");
+    signal(&child, "-INT");
+    let stderr = left_clean(child, dir.path(), Duration::from_secs(10)).await;
+    // Either the run had already stopped cleanly, or the second signal quit it.
+    assert!(
+        stderr.contains("no partial files were left") || stderr.contains("quitting now"),
+        "{stderr}"
+    );
+}

@@ -326,8 +326,19 @@ impl Downloader {
         if let Some(Ok(found)) = listed {
             reporter.listing_finished(found);
         }
-        // Wait for every task, also aborted ones, so no temporary file outlives the run.
-        while let Some(joined) = tasks.join_next().await {
+        // Wait for every task, also aborted ones, so no temporary file outlives the run. A
+        // cancel after the listing is done aborts the downloads still running.
+        loop {
+            let joined = tokio::select! {
+                biased;
+                _ = cancel.cancelled(), if !cancelled => {
+                    cancelled = true;
+                    tasks.abort_all();
+                    continue;
+                }
+                joined = tasks.join_next() => joined,
+            };
+            let Some(joined) = joined else { break };
             if let Err(join) = joined {
                 if join.is_panic() {
                     std::panic::resume_unwind(join.into_panic());

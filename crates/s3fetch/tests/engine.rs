@@ -688,6 +688,47 @@ async fn unreachable_endpoint_fails_without_hanging() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_after_the_listing_aborts_the_downloads_still_running() {
+    // 1 MiB/s per connection: the 8 MiB object's parts take seconds, the listing does not.
+    let server = TestServer::start_with(s3fetch_testkit::ServerOptions {
+        bandwidth_bytes_per_sec: Some(1024 * 1024),
+        ..s3fetch_testkit::ServerOptions::default()
+    })
+    .await
+    .unwrap();
+    server.create_bucket("bkt");
+    server.put_object("bkt", "big", vec![7u8; 8 * 1024 * 1024]);
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let events = Arc::new(Events::default());
+    let run = tokio::spawn(
+        Downloader::new(
+            options(&server, "s3://bkt/", dir.path())
+                .parts(1024 * 1024, 1024 * 1024)
+                .cancel_token(cancel.clone()),
+        )
+        .reporter(events.clone())
+        .run(),
+    );
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !events.listing_done.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    cancel.cancel();
+    let summary = tokio::time::timeout(Duration::from_secs(3), run)
+        .await
+        .expect("cancelling stops the downloads, it does not wait for them")
+        .unwrap()
+        .unwrap();
+    assert!(summary.cancelled);
+    assert_eq!(summary.objects_downloaded, 0);
+    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_stops_the_run_and_leaves_no_temp_files() {
     let server = TestServer::start().await;
     paged_bucket(&server, "bkt", 2500);

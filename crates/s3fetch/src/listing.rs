@@ -95,7 +95,7 @@ impl S3Pages {
         delimiter: Option<String>,
     ) -> Result<Listing> {
         self.retry
-            .run(&self.stats, || {
+            .run(&self.stats, None, || {
                 self.list_once(scope, start_after.clone(), delimiter.clone())
             })
             .await
@@ -191,7 +191,16 @@ struct Range {
 /// Makes `range` list only its sub-folder when it runs from one sub-folder (of `seeds`) to
 /// the next (see [`Range::scope`]); returns the first-level objects between the two, which
 /// the range then no longer lists.
-fn scope(range: &mut Range, seeds: &BTreeSet<String>, first: &FirstLevel) -> Vec<ObjectInfo> {
+///
+/// The range's last key could be the next sub-folder's own name (`data/b/`, a directory
+/// marker), which the delimited listing folds into the sub-folder: only a filter that skips
+/// such keys (as every run's does: they end with the delimiter) lets the range be scoped.
+fn scope(
+    range: &mut Range,
+    seeds: &BTreeSet<String>,
+    first: &FirstLevel,
+    filter: &KeyFilter,
+) -> Vec<ObjectInfo> {
     use std::ops::Bound::{Excluded, Unbounded};
     let (None, Some(after), Some(upto)) = (&range.scope, &range.after, &range.upto) else {
         return Vec::new();
@@ -199,7 +208,7 @@ fn scope(range: &mut Range, seeds: &BTreeSet<String>, first: &FirstLevel) -> Vec
     let next = seeds
         .range::<str, _>((Excluded(after.as_str()), Unbounded))
         .next();
-    if !seeds.contains(after) || next != Some(upto) || !first.covers(upto) {
+    if !seeds.contains(after) || next != Some(upto) || !first.covers(upto) || filter.wants(upto) {
         return Vec::new();
     }
     range.scope = Some(after.clone());
@@ -336,7 +345,7 @@ pub(crate) async fn list_into<S: PageSource>(
         // Ranges from one sub-folder to the next list just the sub-folder; the objects
         // between the two come from the sub-folder listing, sent now.
         for piece in &mut pieces {
-            let beside = scope(piece, &seeds, &first_level);
+            let beside = scope(piece, &seeds, &first_level, filter);
             let mut ancestry = piece.ancestry.clone();
             for object in beside {
                 if !send!(object, ancestry) {
@@ -566,9 +575,9 @@ mod tests {
         prefix: &str,
         max_keys: usize,
         concurrency: usize,
+        filter: &KeyFilter,
     ) -> (Vec<String>, usize, std::time::Duration) {
-        let filter = KeyFilter::new(None, "\u{0}never").unwrap();
-        let (listed, requests, took) = list_with(keys, prefix, max_keys, concurrency, &filter);
+        let (listed, requests, took) = list_with(keys, prefix, max_keys, concurrency, filter);
         let keys = listed.into_iter().map(|l| l.object.key).collect();
         (keys, requests, took)
     }
@@ -621,19 +630,32 @@ mod tests {
         (listed, model.requests.load(Ordering::Relaxed), took)
     }
 
-    /// Checks the listing is exact; returns (requests, virtual time).
+    /// Checks the listing is exact with a run's filter (which skips directory markers);
+    /// returns (requests, virtual time).
     fn check(
         keys: &BTreeSet<String>,
         prefix: &str,
         max_keys: usize,
         concurrency: usize,
     ) -> (usize, std::time::Duration) {
+        let filter = KeyFilter::new(None, "/").unwrap();
+        check_with(keys, prefix, max_keys, concurrency, &filter)
+    }
+
+    /// Checks the listing sends exactly the keys under `prefix` that `filter` wants.
+    fn check_with(
+        keys: &BTreeSet<String>,
+        prefix: &str,
+        max_keys: usize,
+        concurrency: usize,
+        filter: &KeyFilter,
+    ) -> (usize, std::time::Duration) {
         let expected: Vec<String> = keys
             .iter()
-            .filter(|k| k.starts_with(prefix))
+            .filter(|k| k.starts_with(prefix) && filter.wants(k))
             .cloned()
             .collect();
-        let (mut listed, requests, took) = list(keys, prefix, max_keys, concurrency);
+        let (mut listed, requests, took) = list(keys, prefix, max_keys, concurrency, filter);
         listed.sort();
         let before = listed.len();
         listed.dedup();
@@ -812,6 +834,9 @@ mod tests {
             prefix in prop_oneof![Just(""), Just("data/"), Just("data/2"), Just("data/hot/")],
         ) {
             check(&keys, prefix, max_keys, concurrency);
+            // A filter that keeps every key, directory markers too.
+            let keep_all = KeyFilter::new(None, "\u{0}never").unwrap();
+            check_with(&keys, prefix, max_keys, concurrency, &keep_all);
         }
     }
 

@@ -58,8 +58,13 @@ impl RetryPolicy {
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or retries run out. `stats` counts
-    /// the retries.
-    pub(crate) async fn run<T, F, Fut>(&self, stats: &RetryStats, mut attempt: F) -> Result<T>
+    /// the retries; `throttle`, when given, hears of SlowDown answers and of the success.
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        stats: &RetryStats,
+        throttle: Option<&Throttle>,
+        mut attempt: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -68,12 +73,21 @@ impl RetryPolicy {
         loop {
             match attempt().await {
                 Err(error) if error.is_retryable() && retry < self.retries => {
+                    if let Some(throttle) = throttle.filter(|_| error.is_throttling()) {
+                        throttle.throttled();
+                        stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    }
                     stats.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%error, retry, "retrying");
                     tokio::time::sleep(self.backoff(retry)).await;
                     retry += 1;
                 }
-                outcome => return outcome,
+                outcome => {
+                    if let (Some(throttle), Ok(_)) = (throttle, &outcome) {
+                        throttle.succeeded();
+                    }
+                    return outcome;
+                }
             }
         }
     }
@@ -235,7 +249,7 @@ mod tests {
         let stats = RetryStats::default();
         let mut calls = 0;
         let outcome: Result<()> = policy
-            .run(&stats, || {
+            .run(&stats, None, || {
                 calls += 1;
                 async { Err(Error::Timeout("slow".into())) }
             })
@@ -245,7 +259,7 @@ mod tests {
         assert_eq!(stats.retries.load(Ordering::Relaxed), 5);
         let mut calls = 0;
         let _: Result<()> = policy
-            .run(&stats, || {
+            .run(&stats, None, || {
                 calls += 1;
                 async { Err(Error::InvalidOption("no".into())) }
             })

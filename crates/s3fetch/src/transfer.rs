@@ -94,7 +94,7 @@ impl Fetcher {
         if object.size <= SMALL_OBJECT {
             let bytes = self
                 .retry
-                .run(&self.stats, || async {
+                .run(&self.stats, Some(&self.throttle), || async {
                     let response = self.get(key, None, None).await?;
                     let expected = self.expected(&response, true);
                     let body = response.body.collect();
@@ -296,7 +296,7 @@ impl Fetcher {
     /// HeadObject, retried.
     async fn head(&self, key: &str, if_match: Option<String>) -> Result<HeadObjectOutput> {
         self.retry
-            .run(&self.stats, || async {
+            .run(&self.stats, Some(&self.throttle), || async {
                 let request = self
                     .client
                     .head_object()

@@ -831,3 +831,18 @@ async fn bad_options_are_errors_not_panics() {
     assert!(matches!(err, Error::DownloadDir { .. }));
     assert!(!missing.exists(), "never created silently");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_down_on_one_get_downloads_feeds_the_throttle() {
+    let server = TestServer::start().await;
+    paged_bucket(&server, "bkt", 300);
+    server.set_faults(s3fetch_testkit::FaultPlan::parse("slow_down=0.2@max=1,seed=4").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(options(&server, "s3://bkt/", dir.path()).concurrency(16)).await;
+    assert!(summary.is_success(), "{:?}", summary.failures);
+    assert_eq!(summary.objects_downloaded, 300);
+    let injected = server.fault_counts()["slow_down"];
+    // Every SlowDown on a one-GET download is retried and halves the limit (AIMD).
+    assert_eq!(summary.throttled, injected);
+    assert!(summary.retries >= injected);
+}

@@ -79,8 +79,9 @@ impl Console {
     /// Writes a line to stderr without tearing the progress bar.
     pub fn err(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            // Once finished, the bar is not drawn again under the line.
+            Some(bar) if !bar.is_finished() => bar.suspend(|| eprintln!("{line}")),
+            _ => eprintln!("{line}"),
         }
     }
 
@@ -124,7 +125,9 @@ impl Console {
     pub fn finish(&self, summary: &Summary) {
         if let Some(bar) = &self.bar {
             self.update_bar_message();
-            bar.finish();
+            // Left where it got to: a bar of an interrupted run or one with failures is
+            // not drawn as complete.
+            bar.abandon();
         }
         match self.output {
             Output::Quiet | Output::Progress(ProgressMode::Simple) => {}

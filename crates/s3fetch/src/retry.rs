@@ -73,9 +73,8 @@ impl RetryPolicy {
         loop {
             match attempt().await {
                 Err(error) if error.is_retryable() && retry < self.retries => {
-                    if let Some(throttle) = throttle.filter(|_| error.is_throttling()) {
-                        throttle.throttled();
-                        stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    if let Some(throttle) = throttle {
+                        throttle.failed(&error, stats);
                     }
                     stats.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%error, retry, "retrying");
@@ -151,6 +150,15 @@ impl Throttle {
             max,
             limit: AtomicUsize::new(max),
             successes: AtomicUsize::new(0),
+        }
+    }
+
+    /// A request failed with `error` and is retried: if the server asked to slow down, the
+    /// limit is halved and `stats` counts it.
+    pub fn failed(&self, error: &Error, stats: &RetryStats) {
+        if error.is_throttling() {
+            stats.throttled.fetch_add(1, Ordering::Relaxed);
+            self.throttled();
         }
     }
 

@@ -395,10 +395,7 @@ impl Fetcher {
                 // The body broke off after its last byte: nothing is missing.
                 Err(_) if end == Some(offset) => break,
                 Err(error) if error.is_retryable() && retry < self.retry.retries => {
-                    if error.is_throttling() {
-                        self.throttle.throttled();
-                        self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                    }
+                    self.throttle.failed(&error, &self.stats);
                     let counter = if attempt.written > 0 || resuming {
                         &self.stats.resumes
                     } else {

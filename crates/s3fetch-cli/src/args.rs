@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use s3fetch::S3Uri;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -36,14 +37,15 @@ Exit codes:
 #[command(name = "s3fetch", version, after_help = EXAMPLES, max_term_width = 100)]
 pub struct Args {
     /// s3://bucket, s3://bucket/prefix or s3://bucket/exact/key
-    #[arg(value_name = "S3_URI")]
-    pub uri: String,
+    #[arg(value_name = "S3_URI", value_parser = parse_uri)]
+    pub uri: S3Uri,
 
     /// Directory to download into; it must exist [default: the current directory]
     #[arg(long, value_name = "DIR")]
     pub download_dir: Option<PathBuf>,
 
-    /// Only keys in which this regex is found (searched in the full key; Rust regex syntax)
+    /// Only keys in which this regex is found (searched in the full key); look-around and
+    /// backreferences work as in Python's `re`
     #[arg(short, long, value_name = "RE")]
     pub regex: Option<String>,
 
@@ -56,11 +58,11 @@ pub struct Args {
     pub list_concurrency: usize,
 
     /// Objects larger than this are fetched in ranged parts, several at once (e.g. 16MiB, 1GB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16MiB")]
+    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size, default_value = "16MiB")]
     pub multipart_threshold: u64,
 
     /// Size of each ranged part (e.g. 8MiB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8MiB")]
+    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size, default_value = "8MiB")]
     pub part_size: u64,
 
     /// Retries of each request after a transient failure (5xx, throttling, timeouts, broken
@@ -76,7 +78,7 @@ pub struct Args {
     /// or CRC32; else a plain-MD5 ETag, read back from the file for ranged downloads).
     /// `disabled` skips it, e.g. for stores that send wrong checksums
     #[arg(long, value_enum, value_name = "MODE", default_value = "enabled")]
-    pub checksum_mode: ChecksumMode,
+    pub checksum_mode: ChecksumModeArg,
 
     /// Deprecated alias of --concurrent-downloads
     #[arg(
@@ -130,7 +132,8 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ChecksumMode {
+#[value(rename_all = "lower")]
+pub enum ChecksumModeArg {
     Enabled,
     Disabled,
 }
@@ -148,51 +151,6 @@ pub enum ProgressMode {
     Fancy,
 }
 
-/// `1234`, `64KiB`, `8MiB`, `1GB`, `2g`: bytes, with binary (KiB, k) or decimal (KB) units.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (examples: 65536, 64KiB, 8MiB, 1GB)"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} (use KiB, MiB, GiB, KB, MB or GB)"
-            ))
-        }
-    };
-    let bytes = number * multiplier as f64;
-    if !(1.0..=(1u64 << 50) as f64).contains(&bytes) {
-        return Err(format!("{text:?} is out of range (1 byte to 1 PiB)"));
-    }
-    Ok(bytes as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("65536"), Ok(65536));
-        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
-        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
-        assert_eq!(parse_size("8m"), Ok(8 << 20));
-        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
-        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("8 parsecs").is_err());
-        assert!(parse_size("MiB").is_err());
-    }
+fn parse_uri(text: &str) -> Result<S3Uri, String> {
+    S3Uri::parse(text).map_err(|e| s3fetch::error_chain(&e))
 }

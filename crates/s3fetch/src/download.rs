@@ -19,147 +19,19 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use aws_sdk_s3::Client;
 use tokio::sync::{mpsc, OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::ClientOptions;
 use crate::error::{Error, Result};
 use crate::filter::KeyFilter;
 use crate::folders::Parent;
 use crate::listing::{self, Listed};
+use crate::options::DownloadOptions;
 use crate::paths;
 use crate::progress::{DownloadResult, NoReporter, Reporter, Summary, Tally};
-use crate::retry::{self, RetryPolicy, RetryStats, Throttle};
-use crate::transfer::{self, Fetcher, PartOptions};
-use crate::uri::S3Uri;
-use crate::write::DownloadDir;
-
-/// Default number of concurrent downloads: downloads of small objects wait on the network, not
-/// the CPU, so this is far above the core count.
-pub const DEFAULT_CONCURRENCY: usize = 64;
-
-/// What to download and how.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct DownloadOptions {
-    pub uri: S3Uri,
-    /// Must exist; default: the current directory.
-    pub download_dir: PathBuf,
-    /// Searched (not anchored) in each full key; `None` takes every key.
-    pub regex: Option<String>,
-    /// Downloads in flight at once (at least 1).
-    pub concurrency: usize,
-    /// List requests in flight at once; 1 lists sequentially.
-    pub list_concurrency: usize,
-    /// Objects larger than this are fetched as ranged parts, several at once.
-    pub multipart_threshold: u64,
-    /// Size of each ranged part.
-    pub part_size: u64,
-    /// Retries, backoff and timeouts.
-    pub retry: RetryPolicy,
-    /// Ask S3 for each object's checksum and verify the bytes against it (see the README's
-    /// "Verified" guarantee).
-    pub verify_checksums: bool,
-    /// Separates "directories" in keys; keys ending with it are skipped.
-    pub delimiter: String,
-    /// List and report what would be downloaded; write nothing.
-    pub dry_run: bool,
-    /// How to build the client, unless `client` is given.
-    pub client_options: ClientOptions,
-    /// A ready client (custom credentials, roles, middleware); overrides `client_options`.
-    pub client: Option<Client>,
-    /// Cancel to stop the run: listing stops, downloads are aborted, temporary files removed.
-    pub cancel: CancellationToken,
-}
-
-impl DownloadOptions {
-    /// Options for `uri` with every default.
-    pub fn new(uri: S3Uri) -> Self {
-        DownloadOptions {
-            uri,
-            download_dir: PathBuf::from("."),
-            regex: None,
-            concurrency: DEFAULT_CONCURRENCY,
-            list_concurrency: listing::DEFAULT_LIST_CONCURRENCY,
-            multipart_threshold: transfer::DEFAULT_MULTIPART_THRESHOLD,
-            part_size: transfer::DEFAULT_PART_SIZE,
-            retry: RetryPolicy::default(),
-            verify_checksums: true,
-            delimiter: "/".into(),
-            dry_run: false,
-            client_options: ClientOptions::default(),
-            client: None,
-            cancel: CancellationToken::new(),
-        }
-    }
-
-    pub fn download_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.download_dir = dir.into();
-        self
-    }
-
-    pub fn regex(mut self, regex: impl Into<String>) -> Self {
-        self.regex = Some(regex.into());
-        self
-    }
-
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n;
-        self
-    }
-
-    pub fn list_concurrency(mut self, n: usize) -> Self {
-        self.list_concurrency = n;
-        self
-    }
-
-    /// Objects larger than `threshold` bytes are fetched in ranged parts of `part_size`.
-    pub fn parts(mut self, threshold: u64, part_size: u64) -> Self {
-        self.multipart_threshold = threshold;
-        self.part_size = part_size;
-        self
-    }
-
-    /// Retries after the first attempt of each request.
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.retry.retries = retries;
-        self
-    }
-
-    /// Whether to verify checksums (on by default).
-    pub fn verify_checksums(mut self, verify: bool) -> Self {
-        self.verify_checksums = verify;
-        self
-    }
-
-    pub fn delimiter(mut self, delimiter: impl Into<String>) -> Self {
-        self.delimiter = delimiter.into();
-        self
-    }
-
-    pub fn dry_run(mut self, dry_run: bool) -> Self {
-        self.dry_run = dry_run;
-        self
-    }
-
-    pub fn client_options(mut self, options: ClientOptions) -> Self {
-        self.client_options = options;
-        self
-    }
-
-    pub fn client(mut self, client: Client) -> Self {
-        self.client = Some(client);
-        self
-    }
-
-    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
-        self.cancel = token;
-        self
-    }
-}
+use crate::retry::{self, RetryStats, Throttle};
+use crate::transfer::{Fetcher, PartOptions};
 
 /// Downloads everything `options` selects; see [`Downloader`] to receive progress events.
 pub async fn download(options: DownloadOptions) -> Result<Summary> {
@@ -191,37 +63,26 @@ impl Downloader {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::InvalidOption(format!("cannot start a Tokio runtime: {e}")))?
+            .map_err(Error::Runtime)?
             .block_on(self.run())
     }
 
-    /// Lists and downloads. `Err` means the run could not start or the listing failed;
-    /// failures of single objects are in [`Summary::failures`].
+    /// Lists and downloads. `Err` means the run could not start (the options are checked
+    /// first, see [`DownloadOptions`]) or the listing failed; failures of single objects are
+    /// in [`Summary::failures`].
     pub async fn run(self) -> Result<Summary> {
         let started = Instant::now();
         let Downloader { options, reporter } = self;
-        if options.concurrency == 0 || options.list_concurrency == 0 {
-            return Err(Error::InvalidOption(
-                "concurrency and list concurrency must be at least 1".into(),
-            ));
-        }
-        if options.part_size == 0 {
-            return Err(Error::InvalidOption(
-                "the part size must be at least 1 byte".into(),
-            ));
-        }
-        let filter = KeyFilter::new(options.regex.as_deref(), &options.delimiter)?;
+        let options = options.validate()?;
+        let filter = options.filter;
         let job_filter = filter.clone();
-        let concurrency = within_open_file_limit(options.concurrency);
-        let dir = Arc::new(DownloadDir::open(&options.download_dir)?);
-        if !options.dry_run {
-            dir.check_writable()?;
-        }
+        let concurrency = options.concurrent_downloads;
+        let dir = Arc::new(options.dir);
         let client = match options.client {
             Some(client) => client,
             None => options.client_options.build().await,
         };
-        let client = retry::run_client(client, options.verify_checksums);
+        let client = retry::run_client(client, options.verify);
         let cancel = options.cancel;
         let uri = options.uri;
         let tally = Arc::new(Tally::default());
@@ -278,7 +139,7 @@ impl Downloader {
                 retry: options.retry,
                 stats: stats.clone(),
                 throttle: Arc::new(Throttle::new(permits.clone(), concurrency)),
-                verify: options.verify_checksums,
+                verify: options.verify,
                 dir_ops: Semaphore::new(
                     std::thread::available_parallelism()
                         .map_or(2, |n| n.get())
@@ -461,28 +322,6 @@ impl Job {
         paths::relative_path(&self.prefix, key, &self.delimiter)
             .map_or_else(|_| root.to_owned(), |relative| root.join(relative))
     }
-}
-
-/// `requested`, lowered if need be so that every request can hold a connection and an open
-/// file within the process's open-file limit (`ulimit -n`), with room to spare.
-fn within_open_file_limit(requested: usize) -> usize {
-    #[cfg(unix)]
-    {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-        if let Some(limit) = limit.and_then(|l| usize::try_from(l).ok()) {
-            let fits = (limit.saturating_sub(64) / 2).max(1);
-            if requested > fits {
-                tracing::warn!(
-                    requested,
-                    fits,
-                    limit,
-                    "fewer downloads at once than asked: the open-file limit (ulimit -n) is too low"
-                );
-                return fits;
-            }
-        }
-    }
-    requested
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);

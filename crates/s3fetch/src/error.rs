@@ -7,12 +7,16 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong, for one object or for the whole run.
+///
+/// Messages say what failed and where; the cause is the [`source`](std::error::Error::source)
+/// (print the whole chain with [`error_chain`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -21,23 +25,33 @@ pub enum Error {
     InvalidUri { uri: String, reason: &'static str },
 
     /// The key filter did not compile.
-    #[error("invalid regex {pattern:?}: {source}")]
+    #[error("invalid regex {pattern:?}")]
     InvalidRegex {
         pattern: String,
         #[source]
-        source: Box<regex::Error>,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
-    /// Options that cannot work (zero concurrency, an empty delimiter, ...).
-    #[error("invalid option: {0}")]
-    InvalidOption(String),
+    /// An option that cannot work (zero concurrency, an empty delimiter, ...). `option` is
+    /// the option's name in the Rust and Python APIs (`concurrent_downloads`); the CLI
+    /// flag is the same with dashes (`--concurrent-downloads`).
+    #[error("{option} {reason}")]
+    InvalidOption {
+        option: &'static str,
+        reason: String,
+    },
 
-    /// The download directory is missing or not a directory.
-    #[error("download directory {}: {reason}", path.display())]
-    DownloadDir { path: PathBuf, reason: String },
+    /// The download directory is missing, not a directory or not writable.
+    #[error("download directory {}: {problem}", path.display())]
+    DownloadDir {
+        path: PathBuf,
+        problem: DirProblem,
+        #[source]
+        source: Option<std::io::Error>,
+    },
 
     /// Listing the bucket failed: the whole run stops.
-    #[error("listing s3://{bucket}/{prefix} failed: {source}")]
+    #[error("listing s3://{bucket}/{prefix} failed")]
     List {
         bucket: String,
         prefix: String,
@@ -46,7 +60,7 @@ pub enum Error {
     },
 
     /// Fetching one object failed.
-    #[error("GET s3://{bucket}/{key} failed: {source}")]
+    #[error("GET s3://{bucket}/{key} failed")]
     Get {
         bucket: String,
         key: String,
@@ -71,7 +85,7 @@ pub enum Error {
     },
 
     /// A local file-system operation failed for one object.
-    #[error("{action} {} for key {key:?}: {source}", path.display())]
+    #[error("{action} {} for key {key:?}", path.display())]
     Io {
         key: String,
         action: &'static str,
@@ -92,9 +106,39 @@ pub enum Error {
     #[error("timed out: {0}")]
     Timeout(String),
 
+    /// The async runtime of [`Downloader::run_blocking`](crate::Downloader::run_blocking)
+    /// could not start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+
     /// The run was cancelled before this object finished.
     #[error("cancelled")]
     Cancelled,
+}
+
+/// What is wrong with the download directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DirProblem {
+    /// It does not exist (it is never created).
+    Missing,
+    /// Something other than a directory is there.
+    NotADirectory,
+    /// Files cannot be created in it (read-only file system, no permission).
+    NotWritable,
+    /// It cannot be inspected (permission denied on a parent, I/O error).
+    Inaccessible,
+}
+
+impl fmt::Display for DirProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DirProblem::Missing => "it does not exist",
+            DirProblem::NotADirectory => "it is not a directory",
+            DirProblem::NotWritable => "it is not writable",
+            DirProblem::Inaccessible => "it cannot be read",
+        })
+    }
 }
 
 impl Error {
@@ -109,18 +153,33 @@ impl Error {
 
     /// True when the server asked to slow down (SlowDown, 503).
     pub fn is_throttling(&self) -> bool {
-        match self {
-            Error::List { source, .. } | Error::Get { source, .. } => source.is_throttling(),
-            _ => false,
-        }
+        self.service_error()
+            .is_some_and(ServiceError::is_throttling)
     }
 
     /// The S3 error code (`NoSuchKey`, `AccessDenied`, ...) when the service sent one.
     pub fn code(&self) -> Option<&str> {
+        self.service_error().and_then(ServiceError::code)
+    }
+
+    /// The failed request's error, for errors of a request to S3.
+    pub fn service_error(&self) -> Option<&ServiceError> {
         match self {
-            Error::List { source, .. } | Error::Get { source, .. } => source.code(),
+            Error::List { source, .. } | Error::Get { source, .. } => Some(source),
             _ => None,
         }
+    }
+
+    /// True for errors in what the caller asked for (URI, regex, options, download
+    /// directory), found before any request is sent.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidUri { .. }
+                | Error::InvalidRegex { .. }
+                | Error::InvalidOption { .. }
+                | Error::DownloadDir { .. }
+        )
     }
 
     pub(crate) fn io(
@@ -136,6 +195,13 @@ impl Error {
             source,
         }
     }
+
+    pub(crate) fn option(option: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidOption {
+            option,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// An error from a request to S3: either the service answered with an error, or the request
@@ -148,15 +214,20 @@ pub struct ServiceError {
     kind: ServiceErrorKind,
 }
 
+/// Where a request to S3 failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ServiceErrorKind {
+#[non_exhaustive]
+pub enum ServiceErrorKind {
     /// The service answered with an error status.
     Response,
     /// No answer: connection refused or reset, DNS, timeout.
-    Dispatch,
-    /// The request could not be built (credentials missing or expired, bad endpoint).
-    Construction,
-    /// The response body broke off or could not be read.
+    Connection,
+    /// No usable credentials: none found, or their provider failed (an expired SSO
+    /// session, a profile that does not exist).
+    Credentials,
+    /// The request could not be built (bad endpoint, bad input).
+    Request,
+    /// The response body broke off or could not be read, or broke the protocol.
     Body,
 }
 
@@ -171,6 +242,11 @@ impl ServiceError {
         self.status
     }
 
+    /// Where the request failed.
+    pub fn kind(&self) -> ServiceErrorKind {
+        self.kind
+    }
+
     /// SlowDown, or 503 without a code.
     pub fn is_throttling(&self) -> bool {
         matches!(
@@ -182,8 +258,8 @@ impl ServiceError {
     /// Transient failures: throttling, 5xx, connection trouble, broken bodies.
     pub fn is_retryable(&self) -> bool {
         match self.kind {
-            ServiceErrorKind::Dispatch | ServiceErrorKind::Body => true,
-            ServiceErrorKind::Construction => false,
+            ServiceErrorKind::Connection | ServiceErrorKind::Body => true,
+            ServiceErrorKind::Credentials | ServiceErrorKind::Request => false,
             ServiceErrorKind::Response => {
                 matches!(self.status, Some(500..=599))
                     || matches!(
@@ -197,7 +273,7 @@ impl ServiceError {
     pub(crate) fn from_sdk<E, R>(err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: HttpStatus + fmt::Debug,
+        R: HttpStatus + fmt::Debug + 'static,
     {
         let status = err.raw_response().map(HttpStatus::status);
         let (kind, code, message) = match &err {
@@ -219,9 +295,16 @@ impl ServiceError {
                 error_chain(&err),
             ),
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                (ServiceErrorKind::Dispatch, None, error_chain(&err))
+                let kind = match credentials_error(&err) {
+                    // A provider that timed out (IMDS, a slow STS) may answer next time.
+                    Some(CredentialsError::ProviderTimedOut(_)) | None => {
+                        ServiceErrorKind::Connection
+                    }
+                    Some(_) => ServiceErrorKind::Credentials,
+                };
+                (kind, None, error_chain(&err))
             }
-            _ => (ServiceErrorKind::Construction, None, error_chain(&err)),
+            _ => (ServiceErrorKind::Request, None, error_chain(&err)),
         };
         ServiceError {
             code,
@@ -251,8 +334,22 @@ impl ServiceError {
     }
 }
 
-/// An error and its causes on one line (`a: b: c`), leaving out causes the message already
-/// quotes (this crate's errors include their cause's text).
+/// The credentials provider's error behind a failed request, if that is why it failed.
+fn credentials_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a CredentialsError> {
+    let mut source = Some(err);
+    while let Some(cause) = source {
+        if let Some(credentials) = cause.downcast_ref::<CredentialsError>() {
+            return Some(credentials);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// An error and its causes on one line (`a: b: c`), leaving out a cause whose text the
+/// message before it already holds (some errors of the AWS SDK quote their cause).
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();

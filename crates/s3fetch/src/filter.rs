@@ -1,36 +1,54 @@
 //! Which listed keys are wanted: directory markers are skipped, then the regex (if any) is
 //! searched in the full key. Pure functions, no I/O.
+//!
+//! Patterns are compiled once, when the run's options are validated. The original s3fetch
+//! used Python's `re`, so its users' patterns may hold look-around or backreferences: such a
+//! pattern is compiled with `fancy-regex` (backtracking), every other one with the
+//! linear-time engine of the `regex` crate, parsed once (the same syntax tree gives the
+//! literal that narrows the listing, see [`KeyFilter::narrow_prefix`]).
 
-use regex::Regex;
+use regex_automata::meta;
+use regex_syntax::hir::{Hir, HirKind, Look};
 
 use crate::error::{Error, Result};
 
 /// Decides, key by key, what to download.
 #[derive(Debug, Clone)]
 pub struct KeyFilter {
-    regex: Option<Regex>,
+    matcher: Option<Matcher>,
+    /// The literal every match starts with, when the pattern is anchored on one.
+    anchored: Option<String>,
     delimiter: String,
 }
 
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// Linear time: most patterns.
+    Linear(meta::Regex),
+    /// Backtracking, for look-around and backreferences.
+    Fancy(Box<fancy_regex::Regex>),
+}
+
 impl KeyFilter {
-    /// A filter with an optional regex (Rust `regex` syntax, searched, not anchored) and the
-    /// delimiter that marks "directory" keys.
+    /// A filter with an optional regex (searched, not anchored) and the delimiter that marks
+    /// "directory" keys.
     pub fn new(regex: Option<&str>, delimiter: &str) -> Result<Self> {
-        let regex = regex
-            .map(|pattern| {
-                Regex::new(pattern).map_err(|source| Error::InvalidRegex {
-                    pattern: pattern.to_owned(),
-                    source: Box::new(source),
-                })
-            })
-            .transpose()?;
         if delimiter.is_empty() {
-            return Err(Error::InvalidOption(
-                "the delimiter must not be empty".into(),
-            ));
+            return Err(Error::InvalidOption {
+                option: "delimiter",
+                reason: "must not be empty".into(),
+            });
         }
+        let (matcher, anchored) = match regex {
+            None => (None, None),
+            Some(pattern) => {
+                let (matcher, anchored) = compile(pattern)?;
+                (Some(matcher), anchored)
+            }
+        };
         Ok(KeyFilter {
-            regex,
+            matcher,
+            anchored,
             delimiter: delimiter.to_owned(),
         })
     }
@@ -39,29 +57,80 @@ impl KeyFilter {
     /// with a literal (`^data/2024-`), only keys under that longer literal can match.
     /// `None` when no key under `prefix` can match at all.
     pub fn narrow_prefix(&self, prefix: &str) -> Option<String> {
-        let literal = self
-            .regex
-            .as_ref()
-            .and_then(|re| anchored_literal(re.as_str()));
-        match literal {
+        match &self.anchored {
             None => Some(prefix.to_owned()),
-            Some(literal) if literal.starts_with(prefix) => Some(literal),
-            Some(literal) if prefix.starts_with(&literal) => Some(prefix.to_owned()),
+            Some(literal) if literal.starts_with(prefix) => Some(literal.clone()),
+            Some(literal) if prefix.starts_with(literal.as_str()) => Some(prefix.to_owned()),
             Some(_) => None,
         }
     }
 
     /// True if `key` should be downloaded.
     pub fn wants(&self, key: &str) -> bool {
-        !key.ends_with(&self.delimiter) && self.regex.as_ref().is_none_or(|re| re.is_match(key))
+        if key.ends_with(&self.delimiter) {
+            return false;
+        }
+        match &self.matcher {
+            None => true,
+            Some(Matcher::Linear(re)) => re.is_match(key),
+            Some(Matcher::Fancy(re)) => match re.is_match(key) {
+                Ok(found) => found,
+                Err(error) => {
+                    // Only the backtracking limit ends here; a key too costly to match is
+                    // not taken, and said so.
+                    tracing::warn!(key, %error, "the regex could not be matched against this key: skipped");
+                    false
+                }
+            },
+        }
     }
+
+    /// True when the pattern needed the backtracking engine (look-around, backreferences).
+    pub fn is_backtracking(&self) -> bool {
+        matches!(self.matcher, Some(Matcher::Fancy(_)))
+    }
+}
+
+/// Compiles `pattern`: linear time when the `regex` syntax accepts it, else with
+/// `fancy-regex`. A pattern neither accepts is reported with the `regex` crate's message
+/// (it points at the error), unless only `fancy-regex` understood what was meant.
+fn compile(pattern: &str) -> Result<(Matcher, Option<String>)> {
+    let invalid = |source: Box<dyn std::error::Error + Send + Sync>| Error::InvalidRegex {
+        pattern: pattern.to_owned(),
+        source,
+    };
+    let hir = match regex_syntax::Parser::new().parse(pattern) {
+        Ok(hir) => hir,
+        Err(linear) => {
+            return match fancy_regex::Regex::new(pattern) {
+                Ok(fancy) => Ok((Matcher::Fancy(Box::new(fancy)), None)),
+                Err(fancy) if needs_backtracking(&linear) => Err(invalid(Box::new(fancy))),
+                Err(_) => Err(invalid(Box::new(linear))),
+            };
+        }
+    };
+    let anchored = anchored_literal(&hir);
+    let regex = meta::Builder::new()
+        .build_from_hir(&hir)
+        .map_err(|e| invalid(Box::new(e)))?;
+    Ok((Matcher::Linear(regex), anchored))
+}
+
+/// Whether the `regex` syntax refused the pattern for a feature only backtracking has.
+fn needs_backtracking(error: &regex_syntax::Error) -> bool {
+    use regex_syntax::ast::ErrorKind;
+    matches!(
+        error,
+        regex_syntax::Error::Parse(e) if matches!(
+            e.kind(),
+            ErrorKind::UnsupportedLookAround | ErrorKind::UnsupportedBackreference
+        )
+    )
 }
 
 /// The literal text every match starts with, if the pattern is anchored at the start of the
 /// text (`^` without multi-line mode) and a case-sensitive literal follows.
-fn anchored_literal(pattern: &str) -> Option<String> {
-    use regex_syntax::hir::{HirKind, Look};
-    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+fn anchored_literal(hir: &Hir) -> Option<String> {
     let HirKind::Concat(parts) = hir.kind() else {
         return None;
     };
@@ -97,6 +166,7 @@ mod tests {
         let f = KeyFilter::new(Some("^logs/"), "/").unwrap();
         assert!(f.wants("logs/x"));
         assert!(!f.wants("data/logs/x"));
+        assert!(!f.is_backtracking());
     }
 
     #[test]
@@ -107,6 +177,29 @@ mod tests {
         let f = KeyFilter::new(None, "|").unwrap();
         assert!(!f.wants("dir|"));
         assert!(f.wants("dir/"));
+        let f = KeyFilter::new(Some("(?<!x)y"), "/").unwrap();
+        assert!(!f.wants("dir/y/"), "also with a backtracking pattern");
+    }
+
+    #[test]
+    fn look_around_and_backreferences_work_as_in_python() {
+        // Look-ahead, look-behind, backreferences (numbered and named, Python style).
+        let f = KeyFilter::new(Some(r"^data/(?!tmp/).*\.csv$"), "/").unwrap();
+        assert!(f.is_backtracking());
+        assert!(f.wants("data/2024/a.csv"));
+        assert!(!f.wants("data/tmp/a.csv"));
+        let f = KeyFilter::new(Some(r"(?<=/)part-\d+$"), "/").unwrap();
+        assert!(f.wants("x/part-0001"));
+        assert!(!f.wants("part-0001"));
+        let f = KeyFilter::new(Some(r"/(\w+)/\1\.txt$"), "/").unwrap();
+        assert!(f.wants("a/cat/cat.txt"));
+        assert!(!f.wants("a/cat/dog.txt"));
+        let f = KeyFilter::new(Some(r"(?P<d>\d)-(?P=d)"), "/").unwrap();
+        assert!(f.wants("k/7-7"));
+        assert!(!f.wants("k/7-8"));
+        // Backtracking patterns do not narrow the listing.
+        let f = KeyFilter::new(Some(r"^data/(?!tmp/)"), "/").unwrap();
+        assert_eq!(f.narrow_prefix(""), Some("".into()));
     }
 
     #[test]
@@ -133,10 +226,23 @@ mod tests {
 
     #[test]
     fn invalid_regex_names_the_pattern() {
-        let err = KeyFilter::new(Some("a(b"), "/").unwrap_err().to_string();
-        assert!(err.contains("\"a(b\""), "{err}");
-        assert!(err.contains("unclosed group"), "{err}");
-        let err = KeyFilter::new(Some(r"(a)\1"), "/").unwrap_err().to_string();
-        assert!(err.contains("backreferences"), "{err}");
+        let err = KeyFilter::new(Some("a(b"), "/").unwrap_err();
+        let text = crate::error_chain(&err);
+        assert!(text.contains("\"a(b\""), "{text}");
+        assert!(text.contains("unclosed group"), "{text}");
+        // Broken look-around: the backtracking engine's reason.
+        let err = KeyFilter::new(Some("(?<=a"), "/").unwrap_err();
+        assert!(matches!(err, Error::InvalidRegex { .. }), "{err}");
+        let err = KeyFilter::new(Some("x"), "").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidOption {
+                    option: "delimiter",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -38,7 +38,7 @@
 //! let options = DownloadOptions::new(S3Uri::parse("s3://my-bucket/logs/")?)
 //!     .download_dir(download_dir)
 //!     .regex(r"\.json$")
-//!     .concurrency(100);
+//!     .concurrent_downloads(100);
 //! let summary = Downloader::new(options).reporter(Arc::new(PrintKeys)).run().await?;
 //! println!("{} objects, {} bytes, {} failed", summary.objects_downloaded,
 //!          summary.bytes_downloaded, summary.failures.len());
@@ -59,8 +59,10 @@ mod download;
 mod error;
 mod filter;
 mod folders;
+mod limit;
 mod list_xml;
 mod listing;
+mod options;
 pub mod paths;
 mod progress;
 mod retry;
@@ -71,15 +73,18 @@ mod write;
 pub use write::remove_temporary_files;
 
 pub use client::ClientOptions;
-pub use download::{download, DownloadOptions, Downloader, DEFAULT_CONCURRENCY};
-pub use error::{error_chain, Error, Result, ServiceError};
+pub use download::{download, Downloader};
+pub use error::{error_chain, DirProblem, Error, Result, ServiceError, ServiceErrorKind};
 pub use filter::KeyFilter;
-pub use listing::DEFAULT_LIST_CONCURRENCY;
+pub use options::{
+    parse_size, ChecksumMode, DownloadOptions, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
+};
 pub use progress::{DownloadResult, Failure, NoReporter, ObjectInfo, Reporter, Summary};
 pub use retry::{RetryPolicy, DEFAULT_RETRIES};
-pub use transfer::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE};
 pub use uri::S3Uri;
 
-/// Re-exported so callers can build their own client and cancellation token.
+/// Re-exported so callers can build their own client, credentials and cancellation token.
+pub use aws_credential_types;
 pub use aws_sdk_s3;
 pub use tokio_util::sync::CancellationToken;

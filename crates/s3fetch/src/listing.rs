@@ -35,9 +35,6 @@ use crate::list_xml::{self, Listing, TakeListBody};
 use crate::progress::{ObjectInfo, Reporter};
 use crate::retry::{RetryPolicy, RetryStats};
 
-/// Default number of list requests in flight.
-pub const DEFAULT_LIST_CONCURRENCY: usize = 64;
-
 /// One page of a listing.
 #[derive(Debug, Default)]
 pub(crate) struct Page {

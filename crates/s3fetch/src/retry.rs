@@ -42,7 +42,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(10),
             attempt_timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(30),
+            idle_timeout: crate::options::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -269,7 +269,7 @@ mod tests {
         let _: Result<()> = policy
             .run(&stats, None, || {
                 calls += 1;
-                async { Err(Error::InvalidOption("no".into())) }
+                async { Err(Error::Cancelled) }
             })
             .await;
         assert_eq!(calls, 1);

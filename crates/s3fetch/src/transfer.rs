@@ -44,10 +44,6 @@ const WRITE_BATCH: usize = 128 * 1024;
 /// 512 KiB batches take 40 % less CPU than 128 KiB ones (BENCHMARKS.md, `large`).
 const PART_WRITE_BATCH: usize = 512 * 1024;
 
-/// Default size of a ranged part.
-pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
-/// Default size above which objects are fetched in ranged parts.
-pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// Parts of one object in flight at most (the run's semaphore limits the total).
 const PARTS_PER_OBJECT: usize = 6;
 /// Bytes read back per blocking call to check an MD5 (about 50 ms of hashing).
@@ -134,7 +130,7 @@ impl Fetcher {
         let temp = self
             .blocking(move || {
                 let dest = dir.prepare(&key_owned, &relative)?;
-                let mut temp = TempFile::create(&key_owned, &dest)?;
+                let mut temp = dir.temp_file(&key_owned, &dest)?;
                 if ranged {
                     temp.set_len(&key_owned, size)?;
                     temp.enable_direct();

@@ -12,10 +12,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::checksum::Hasher;
-use crate::error::{Error, Result};
+use crate::error::{DirProblem, Error, Result};
 
 /// The download directory and the subdirectories already checked or created in it.
 #[derive(Debug)]
@@ -23,26 +23,30 @@ pub(crate) struct DownloadDir {
     root: PathBuf,
     /// Relative directories known to exist as real directories (not symlinks).
     ready: Mutex<HashSet<PathBuf>>,
+    /// This run's temporary files.
+    temps: Arc<Temps>,
 }
 
 impl DownloadDir {
     /// Opens an existing directory; it is never created.
     pub fn open(path: &Path) -> Result<Self> {
-        let reason = |reason: String| Error::DownloadDir {
+        let error = |problem, source| Error::DownloadDir {
             path: path.to_owned(),
-            reason,
+            problem,
+            source,
         };
         let meta = fs::metadata(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => reason("it does not exist".into()),
-            _ => reason(e.to_string()),
+            io::ErrorKind::NotFound => error(DirProblem::Missing, None),
+            _ => error(DirProblem::Inaccessible, Some(e)),
         })?;
         if !meta.is_dir() {
-            return Err(reason("it is not a directory".into()));
+            return Err(error(DirProblem::NotADirectory, None));
         }
-        let root = fs::canonicalize(path).map_err(|e| reason(e.to_string()))?;
+        let root = fs::canonicalize(path).map_err(|e| error(DirProblem::Inaccessible, Some(e)))?;
         Ok(DownloadDir {
             root,
             ready: Mutex::new(HashSet::new()),
+            temps: Temps::register(),
         })
     }
 
@@ -53,10 +57,16 @@ impl DownloadDir {
         rustix::fs::access(&self.root, rustix::fs::Access::WRITE_OK).map_err(|e| {
             Error::DownloadDir {
                 path: self.root.clone(),
-                reason: format!("it is not writable: {}", io::Error::from(e)),
+                problem: DirProblem::NotWritable,
+                source: Some(io::Error::from(e)),
             }
         })?;
         Ok(())
+    }
+
+    /// A new temporary file beside `dest`, removed when dropped unless committed.
+    pub fn temp_file(&self, key: &str, dest: &Path) -> Result<TempFile> {
+        TempFile::create(key, dest, &self.temps)
     }
 
     pub fn root(&self) -> &Path {
@@ -139,6 +149,7 @@ pub(crate) struct TempFile {
     /// A second handle that bypasses the page cache, for aligned writes (see
     /// [`TempFile::enable_direct`]).
     direct: Option<File>,
+    temps: Arc<Temps>,
 }
 
 /// Offsets, lengths and buffer addresses of direct writes are multiples of this.
@@ -146,29 +157,63 @@ pub(crate) const DIRECT_ALIGN: usize = 4096;
 
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
-/// Every temporary file of this process that is not yet renamed or removed, so that a hard
-/// exit (a second Ctrl-C) can still remove them: see [`remove_temporary_files`].
-static LIVE_TEMPS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
-
-fn live_temps() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
-    LIVE_TEMPS.lock().unwrap_or_else(|e| e.into_inner())
+/// The temporary files of one run that are not yet renamed or removed, so that a hard exit
+/// (a second Ctrl-C) can still remove them: see [`remove_temporary_files`]. One set per run
+/// rather than one per process: the process-wide list is only touched when a run starts, so
+/// a child forked while a download runs in another thread does not find a lock held by a
+/// thread it does not have; and each set knows its process, so a forked child never removes
+/// its parent's files.
+#[derive(Debug)]
+pub(crate) struct Temps {
+    pid: u32,
+    live: Mutex<BTreeSet<PathBuf>>,
 }
 
-/// Removes every temporary file this process still has open, for a caller about to exit
-/// without letting the run finish (a second Ctrl-C). Returns how many were removed.
+static RUNS: Mutex<Vec<Weak<Temps>>> = Mutex::new(Vec::new());
+
+impl Temps {
+    fn register() -> Arc<Temps> {
+        let temps = Arc::new(Temps {
+            pid: std::process::id(),
+            live: Mutex::new(BTreeSet::new()),
+        });
+        let mut runs = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+        runs.retain(|run| run.strong_count() > 0);
+        runs.push(Arc::downgrade(&temps));
+        temps
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, BTreeSet<PathBuf>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Removes every temporary file this process's runs still have open, for a caller about to
+/// exit without letting the runs finish (a second Ctrl-C). Returns how many were removed.
 pub fn remove_temporary_files() -> usize {
-    let mut temps = live_temps();
-    let removed = temps
+    let pid = std::process::id();
+    let runs: Vec<Arc<Temps>> = RUNS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .filter(|path| fs::remove_file(path).is_ok())
-        .count();
-    temps.clear();
+        .filter_map(Weak::upgrade)
+        .filter(|run| run.pid == pid)
+        .collect();
+    let mut removed = 0;
+    for run in runs {
+        let mut live = run.live();
+        removed += live
+            .iter()
+            .filter(|path| fs::remove_file(path).is_ok())
+            .count();
+        live.clear();
+    }
     removed
 }
 
 impl TempFile {
     /// Creates a new, empty temporary file in `dest`'s directory.
-    pub fn create(key: &str, dest: &Path) -> Result<Self> {
+    fn create(key: &str, dest: &Path, temps: &Arc<Temps>) -> Result<Self> {
         let dir = dest.parent().unwrap_or(Path::new("."));
         loop {
             let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
@@ -176,12 +221,13 @@ impl TempFile {
             // create_new: O_EXCL, never follows or reuses an existing file or link.
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => {
-                    live_temps().insert(path.clone());
+                    temps.live().insert(path.clone());
                     return Ok(TempFile {
                         path,
                         dest: dest.to_owned(),
                         file,
                         direct: None,
+                        temps: temps.clone(),
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -276,7 +322,7 @@ impl TempFile {
             Error::io(key, "renaming into place", self.dest.clone(), e)
         })?;
         // Renamed: nothing to remove any more.
-        live_temps().remove(&self.path);
+        self.temps.live().remove(&self.path);
         self.path = PathBuf::new();
         Ok(())
     }
@@ -286,7 +332,7 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
-            live_temps().remove(&self.path);
+            self.temps.live().remove(&self.path);
         }
     }
 }
@@ -374,7 +420,7 @@ pub(crate) fn write_whole(
     if let Some(linked) = write_unnamed(&dest, chunks) {
         return linked.map_err(|e| Error::io(key, "writing", dest, e));
     }
-    let file = TempFile::create(key, &dest)?;
+    let file = dir.temp_file(key, &dest)?;
     for chunk in chunks {
         (&file.file)
             .write_all(chunk.as_ref())
@@ -430,11 +476,11 @@ mod tests {
     fn temp_file_is_removed_unless_committed() {
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("x");
-        let t = TempFile::create("k", &dest).unwrap();
+        let dir = DownloadDir::open(tmp.path()).unwrap();
+        let t = dir.temp_file("k", &dest).unwrap();
         t.write_at("k", b"partial", 0).unwrap();
         drop(t);
         assert!(entries(tmp.path()).is_empty());
-        let dir = DownloadDir::open(tmp.path()).unwrap();
         write_whole(&dir, "k", Path::new("x"), &[&b"who"[..], &b"le"[..]]).unwrap();
         assert_eq!(entries(tmp.path()), ["x"]);
         assert_eq!(fs::read(&dest).unwrap(), b"whole");
@@ -444,10 +490,10 @@ mod tests {
     fn temp_name_fits_for_long_names() {
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("n".repeat(250));
-        let t = TempFile::create("k", &dest).unwrap();
+        let dir = DownloadDir::open(tmp.path()).unwrap();
+        let t = dir.temp_file("k", &dest).unwrap();
         assert!(t.path.file_name().unwrap().len() < 64);
         drop(t);
-        let dir = DownloadDir::open(tmp.path()).unwrap();
         write_whole(&dir, "k", Path::new(&"n".repeat(250)), &[b"x"]).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"x");
     }
@@ -462,7 +508,8 @@ mod tests {
         let err = dir.prepare("link/x", Path::new("link/x")).unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");
         let err = dir.prepare("file/x", Path::new("file/x")).unwrap_err();
-        assert!(err.to_string().contains("a file is in the way"), "{err}");
+        let text = crate::error_chain(&err);
+        assert!(text.contains("a file is in the way"), "{text}");
         let dest = dir.prepare("a/b/c", Path::new("a/b/c")).unwrap();
         assert_eq!(dest, dir.root().join("a/b/c"));
         assert!(dir.root().join("a/b").is_dir());
@@ -473,7 +520,10 @@ mod tests {
     fn parts_land_at_their_offsets() {
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("p");
-        let t = TempFile::create("k", &dest).unwrap();
+        let t = DownloadDir::open(tmp.path())
+            .unwrap()
+            .temp_file("k", &dest)
+            .unwrap();
         t.set_len("k", 6).unwrap();
         t.write_at("k", b"def", 3).unwrap();
         t.write_at("k", b"abc", 0).unwrap();
@@ -485,7 +535,8 @@ mod tests {
     fn reading_back_in_slices_hashes_the_whole_file() {
         use crate::checksum::Expected;
         let tmp = tempfile::tempdir().unwrap();
-        let t = TempFile::create("k", &tmp.path().join("r")).unwrap();
+        let dir = DownloadDir::open(tmp.path()).unwrap();
+        let t = dir.temp_file("k", &tmp.path().join("r")).unwrap();
         let body: Vec<u8> = (0..3_000_000u32)
             .map(|i| (i * 7 + i / 1000) as u8)
             .collect();
@@ -511,7 +562,10 @@ mod tests {
     fn direct_and_buffered_writes_make_one_file() {
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("d");
-        let mut t = TempFile::create("k", &dest).unwrap();
+        let mut t = DownloadDir::open(tmp.path())
+            .unwrap()
+            .temp_file("k", &dest)
+            .unwrap();
         t.enable_direct();
         let mut buffer = AlignedBuffer::new(2 * DIRECT_ALIGN);
         assert_eq!(buffer.push(&[7u8; 3 * DIRECT_ALIGN]), 2 * DIRECT_ALIGN);

@@ -253,8 +253,9 @@ async fn large_objects_come_in_ranged_parts() {
     server.put_object("bkt", "big/small", b"s");
     let dir = tempfile::tempdir().unwrap();
     let summary = run(options(&server, "s3://bkt/big/", dir.path())
-        .parts(1024 * 1024, 512 * 1024)
-        .concurrency(4))
+        .multipart_threshold(1024 * 1024)
+        .part_size(512 * 1024)
+        .concurrent_downloads(4))
     .await;
     assert!(summary.failures.is_empty(), "{:?}", summary.failures);
     assert!(std::fs::read(dir.path().join("a.bin")).unwrap() == body);
@@ -291,8 +292,9 @@ async fn an_object_replaced_mid_download_fails_instead_of_mixing_versions() {
     });
     let summary = Downloader::new(
         options(&server, "s3://bkt/obj", dir.path())
-            .parts(64 * 1024, 64 * 1024)
-            .concurrency(2),
+            .multipart_threshold(64 * 1024)
+            .part_size(64 * 1024)
+            .concurrent_downloads(2),
     )
     .reporter(reporter)
     .run()
@@ -435,7 +437,7 @@ async fn traversal_keys_are_refused_and_the_rest_downloads() {
     failed.sort();
     assert_eq!(failed, ["../escape", "a/../../escape2"]);
     for failure in &summary.failures {
-        let text = failure.error.to_string();
+        let text = s3fetch::error_chain(&failure.error);
         assert!(
             text.contains(&format!("{:?}", failure.key)) && text.contains(".."),
             "{text}"
@@ -461,7 +463,7 @@ async fn symlinks_inside_the_download_dir_are_never_followed() {
     let summary = run(options(&server, "s3://bkt", dir.path())).await;
     assert_eq!(summary.failures.len(), 1);
     assert_eq!(summary.failures[0].key, "linked/secret");
-    assert!(summary.failures[0].error.to_string().contains("symlink"));
+    assert!(s3fetch::error_chain(&summary.failures[0].error).contains("symlink"));
     // Nothing was written outside: the linked dir holds only the original file, unchanged.
     assert_eq!(files(outside.path()), set(["target"]));
     assert_eq!(
@@ -494,10 +496,7 @@ async fn one_blocked_target_fails_alone_without_temp_files() {
     let mut failed: Vec<_> = summary.failures.iter().map(|f| f.key.clone()).collect();
     failed.sort();
     assert_eq!(failed, ["blocked", "blocked-small"]);
-    assert!(summary.failures[0]
-        .error
-        .to_string()
-        .contains("directory is in the way"));
+    assert!(s3fetch::error_chain(&summary.failures[0].error).contains("directory is in the way"));
     assert_eq!(summary.objects_downloaded, 20);
     assert!(!summary.is_success());
     no_temp_files(dir.path());
@@ -528,7 +527,7 @@ async fn a_key_named_like_a_folder_wins_over_the_keys_under_it() {
             server.reset_request_counts();
             let summary = run(options(&server, &format!("s3://{bucket}/d/"), dir.path())
                 .list_concurrency(list_concurrency)
-                .concurrency(concurrency))
+                .concurrent_downloads(concurrency))
             .await;
             let expected = set([local, &format!("{local}.txt"), "b/c"]);
             assert_eq!(files(dir.path()), expected, "{context}");
@@ -544,7 +543,7 @@ async fn a_key_named_like_a_folder_wins_over_the_keys_under_it() {
                     failure.error
                 );
             }
-            let message = summary.failures[0].error.to_string();
+            let message = s3fetch::error_chain(&summary.failures[0].error);
             assert!(
                 message.contains(&format!("{folder:?}")) && message.contains("needs a directory")
             );
@@ -575,10 +574,7 @@ async fn a_directory_from_an_earlier_run_is_kept() {
     assert_eq!(files(dir.path()), set(["x/new", "x/old"]));
     assert_eq!(summary.failures.len(), 1);
     assert_eq!(summary.failures[0].key, "x");
-    assert!(summary.failures[0]
-        .error
-        .to_string()
-        .contains("directory is in the way"));
+    assert!(s3fetch::error_chain(&summary.failures[0].error).contains("directory is in the way"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -659,7 +655,7 @@ async fn listing_errors_end_the_run_promptly() {
             .unwrap_err();
         assert!(matches!(err, Error::List { .. }), "{err:?}");
         assert_eq!(err.code(), Some(code), "{err}");
-        assert!(err.to_string().contains(code), "{err}");
+        assert!(s3fetch::error_chain(&err).contains(code), "{err}");
     }
     assert!(files(dir.path()).is_empty());
 }
@@ -684,7 +680,12 @@ async fn unreachable_endpoint_fails_without_hanging() {
         .expect("no hang")
         .unwrap_err();
     assert!(matches!(err, Error::List { .. }), "{err:?}");
-    assert!(err.to_string().to_lowercase().contains("connect"), "{err}");
+    assert!(
+        s3fetch::error_chain(&err)
+            .to_lowercase()
+            .contains("connect"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -704,7 +705,8 @@ async fn cancellation_after_the_listing_aborts_the_downloads_still_running() {
     let run = tokio::spawn(
         Downloader::new(
             options(&server, "s3://bkt/", dir.path())
-                .parts(1024 * 1024, 1024 * 1024)
+                .multipart_threshold(1024 * 1024)
+                .part_size(1024 * 1024)
                 .cancel_token(cancel.clone()),
         )
         .reporter(events.clone())
@@ -809,16 +811,31 @@ fn blocking_api_runs_without_a_runtime() {
 async fn bad_options_are_errors_not_panics() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let err = s3fetch::download(options(&server, "s3://bkt", dir.path()).concurrency(0))
+    let err = s3fetch::download(options(&server, "s3://bkt", dir.path()).concurrent_downloads(0))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidOption(_)));
-    for options in [
-        options(&server, "s3://bkt", dir.path()).list_concurrency(0),
-        options(&server, "s3://bkt", dir.path()).parts(1, 0),
+    assert!(matches!(
+        err,
+        Error::InvalidOption {
+            option: "concurrent_downloads",
+            ..
+        }
+    ));
+    for (options, name) in [
+        (
+            options(&server, "s3://bkt", dir.path()).list_concurrency(0),
+            "list_concurrency",
+        ),
+        (
+            options(&server, "s3://bkt", dir.path()).part_size(0),
+            "part_size",
+        ),
     ] {
         let err = s3fetch::download(options).await.unwrap_err();
-        assert!(matches!(err, Error::InvalidOption(_)), "{err:?}");
+        assert!(
+            matches!(err, Error::InvalidOption { option, .. } if option == name),
+            "{err:?}"
+        );
     }
     let err = s3fetch::download(options(&server, "s3://bkt", dir.path()).regex("("))
         .await
@@ -838,7 +855,7 @@ async fn slow_down_on_one_get_downloads_feeds_the_throttle() {
     paged_bucket(&server, "bkt", 300);
     server.set_faults(s3fetch_testkit::FaultPlan::parse("slow_down=0.2@max=1,seed=4").unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let summary = run(options(&server, "s3://bkt/", dir.path()).concurrency(16)).await;
+    let summary = run(options(&server, "s3://bkt/", dir.path()).concurrent_downloads(16)).await;
     assert!(summary.is_success(), "{:?}", summary.failures);
     assert_eq!(summary.objects_downloaded, 300);
     let injected = server.fault_counts()["slow_down"];

@@ -38,7 +38,8 @@ async fn temporary_files_of_a_running_download_can_be_removed_at_once() {
             DownloadOptions::new(S3Uri::parse("s3://bkt/big").unwrap())
                 .download_dir(dir.path())
                 .client_options(client_options)
-                .parts(1024 * 1024, 1024 * 1024),
+                .multipart_threshold(1024 * 1024)
+                .part_size(1024 * 1024),
         )
         .reporter(started.clone())
         .run(),

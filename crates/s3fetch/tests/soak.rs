@@ -73,8 +73,9 @@ async fn soak(name: &str, soak: Soak) {
     let mut options = DownloadOptions::new(S3Uri::parse("s3://bkt/soak/").unwrap())
         .download_dir(dir.path())
         .client(client)
-        .parts(soak.part_size, soak.part_size)
-        .concurrency(64);
+        .multipart_threshold(soak.part_size)
+        .part_size(soak.part_size)
+        .concurrent_downloads(64);
     options.retry = RetryPolicy {
         retries: 8,
         base_delay: Duration::from_millis(20),

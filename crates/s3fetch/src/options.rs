@@ -1,0 +1,381 @@
+//! What a run is asked to do ([`DownloadOptions`]), and the one place where that is checked.
+//!
+//! Callers (the CLI, the Python bindings, Rust code) fill in plain values; [`validate`]
+//! turns them into the typed settings the engine runs on — a compiled key filter, an opened
+//! download directory, counts and sizes known to be usable — or returns the first problem as
+//! a typed [`Error`] (`InvalidUri`, `InvalidRegex`, `InvalidOption` naming the option,
+//! `DownloadDir`), before any request is sent. Nothing downstream checks these again, and
+//! each front end only maps the error to its own form (a flag name and exit code 2, a Python
+//! exception).
+//!
+//! [`validate`]: DownloadOptions::validate
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::ClientOptions;
+use crate::error::{Error, Result};
+use crate::filter::KeyFilter;
+use crate::retry::RetryPolicy;
+use crate::uri::S3Uri;
+use crate::write::DownloadDir;
+
+/// Default number of concurrent downloads: downloads of small objects wait on the network, not
+/// the CPU, so this is far above the core count.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+/// Default number of list requests in flight.
+pub const DEFAULT_LIST_CONCURRENCY: usize = 64;
+/// Default size of a ranged part.
+pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// Default size above which objects are fetched in ranged parts.
+pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
+/// Default time a download may receive nothing before it is abandoned and resumed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest idle timeout accepted (a day).
+const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// Sizes are accepted up to this (1 PiB).
+const MAX_SIZE: u64 = 1 << 50;
+
+/// Whether objects are verified against the checksum S3 keeps for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksumMode {
+    /// Ask for each object's checksum and verify the bytes against it (see the README's
+    /// "Verified" guarantee).
+    #[default]
+    Enabled,
+    /// Check lengths only (for stores that send wrong checksums).
+    Disabled,
+}
+
+impl std::str::FromStr for ChecksumMode {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "enabled" => Ok(ChecksumMode::Enabled),
+            "disabled" => Ok(ChecksumMode::Disabled),
+            _ => Err(Error::option(
+                "checksum_mode",
+                format!("must be \"enabled\" or \"disabled\", not {text:?}"),
+            )),
+        }
+    }
+}
+
+/// What to download and how. Every field has a builder method of the same name; the names
+/// are those of the CLI's flags (with `_` for `-`) and of the Python API's keywords.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DownloadOptions {
+    pub uri: S3Uri,
+    /// Must exist; default: the current directory.
+    pub download_dir: PathBuf,
+    /// Searched (not anchored) in each full key; `None` takes every key. Rust `regex`
+    /// syntax, and Python `re`'s look-around and backreferences too.
+    pub regex: Option<String>,
+    /// Downloads in flight at once (at least 1).
+    pub concurrent_downloads: usize,
+    /// List requests in flight at once; 1 lists sequentially.
+    pub list_concurrency: usize,
+    /// Objects larger than this are fetched as ranged parts, several at once.
+    pub multipart_threshold: u64,
+    /// Size of each ranged part.
+    pub part_size: u64,
+    /// Retries, backoff and timeouts.
+    pub retry: RetryPolicy,
+    /// Verify objects against S3's checksums.
+    pub checksum_mode: ChecksumMode,
+    /// Separates "directories" in keys; keys ending with it are skipped.
+    pub delimiter: String,
+    /// List and report what would be downloaded; write nothing.
+    pub dry_run: bool,
+    /// How to build the client, unless `client` is given.
+    pub client_options: ClientOptions,
+    /// A ready client (custom credentials, roles, middleware); overrides `client_options`.
+    pub client: Option<Client>,
+    /// Cancel to stop the run: listing stops, downloads are aborted, temporary files removed.
+    pub cancel: CancellationToken,
+}
+
+impl DownloadOptions {
+    /// Options for `uri` with every default.
+    pub fn new(uri: S3Uri) -> Self {
+        DownloadOptions {
+            uri,
+            download_dir: PathBuf::from("."),
+            regex: None,
+            concurrent_downloads: DEFAULT_CONCURRENCY,
+            list_concurrency: DEFAULT_LIST_CONCURRENCY,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            part_size: DEFAULT_PART_SIZE,
+            retry: RetryPolicy::default(),
+            checksum_mode: ChecksumMode::Enabled,
+            delimiter: "/".into(),
+            dry_run: false,
+            client_options: ClientOptions::default(),
+            client: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    pub fn download_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.download_dir = dir.into();
+        self
+    }
+
+    pub fn regex(mut self, regex: impl Into<String>) -> Self {
+        self.regex = Some(regex.into());
+        self
+    }
+
+    pub fn concurrent_downloads(mut self, n: usize) -> Self {
+        self.concurrent_downloads = n;
+        self
+    }
+
+    pub fn list_concurrency(mut self, n: usize) -> Self {
+        self.list_concurrency = n;
+        self
+    }
+
+    /// Objects larger than `threshold` bytes are fetched in ranged parts.
+    pub fn multipart_threshold(mut self, threshold: u64) -> Self {
+        self.multipart_threshold = threshold;
+        self
+    }
+
+    pub fn part_size(mut self, part_size: u64) -> Self {
+        self.part_size = part_size;
+        self
+    }
+
+    /// Retries after the first attempt of each request.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retry.retries = retries;
+        self
+    }
+
+    /// A download that receives nothing this long is abandoned and resumed.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.retry.idle_timeout = timeout;
+        self
+    }
+
+    pub fn checksum_mode(mut self, mode: ChecksumMode) -> Self {
+        self.checksum_mode = mode;
+        self
+    }
+
+    pub fn delimiter(mut self, delimiter: impl Into<String>) -> Self {
+        self.delimiter = delimiter.into();
+        self
+    }
+
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    pub fn client_options(mut self, options: ClientOptions) -> Self {
+        self.client_options = options;
+        self
+    }
+
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Checks every option and turns them into the settings a run uses; the first problem
+    /// is returned as a typed error. Touches only the local file system (the download
+    /// directory) and the process's open-file limit, never the network.
+    pub(crate) fn validate(self) -> Result<Validated> {
+        let at_least_one = |option, n: usize| match n {
+            0 => Err(Error::option(option, "must be at least 1")),
+            _ => Ok(n),
+        };
+        let concurrent_downloads = at_least_one("concurrent_downloads", self.concurrent_downloads)?;
+        let list_concurrency = at_least_one("list_concurrency", self.list_concurrency)?;
+        if self.part_size == 0 || self.part_size > MAX_SIZE {
+            return Err(Error::option(
+                "part_size",
+                "must be between 1 byte and 1 PiB",
+            ));
+        }
+        if self.multipart_threshold > MAX_SIZE {
+            return Err(Error::option(
+                "multipart_threshold",
+                "must be at most 1 PiB",
+            ));
+        }
+        let idle = self.retry.idle_timeout;
+        if idle.is_zero() || idle > MAX_IDLE_TIMEOUT {
+            return Err(Error::option(
+                "idle_timeout",
+                "must be more than 0 and at most 86400 seconds",
+            ));
+        }
+        if self.client.is_none() {
+            self.client_options.validate()?;
+        }
+        let filter = KeyFilter::new(self.regex.as_deref(), &self.delimiter)?;
+        let dir = DownloadDir::open(&self.download_dir)?;
+        if !self.dry_run {
+            dir.check_writable()?;
+        }
+        Ok(Validated {
+            uri: self.uri,
+            filter,
+            dir,
+            concurrent_downloads: crate::limit::within_open_file_limit(concurrent_downloads),
+            list_concurrency,
+            multipart_threshold: self.multipart_threshold,
+            part_size: self.part_size,
+            retry: self.retry,
+            verify: self.checksum_mode == ChecksumMode::Enabled,
+            delimiter: self.delimiter,
+            dry_run: self.dry_run,
+            client_options: self.client_options,
+            client: self.client,
+            cancel: self.cancel,
+        })
+    }
+}
+
+/// Checked options: what [`crate::Downloader::run`] works from.
+pub(crate) struct Validated {
+    pub uri: S3Uri,
+    pub filter: KeyFilter,
+    pub dir: DownloadDir,
+    /// Lowered, if need be, to fit the open-file limit.
+    pub concurrent_downloads: usize,
+    pub list_concurrency: usize,
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    pub retry: RetryPolicy,
+    pub verify: bool,
+    pub delimiter: String,
+    pub dry_run: bool,
+    pub client_options: ClientOptions,
+    pub client: Option<Client>,
+    pub cancel: CancellationToken,
+}
+
+/// Parses a size: `1234`, `64KiB`, `8MiB`, `1GB`, `2g` — bytes, with binary (`KiB`, `k`) or
+/// decimal (`KB`) units, from 1 byte to 1 PiB. The reason is returned for the caller to
+/// attach to its option's name.
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 65536, 64KiB, 8MiB, 1GB)"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
+    };
+    let bytes = number * multiplier as f64;
+    if !(1.0..=MAX_SIZE as f64).contains(&bytes) {
+        return Err(format!("{text:?} is out of range (1 byte to 1 PiB)"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("8m"), Ok(8 << 20));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("8 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+
+    fn check(options: DownloadOptions) -> Error {
+        match options.validate() {
+            Ok(_) => panic!("accepted"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn each_bad_option_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base =
+            || DownloadOptions::new(S3Uri::parse("s3://b/p").unwrap()).download_dir(tmp.path());
+        let named = |error: Error| match error {
+            Error::InvalidOption { option, .. } => option,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            named(check(base().concurrent_downloads(0))),
+            "concurrent_downloads"
+        );
+        assert_eq!(named(check(base().list_concurrency(0))), "list_concurrency");
+        assert_eq!(named(check(base().part_size(0))), "part_size");
+        assert_eq!(
+            named(check(base().idle_timeout(Duration::ZERO))),
+            "idle_timeout"
+        );
+        assert_eq!(named(check(base().delimiter(""))), "delimiter");
+        let client = ClientOptions {
+            endpoint_url: Some("ftp://x".into()),
+            ..ClientOptions::default()
+        };
+        assert_eq!(named(check(base().client_options(client))), "endpoint_url");
+        assert_eq!(
+            named("on".parse::<ChecksumMode>().unwrap_err()),
+            "checksum_mode"
+        );
+        assert!(matches!(
+            check(base().regex("a(")),
+            Error::InvalidRegex { .. }
+        ));
+        assert!(base().validate().is_ok());
+    }
+
+    #[test]
+    fn the_download_dir_must_exist_and_is_never_created() {
+        use crate::error::DirProblem;
+        let tmp = tempfile::tempdir().unwrap();
+        let uri = S3Uri::parse("s3://b/p").unwrap();
+        let missing = tmp.path().join("missing");
+        let problem = |dir: &std::path::Path| match check(
+            DownloadOptions::new(uri.clone()).download_dir(dir),
+        ) {
+            Error::DownloadDir { problem, .. } => problem,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(problem(&missing), DirProblem::Missing);
+        assert!(!missing.exists());
+        std::fs::write(tmp.path().join("file"), b"").unwrap();
+        assert_eq!(problem(&tmp.path().join("file")), DirProblem::NotADirectory);
+    }
+}

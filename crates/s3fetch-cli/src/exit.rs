@@ -88,7 +88,7 @@ pub fn hint(error: &Error) -> Option<&'static str> {
                 Some(ServiceErrorKind::Credentials) if text.contains("sso") => {
                     "your SSO session may have expired: run `aws sso login --profile NAME`"
                 }
-                Some(ServiceErrorKind::Credentials) => {
+                Some(ServiceErrorKind::Credentials | ServiceErrorKind::NoCredentials) => {
                     "no usable AWS credentials: check --profile / AWS_PROFILE or AWS_ACCESS_KEY_ID, or use --no-sign-request for a public bucket"
                 }
                 Some(ServiceErrorKind::Connection) if matches!(error, Error::List { .. }) => {

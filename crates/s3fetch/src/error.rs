@@ -222,8 +222,10 @@ pub enum ServiceErrorKind {
     Response,
     /// No answer: connection refused or reset, DNS, timeout.
     Connection,
-    /// No usable credentials: none found, or their provider failed (an expired SSO
-    /// session, a profile that does not exist).
+    /// No credentials were found (no keys in the environment, no profile, no role).
+    NoCredentials,
+    /// The credentials provider failed: an expired SSO session, a profile that does not
+    /// exist, a role that cannot be assumed.
     Credentials,
     /// The request could not be built (bad endpoint, bad input).
     Request,
@@ -259,7 +261,9 @@ impl ServiceError {
     pub fn is_retryable(&self) -> bool {
         match self.kind {
             ServiceErrorKind::Connection | ServiceErrorKind::Body => true,
-            ServiceErrorKind::Credentials | ServiceErrorKind::Request => false,
+            ServiceErrorKind::NoCredentials
+            | ServiceErrorKind::Credentials
+            | ServiceErrorKind::Request => false,
             ServiceErrorKind::Response => {
                 matches!(self.status, Some(500..=599))
                     || matches!(
@@ -299,6 +303,9 @@ impl ServiceError {
                     // A provider that timed out (IMDS, a slow STS) may answer next time.
                     Some(CredentialsError::ProviderTimedOut(_)) | None => {
                         ServiceErrorKind::Connection
+                    }
+                    Some(CredentialsError::CredentialsNotLoaded(_)) => {
+                        ServiceErrorKind::NoCredentials
                     }
                     Some(_) => ServiceErrorKind::Credentials,
                 };

@@ -1,0 +1,50 @@
+"""Type stubs of the native module (see ``src/`` of the ``s3fetch-python`` crate)."""
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .exceptions import S3FetchError
+
+__version__: str
+
+class Run:
+    """A run in progress: wait for it once; dropping it cancels it."""
+
+    def cancel(self) -> None:
+        """Stop the run: listing stops, downloads abort, temporary files are removed."""
+
+    def wait(
+        self, dispatch: Callable[[list[tuple[Any, ...]]], None] | None = None
+    ) -> tuple[int, list[tuple[str, S3FetchError]]]:
+        """Wait with the GIL released, passing event batches to ``dispatch``."""
+
+def start(
+    s3_uri: str,
+    download_dir: str | os.PathLike[str],
+    *,
+    regex: str | None = None,
+    concurrent_downloads: int | None = None,
+    list_concurrency: int | None = None,
+    multipart_threshold: str | None = None,
+    part_size: str | None = None,
+    retries: int | None = None,
+    idle_timeout: float | None = None,
+    checksum_mode: str = "enabled",
+    delimiter: str = "/",
+    dry_run: bool = False,
+    want_found: bool = False,
+    want_downloaded: bool = False,
+    want_failed: bool = False,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    no_sign_request: bool = False,
+    force_path_style: bool | None = None,
+    credentials: Any = None,
+    ignore_environment: bool = False,
+) -> Run:
+    """Start a run on the engine's runtime."""
+
+def main(argv: list[str]) -> int:
+    """Run the ``s3fetch`` command line ``argv`` (program name first); return its exit code."""

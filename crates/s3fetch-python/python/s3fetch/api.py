@@ -1,0 +1,327 @@
+"""The public API: :func:`download` and :func:`download_async`.
+
+Both hand the whole run to the Rust engine (``s3fetch._s3fetch``): listing and downloads run
+on its threads with the GIL released; the calling thread only wakes up to run the callbacks
+and to check for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import _s3fetch
+from .exceptions import InvalidOptionError, InvalidUriError, NoCredentialsError, S3FetchError
+from .s3 import DownloadResult
+from .utils import ProgressProtocol
+
+__all__ = ["download", "download_async"]
+
+# Event kinds sent by the engine (see src/run.rs).
+_FOUND, _DOWNLOADED, _FAILED = 0, 1, 2
+
+Failures = list[tuple[str, S3FetchError]]
+
+
+def download(
+    s3_uri: str,
+    download_dir: str | os.PathLike[str] = ".",
+    *,
+    regex: str | None = None,
+    threads: int | None = None,
+    region: str | None = None,
+    delimiter: str = "/",
+    dry_run: bool = False,
+    client: Any = None,
+    on_complete: Callable[[str], None] | None = None,
+    progress_tracker: ProgressProtocol | None = None,
+    on_result: Callable[[DownloadResult], None] | None = None,
+    concurrent_downloads: int | None = None,
+    list_concurrency: int | None = None,
+    multipart_threshold: int | str | None = None,
+    part_size: int | str | None = None,
+    retries: int | None = None,
+    idle_timeout: float | datetime.timedelta | None = None,
+    checksum_mode: str = "enabled",
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    no_sign_request: bool = False,
+    force_path_style: bool = False,
+) -> tuple[int, Failures]:
+    r"""Download the objects under an S3 URI into a local directory.
+
+    Listing and downloading run at once, on the Rust engine, with the GIL released: the
+    first files arrive while the listing is still going.
+
+    Args:
+        s3_uri: ``s3://bucket``, ``s3://bucket/prefix`` or ``s3://bucket/exact/key``.
+        download_dir: Where files go (``str`` or ``pathlib.Path``); it must exist and is
+            never created. The URI's prefix is removed up to its last delimiter and the rest
+            of each key becomes directories under it.
+        regex: Only keys in which this pattern is found (searched in the full key). Python
+            ``re`` look-around and backreferences work.
+        threads: The original's name for ``concurrent_downloads``.
+        region: AWS region; default: from the environment or profile, else ``us-east-1``.
+        delimiter: Separates "directories" in keys; keys ending with it are skipped.
+        dry_run: List only: nothing is written (no directories either); returns the number
+            of matched keys, and ``on_complete`` is called for each.
+        client: A boto3 S3 client: its endpoint, region, addressing style and credentials
+            (refreshable ones included) are used, and the environment is ignored. The
+            requests are made by s3fetch's engine, not by the client.
+        on_complete: Called with each key once its file is complete on disk (never for a
+            failed key). Every call has returned before ``download()`` returns; an exception
+            it raises stops the run and propagates.
+        progress_tracker: Gets ``increment_found()`` per selected key and
+            ``increment_downloaded(size)`` per downloaded object (see
+            :class:`s3fetch.utils.ProgressTracker`).
+        on_result: Called with a :class:`s3fetch.DownloadResult` per object, success or
+            failure.
+        concurrent_downloads: Downloads in flight at once (default 64).
+        list_concurrency: List requests in flight at once (default 64; 1 lists page by page).
+        multipart_threshold: Objects larger than this are fetched in ranged parts
+            (bytes, or a size such as ``"16MiB"``; default 16 MiB).
+        part_size: Size of each ranged part (default 8 MiB).
+        retries: Retries of each request after a transient failure (default 5).
+        idle_timeout: Seconds a download may receive nothing before it is abandoned and
+            resumed (default 30).
+        checksum_mode: ``"enabled"`` (default: verify every object against S3's checksum)
+            or ``"disabled"``.
+        endpoint_url: An S3-compatible endpoint, e.g. ``http://127.0.0.1:9000``.
+        profile: A profile from ``~/.aws/config`` (SSO profiles too).
+        no_sign_request: Unsigned requests, for public buckets.
+        force_path_style: ``endpoint/bucket/key`` addressing (automatic for IP addresses and
+            ``localhost``).
+
+    Returns:
+        ``(success_count, failures)``: ``failures`` lists ``(key, exception)`` for every
+        object that failed (exceptions from :mod:`s3fetch.exceptions`); ``[]`` when all
+        succeeded. One object's failure never stops the others.
+
+    Raises:
+        S3FetchError: before any download for a bad URI (:class:`InvalidUriError`), regex
+            (:class:`RegexError`), option (:class:`InvalidOptionError`) or download directory
+            (:class:`DirectoryDoesNotExistError`); when the listing fails (missing bucket,
+            credentials, permissions, an unreachable endpoint).
+        KeyboardInterrupt: on Ctrl-C, once the run has stopped and its temporary files are
+            removed.
+
+    Example::
+
+        from s3fetch import download
+
+        success, failures = download("s3://my-bucket/data/", download_dir="./out",
+                                     regex=r"\.csv$", threads=20)
+
+    """
+    run, dispatch = _start(locals())
+    return run.wait(dispatch)
+
+
+async def download_async(
+    s3_uri: str,
+    download_dir: str | os.PathLike[str] = ".",
+    *,
+    regex: str | None = None,
+    threads: int | None = None,
+    region: str | None = None,
+    delimiter: str = "/",
+    dry_run: bool = False,
+    client: Any = None,
+    on_complete: Callable[[str], None] | None = None,
+    progress_tracker: ProgressProtocol | None = None,
+    on_result: Callable[[DownloadResult], None] | None = None,
+    concurrent_downloads: int | None = None,
+    list_concurrency: int | None = None,
+    multipart_threshold: int | str | None = None,
+    part_size: int | str | None = None,
+    retries: int | None = None,
+    idle_timeout: float | datetime.timedelta | None = None,
+    checksum_mode: str = "enabled",
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    no_sign_request: bool = False,
+    force_path_style: bool = False,
+) -> tuple[int, Failures]:
+    """:func:`download` as an awaitable, for asyncio code: same arguments, same result.
+
+    The event loop is never blocked: the engine runs on its own threads, and the callbacks
+    are called from one worker thread of the loop's default executor. Cancelling the task
+    cancels the run; the cancellation propagates once its temporary files are removed.
+    """
+    run, dispatch = _start(locals())
+    loop = asyncio.get_running_loop()
+    waiting = loop.run_in_executor(None, run.wait, dispatch)
+    try:
+        return await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        run.cancel()
+        await asyncio.wait([waiting])
+        raise
+
+
+def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any, ...]]], None] | None]:
+    """Checks the Python-side arguments (types, callables) and starts the run."""
+    s3_uri = args["s3_uri"]
+    if not isinstance(s3_uri, str):
+        raise InvalidUriError(f"the S3 URI must be a str like 's3://bucket/prefix', not {type(s3_uri).__name__}")
+    download_dir = args["download_dir"] or "."
+    try:
+        download_dir = os.fspath(download_dir)
+    except TypeError:
+        raise InvalidOptionError(
+            f"download_dir must be a str or os.PathLike, not {type(download_dir).__name__}"
+        ) from None
+
+    threads, concurrent = args["threads"], args["concurrent_downloads"]
+    if threads is not None and concurrent is not None and threads != concurrent:
+        raise InvalidOptionError("pass threads or concurrent_downloads, not both")
+    concurrency = concurrent if concurrent is not None else threads
+
+    on_complete, on_result, tracker = args["on_complete"], args["on_result"], args["progress_tracker"]
+    for name, callback in (("on_complete", on_complete), ("on_result", on_result)):
+        if callback is not None and not callable(callback):
+            raise InvalidOptionError(f"{name} must be callable")
+    if tracker is not None and not isinstance(tracker, ProgressProtocol):
+        raise InvalidOptionError("progress_tracker needs increment_found() and increment_downloaded(bytes_count)")
+
+    idle_timeout = args["idle_timeout"]
+    if isinstance(idle_timeout, datetime.timedelta):
+        idle_timeout = idle_timeout.total_seconds()
+
+    connection: dict[str, Any] = {
+        "region": args["region"],
+        "endpoint_url": args["endpoint_url"],
+        "profile": args["profile"],
+        "no_sign_request": bool(args["no_sign_request"]),
+        "force_path_style": True if args["force_path_style"] else None,
+        "credentials": None,
+        "ignore_environment": False,
+    }
+    if args["client"] is not None:
+        connection.update(_from_boto3(args["client"]))
+
+    dry_run = bool(args["dry_run"])
+    run = _s3fetch.start(
+        s3_uri,
+        download_dir,
+        regex=args["regex"],
+        concurrent_downloads=_count("concurrent_downloads", concurrency),
+        list_concurrency=_count("list_concurrency", args["list_concurrency"]),
+        multipart_threshold=_size(args["multipart_threshold"]),
+        part_size=_size(args["part_size"]),
+        retries=_count("retries", args["retries"]),
+        idle_timeout=_number("idle_timeout", idle_timeout),
+        checksum_mode=args["checksum_mode"],
+        delimiter=args["delimiter"],
+        dry_run=dry_run,
+        want_found=tracker is not None,
+        want_downloaded=any(x is not None for x in (on_complete, tracker, on_result)),
+        want_failed=on_result is not None,
+        **connection,
+    )
+    if on_complete is None and tracker is None and on_result is None:
+        return run, None
+    return run, _dispatcher(dry_run, on_complete, tracker, on_result)
+
+
+def _dispatcher(
+    dry_run: bool,
+    on_complete: Callable[[str], None] | None,
+    tracker: ProgressProtocol | None,
+    on_result: Callable[[DownloadResult], None] | None,
+) -> Callable[[list[tuple[Any, ...]]], None]:
+    """The callbacks, called for a batch of engine events at a time."""
+
+    def dispatch(events: list[tuple[Any, ...]]) -> None:
+        for event in events:
+            kind = event[0]
+            if kind == _FOUND:
+                if tracker is not None:
+                    tracker.increment_found()
+            elif kind == _DOWNLOADED:
+                _, key, dest, size = event
+                if tracker is not None and not dry_run:
+                    tracker.increment_downloaded(size)
+                if on_complete is not None:
+                    on_complete(key)
+                if on_result is not None:
+                    on_result(DownloadResult(key, Path(dest), True, 0 if dry_run else size))
+            elif on_result is not None:
+                _, key, dest, error = event
+                on_result(DownloadResult(key, None if dest is None else Path(dest), False, 0, error))
+
+    return dispatch
+
+
+def _count(name: str, value: Any) -> int | None:
+    """Counts go to the engine, which checks their range (a negative one as 0)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOptionError(f"{name} must be an int, not {type(value).__name__}")
+    if name == "retries" and value < 0:
+        # The engine's count cannot be negative: say so here rather than run with 0.
+        raise InvalidOptionError("retries must be at least 0")
+    return max(value, 0)
+
+
+def _size(value: Any) -> str | None:
+    """Sizes go to the engine as given: ints as bytes, strings (``"8MiB"``) parsed there."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOptionError(f"sizes must be an int or a str like '8MiB', not {type(value).__name__}")
+    return str(value)
+
+
+def _number(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidOptionError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    return float(value)
+
+
+def _from_boto3(client: Any) -> dict[str, Any]:
+    """What s3fetch takes from a boto3 S3 client: endpoint (unless it is AWS's own, which the
+    engine derives from the region), region, addressing style and credentials; nothing from
+    the environment then.
+    """
+    try:
+        meta = client.meta
+        endpoint = meta.endpoint_url
+        region = meta.region_name
+        config = meta.config
+    except AttributeError:
+        raise InvalidOptionError("client must be a boto3 S3 client (boto3.client('s3'))") from None
+    addressing: str | None = (getattr(config, "s3", None) or {}).get("addressing_style")
+    settings: dict[str, Any] = {
+        "region": region,
+        "endpoint_url": None if _is_aws_endpoint(endpoint) else endpoint,
+        "profile": None,
+        "force_path_style": {"path": True, "virtual": False}.get(addressing or ""),
+        "ignore_environment": True,
+        "no_sign_request": False,
+        "credentials": None,
+    }
+    import botocore  # present wherever a boto3 client is
+
+    if getattr(config, "signature_version", None) is botocore.UNSIGNED:
+        settings["no_sign_request"] = True
+        return settings
+    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    if credentials is None:
+        raise NoCredentialsError("the boto3 client has no credentials (and is not unsigned)")
+    settings["credentials"] = credentials
+    return settings
+
+
+def _is_aws_endpoint(url: str | None) -> bool:
+    if not url:
+        return True
+    host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    return host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")

@@ -1,0 +1,32 @@
+"""The per-object result type, as in s3fetch 2.1.2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DownloadResult"]
+
+
+@dataclass
+class DownloadResult:
+    """The result of a single S3 object download attempt.
+
+    Passed to ``download(..., on_result=...)`` once per object, success or failure.
+
+    Attributes:
+        key: The S3 object key.
+        dest_filename: The absolute local path where the object was (or would have been)
+            written; ``None`` when the key was refused (it would escape the directory).
+        success: True if the download completed successfully.
+        file_size: Size of the downloaded file in bytes; 0 on failure or in a dry run.
+        error: The exception that caused the download to fail (a
+            :class:`s3fetch.exceptions.S3FetchError`), or None on success.
+
+    """
+
+    key: str
+    dest_filename: Path | None
+    success: bool
+    file_size: int = 0
+    error: Exception | None = field(default=None, repr=False)

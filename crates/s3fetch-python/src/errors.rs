@@ -1,0 +1,130 @@
+//! The library's errors as exceptions of `s3fetch.exceptions`, decided in one place.
+//!
+//! A per-object error is described ([`describe`]) on the engine's threads, without the GIL,
+//! and becomes an exception object later, on the thread that waits for the run.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use s3fetch::{error_chain, DirProblem, Error, ServiceError, ServiceErrorKind};
+
+/// What an exception will be: its class in `s3fetch.exceptions`, message, key and S3 code.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorInfo {
+    class: &'static str,
+    message: String,
+    key: Option<String>,
+    code: Option<String>,
+}
+
+/// S3 error codes that mean the credentials were refused.
+const CREDENTIAL_CODES: &[&str] = &[
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidUserID.NotFound",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+];
+/// S3 error codes that mean access is denied.
+const DENIED_CODES: &[&str] = &["AccessDenied", "AllAccessDisabled", "UnauthorizedOperation"];
+
+pub(crate) fn describe(error: &Error) -> ErrorInfo {
+    let class = match error {
+        Error::InvalidUri { .. } => "InvalidUriError",
+        Error::InvalidRegex { .. } => "RegexError",
+        Error::InvalidOption { .. } => "InvalidOptionError",
+        Error::DownloadDir {
+            problem: DirProblem::Missing | DirProblem::NotADirectory,
+            ..
+        } => "DirectoryDoesNotExistError",
+        Error::DownloadDir { .. } => "PermissionError",
+        Error::List { source, .. } => match request_class(source) {
+            Some(class) => class,
+            None if source.code() == Some("NoSuchBucket") => "BucketNotFoundError",
+            None if source.kind() == ServiceErrorKind::Connection => "EndpointConnectionError",
+            None => "ListingError",
+        },
+        Error::Get { source, .. } => request_class(source).unwrap_or("DownloadError"),
+        Error::Checksum { .. } => "ChecksumError",
+        Error::UnsafeKey { .. } => "PathTraversalError",
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            "PermissionError"
+        }
+        Error::Io { .. } | Error::Conflict { .. } | Error::Timeout(_) | Error::Cancelled => {
+            "DownloadError"
+        }
+        _ => "S3FetchError",
+    };
+    let mut message = error_chain(error);
+    if let Error::DownloadDir {
+        problem: DirProblem::Missing,
+        ..
+    } = error
+    {
+        message.push_str(" (it is never created: create it first, e.g. with os.makedirs)");
+    }
+    ErrorInfo {
+        class,
+        message,
+        key: key_of(error).map(str::to_owned),
+        code: error.code().map(str::to_owned),
+    }
+}
+
+/// The class for a request error that says something about credentials or access, which
+/// listing and GET errors share.
+fn request_class(source: &ServiceError) -> Option<&'static str> {
+    match (source.kind(), source.code()) {
+        (ServiceErrorKind::NoCredentials, _) => Some("NoCredentialsError"),
+        (ServiceErrorKind::Credentials, _) => Some("InvalidCredentialsError"),
+        (_, Some(code)) if CREDENTIAL_CODES.contains(&code) => Some("InvalidCredentialsError"),
+        (_, Some(code)) if DENIED_CODES.contains(&code) => Some("PermissionError"),
+        _ => None,
+    }
+}
+
+fn key_of(error: &Error) -> Option<&str> {
+    match error {
+        Error::Get { key, .. }
+        | Error::UnsafeKey { key, .. }
+        | Error::Conflict { key, .. }
+        | Error::Io { key, .. }
+        | Error::Checksum { key, .. } => Some(key),
+        _ => None,
+    }
+}
+
+impl ErrorInfo {
+    /// The exception object (not raised).
+    pub(crate) fn to_exception<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let class = py.import("s3fetch.exceptions")?.getattr(self.class)?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("key", self.key.as_deref())?;
+        kwargs.set_item("code", self.code.as_deref())?;
+        class.call((self.message.as_str(),), Some(&kwargs))
+    }
+
+    /// The exception, to raise.
+    pub(crate) fn to_err(&self, py: Python<'_>) -> PyErr {
+        match self.to_exception(py) {
+            Ok(exception) => PyErr::from_value(exception),
+            Err(error) => error,
+        }
+    }
+}
+
+/// `error` as the exception to raise.
+pub(crate) fn to_err(py: Python<'_>, error: &Error) -> PyErr {
+    describe(error).to_err(py)
+}
+
+/// An exception of class `class` with `message`, for failures outside the library's errors.
+pub(crate) fn exception(py: Python<'_>, class: &'static str, message: String) -> PyErr {
+    ErrorInfo {
+        class,
+        message,
+        key: None,
+        code: None,
+    }
+    .to_err(py)
+}

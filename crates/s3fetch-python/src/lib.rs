@@ -1,0 +1,34 @@
+//! `s3fetch._s3fetch`: the native half of the `s3fetch` Python package.
+//!
+//! The pure-Python face (`python/s3fetch/`) checks the Python-side arguments and calls
+//! [`run::start`], which builds the library's options, spawns the run on the process's Tokio
+//! runtime ([`runtime`]) and returns a [`run::Run`]; `Run.wait` blocks with the GIL released,
+//! waking up to hand batches of progress events to Python and to check for Ctrl-C. Errors
+//! become the classes of `s3fetch.exceptions` in one place ([`errors`]); a boto3 client's
+//! credentials are read through [`credentials`]. [`main`] is the `s3fetch` command: the Rust
+//! CLI itself.
+
+mod credentials;
+mod errors;
+mod run;
+mod runtime;
+
+use std::ffi::OsString;
+
+use pyo3::prelude::*;
+
+/// Runs the `s3fetch` command line `argv` (program name first) exactly as the `s3fetch`
+/// binary does, and returns its exit code.
+#[pyfunction]
+fn main(py: Python<'_>, argv: Vec<OsString>) -> u8 {
+    py.detach(|| s3fetch_cli::run(argv))
+}
+
+#[pymodule]
+fn _s3fetch(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add_function(wrap_pyfunction!(main, module)?)?;
+    module.add_function(wrap_pyfunction!(run::start, module)?)?;
+    module.add_class::<run::Run>()?;
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! One run seen from Python: [`start`] spawns it, [`Run::wait`] follows it to the end.
+//!
+//! ```text
+//! engine tasks ──Reporter (Forward)──► bounded channel of Event ──► Run.wait (the caller's thread):
+//!   (runtime threads, no GIL)                                        GIL released while waiting;
+//!                                                                    per wake-up: one call of the
+//!                                                                    Python dispatcher with a batch
+//!                                                                    of events, then check_signals
+//! ```
+//! Callbacks therefore run on the thread that waits, one batch at a time, and all of them have
+//! run before `wait` returns. The channel is bounded: a slow callback makes the engine wait
+//! instead of queueing events without limit. A callback's exception or a Ctrl-C cancels the
+//! run; `wait` goes on draining until the run has stopped (its temporary files removed), then
+//! raises. Dropping a `Run` cancels it.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use s3fetch::aws_credential_types::provider::SharedCredentialsProvider;
+use s3fetch::{
+    ChecksumMode, ClientOptions, DownloadOptions, DownloadResult, Downloader, Error, ObjectInfo,
+    Reporter, S3Uri, Summary,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::credentials::Botocore;
+use crate::errors::{self, ErrorInfo};
+use crate::runtime;
+
+/// How often `wait` wakes up without events to check for Ctrl-C.
+const TICK: Duration = Duration::from_millis(50);
+/// Events in the channel at most; also the largest batch handed to Python.
+const EVENTS: usize = 4096;
+
+/// Event kinds, as `api.py` knows them.
+const FOUND: u8 = 0;
+const DOWNLOADED: u8 = 1;
+const FAILED: u8 = 2;
+
+enum Event {
+    Found,
+    Downloaded {
+        key: String,
+        dest: PathBuf,
+        size: u64,
+    },
+    Failed {
+        key: String,
+        dest: Option<PathBuf>,
+        error: ErrorInfo,
+    },
+    Done(Result<Summary, Error>),
+}
+
+/// Sends the events Python asked for into the channel.
+struct Forward {
+    events: SyncSender<Event>,
+    found: bool,
+    downloaded: bool,
+    failed: bool,
+}
+
+impl Reporter for Forward {
+    fn object_found(&self, _object: &ObjectInfo) {
+        if self.found {
+            let _ = self.events.send(Event::Found);
+        }
+    }
+
+    fn download_finished(&self, result: &DownloadResult) {
+        let event = match &result.error {
+            None if self.downloaded => Event::Downloaded {
+                key: result.key.clone(),
+                dest: result.dest.clone().unwrap_or_default(),
+                size: result.size,
+            },
+            Some(error) if self.failed => Event::Failed {
+                key: result.key.clone(),
+                dest: result.dest.clone(),
+                error: errors::describe(error),
+            },
+            _ => return,
+        };
+        // Blocks while the channel is full: the engine waits for slow callbacks. Fails only
+        // when nobody waits for the run any more.
+        let _ = self.events.send(event);
+    }
+}
+
+/// A run in progress. Wait for it once; drop it to cancel it.
+#[pyclass(module = "s3fetch._s3fetch")]
+pub(crate) struct Run {
+    cancel: CancellationToken,
+    events: Mutex<Option<Receiver<Event>>>,
+}
+
+#[pymethods]
+impl Run {
+    /// Stops the run: the listing stops, downloads are aborted, temporary files removed.
+    fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Waits for the run with the GIL released, calling `dispatch(events)` with each batch
+    /// of events, and returns `(success_count, [(key, exception), ...])`.
+    #[pyo3(signature = (dispatch=None))]
+    fn wait<'py>(
+        &self,
+        py: Python<'py>,
+        dispatch: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<(u64, Bound<'py, PyList>)> {
+        let mut events = self
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| {
+                errors::exception(py, "S3FetchError", "this run was already waited for".into())
+            })?;
+        // The first error of a callback or Ctrl-C; raised once the run has stopped.
+        let mut raised: Option<PyErr> = None;
+        let mut batch = Vec::new();
+        let outcome = loop {
+            let mut done = None;
+            let (received, receiver) = py.detach(move || (events.recv_timeout(TICK), events));
+            events = receiver;
+            match received {
+                Ok(Event::Done(outcome)) => done = Some(outcome),
+                Ok(event) => {
+                    batch.push(event);
+                    while batch.len() < EVENTS {
+                        match events.try_recv() {
+                            Ok(Event::Done(outcome)) => {
+                                done = Some(outcome);
+                                break;
+                            }
+                            Ok(event) => batch.push(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    break Err(errors::exception(
+                        py,
+                        "S3FetchError",
+                        "the download engine stopped unexpectedly".into(),
+                    ))
+                }
+            }
+            if !batch.is_empty() {
+                if let (Some(dispatch), None) = (&dispatch, &raised) {
+                    if let Err(error) = deliver(py, dispatch, &batch) {
+                        self.cancel.cancel();
+                        raised = Some(error);
+                    }
+                }
+                batch.clear();
+            }
+            if let Err(interrupt) = py.check_signals() {
+                self.cancel.cancel();
+                raised.get_or_insert(interrupt);
+            }
+            if let Some(outcome) = done {
+                break Ok(outcome);
+            }
+        };
+        if let Some(error) = raised {
+            return Err(error);
+        }
+        let summary = outcome?.map_err(|error| errors::to_err(py, &error))?;
+        let failures = PyList::empty(py);
+        for failure in &summary.failures {
+            let exception = errors::describe(&failure.error).to_exception(py)?;
+            failures.append((failure.key.as_str(), exception))?;
+        }
+        Ok((summary.objects_downloaded, failures))
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Hands one batch of events to the Python dispatcher as tuples (see `api.py`).
+fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyResult<()> {
+    let list = PyList::empty(py);
+    for event in batch {
+        let tuple = match event {
+            Event::Found => PyTuple::new(py, [FOUND])?.into_any(),
+            Event::Downloaded { key, dest, size } => {
+                (DOWNLOADED, key.as_str(), dest.as_path(), *size)
+                    .into_pyobject(py)?
+                    .into_any()
+            }
+            Event::Failed { key, dest, error } => (
+                FAILED,
+                key.as_str(),
+                dest.as_deref(),
+                error.to_exception(py)?,
+            )
+                .into_pyobject(py)?
+                .into_any(),
+            Event::Done(_) => continue,
+        };
+        list.append(tuple)?;
+    }
+    dispatch.call1((list,))?;
+    Ok(())
+}
+
+/// Starts a run with the library's options (checked by the library: a bad one comes back
+/// from `wait` as the matching exception, before any request) and returns it.
+#[pyfunction]
+#[pyo3(signature = (
+    s3_uri, download_dir, *, regex=None, concurrent_downloads=None, list_concurrency=None,
+    multipart_threshold=None, part_size=None, retries=None, idle_timeout=None,
+    checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, want_found=false,
+    want_downloaded=false, want_failed=false, region=None, endpoint_url=None, profile=None,
+    no_sign_request=false, force_path_style=None, credentials=None, ignore_environment=false,
+))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start(
+    py: Python<'_>,
+    s3_uri: &str,
+    download_dir: PathBuf,
+    regex: Option<String>,
+    concurrent_downloads: Option<usize>,
+    list_concurrency: Option<usize>,
+    multipart_threshold: Option<String>,
+    part_size: Option<String>,
+    retries: Option<u32>,
+    idle_timeout: Option<f64>,
+    checksum_mode: &str,
+    delimiter: String,
+    dry_run: bool,
+    want_found: bool,
+    want_downloaded: bool,
+    want_failed: bool,
+    region: Option<String>,
+    endpoint_url: Option<String>,
+    profile: Option<String>,
+    no_sign_request: bool,
+    force_path_style: Option<bool>,
+    credentials: Option<Py<PyAny>>,
+    ignore_environment: bool,
+) -> PyResult<Run> {
+    let fail = |error: Error| errors::to_err(py, &error);
+    let mut options = DownloadOptions::new(S3Uri::parse(s3_uri).map_err(fail)?)
+        .download_dir(download_dir)
+        .delimiter(delimiter)
+        .dry_run(dry_run)
+        .checksum_mode(checksum_mode.parse::<ChecksumMode>().map_err(fail)?);
+    options.regex = regex;
+    if let Some(n) = concurrent_downloads {
+        options = options.concurrent_downloads(n);
+    }
+    if let Some(n) = list_concurrency {
+        options = options.list_concurrency(n);
+    }
+    if let Some(size) = multipart_threshold {
+        options =
+            options.multipart_threshold(size_option("multipart_threshold", &size).map_err(fail)?);
+    }
+    if let Some(size) = part_size {
+        options = options.part_size(size_option("part_size", &size).map_err(fail)?);
+    }
+    if let Some(n) = retries {
+        options = options.retries(n);
+    }
+    if let Some(seconds) = idle_timeout {
+        // Out of range (negative, NaN) becomes zero, which the library refuses with the range.
+        options = options.idle_timeout(Duration::try_from_secs_f64(seconds).unwrap_or_default());
+    }
+    let mut client = ClientOptions::default();
+    client.region = region;
+    client.endpoint_url = endpoint_url;
+    client.profile = profile;
+    client.no_sign_request = no_sign_request;
+    client.force_path_style = force_path_style;
+    client.credentials = credentials.map(|c| SharedCredentialsProvider::new(Botocore::new(c)));
+    client.ignore_environment = ignore_environment;
+    options = options.client_options(client);
+
+    let cancel = CancellationToken::new();
+    options = options.cancel_token(cancel.clone());
+    let (sender, events) = sync_channel(EVENTS);
+    let forward = Forward {
+        events: sender.clone(),
+        found: want_found,
+        downloaded: want_downloaded,
+        failed: want_failed,
+    };
+    let downloader = Downloader::new(options).reporter(Arc::new(forward));
+    runtime::get(py)?.spawn(async move {
+        let outcome = downloader.run().await;
+        let _ = sender.send(Event::Done(outcome));
+    });
+    Ok(Run {
+        cancel,
+        events: Mutex::new(Some(events)),
+    })
+}
+
+/// A size given as text (`"8MiB"`, or bytes), read by the library's parser.
+fn size_option(option: &'static str, text: &str) -> Result<u64, Error> {
+    s3fetch::parse_size(text).map_err(|reason| Error::InvalidOption { option, reason })
+}

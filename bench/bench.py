@@ -37,7 +37,18 @@ MIB = 1024 * 1024
 
 OURS = "s3fetch"
 LIMIT = "server-limit"
-ALL_TOOLS = [OURS, "s3fetch-py", "aws-cli", "s5cmd", "rclone", LIMIT]
+CLI_TOOLS = [OURS, "s3fetch-py", "aws-cli", "s5cmd", "rclone", LIMIT]
+# Python-API tools: programs in bench/python_peers.py, each run as its own process.
+PY_OURS = "py-s3fetch"
+PY_PEERS = ["py-s3fetch-2.1.2", "py-boto3", "py-s3fs", "py-obstore"]
+PY_TOOLS = [PY_OURS, *PY_PEERS]
+ALL_TOOLS = CLI_TOOLS + PY_TOOLS
+TOOL_GROUPS = {"all": ALL_TOOLS, "cli": CLI_TOOLS, "python": PY_TOOLS}
+PY_PEERS_SCRIPT = ROOT / "bench" / "python_peers.py"
+# Where the Python tools run (the CLI tools run on every selected scenario).
+PY_SCENARIOS = {PY_OURS: {"needle", "small", "million", "smoke"}}
+PY_SCENARIOS.update({t: {"needle", "small"} for t in PY_PEERS})
+PY_CONCURRENCY = 64  # python_peers.py: requests in flight for every peer
 DEFAULT_SCENARIOS = ["needle", "flat", "small", "large"]
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ["million", "smoke"]
 
@@ -73,6 +84,10 @@ class Scenario:
         if self.suffix_every:
             a += ["--suffix-every", str(self.suffix_every), "--suffix", ".json"]
         return a
+
+
+def runs_on(tool: str, scenario: str) -> bool:
+    return scenario in PY_SCENARIOS.get(tool, {scenario})
 
 
 def scaled(n: int, scale: float) -> int:
@@ -113,6 +128,14 @@ def make_scenarios(scale: float) -> dict[str, Scenario]:
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def rel(p: Path) -> str:
+    """`p` relative to the repository when it is inside it (for the report)."""
+    try:
+        return str(p.relative_to(ROOT))
+    except ValueError:
+        return str(p)
 
 
 def sh_join(argv: list[str]) -> str:
@@ -263,6 +286,12 @@ class Tools:
             "s5cmd": next((p for p in s5 if p.exists()), None),
             "rclone": self._real_rclone(venv) if venv else None,
         }
+        # Python tools: the interpreter of the venv holding the library.
+        py_venvs = {PY_OURS: args.venv_ours, "py-s3fs": args.venv_s3fs}
+        for t in PY_TOOLS:
+            v = py_venvs.get(t, venv)
+            self.bins[t] = v / "bin" / "python" if v else None
+        self._py_versions: dict[str, tuple[bool, str]] = {}
         cfg = args.work / "config"
         cfg.mkdir(parents=True, exist_ok=True)
         self.aws_config = cfg / "aws-config"
@@ -320,7 +349,24 @@ class Tools:
         b = self.bins.get(tool)
         if b is None or not Path(b).exists():
             return False, "not installed" if tool not in (OURS, LIMIT) else f"missing binary {b}"
+        if tool in PY_TOOLS:
+            ok, v = self._py_version(tool)
+            return (True, str(b)) if ok else (False, f"not installed in {rel(Path(b).parent.parent)} ({v})")
         return True, str(b)
+
+    def _py_version(self, tool: str) -> tuple[bool, str]:
+        """`python_peers.py --version TOOL` in the tool's venv: fails when the library is not
+        importable there."""
+        if tool not in self._py_versions:
+            try:
+                p = subprocess.run([str(self.bins[tool]), str(PY_PEERS_SCRIPT), "--version", tool],
+                                   capture_output=True, text=True, env=self.base_env, timeout=120)
+                out = (p.stdout.strip() or p.stderr.strip()).splitlines()
+                last = out[-1] if out else f"exit {p.returncode}"
+                self._py_versions[tool] = (p.returncode == 0, last)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                self._py_versions[tool] = (False, str(e))
+        return self._py_versions[tool]
 
     def version(self, tool: str) -> str:
         ok, b = self.available(tool)
@@ -334,6 +380,8 @@ class Tools:
             return run_text([b, "--version"]) + " (aws-sdk-s3)"
         if tool == "s3fetch-py":
             return "s3fetch (Python) " + run_text([b, "--version"], env=self.base_env).split()[-1]
+        if tool in PY_TOOLS:
+            return self._py_version(tool)[1]
         return run_text([b, "--version"], env=self.base_env)
 
     def invocation(self, tool: str, sc: Scenario, dest: Path) -> Invocation:
@@ -363,6 +411,13 @@ class Tools:
                     "--transfers", str(RCLONE_TRANSFERS), "--checkers", str(RCLONE_CHECKERS)]
             if sc.glob:
                 argv += ["--include", sc.glob]
+        elif tool in PY_TOOLS:
+            argv = [b, str(PY_PEERS_SCRIPT), tool, "--endpoint", ep, "--bucket", sc.bucket,
+                    "--dest", d]
+            if sc.regex:
+                argv += ["--regex", sc.regex]
+            if tool == "py-s3fetch-2.1.2":  # the original reads the endpoint from boto3's env
+                env["AWS_ENDPOINT_URL"] = ep
         elif tool == LIMIT:
             argv = [b, "probe", "--endpoint", ep, "--bucket", sc.bucket,
                     "--concurrency", str(self.args.probe_concurrency)]
@@ -377,11 +432,13 @@ class Tools:
             a = a.replace(ep, "$EP").replace(d, "$DEST")
             if a == b:
                 a = {OURS: "target/release/s3fetch", LIMIT: "target/release/s3fetch-bench"}.get(
-                    tool, Path(b).name)
+                    tool, rel(Path(b)) if tool in PY_TOOLS else Path(b).name)
+            elif a == str(PY_PEERS_SCRIPT):
+                a = rel(PY_PEERS_SCRIPT)
             shown.append(a)
         display = sh_join(shown).replace("'$EP'", "$EP").replace("'$DEST'", "$DEST").replace(
             "'$DEST/'", "$DEST/")
-        if tool == "s3fetch-py":
+        if tool in ("s3fetch-py", "py-s3fetch-2.1.2"):
             display = "AWS_ENDPOINT_URL=$EP " + display
         elif tool == "rclone":
             display = "RCLONE_CONFIG_BENCH_*=... " + display
@@ -520,6 +577,16 @@ def run_measured(inv: Invocation, dest: Path | None, expected_sizes: dict[str, i
     return r
 
 
+def py_summary(log_path: Path) -> dict:
+    """The JSON line python_peers.py prints last (import and run seconds); {} if none."""
+    try:
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+        d = json.loads(lines[-1]) if lines else {}
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def md5_file(path: Path) -> str:
     h = hashlib.md5()
     with path.open("rb") as f:
@@ -597,20 +664,34 @@ def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) 
                 "cpu_s": median([r.cpu_s for r in ok]),
                 "rss_mib": (median([r.max_rss_kib for r in ok]) or 0) / 1024 if ok else None,
                 "first_file_s": median([r.first_file_s for r in ok]),
+                "import_s": median([r.extra.get("import_s") for r in ok]),
                 "bytes": ok[0].bytes if ok else None,
             }
             rows[t] = row
-        peers = {t: r for t, r in rows.items()
-                 if t not in (OURS, LIMIT) and r["status"] == "OK" and r["wall_s"]}
-        best = min(peers.items(), key=lambda kv: kv[1]["wall_s"]) if peers else None
+
+        def best_of(names):
+            peers = {t: r for t, r in rows.items()
+                     if t in names and r["status"] == "OK" and r["wall_s"]}
+            return min(peers.items(), key=lambda kv: kv[1]["wall_s"]) if peers else None
+
+        # CLI tools are compared with the CLI peers, Python tools with the Python peers.
+        best = best_of([t for t in CLI_TOOLS if t not in (OURS, LIMIT)])
+        best_py = best_of(PY_PEERS)
         limit = rows.get(LIMIT)
         limit_wall = limit["wall_s"] if limit and limit["status"] == "OK" else None
+        cli = rows.get(OURS)
+        cli_wall = cli["wall_s"] if cli and cli["status"] == "OK" else None
         for t, row in rows.items():
-            row["vs_best_peer"] = (row["wall_s"] / best[1]["wall_s"]
-                                   if best and row["wall_s"] else None)
+            b = best_py if t in PY_TOOLS else best
+            row["vs_best_peer"] = (row["wall_s"] / b[1]["wall_s"]
+                                   if b and row["wall_s"] else None)
+            row["vs_best_py_peer"] = (row["wall_s"] / best_py[1]["wall_s"]
+                                      if best_py and row["wall_s"] else None)
+            row["vs_cli"] = row["wall_s"] / cli_wall if cli_wall and row["wall_s"] else None
             row["pct_of_limit"] = (100.0 * limit_wall / row["wall_s"]
                                    if limit_wall and row["wall_s"] else None)
-        summary[sc] = {"rows": rows, "best_peer": best[0] if best else None}
+        summary[sc] = {"rows": rows, "best_peer": best[0] if best else None,
+                       "best_py_peer": best_py[0] if best_py else None}
     return summary
 
 
@@ -670,8 +751,86 @@ def targets(summary: dict) -> list[str]:
     return out
 
 
+def py_targets(summary: dict) -> list[str]:
+    """The Python package's targets: py-s3fetch against the CLI and the Python peers."""
+    def row(sc, t):
+        r = summary.get(sc, {}).get("rows", {}).get(t)
+        return r if r and r["status"] == "OK" else None
+
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    out = []
+    for sc, peer_max in (("needle", 0.2), ("small", 0.5), ("million", None)):
+        ours, cli = row(sc, PY_OURS), row(sc, OURS)
+        parts = []
+        if ours and cli:
+            a = ours["wall_s"] / cli["wall_s"]
+            parts.append(f"wall ≤ 1.1× the s3fetch CLI's — {a:.3f}×: **{verdict(a <= 1.1)}**")
+        else:
+            parts.append("wall ≤ 1.1× the s3fetch CLI's — not measured")
+        if peer_max is not None:
+            best = summary.get(sc, {}).get("best_py_peer")
+            if ours and best:
+                b = ours["wall_s"] / row(sc, best)["wall_s"]
+                parts.append(f"≤ {peer_max}× the best Python peer ({best}) — {b:.3f}×: "
+                             f"**{verdict(b <= peer_max)}**")
+            else:
+                parts.append(f"≤ {peer_max}× the best Python peer — not measured")
+        else:
+            nd = row("needle", PY_OURS)
+            if ours and nd:
+                c = ours["rss_mib"] / nd["rss_mib"]
+                parts.append(f"peak RSS ≤ 1.5× its needle peak RSS — {ours['rss_mib']:.1f} / "
+                             f"{nd['rss_mib']:.1f} MiB = {c:.2f}×: **{verdict(c <= 1.5)}**")
+            else:
+                parts.append("peak RSS ≤ 1.5× its needle peak RSS — not measured (run with "
+                             "`--scenarios needle,million --tools s3fetch,py-s3fetch`)")
+        out.append(f"- Python API, {sc}: py-s3fetch " + "; ".join(parts))
+    return out
+
+
 def fmt(x, spec=".2f", none="–"):
     return none if x is None else format(x, spec)
+
+
+def python_section(summary: dict, scen: dict, names: list[str], tools: list[str]) -> list[str]:
+    """The Python API tables: py-s3fetch beside the Python peers, and the CLI as reference."""
+    L = ["## Python API\n"]
+    L.append("The same datasets, selections, server, measurements and verification as above, "
+             "downloaded by Python programs through each library's API (`bench/python_peers.py`; "
+             "see Tools and settings). `vs best Python peer` = wall / the best Python peer's "
+             "wall (peers = py-s3fetch-2.1.2, py-boto3, py-s3fs, py-obstore); `vs s3fetch CLI` = "
+             "wall / the `s3fetch` CLI's wall in the same run; `import s` = interpreter start to "
+             "the library imported, as the program measured it (part of wall).\n")
+    for name in names:
+        sc, sc_sum = scen[name], summary[name]
+        L.append(f"### {name} (Python API)\n")
+        L.append(f"{sc.description}. Bucket `{sc.bucket}`.\n")
+        L.append("| tool | wall s | vs best Python peer | vs s3fetch CLI | CPU s | peak RSS MiB | "
+                 "first file s | import s |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        shown = [t for t in tools if t in PY_TOOLS] + ([OURS] if OURS in sc_sum["rows"] else [])
+        for t in shown:
+            r = sc_sum["rows"].get(t)
+            if r is None:
+                continue
+            label = {PY_OURS: f"**{t}**", OURS: "s3fetch CLI (reference)"}.get(t, t)
+            if t == sc_sum["best_py_peer"]:
+                label += " (best Python peer)"
+            if r["status"] != "OK":
+                L.append(f"| {label} | **{r['status']}** ({r['ok']}/{r['runs']} ok): "
+                         f"{r['detail'].replace('|', '/')} | | | | | | |")
+                continue
+
+            def ratio(x):
+                return f"{x:.3f}×" if x is not None else "–"
+
+            L.append(f"| {label} | {fmt(r['wall_s'], '.3f')} | {ratio(r['vs_best_py_peer'])} | "
+                     f"{ratio(r['vs_cli'])} | {fmt(r['cpu_s'])} | {fmt(r['rss_mib'], '.1f')} | "
+                     f"{fmt(r['first_file_s'], '.3f')} | {fmt(r['import_s'], '.3f')} |")
+        L.append("")
+    return L
 
 
 def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: dict,
@@ -712,6 +871,30 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
     L.append(f"- `server-limit`: `s3fetch-bench probe` — lists once, then GETs every selected "
              f"object (large: every 8 MiB range) with {meta['probe_concurrency']} in flight, "
              "bodies discarded, no files written.\n")
+    if any(t in PY_TOOLS for t in tools):
+        L.append("Python API (`bench/python_peers.py TOOL`, one process per run, started with the "
+                 "interpreter of the venv that holds the library; start-up and imports count):\n")
+        L.append("- `py-s3fetch`: this repository's wheel (`target/bench/venv-ours`), "
+                 "`s3fetch.download(\"s3://B/\", DEST, regex=RE, endpoint_url=EP)`, default "
+                 "settings, no callbacks.")
+        L.append(f"- `py-s3fetch-2.1.2`: the original, `s3fetch.download(\"s3://B/\", DEST, "
+                 f"regex=RE, threads={PY_CONCURRENCY})`; endpoint via `AWS_ENDPOINT_URL`.")
+        L.append(f"- `py-boto3`: one client (`max_pool_connections={PY_CONCURRENCY}`, path "
+                 f"style); a `list_objects_v2` paginator feeds a `ThreadPoolExecutor"
+                 f"({PY_CONCURRENCY})` of `get_object` + write per selected key (`re.search` in "
+                 "the full key), submitted while the listing goes on.")
+        L.append(f"- `py-s3fs`: `s3fs.S3FileSystem(endpoint_url=EP, config_kwargs="
+                 f"{{max_pool_connections: {PY_CONCURRENCY}, addressing_style: path}})` "
+                 "(aiobotocore's default pool is 10), in its own venv "
+                 "(`target/bench/venv-s3fs`: aiobotocore pins botocore); all keys: "
+                 f"`fs.get(\"B/\", DEST/, recursive=True, batch_size={PY_CONCURRENCY})`; "
+                 f"a selection: `fs.find(\"B\")`, filter, `fs.get(keys, local_paths, "
+                 f"batch_size={PY_CONCURRENCY})`.")
+        L.append(f"- `py-obstore`: `obstore.store.S3Store(B, endpoint=EP, "
+                 "virtual_hosted_style_request=False, client_options={allow_http: True})`; "
+                 "asyncio: `obstore.list` batches (1,000 keys) feed tasks of "
+                 f"`obstore.get_async` + `bytes_async`, {PY_CONCURRENCY} at once (a semaphore), "
+                 "each file written when its body is in.\n")
     L.append("Environment for every tool: `AWS_ACCESS_KEY_ID=s3fetch-test`, "
              "`AWS_SECRET_ACCESS_KEY=s3fetch-test-secret`, `AWS_REGION=AWS_DEFAULT_REGION="
              "us-east-1`, `AWS_EC2_METADATA_DISABLED=true`, `AWS_CONFIG_FILE` =\n")
@@ -729,11 +912,13 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
              "full size (polled every ~5 ms). Every run is verified: the exact set of relative "
              "paths, every size, the total bytes and an MD5 sample against the store's ETags; "
              "a run that fails verification is WRONG and not timed. `vs best peer` = wall / "
-             "best peer's wall (peers = every tool but s3fetch and server-limit); `% of limit` "
+             "best peer's wall (peers = every CLI tool but s3fetch and server-limit); `% of limit` "
              "= server-limit wall / wall.\n")
     L.append("## Results\n")
     for name, sc_sum in summary.items():
         sc = scen[name]
+        if not any(t in sc_sum["rows"] for t in tools if t not in PY_TOOLS):
+            continue
         L.append(f"### {name}\n")
         L.append(f"{sc.description}. Bucket `{sc.bucket}`.\n")
         L.append("| tool | wall s | vs best peer | CPU s | peak RSS MiB | first file s | "
@@ -741,7 +926,7 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
         L.append("|---|---:|---:|---:|---:|---:|---:|")
         for t in tools:
             r = sc_sum["rows"].get(t)
-            if r is None:
+            if r is None or t in PY_TOOLS:
                 continue
             label = f"**{t}**" if t == OURS else t
             if t == sc_sum["best_peer"]:
@@ -755,8 +940,12 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
                      f"{fmt(r['rss_mib'], '.1f')} | {fmt(r['first_file_s'], '.3f')} | "
                      f"{fmt(r['pct_of_limit'], '.1f')} |")
         L.append("")
+    py_scen = [n for n, x in summary.items() if any(t in x["rows"] for t in PY_TOOLS)]
+    if py_scen:
+        L += python_section(summary, scen, py_scen, tools)
     L.append("## Targets\n")
     L += targets(summary)
+    L += py_targets(summary)
     L.append("")
     L.append("## Commands\n")
     L.append("`$EP` = the test server's endpoint, `$DEST` = a fresh empty directory.\n")
@@ -782,7 +971,10 @@ def parse_args(argv):
     p.add_argument("--scenarios", default=None,
                    help=f"comma list of {','.join(ALL_SCENARIOS)} (default "
                    f"{','.join(DEFAULT_SCENARIOS)})")
-    p.add_argument("--tools", default=None, help=f"comma list of {','.join(ALL_TOOLS)} (default all)")
+    p.add_argument("--tools", default=None,
+                   help=f"comma list of {','.join(ALL_TOOLS)} and groups "
+                   f"{','.join(TOOL_GROUPS)} (default all; cli = the first "
+                   f"{len(CLI_TOOLS)}, python = the py-* tools)")
     p.add_argument("--smoke", action="store_true",
                    help="2,000 keys, 1 rep, s3fetch only, small latencies; exit 1 if wrong")
     p.add_argument("--get-latency-ms", type=int, default=None, help="default 20 (smoke 2)")
@@ -798,6 +990,10 @@ def parse_args(argv):
                    help="byte budget of the MD5 sample per run (default 1 GiB; >= 1 file)")
     p.add_argument("--poll-ms", type=float, default=5.0, help="first-file poll interval")
     p.add_argument("--venv", type=Path, default=ROOT / "target/bench/venv")
+    p.add_argument("--venv-ours", type=Path, default=ROOT / "target/bench/venv-ours",
+                   help="venv with this repository's wheel, for py-s3fetch")
+    p.add_argument("--venv-s3fs", type=Path, default=ROOT / "target/bench/venv-s3fs",
+                   help="venv with s3fs, for py-s3fs")
     p.add_argument("--bin-dir", type=Path, default=ROOT / "target/release")
     p.add_argument("--work", type=Path, default=ROOT / "target/bench")
     p.add_argument("--report", type=Path, default=None,
@@ -815,19 +1011,25 @@ def parse_args(argv):
     a.list_latency_ms = 60 if a.list_latency_ms is None else a.list_latency_ms
     a.report = a.report or ROOT / "BENCHMARKS.md"
     a.scenarios = (a.scenarios or ",".join(DEFAULT_SCENARIOS)).split(",")
-    a.tools = (a.tools or ",".join(ALL_TOOLS)).split(",")
     for s in a.scenarios:
         if s not in ALL_SCENARIOS:
             p.error(f"unknown scenario {s!r}")
-    for t in a.tools:
-        if t not in ALL_TOOLS:
+    wanted = set()
+    for t in (a.tools or "all").split(","):
+        if t in TOOL_GROUPS:
+            wanted.update(TOOL_GROUPS[t])
+        elif t in ALL_TOOLS:
+            wanted.add(t)
+        else:
             p.error(f"unknown tool {t!r}")
-    a.tools = [t for t in ALL_TOOLS if t in a.tools]
+    a.tools = [t for t in ALL_TOOLS if t in wanted]
     if a.reps < 1:
         p.error("--reps must be >= 1")
     a.data_dir = a.work / "data"
     a.testkit = a.bin_dir / "s3fetch-testkit"
     a.venv = a.venv if a.venv and a.venv.exists() and not a.smoke else None
+    a.venv_s3fs = a.venv_s3fs if a.venv_s3fs and a.venv_s3fs.exists() and not a.smoke else None
+    a.venv_ours = a.venv_ours if a.venv_ours and a.venv_ours.exists() else None
     return a
 
 
@@ -855,6 +1057,8 @@ def main(argv=None) -> int:
             launcher = None
         active = []
         versions = {}
+        # A tool that runs on none of the selected scenarios is left out (py-* on flat, large).
+        args.tools = [t for t in args.tools if any(runs_on(t, n) for n in scen)]
         for t in args.tools:
             ok, why = tools.available(t)
             versions[t] = tools.version(t) if ok else f"SKIPPED: {why}"
@@ -866,10 +1070,11 @@ def main(argv=None) -> int:
             exp = expected[name]
             exp_sizes = {k: o.size for k, o in exp.items()}
             want_bytes = sum(exp_sizes.values())
-            commands[name] = {t: tools.invocation(t, sc, Path("/DEST")).display for t in active}
+            here = [t for t in active if runs_on(t, name)]
+            commands[name] = {t: tools.invocation(t, sc, Path("/DEST")).display for t in here}
             log(f"scenario {name}: {len(exp):,} files, {want_bytes:,} bytes selected")
             for rep in range(1, args.reps + 1):
-                for t in active:
+                for t in here:
                     dest = runs_dir / name / f"{t}-{rep}"
                     if dest.exists():
                         shutil.rmtree(dest)
@@ -879,6 +1084,8 @@ def main(argv=None) -> int:
                     r = run_measured(inv, dest if inv.writes_files else None, exp_sizes,
                                      args.timeout, args.poll_ms / 1000, logp, launcher)
                     r.tool, r.scenario, r.rep = t, name, rep
+                    if t in PY_TOOLS and r.status == "OK":
+                        r.extra = py_summary(logp)
                     if r.status == "OK" and inv.writes_files:
                         ok, what, nfiles, nbytes, checked = verify(
                             dest, exp, args.verify_sample, args.verify_sample_bytes, rep)
@@ -937,13 +1144,13 @@ def main(argv=None) -> int:
     }, indent=1))
     write_report(args.report, meta, summary, commands, scen, args.tools)
     log(f"wrote {args.report} and {raw}")
-    for line in targets(summary):
+    for line in targets(summary) + py_targets(summary):
         log(line)
     bad = [r for r in results if r.status != "OK"]
     for r in bad:
         log(f"NOT OK: {r.scenario} {r.tool} rep {r.rep}: {r.status} {r.detail}")
     # Non-zero when our tool or the probe went wrong (peers' failures are only reported).
-    return 1 if any(r.tool in (OURS, LIMIT) for r in bad) or not results else 0
+    return 1 if any(r.tool in (OURS, LIMIT, PY_OURS) for r in bad) or not results else 0
 
 
 if __name__ == "__main__":

@@ -203,6 +203,22 @@ mod tests {
     }
 
     #[test]
+    fn python_re_syntax_users_write() {
+        let wants = |re: &str, key: &str| KeyFilter::new(Some(re), "/").unwrap().wants(key);
+        assert!(wants(r"(?P<year>\d{4})/(?P=year)-", "x/2024/2024-01.csv"));
+        assert!(wants(r"(?i)\.JSON$", "a/b.json"));
+        assert!(wants(r"\bcat\b", "pets/cat/1"));
+        assert!(!wants(r"\bcat\b", "pets/cats/1"));
+        assert!(
+            wants(r"\d+", "n/\u{0663}"),
+            "Unicode digits, as in Python 3"
+        );
+        // `\Z` is Python's end of text (Rust's `\z`).
+        assert!(wants(r"\.csv\Z", "a.csv"));
+        assert!(!wants(r"\.csv\Z", "a.csv.gz"));
+    }
+
+    #[test]
     fn anchored_literals_narrow_the_listing() {
         let narrow =
             |re: &str, prefix: &str| KeyFilter::new(Some(re), "/").unwrap().narrow_prefix(prefix);

@@ -351,7 +351,8 @@ class Tools:
             return False, "not installed" if tool not in (OURS, LIMIT) else f"missing binary {b}"
         if tool in PY_TOOLS:
             ok, v = self._py_version(tool)
-            return (True, str(b)) if ok else (False, f"not installed in {rel(Path(b).parent.parent)} ({v})")
+            venv_dir = rel(Path(b).parent.parent)
+            return (True, str(b)) if ok else (False, f"not installed in {venv_dir} ({v})")
         return True, str(b)
 
     def _py_version(self, tool: str) -> tuple[bool, str]:
@@ -363,6 +364,10 @@ class Tools:
                                    capture_output=True, text=True, env=self.base_env, timeout=120)
                 out = (p.stdout.strip() or p.stderr.strip()).splitlines()
                 last = out[-1] if out else f"exit {p.returncode}"
+                # Which wheel run.sh installed (built from which tree, or BENCH_WHEEL).
+                src = Path(self.bins[tool]).parent.parent / ".s3fetch-wheel.source"
+                if tool == PY_OURS and p.returncode == 0 and src.exists():
+                    last += "; wheel " + src.read_text().strip()
                 self._py_versions[tool] = (p.returncode == 0, last)
             except (OSError, subprocess.TimeoutExpired) as e:
                 self._py_versions[tool] = (False, str(e))
@@ -664,7 +669,8 @@ def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) 
                 "cpu_s": median([r.cpu_s for r in ok]),
                 "rss_mib": (median([r.max_rss_kib for r in ok]) or 0) / 1024 if ok else None,
                 "first_file_s": median([r.first_file_s for r in ok]),
-                "import_s": median([r.extra.get("import_s") for r in ok]),
+                "startup_s": median([r.extra.get("startup_s") for r in ok]),
+                "call_s": median([r.extra.get("run_s") for r in ok]),
                 "bytes": ok[0].bytes if ok else None,
             }
             rows[t] = row
@@ -801,15 +807,18 @@ def python_section(summary: dict, scen: dict, names: list[str], tools: list[str]
              "downloaded by Python programs through each library's API (`bench/python_peers.py`; "
              "see Tools and settings). `vs best Python peer` = wall / the best Python peer's "
              "wall (peers = py-s3fetch-2.1.2, py-boto3, py-s3fs, py-obstore); `vs s3fetch CLI` = "
-             "wall / the `s3fetch` CLI's wall in the same run; `import s` = interpreter start to "
-             "the library imported, as the program measured it (part of wall).\n")
+             "wall / the `s3fetch` CLI's wall in the same run; `start-up s` = process start to "
+             "the library imported (interpreter start-up and imports), as the program measured it "
+             "from `/proc` (10 ms resolution), and `call s` = the download code itself (from the "
+             "library imported to the last file written), measured in the program: both are "
+             "part of wall, which also counts the interpreter's exit.\n")
     for name in names:
         sc, sc_sum = scen[name], summary[name]
         L.append(f"### {name} (Python API)\n")
         L.append(f"{sc.description}. Bucket `{sc.bucket}`.\n")
         L.append("| tool | wall s | vs best Python peer | vs s3fetch CLI | CPU s | peak RSS MiB | "
-                 "first file s | import s |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+                 "first file s | start-up s | call s |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         shown = [t for t in tools if t in PY_TOOLS] + ([OURS] if OURS in sc_sum["rows"] else [])
         for t in shown:
             r = sc_sum["rows"].get(t)
@@ -820,7 +829,7 @@ def python_section(summary: dict, scen: dict, names: list[str], tools: list[str]
                 label += " (best Python peer)"
             if r["status"] != "OK":
                 L.append(f"| {label} | **{r['status']}** ({r['ok']}/{r['runs']} ok): "
-                         f"{r['detail'].replace('|', '/')} | | | | | | |")
+                         f"{r['detail'].replace('|', '/')} | | | | | | | |")
                 continue
 
             def ratio(x):
@@ -828,7 +837,8 @@ def python_section(summary: dict, scen: dict, names: list[str], tools: list[str]
 
             L.append(f"| {label} | {fmt(r['wall_s'], '.3f')} | {ratio(r['vs_best_py_peer'])} | "
                      f"{ratio(r['vs_cli'])} | {fmt(r['cpu_s'])} | {fmt(r['rss_mib'], '.1f')} | "
-                     f"{fmt(r['first_file_s'], '.3f')} | {fmt(r['import_s'], '.3f')} |")
+                     f"{fmt(r['first_file_s'], '.3f')} | {fmt(r['startup_s'], '.2f')} | "
+                     f"{fmt(r['call_s'], '.3f')} |")
         L.append("")
     return L
 
@@ -945,7 +955,8 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
         L += python_section(summary, scen, py_scen, tools)
     L.append("## Targets\n")
     L += targets(summary)
-    L += py_targets(summary)
+    if any(t in PY_TOOLS for t in tools):
+        L += py_targets(summary)
     L.append("")
     L.append("## Commands\n")
     L.append("`$EP` = the test server's endpoint, `$DEST` = a fresh empty directory.\n")
@@ -1144,7 +1155,8 @@ def main(argv=None) -> int:
     }, indent=1))
     write_report(args.report, meta, summary, commands, scen, args.tools)
     log(f"wrote {args.report} and {raw}")
-    for line in targets(summary) + py_targets(summary):
+    py = any(t in PY_TOOLS for t in args.tools)
+    for line in targets(summary) + (py_targets(summary) if py else []):
         log(line)
     bad = [r for r in results if r.status != "OK"]
     for r in bad:

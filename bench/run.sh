@@ -4,7 +4,8 @@
 # Creates target/bench/venv with the peers (unless --smoke), and for the Python-API tools
 # target/bench/venv-s3fs (s3fs) and target/bench/venv-ours (this repository's wheel, built
 # when its sources changed); builds the release binaries and runs bench/bench.py with every
-# argument. BENCH_NO_BUILD=1 skips the cargo build of the binaries (not the wheel's).
+# argument. BENCH_NO_BUILD=1 skips the cargo build of the binaries (not the wheel's);
+# BENCH_WHEEL=path.whl installs that wheel for py-s3fetch instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,16 +57,29 @@ install() { # "tool-name..." pip-spec [venv]
     fi
 }
 
-# This repository's wheel for py-s3fetch, rebuilt when a source it is built from is newer.
+# This repository's wheel for py-s3fetch, rebuilt when a source it is built from is newer
+# (BENCH_WHEEL=path/to/s3fetch-*.whl: that wheel instead, nothing built).
 ours_wheel() {
-    local venv_ours=target/bench/venv-ours wheels=target/bench/wheel wheel stamp
+    local venv_ours=target/bench/venv-ours wheels=target/bench/wheel wheel stamp source
     make_venv "$venv_ours"
     wheel=$(ls "$wheels"/s3fetch-*.whl 2>/dev/null | head -n 1 || true)
-    if [ -z "$wheel" ] || [ -n "$(find crates/s3fetch crates/s3fetch-cli crates/s3fetch-python \
-        Cargo.toml Cargo.lock -type f -newer "$wheel" ! -path '*/tests/*' ! -name '*.so' \
-        ! -name '*.pyc' -print -quit)" ]; then
+    # .started: when the last build began, so that an edit made during a build counts.
+    if [ -n "${BENCH_WHEEL:-}" ]; then
+        wheel=$BENCH_WHEEL
+        source="BENCH_WHEEL=$wheel"
+        echo "== BENCH_WHEEL: using $wheel" >&2
+    elif [ -z "$wheel" ] || [ ! -e "$wheels/.started" ] || [ -n "$(find crates/s3fetch \
+        crates/s3fetch-cli crates/s3fetch-python Cargo.toml Cargo.lock -type f \
+        -newer "$wheels/.started" ! -path '*/tests/*' ! -name '*.so' ! -name '*.pyc' \
+        -print -quit)" ]; then
         echo "== building the s3fetch wheel (release; pip wheel ./crates/s3fetch-python)" >&2
         rm -rf "$wheels"
+        mkdir -p "$wheels"
+        touch "$wheels/.started"
+        local rev dirty=""
+        rev=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+        git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null ||
+            dirty=" + uncommitted changes"
         if ! "$venv_ours/bin/python" -m pip wheel --no-deps -q --disable-pip-version-check \
             -w "$wheels" ./crates/s3fetch-python >&2; then
             echo "== WARNING: building the wheel failed; py-s3fetch will be skipped" >&2
@@ -73,9 +87,11 @@ ours_wheel() {
             return 0
         fi
         wheel=$(ls "$wheels"/s3fetch-*.whl | head -n 1)
+        echo "built from $rev$dirty at $(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$wheels/SOURCE"
     else
         echo "== reusing $wheel (up to date)" >&2
     fi
+    [ -n "${BENCH_WHEEL:-}" ] || source=$(cat "$wheels/SOURCE" 2>/dev/null || echo "$wheel")
     # The version never changes (0.1.0): reinstall when the wheel's bytes did.
     stamp=$(sha256sum "$wheel" | cut -d' ' -f1)
     if [ "$(cat "$venv_ours/.s3fetch-wheel.sha256" 2>/dev/null || true)" != "$stamp" ]; then
@@ -84,6 +100,7 @@ ours_wheel() {
         echo "$stamp" >"$venv_ours/.s3fetch-wheel.sha256"
         echo "== installed $wheel into $venv_ours" >&2
     fi
+    echo "$source (sha256 ${stamp:0:12})" >"$venv_ours/.s3fetch-wheel.source"
 }
 
 venv=target/bench/venv

@@ -44,13 +44,15 @@ pub(crate) fn describe(error: &Error) -> ErrorInfo {
             None if source.kind() == ServiceErrorKind::Connection => "EndpointConnectionError",
             None => "ListingError",
         },
-        Error::Get { source, .. } => request_class(source).unwrap_or("DownloadError"),
+        Error::Get { source, .. } | Error::Head { source, .. } => {
+            request_class(source).unwrap_or("DownloadError")
+        }
         Error::Checksum { .. } => "ChecksumError",
         Error::UnsafeKey { .. } => "PathTraversalError",
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
             "PermissionError"
         }
-        Error::Io { .. } | Error::Conflict { .. } | Error::Timeout(_) | Error::Cancelled => {
+        Error::Io { .. } | Error::Conflict { .. } | Error::Timeout { .. } | Error::Cancelled => {
             "DownloadError"
         }
         _ => "S3FetchError",
@@ -66,7 +68,7 @@ pub(crate) fn describe(error: &Error) -> ErrorInfo {
     ErrorInfo {
         class,
         message,
-        key: key_of(error).map(str::to_owned),
+        key: error.key().map(str::to_owned),
         code: error.code().map(str::to_owned),
     }
 }
@@ -79,17 +81,6 @@ fn request_class(source: &ServiceError) -> Option<&'static str> {
         (ServiceErrorKind::Credentials, _) => Some("InvalidCredentialsError"),
         (_, Some(code)) if CREDENTIAL_CODES.contains(&code) => Some("InvalidCredentialsError"),
         (_, Some(code)) if DENIED_CODES.contains(&code) => Some("PermissionError"),
-        _ => None,
-    }
-}
-
-fn key_of(error: &Error) -> Option<&str> {
-    match error {
-        Error::Get { key, .. }
-        | Error::UnsafeKey { key, .. }
-        | Error::Conflict { key, .. }
-        | Error::Io { key, .. }
-        | Error::Checksum { key, .. } => Some(key),
         _ => None,
     }
 }

@@ -19,18 +19,20 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, OnceCell, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OnceCell, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
 
+use crate::bucket::{Bucket, S3};
 use crate::error::{Error, Result};
 use crate::filter::KeyFilter;
 use crate::folders::Parent;
+use crate::limit::{Budget, Permit};
 use crate::listing::{self, Listed};
 use crate::options::DownloadOptions;
 use crate::paths;
 use crate::progress::{DownloadResult, NoReporter, Reporter, Summary, Tally};
-use crate::retry::{self, RetryStats, Throttle};
+use crate::retry::RetryStats;
 use crate::transfer::{Fetcher, PartOptions};
 
 /// Downloads everything `options` selects; see [`Downloader`] to receive progress events.
@@ -82,11 +84,19 @@ impl Downloader {
             Some(client) => client,
             None => options.client_options.build().await,
         };
-        let client = retry::run_client(client, options.verify);
         let cancel = options.cancel;
         let uri = options.uri;
         let tally = Arc::new(Tally::default());
         let stats = Arc::new(RetryStats::default());
+        let budget = Arc::new(Budget::new(concurrency, options.list_concurrency));
+        let bucket = Arc::new(Bucket::new(
+            Arc::new(S3::new(client, uri.bucket.clone(), options.verify)),
+            uri.bucket.clone(),
+            uri.prefix.clone(),
+            budget.clone(),
+            options.retry,
+            stats.clone(),
+        ));
 
         // Room for a few pages ahead of the downloads, and no more.
         let (tx, mut rx) = mpsc::channel::<Listed>(concurrency.max(1000));
@@ -94,19 +104,15 @@ impl Downloader {
         let list_prefix = filter.narrow_prefix(&uri.prefix);
         let list_concurrency = options.list_concurrency;
         let delimiter = options.delimiter.clone();
-        let (options_retry, list_stats) = (options.retry, stats.clone());
         let mut lister = tokio::spawn({
-            let (client, reporter, bucket) = (client.clone(), reporter.clone(), uri.bucket.clone());
+            let (bucket, reporter) = (bucket.clone(), reporter.clone());
             async move {
                 let Some(prefix) = list_prefix else {
                     return Ok(0);
                 };
-                let pages = Arc::new(listing::S3Pages {
-                    client,
+                let pages = Arc::new(listing::Pages {
                     bucket,
                     prefix: prefix.clone(),
-                    retry: options_retry,
-                    stats: list_stats,
                 });
                 listing::list_into(
                     pages,
@@ -122,24 +128,17 @@ impl Downloader {
         });
         let _abort_lister = AbortOnDrop(lister.abort_handle());
 
-        let permits = Arc::new(Semaphore::new(concurrency));
         let mut tasks = JoinSet::new();
         let job = Arc::new(Job {
             fetcher: Fetcher {
-                client,
-                bucket: uri.bucket.clone(),
+                bucket,
                 dir,
                 reporter: reporter.clone(),
-                permits: permits.clone(),
                 parts: PartOptions {
                     part_size: options.part_size,
                     threshold: options.multipart_threshold,
                 },
                 blocking: TaskTracker::new(),
-                retry: options.retry,
-                stats: stats.clone(),
-                throttle: Arc::new(Throttle::new(permits.clone(), concurrency)),
-                verify: options.verify,
                 dir_ops: Semaphore::new(
                     std::thread::available_parallelism()
                         .map_or(2, |n| n.get())
@@ -160,7 +159,7 @@ impl Downloader {
             let permit = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => { cancelled = true; break }
-                permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                permit = budget.transfer() => permit?,
             };
             let object = tokio::select! {
                 biased;
@@ -236,7 +235,7 @@ struct Job {
 }
 
 impl Job {
-    async fn fetch(&self, listed: Listed, permit: OwnedSemaphorePermit) {
+    async fn fetch(&self, listed: Listed, permit: Permit) {
         let Listed { object, parent } = listed;
         let reporter = &self.fetcher.reporter;
         let relative =
@@ -302,7 +301,9 @@ impl Job {
             let wanted = cell
                 .get_or_try_init(|| async {
                     tracing::debug!(key, folder = name, "asking whether the folder is a key");
-                    Ok::<_, Error>(self.filter.wants(&name) && self.fetcher.exists(&name).await?)
+                    Ok::<_, Error>(
+                        self.filter.wants(&name) && self.fetcher.bucket.exists(&name).await?,
+                    )
                 })
                 .await?;
             if *wanted {

@@ -50,11 +50,13 @@ pub enum Error {
         source: Option<std::io::Error>,
     },
 
-    /// Listing the bucket failed: the whole run stops.
-    #[error("listing s3://{bucket}/{prefix} failed")]
+    /// Listing the bucket failed: the whole run stops. `after` is where the page that could
+    /// not be listed starts (`None`: at the start of the prefix).
+    #[error("listing s3://{bucket}/{prefix} failed{}", after.as_ref().map(|a| format!(" (the keys after {a:?})")).unwrap_or_default())]
     List {
         bucket: String,
         prefix: String,
+        after: Option<String>,
         #[source]
         source: ServiceError,
     },
@@ -62,6 +64,16 @@ pub enum Error {
     /// Fetching one object failed.
     #[error("GET s3://{bucket}/{key} failed")]
     Get {
+        bucket: String,
+        key: String,
+        #[source]
+        source: ServiceError,
+    },
+
+    /// A HEAD of one object failed (its checksum before a ranged download, or whether a
+    /// folder name is also a key).
+    #[error("HEAD s3://{bucket}/{key} failed")]
+    Head {
         bucket: String,
         key: String,
         #[source]
@@ -103,8 +115,8 @@ pub enum Error {
     },
 
     /// A request got no response, or a body no bytes, in time.
-    #[error("timed out: {0}")]
-    Timeout(String),
+    #[error("timed out: {reason}")]
+    Timeout { key: Option<String>, reason: String },
 
     /// The async runtime of [`Downloader::run_blocking`](crate::Downloader::run_blocking)
     /// could not start.
@@ -145,8 +157,10 @@ impl Error {
     /// Whether trying the same operation again may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::List { source, .. } | Error::Get { source, .. } => source.is_retryable(),
-            Error::Timeout(_) | Error::Checksum { .. } => true,
+            Error::List { source, .. } | Error::Get { source, .. } | Error::Head { source, .. } => {
+                source.is_retryable()
+            }
+            Error::Timeout { .. } | Error::Checksum { .. } => true,
             _ => false,
         }
     }
@@ -165,7 +179,23 @@ impl Error {
     /// The failed request's error, for errors of a request to S3.
     pub fn service_error(&self) -> Option<&ServiceError> {
         match self {
-            Error::List { source, .. } | Error::Get { source, .. } => Some(source),
+            Error::List { source, .. } | Error::Get { source, .. } | Error::Head { source, .. } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+
+    /// The key this error is about, for errors of one object.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Error::Get { key, .. }
+            | Error::Head { key, .. }
+            | Error::UnsafeKey { key, .. }
+            | Error::Conflict { key, .. }
+            | Error::Io { key, .. }
+            | Error::Checksum { key, .. } => Some(key),
+            Error::Timeout { key, .. } => key.as_deref(),
             _ => None,
         }
     }
@@ -207,7 +237,11 @@ impl Error {
 /// An error from a request to S3: either the service answered with an error, or the request
 /// never got an answer (connection, timeout, credentials).
 #[derive(Debug)]
-pub struct ServiceError {
+pub struct ServiceError(Box<Details>);
+
+/// Boxed: errors travel through every result of the engine, and most results are `Ok`.
+#[derive(Debug)]
+struct Details {
     code: Option<String>,
     status: Option<u16>,
     message: String,
@@ -231,43 +265,47 @@ pub enum ServiceErrorKind {
     Request,
     /// The response body broke off or could not be read, or broke the protocol.
     Body,
+    /// The store answered, but not what was asked (it ignores Range): asking again will not
+    /// help.
+    Unsupported,
 }
 
 impl ServiceError {
     /// The S3 error code, if the service sent one.
     pub fn code(&self) -> Option<&str> {
-        self.code.as_deref()
+        self.0.code.as_deref()
     }
 
     /// The HTTP status, if a response arrived.
     pub fn status(&self) -> Option<u16> {
-        self.status
+        self.0.status
     }
 
     /// Where the request failed.
     pub fn kind(&self) -> ServiceErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// SlowDown, or 503 without a code.
     pub fn is_throttling(&self) -> bool {
         matches!(
-            self.code.as_deref(),
+            self.0.code.as_deref(),
             Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded")
-        ) || self.status == Some(503)
+        ) || self.0.status == Some(503)
     }
 
     /// Transient failures: throttling, 5xx, connection trouble, broken bodies.
     pub fn is_retryable(&self) -> bool {
-        match self.kind {
+        match self.0.kind {
             ServiceErrorKind::Connection | ServiceErrorKind::Body => true,
             ServiceErrorKind::NoCredentials
             | ServiceErrorKind::Credentials
-            | ServiceErrorKind::Request => false,
+            | ServiceErrorKind::Request
+            | ServiceErrorKind::Unsupported => false,
             ServiceErrorKind::Response => {
-                matches!(self.status, Some(500..=599))
+                matches!(self.0.status, Some(500..=599))
                     || matches!(
-                        self.code.as_deref(),
+                        self.0.code.as_deref(),
                         Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout")
                     )
             }
@@ -313,31 +351,42 @@ impl ServiceError {
             }
             _ => (ServiceErrorKind::Request, None, error_chain(&err)),
         };
-        ServiceError {
+        ServiceError(Box::new(Details {
             code,
             status,
             message,
             kind,
-        }
+        }))
     }
 
     /// A response that breaks the protocol (wrong length, ignored Range).
     pub(crate) fn protocol(message: String) -> Self {
-        ServiceError {
+        ServiceError(Box::new(Details {
             code: None,
             status: None,
             message,
             kind: ServiceErrorKind::Body,
-        }
+        }))
+    }
+
+    /// An answer that shows the store does not do what was asked (see
+    /// [`ServiceErrorKind::Unsupported`]).
+    pub(crate) fn unsupported(message: String) -> Self {
+        ServiceError(Box::new(Details {
+            code: None,
+            status: None,
+            message,
+            kind: ServiceErrorKind::Unsupported,
+        }))
     }
 
     pub(crate) fn body(err: impl std::error::Error + 'static) -> Self {
-        ServiceError {
+        ServiceError(Box::new(Details {
             code: None,
             status: None,
             message: format!("reading the response body: {}", error_chain(&err)),
             kind: ServiceErrorKind::Body,
-        }
+        }))
     }
 }
 
@@ -387,9 +436,9 @@ fn code_for_status(status: u16) -> Option<&'static str> {
 
 impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.code {
-            Some(code) => write!(f, "{code}: {}", self.message),
-            None => f.write_str(&self.message),
+        match &self.0.code {
+            Some(code) => write!(f, "{code}: {}", self.0.message),
+            None => f.write_str(&self.0.message),
         }
     }
 }

@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 
 use crate::filter::KeyFilter;
-use crate::progress::ObjectInfo;
+use crate::object::ObjectInfo;
 
 /// What the listing knows about the folders on a key's local path.
 #[derive(Debug, Clone, PartialEq, Eq)]

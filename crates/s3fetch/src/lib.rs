@@ -53,6 +53,7 @@
 //! The crate's tests run this API against a real S3 server over HTTP (the
 //! `s3fetch-testkit` crate); `tests/engine.rs` is a runnable tour of it.
 
+mod bucket;
 mod checksum;
 mod client;
 mod download;
@@ -62,6 +63,7 @@ mod folders;
 mod limit;
 mod list_xml;
 mod listing;
+mod object;
 mod options;
 pub mod paths;
 mod progress;
@@ -76,11 +78,12 @@ pub use client::ClientOptions;
 pub use download::{download, Downloader};
 pub use error::{error_chain, DirProblem, Error, Result, ServiceError, ServiceErrorKind};
 pub use filter::KeyFilter;
+pub use object::ObjectInfo;
 pub use options::{
     parse_size, ChecksumMode, DownloadOptions, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
-pub use progress::{DownloadResult, Failure, NoReporter, ObjectInfo, Reporter, Summary};
+pub use progress::{DownloadResult, Failure, NoReporter, Reporter, Summary};
 pub use retry::{RetryPolicy, DEFAULT_RETRIES};
 pub use uri::S3Uri;
 

@@ -1,16 +1,189 @@
-//! Limits the run must stay within: the process's open-file limit.
+//! The one request budget of a run: how many requests may be in flight, and how fast new ones
+//! may start.
 //!
-//! Each download in flight holds a connection and an open file. The soft open-file limit is
-//! often 1,024 while the hard one is far higher, so when the requested concurrency needs it,
-//! the soft limit is raised (up to the hard limit, never lowered); if even that is too low,
-//! the run uses fewer downloads at once than asked, with a warning, instead of failing with
-//! "too many open files" halfway through.
+//! - **Permits.** Downloads (whole GETs, ranged parts, HEADs) take permits from one count
+//!   (`concurrent_downloads`), list requests from another (`list_concurrency`), so a burst of
+//!   downloads never starves the listing that feeds them. A permit is held for the request's
+//!   whole life, body included; it never leaves this module except as an opaque [`Permit`].
+//! - **Pace.** S3 answers SlowDown (503) when a prefix gets more requests per second than it
+//!   can take. The answer is to lower the *rate*, not to stop: the budget starts unlimited, and
+//!   at the end of each window (~100 ms, a few round trips) looks at the share of requests
+//!   throttled in it. At least [`THROTTLED_SHARE`] of them, and the rate drops to 0.7x what was
+//!   achieved in the window (once per window, however many SlowDowns it held); a window with
+//!   almost none raises it by a fifth, until the limit no longer binds and is lifted. A store
+//!   that throttles a few requests at random (2 %) is thus never slowed down, and one that is
+//!   really overloaded is backed off within a window and recovered within a second.
+//! - **Open files.** Each download in flight holds a connection and an open file: the
+//!   open-file limit is raised if need be, and the download count lowered to fit it.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::{Error, Result};
 
 /// File descriptors kept free for everything else the process has open.
 const SPARE_FILES: u64 = 64;
+/// How long the pace looks at answers before it decides.
+const WINDOW: Duration = Duration::from_millis(100);
+/// A window with at least this share of throttled answers (and at least two) lowers the rate.
+const THROTTLED_SHARE: f64 = 0.05;
+/// A window with at most this share raises it.
+const CLEAN_SHARE: f64 = 0.01;
+const DECREASE: f64 = 0.7;
+const INCREASE: f64 = 1.2;
+/// The rate is never lowered below this (requests per second).
+const MIN_RATE: f64 = 2.0;
+
+/// Permits and pace for every request of a run.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    transfers: Arc<Semaphore>,
+    lists: Arc<Semaphore>,
+    pace: Mutex<Pace>,
+}
+
+/// A request's place in the budget; dropping it frees the place.
+#[derive(Debug)]
+pub(crate) struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl Budget {
+    /// A budget of `transfers` downloads and `lists` list requests in flight.
+    pub fn new(transfers: usize, lists: usize) -> Self {
+        Budget {
+            transfers: Arc::new(Semaphore::new(transfers)),
+            lists: Arc::new(Semaphore::new(lists)),
+            pace: Mutex::new(Pace::new(Instant::now())),
+        }
+    }
+
+    /// Waits for a download permit.
+    pub async fn transfer(&self) -> Result<Permit> {
+        self.transfers
+            .clone()
+            .acquire_owned()
+            .await
+            .map(Permit)
+            .map_err(|_| Error::Cancelled)
+    }
+
+    /// A download permit if one is free now.
+    pub fn try_transfer(&self) -> Option<Permit> {
+        self.transfers.clone().try_acquire_owned().ok().map(Permit)
+    }
+
+    /// Waits for a list permit.
+    pub async fn list(&self) -> Result<Permit> {
+        self.lists
+            .clone()
+            .acquire_owned()
+            .await
+            .map(Permit)
+            .map_err(|_| Error::Cancelled)
+    }
+
+    /// Waits until the pace lets one more request start; returns when it starts.
+    pub async fn pace(&self) -> Instant {
+        loop {
+            let wait = self.lock().take(Instant::now());
+            match wait {
+                None => return Instant::now(),
+                Some(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    /// A request sent at `sent` was answered; `throttled` if the answer was SlowDown.
+    pub fn answered(&self, sent: Instant, throttled: bool) {
+        self.lock().answered(Instant::now(), sent, throttled);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pace> {
+        self.pace.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The adaptive rate (see the module note): a token bucket whose rate moves per window.
+#[derive(Debug)]
+struct Pace {
+    /// Requests per second allowed; `None`: unlimited.
+    rate: Option<f64>,
+    tokens: f64,
+    refilled: Instant,
+    window: Instant,
+    answered: u32,
+    throttled: u32,
+    /// Answers to requests sent before the rate was last lowered say nothing about the new
+    /// rate: they left at the old one.
+    lowered: Option<Instant>,
+}
+
+impl Pace {
+    fn new(now: Instant) -> Self {
+        Pace {
+            rate: None,
+            tokens: 0.0,
+            refilled: now,
+            window: now,
+            answered: 0,
+            throttled: 0,
+            lowered: None,
+        }
+    }
+
+    /// Takes a token, or says how long to wait for one.
+    fn take(&mut self, now: Instant) -> Option<Duration> {
+        let rate = self.rate?;
+        // A burst of at most a tenth of a second's worth.
+        let capacity = (rate / 10.0).max(1.0);
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(capacity);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+        }
+    }
+
+    fn answered(&mut self, now: Instant, sent: Instant, throttled: bool) {
+        // Only answers to requests sent at the current rate say something about it.
+        if self.lowered.is_some_and(|lowered| sent < lowered) {
+            return;
+        }
+        self.answered += 1;
+        self.throttled += u32::from(throttled);
+        let elapsed = now.saturating_duration_since(self.window);
+        if elapsed < WINDOW {
+            return;
+        }
+        let achieved = f64::from(self.answered) / elapsed.as_secs_f64();
+        let share = f64::from(self.throttled) / f64::from(self.answered);
+        if self.throttled >= 2 && share >= THROTTLED_SHARE {
+            let rate = (achieved * DECREASE).max(MIN_RATE);
+            tracing::debug!(rate, share, "throttled: lowering the request rate");
+            self.rate = Some(rate);
+            self.tokens = 0.0;
+            self.refilled = now;
+            self.lowered = Some(now);
+        } else if share <= CLEAN_SHARE {
+            if let Some(rate) = self.rate {
+                let raised = rate * INCREASE;
+                // Lifted once it no longer binds: the requests achieved less than allowed.
+                self.rate = (raised < 2.0 * achieved).then_some(raised);
+            }
+        }
+        self.window = now;
+        self.answered = 0;
+        self.throttled = 0;
+    }
+}
 
 /// `requested`, lowered if need be so that every request can hold a connection and an open
-/// file within the open-file limit (`ulimit -n`), which is raised first if that helps.
+/// file within the open-file limit (`ulimit -n`), which is raised first if that helps (up to
+/// the hard limit, never lowered).
 pub(crate) fn within_open_file_limit(requested: usize) -> usize {
     #[cfg(unix)]
     {
@@ -53,4 +226,85 @@ fn fitting(requested: usize, limit: u64) -> usize {
         return fits;
     }
     requested
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `n` answers spread over `over`, `throttled_every`-th of them throttled.
+    fn feed(pace: &mut Pace, start: Instant, over: Duration, n: u32, throttled_every: u32) {
+        for i in 0..n {
+            let now = start + over.mul_f64(f64::from(i + 1) / f64::from(n));
+            pace.answered(
+                now,
+                now - Duration::from_millis(20),
+                throttled_every > 0 && i % throttled_every == 0,
+            );
+        }
+    }
+
+    #[test]
+    fn a_few_random_slowdowns_do_not_slow_down() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(t0);
+        // 3,000 answers a second for a second, 2 % of them SlowDown.
+        for w in 0..10 {
+            feed(&mut pace, t0 + WINDOW * w, WINDOW, 300, 50);
+        }
+        assert_eq!(pace.rate, None);
+    }
+
+    #[test]
+    fn an_overloaded_store_lowers_the_rate_once_per_window_then_recovers() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(t0);
+        // A window where a third of 300 answers are SlowDown: one decrease, to 0.7 x achieved.
+        feed(&mut pace, t0, WINDOW, 300, 3);
+        let lowered = pace.rate.expect("limited");
+        assert!((lowered - 0.7 * 3000.0).abs() < 50.0, "{lowered}");
+        // Late answers of requests sent before the decrease do not lower it again.
+        let t1 = t0 + WINDOW;
+        for i in 0..300 {
+            let now = t1 + WINDOW.mul_f64(f64::from(i + 1) / 300.0);
+            pace.answered(now, t0, true);
+        }
+        assert_eq!(pace.rate, Some(lowered));
+        // Clean windows raise it by a fifth each, until it is lifted.
+        let mut t = t1 + WINDOW;
+        let mut windows = 0;
+        while pace.rate.is_some() {
+            feed(&mut pace, t, WINDOW, 300, 0);
+            t += WINDOW;
+            windows += 1;
+            assert!(windows < 20, "recovers within two seconds");
+        }
+    }
+
+    #[test]
+    fn tokens_pace_requests_at_the_rate() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(t0);
+        assert_eq!(pace.take(t0), None, "unlimited");
+        pace.rate = Some(100.0);
+        pace.tokens = 0.0;
+        pace.refilled = t0;
+        let wait = pace.take(t0).expect("must wait");
+        assert!((wait.as_secs_f64() - 0.01).abs() < 1e-6);
+        // After 50 ms, 5 tokens (the burst is capped at a tenth of a second's worth: 10).
+        let t1 = t0 + Duration::from_millis(50);
+        let taken = (0..10).filter(|_| pace.take(t1).is_none()).count();
+        assert_eq!(taken, 5);
+    }
+
+    #[tokio::test]
+    async fn permits_are_counted_per_kind() {
+        let budget = Budget::new(2, 1);
+        let a = budget.transfer().await.unwrap();
+        let _b = budget.try_transfer().expect("a second one");
+        assert!(budget.try_transfer().is_none());
+        let _list = budget.list().await.expect("lists have their own count");
+        drop(a);
+        assert!(budget.try_transfer().is_some());
+    }
 }

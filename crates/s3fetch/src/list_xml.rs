@@ -14,7 +14,7 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_types::body::SdkBody;
 use memchr::memmem::Finder;
 
-use crate::progress::ObjectInfo;
+use crate::object::ObjectInfo;
 
 /// A successful response's body, swapped for an empty listing so that the SDK has nothing to
 /// parse; the caller reads the real one with [`parse`].

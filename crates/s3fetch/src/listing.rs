@@ -23,17 +23,15 @@ use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::Client;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::error::{Error, Result, ServiceError};
+use crate::bucket::Bucket;
+use crate::error::{Error, Result};
 use crate::filter::KeyFilter;
 use crate::folders::{Ancestry, FirstLevel, Folders, Parent};
-use crate::list_xml::{self, Listing, TakeListBody};
-use crate::progress::{ObjectInfo, Reporter};
-use crate::retry::{RetryPolicy, RetryStats};
+use crate::object::ObjectInfo;
+use crate::progress::Reporter;
 
 /// One page of a listing.
 #[derive(Debug, Default)]
@@ -74,87 +72,19 @@ pub(crate) trait PageSource: Send + Sync + 'static {
     fn first_level(&self, delimiter: String) -> impl Future<Output = Result<Delimited>> + Send;
 }
 
-/// ListObjectsV2 on one bucket and prefix.
-pub(crate) struct S3Pages {
-    pub client: Client,
-    pub bucket: String,
+/// ListObjectsV2 pages of one prefix, through the run's bucket (budget, retries).
+pub(crate) struct Pages {
+    pub bucket: Arc<Bucket>,
     pub prefix: String,
-    pub retry: RetryPolicy,
-    pub stats: Arc<RetryStats>,
 }
 
-impl S3Pages {
-    /// One ListObjectsV2 request, retried if need be.
-    async fn list(
-        &self,
-        scope: Option<&str>,
-        start_after: Option<String>,
-        delimiter: Option<String>,
-    ) -> Result<Listing> {
-        self.retry
-            .run(&self.stats, None, || {
-                self.list_once(scope, start_after.clone(), delimiter.clone())
-            })
-            .await
-    }
-
-    /// One ListObjectsV2 attempt, its body read by [`list_xml`] rather than the SDK.
-    async fn list_once(
-        &self,
-        scope: Option<&str>,
-        start_after: Option<String>,
-        delimiter: Option<String>,
-    ) -> Result<Listing> {
-        let error = |source| Error::List {
-            bucket: self.bucket.clone(),
-            prefix: self.prefix.clone(),
-            source,
-        };
-        let take = TakeListBody::default();
-        let request = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(scope.unwrap_or(&self.prefix))
-            .set_start_after(start_after)
-            .set_delimiter(delimiter)
-            .customize()
-            .interceptor(take.clone())
-            .send();
-        self.retry
-            .timed("ListObjectsV2", async {
-                request.await.map_err(|e| error(ServiceError::from_sdk(e)))
-            })
-            .await?;
-        let body = take.take().ok_or_else(|| {
-            error(ServiceError::protocol(
-                "the listing response had no body".into(),
-            ))
-        })?;
-        let bytes = self
-            .retry
-            .timed("ListObjectsV2 body", async {
-                ByteStream::new(body)
-                    .collect()
-                    .await
-                    .map_err(|e| error(ServiceError::body(e)))
-            })
-            .await?
-            .into_bytes();
-        std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(list_xml::parse)
-            .ok_or_else(|| {
-                error(ServiceError::protocol(
-                    "the listing response is not a ListBucketResult".into(),
-                ))
-            })
-    }
-}
-
-impl PageSource for S3Pages {
+impl PageSource for Pages {
     async fn page(&self, start_after: Option<String>, scope: Option<String>) -> Result<Page> {
-        let listing = self.list(scope.as_deref(), start_after, None).await?;
+        let prefix = scope.as_deref().unwrap_or(&self.prefix);
+        let listing = self
+            .bucket
+            .list_page(prefix, start_after.as_deref(), None)
+            .await?;
         Ok(Page {
             objects: listing.objects,
             truncated: listing.truncated,
@@ -162,7 +92,10 @@ impl PageSource for S3Pages {
     }
 
     async fn first_level(&self, delimiter: String) -> Result<Delimited> {
-        let listing = self.list(None, None, Some(delimiter)).await?;
+        let listing = self
+            .bucket
+            .list_page(&self.prefix, None, Some(&delimiter))
+            .await?;
         Ok(Delimited {
             prefixes: listing.common_prefixes,
             objects: listing.objects,

@@ -7,19 +7,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::error::Error;
-
-/// One object from the listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    pub key: String,
-    /// Size in bytes, from the listing (no HEAD request is made).
-    pub size: u64,
-    pub etag: Option<String>,
-    pub last_modified: Option<SystemTime>,
-}
+use crate::object::ObjectInfo;
 
 /// The outcome of one object.
 #[derive(Debug)]

@@ -1,30 +1,43 @@
-//! Retry policy and the adaptive limit on requests in flight.
+//! The one retry loop, for every request: list pages, HEADs, whole GETs and ranged parts.
 //!
 //! Requests are retried here rather than by the SDK: the SDK's retry budget is one token
 //! bucket per process (500 tokens, 14 per retry), so a burst of failures at high concurrency
 //! empties it and then nothing is retried; and the SDK never retries an error while reading a
-//! body, which is where a download spends its time. Which errors are transient is decided by
-//! [`Error::is_retryable`] alone.
+//! body, which is where a download spends its time.
 //!
-//! [`Throttle`] halves the requests in flight when S3 answers SlowDown / 503 and adds one back
-//! per window of successes (additive increase, multiplicative decrease).
+//! An [`Attempt`] carries its state from one try to the next: a body that broke off continues
+//! from its last byte. Errors are classified once ([`Error::is_retryable`],
+//! [`Error::is_throttling`]). When to give up:
+//! - at once, for an answer that cannot change (404, 403, an ETag that changed...);
+//! - after [`CHECKSUM_ATTEMPTS`] mismatching bodies in a row;
+//! - after `retries + 1` failures in a row without progress of this request, **if nothing
+//!   else in the run succeeded meanwhile** (the store is down: say so quickly);
+//! - else, while the run makes progress, only after [`PERSISTENCE`] times as many: a store
+//!   that fails half of all requests at random still delivers every object.
+//!
+//! A failure that made progress (bytes arrived before the body broke off) starts the count
+//! again. The first retry after a reset, a 5xx or a broken body is immediate (a new
+//! connection); later ones, and every retry after SlowDown, wait a jittered, doubling delay.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::Semaphore;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-/// Default number of retries after the first attempt.
+/// Default number of retries after the first attempt, while nothing else succeeds.
 pub const DEFAULT_RETRIES: u32 = 5;
+/// While the run makes progress, a request is tried up to this many times `retries + 1`.
+const PERSISTENCE: u32 = 4;
+/// Bodies whose checksum mismatches, in a row, before the object is given up.
+const CHECKSUM_ATTEMPTS: u32 = 3;
+/// The immediate retry waits up to this (jitter, so that retries do not arrive in lockstep).
+const QUICK_RETRY: Duration = Duration::from_millis(10);
 
 /// How failed requests are retried.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
-    /// Retries after the first attempt (0: no retries).
+    /// Retries after the first attempt, while nothing else in the run succeeds (0: none).
     pub retries: u32,
     /// First backoff ceiling; doubled each retry (full jitter: a random wait up to it).
     pub base_delay: Duration,
@@ -47,6 +60,38 @@ impl Default for RetryPolicy {
     }
 }
 
+/// One try of a request; called again after a retryable failure, with what it kept.
+pub(crate) trait Attempt: Send {
+    type Output: Send;
+
+    fn attempt(&mut self) -> impl Future<Output = Result<Self::Output>> + Send;
+
+    /// Bytes received so far over all tries: a failure after which this grew made progress.
+    fn progress(&self) -> u64 {
+        0
+    }
+
+    /// Whether to try again after `error`. An attempt made of requests that retry on their
+    /// own (an object's parts) retries only what they cannot: a checksum mismatch.
+    fn retries(&self, error: &Error) -> bool {
+        error.is_retryable()
+    }
+}
+
+/// A closure is an attempt that keeps nothing between tries.
+impl<T, F, Fut> Attempt for F
+where
+    T: Send,
+    F: FnMut() -> Fut + Send,
+    Fut: Future<Output = Result<T>> + Send,
+{
+    type Output = T;
+
+    fn attempt(&mut self) -> impl Future<Output = Result<T>> + Send {
+        self()
+    }
+}
+
 impl RetryPolicy {
     /// The wait before retry number `retry` (0-based): uniform in `0..=min(max, base * 2^retry)`.
     pub fn backoff(&self, retry: u32) -> Duration {
@@ -57,158 +102,125 @@ impl RetryPolicy {
         ceiling.mul_f64(fastrand::f64())
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, or retries run out. `stats` counts
-    /// the retries; `throttle`, when given, hears of SlowDown answers and of the success.
-    pub(crate) async fn run<T, F, Fut>(
-        &self,
-        stats: &RetryStats,
-        throttle: Option<&Throttle>,
-        mut attempt: F,
-    ) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let mut retry = 0;
-        loop {
-            match attempt().await {
-                Err(error) if error.is_retryable() && retry < self.retries => {
-                    if let Some(throttle) = throttle {
-                        throttle.failed(&error, stats);
-                    }
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%error, retry, "retrying");
-                    tokio::time::sleep(self.backoff(retry)).await;
-                    retry += 1;
-                }
-                outcome => {
-                    if let (Some(throttle), Ok(_)) = (throttle, &outcome) {
-                        throttle.succeeded();
-                    }
-                    return outcome;
-                }
-            }
+    /// The wait after `failures` failures in a row (at least 1).
+    fn delay(&self, failures: u32, throttled: bool) -> Duration {
+        match (throttled, failures) {
+            (false, 0 | 1) => QUICK_RETRY.mul_f64(fastrand::f64()),
+            (false, n) => self.backoff(n - 2),
+            (true, n) => self.backoff(n.saturating_sub(1)),
         }
     }
 
-    /// `future` bounded by the attempt timeout; running out is a retryable error.
+    /// Runs `attempt` until it succeeds or it is time to give up (see the module note);
+    /// `stats` counts retries, resumes and SlowDowns, and hears of every success.
+    pub(crate) async fn run<A: Attempt>(
+        &self,
+        stats: &RetryStats,
+        attempt: &mut A,
+    ) -> Result<A::Output> {
+        let mut failures = 0;
+        let mut mismatches = 0;
+        let mut streak = stats.now();
+        loop {
+            let before = attempt.progress();
+            let outcome = attempt.attempt().await;
+            let throttled = matches!(&outcome, Err(e) if e.is_throttling());
+            let error = match outcome {
+                Ok(output) => {
+                    stats.progressed();
+                    return Ok(output);
+                }
+                Err(error) => error,
+            };
+            if throttled {
+                stats.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            if !attempt.retries(&error) {
+                return Err(error);
+            }
+            if matches!(error, Error::Checksum { .. }) {
+                mismatches += 1;
+                if mismatches >= CHECKSUM_ATTEMPTS {
+                    return Err(error);
+                }
+            }
+            if attempt.progress() > before {
+                failures = 0;
+                streak = stats.now();
+                stats.resumes.fetch_add(1, Ordering::Relaxed);
+            } else {
+                failures += 1;
+                let patient = failures <= self.retries.saturating_mul(PERSISTENCE);
+                if failures > self.retries && !(patient && stats.progressed_since(streak)) {
+                    return Err(error);
+                }
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::debug!(%error, failures, "retrying");
+            tokio::time::sleep(self.delay(failures, throttled)).await;
+        }
+    }
+
+    /// `future` (a `request` about `key`) bounded by the attempt timeout; running out is a
+    /// retryable error.
     pub(crate) async fn timed<T>(
         &self,
-        what: &str,
+        key: Option<&str>,
+        request: &str,
         future: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         match tokio::time::timeout(self.attempt_timeout, future).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(Error::Timeout(format!(
-                "{what}: no response within {:?}",
-                self.attempt_timeout
-            ))),
+            Err(_) => Err(Error::Timeout {
+                key: key.map(str::to_owned),
+                reason: format!("{request}: no response within {:?}", self.attempt_timeout),
+            }),
         }
     }
 }
 
-/// The run's client: `client` with the SDK's own retries off (they are made here) and its
-/// response checksum validation off (made in [`crate::checksum`]), asking for checksums when
-/// `verify` is on. Configured once per run, not per request: per-request overrides cost a
-/// config merge on every call.
-pub(crate) fn run_client(client: aws_sdk_s3::Client, verify: bool) -> aws_sdk_s3::Client {
-    let mut config = client
-        .config()
-        .to_builder()
-        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
-    if verify {
-        config = config.interceptor(crate::checksum::AskForChecksums);
-    }
-    aws_sdk_s3::Client::from_conf(config.build())
-}
-
-/// Counters of the run's retries and resumes.
-#[derive(Debug, Default)]
+/// Counters of the run's retries and resumes, and when anything last succeeded.
+#[derive(Debug)]
 pub(crate) struct RetryStats {
     pub retries: AtomicU64,
     pub resumes: AtomicU64,
     pub throttled: AtomicU64,
     /// Objects whose checksum was verified.
     pub verified: AtomicU64,
+    started: Instant,
+    /// One more than the microseconds from `started` to the last success or progress of any
+    /// request; 0: none yet.
+    last_progress: AtomicU64,
 }
 
-/// Additive-increase, multiplicative-decrease limit on requests in flight, applied to the
-/// run's semaphore.
-#[derive(Debug)]
-pub(crate) struct Throttle {
-    permits: Arc<Semaphore>,
-    max: usize,
-    limit: AtomicUsize,
-    successes: AtomicUsize,
+impl Default for RetryStats {
+    fn default() -> Self {
+        RetryStats {
+            retries: AtomicU64::new(0),
+            resumes: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            verified: AtomicU64::new(0),
+            started: Instant::now(),
+            last_progress: AtomicU64::new(0),
+        }
+    }
 }
 
-impl Throttle {
-    pub fn new(permits: Arc<Semaphore>, max: usize) -> Self {
-        Throttle {
-            permits,
-            max,
-            limit: AtomicUsize::new(max),
-            successes: AtomicUsize::new(0),
-        }
+impl RetryStats {
+    /// Microseconds since the run started.
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// A request failed with `error` and is retried: if the server asked to slow down, the
-    /// limit is halved and `stats` counts it.
-    pub fn failed(&self, error: &Error, stats: &RetryStats) {
-        if error.is_throttling() {
-            stats.throttled.fetch_add(1, Ordering::Relaxed);
-            self.throttled();
-        }
+    /// Some request succeeded, or a body received bytes.
+    pub fn progressed(&self) {
+        self.last_progress
+            .fetch_max(self.now().saturating_add(1), Ordering::Relaxed);
     }
 
-    /// The server asked to slow down: halve the limit (at least 1).
-    pub fn throttled(&self) {
-        let limit = self.limit.load(Ordering::Relaxed);
-        let target = (limit / 2).max(1);
-        if target < limit
-            && self
-                .limit
-                .compare_exchange(limit, target, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::debug!(
-                from = limit,
-                to = target,
-                "throttled: fewer requests in flight"
-            );
-            // Take the permits out of circulation as they come back.
-            let permits = self.permits.clone();
-            let shrink = (limit - target) as u32;
-            tokio::spawn(async move {
-                if let Ok(taken) = permits.acquire_many_owned(shrink).await {
-                    taken.forget();
-                }
-            });
-        }
-    }
-
-    /// A request succeeded: after a window of `limit` successes, allow one more in flight.
-    pub fn succeeded(&self) {
-        let limit = self.limit.load(Ordering::Relaxed);
-        if limit >= self.max {
-            return;
-        }
-        if self.successes.fetch_add(1, Ordering::Relaxed) + 1 >= limit {
-            self.successes.store(0, Ordering::Relaxed);
-            if self
-                .limit
-                .compare_exchange(limit, limit + 1, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.permits.add_permits(1);
-            }
-        }
-    }
-
-    #[cfg(test)]
-    pub fn limit(&self) -> usize {
-        self.limit.load(Ordering::Relaxed)
+    /// Whether anything progressed at or after `since` (from [`RetryStats::now`]).
+    fn progressed_since(&self, since: u64) -> bool {
+        self.last_progress.load(Ordering::Relaxed) > since
     }
 }
 
@@ -227,51 +239,139 @@ mod tests {
         }
         let waits: std::collections::HashSet<_> = (0..20).map(|_| policy.backoff(5)).collect();
         assert!(waits.len() > 1, "jittered");
+        assert!(
+            policy.delay(1, false) <= QUICK_RETRY,
+            "the first retry is quick"
+        );
+        assert!(policy.delay(2, false) <= Duration::from_millis(100));
     }
 
-    #[tokio::test]
-    async fn throttle_halves_and_recovers() {
-        let permits = Arc::new(Semaphore::new(8));
-        let throttle = Throttle::new(permits.clone(), 8);
-        throttle.throttled();
-        assert_eq!(throttle.limit(), 4);
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(permits.available_permits(), 4);
-        throttle.throttled();
-        throttle.throttled();
-        throttle.throttled();
-        assert_eq!(throttle.limit(), 1);
-        for _ in 0..1 + 2 + 3 {
-            throttle.succeeded();
-        }
-        assert_eq!(throttle.limit(), 4, "one more per window of successes");
-    }
-
-    #[tokio::test]
-    async fn only_transient_errors_are_retried() {
-        let policy = RetryPolicy {
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
             base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
             ..RetryPolicy::default()
-        };
+        }
+    }
+
+    fn transient() -> Error {
+        Error::Timeout {
+            key: None,
+            reason: "slow".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn gives_up_quickly_when_nothing_succeeds() {
         let stats = RetryStats::default();
         let mut calls = 0;
-        let outcome: Result<()> = policy
-            .run(&stats, None, || {
+        let outcome: Result<()> = policy()
+            .run(&stats, &mut || {
                 calls += 1;
-                async { Err(Error::Timeout("slow".into())) }
+                async { Err(transient()) }
             })
             .await;
         assert!(outcome.is_err());
-        assert_eq!(calls, 6);
+        assert_eq!(calls, 6, "the first try and 5 retries");
         assert_eq!(stats.retries.load(Ordering::Relaxed), 5);
         let mut calls = 0;
-        let _: Result<()> = policy
-            .run(&stats, None, || {
+        let _: Result<()> = policy()
+            .run(&stats, &mut || {
                 calls += 1;
                 async { Err(Error::Cancelled) }
             })
             .await;
+        assert_eq!(calls, 1, "not retryable");
+    }
+
+    #[tokio::test]
+    async fn persists_while_other_requests_succeed() {
+        let stats = RetryStats::default();
+        let mut calls = 0;
+        // Every try fails, but the run makes progress meanwhile (another request succeeds).
+        let outcome: Result<()> = policy()
+            .run(&stats, &mut || {
+                calls += 1;
+                stats.progressed();
+                async { Err(transient()) }
+            })
+            .await;
+        assert!(outcome.is_err(), "still bounded");
+        assert_eq!(
+            calls,
+            1 + 5 * PERSISTENCE,
+            "tried {PERSISTENCE} times as long"
+        );
+        // With no retries at all, none.
+        let mut calls = 0;
+        let none = RetryPolicy {
+            retries: 0,
+            ..policy()
+        };
+        let _: Result<()> = none
+            .run(&stats, &mut || {
+                calls += 1;
+                stats.progressed();
+                async { Err(transient()) }
+            })
+            .await;
         assert_eq!(calls, 1);
+    }
+
+    /// Fails every other try, having received one more byte each time.
+    struct Resuming {
+        received: u64,
+        tries: u32,
+    }
+
+    impl Attempt for Resuming {
+        type Output = u64;
+        async fn attempt(&mut self) -> Result<u64> {
+            self.tries += 1;
+            self.received += 1;
+            if self.received < 20 {
+                Err(transient())
+            } else {
+                Ok(self.received)
+            }
+        }
+        fn progress(&self) -> u64 {
+            self.received
+        }
+    }
+
+    #[tokio::test]
+    async fn progress_starts_the_count_again() {
+        let stats = RetryStats::default();
+        let mut resuming = Resuming {
+            received: 0,
+            tries: 0,
+        };
+        // 19 failures in a row, each after progress: far beyond 5 retries, and it succeeds.
+        let outcome = policy().run(&stats, &mut resuming).await;
+        assert_eq!(outcome.unwrap(), 20);
+        assert_eq!(stats.resumes.load(Ordering::Relaxed), 19);
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_checksum_that_keeps_mismatching_is_given_up() {
+        let stats = RetryStats::default();
+        let mut calls = 0;
+        let outcome: Result<()> = policy()
+            .run(&stats, &mut || {
+                calls += 1;
+                stats.progressed();
+                async {
+                    Err(Error::Checksum {
+                        bucket: "b".into(),
+                        key: "k".into(),
+                        reason: "mismatch".into(),
+                    })
+                }
+            })
+            .await;
+        assert!(matches!(outcome, Err(Error::Checksum { .. })));
+        assert_eq!(calls, CHECKSUM_ATTEMPTS);
     }
 }

@@ -1,0 +1,86 @@
+//! A large object as ranged parts, several at once.
+//!
+//! Parts of `part_size` bytes are fetched [`PARTS_PER_OBJECT`] at a time at most, each with a
+//! permit of the run's budget: the object's own first permit, then any that are free (a large
+//! object takes idle capacity, never more than its share when small objects wait). Each part
+//! is a [`Span`] in the retry loop: a failed part is retried alone, a broken one resumed. Each
+//! part's CRC is kept; the caller combines them into the object's (free, unlike an MD5, which
+//! is read back from the file).
+
+use std::sync::Arc;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::checksum::Expected;
+use crate::error::Result;
+use crate::limit::Permit;
+use crate::object::ObjectInfo;
+use crate::transfer::body::Span;
+use crate::transfer::Fetcher;
+use crate::write::TempFile;
+
+/// Parts of one object in flight at most (the run's budget limits the total).
+const PARTS_PER_OBJECT: usize = 6;
+
+/// Fetches every part of `object` into `temp`; returns each part's `(crc, len)` in order (CRCs
+/// are 0 unless `checksum` is a CRC).
+pub(super) async fn fetch(
+    fetcher: &Fetcher,
+    object: &ObjectInfo,
+    temp: &Arc<TempFile>,
+    first: Option<Permit>,
+    checksum: Option<Expected>,
+) -> Result<Vec<(u64, u64)>> {
+    let crc = checksum.filter(|e| matches!(e, Expected::Crc(..)));
+    let part_size = fetcher.parts.part_size.max(1);
+    let parts = object.size.div_ceil(part_size);
+    let mut crcs = vec![(0u64, 0u64); parts as usize];
+    let mut next = 0;
+    let mut spare = first;
+    let mut running = FuturesUnordered::new();
+    let budget = &fetcher.bucket.budget;
+    while next < parts || !running.is_empty() {
+        // Start parts while permits are at hand: this object's own, or free ones.
+        while next < parts && running.len() < PARTS_PER_OBJECT {
+            let Some(permit) = spare.take().or_else(|| budget.try_transfer()) else {
+                break;
+            };
+            let index = next as usize;
+            let start = next * part_size;
+            let len = part_size.min(object.size - start);
+            running.push(async move {
+                let mut span = Span::new(
+                    fetcher,
+                    object,
+                    temp,
+                    start,
+                    Some(len),
+                    crc.map(Expected::hasher),
+                );
+                let outcome = fetcher
+                    .bucket
+                    .retry
+                    .run(&fetcher.bucket.stats, &mut span)
+                    .await
+                    .map(|()| (index, len, span.hasher.map_or(0, |h| h.crc())));
+                (outcome, permit)
+            });
+            next += 1;
+        }
+        if running.is_empty() {
+            // Nothing in flight and no permit: wait for one, holding none.
+            spare = Some(budget.transfer().await?);
+            continue;
+        }
+        let want_more = next < parts && running.len() < PARTS_PER_OBJECT;
+        tokio::select! {
+            Some((outcome, permit)) = running.next() => {
+                let (index, len, crc) = outcome?;
+                crcs[index] = (crc, len);
+                spare = Some(permit);
+            }
+            permit = budget.transfer(), if want_more => spare = Some(permit?),
+        }
+    }
+    Ok(crcs)
+}

@@ -380,6 +380,17 @@ impl ServiceError {
         }))
     }
 
+    /// An error answer, for fake buckets in tests.
+    #[cfg(test)]
+    pub(crate) fn test_response(status: u16, code: &str) -> Self {
+        ServiceError(Box::new(Details {
+            code: Some(code.to_owned()),
+            status: Some(status),
+            message: format!("HTTP {status}"),
+            kind: ServiceErrorKind::Response,
+        }))
+    }
+
     pub(crate) fn body(err: impl std::error::Error + 'static) -> Self {
         ServiceError(Box::new(Details {
             code: None,

@@ -20,6 +20,8 @@
 mod body;
 mod parts;
 mod small;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;

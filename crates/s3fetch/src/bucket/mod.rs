@@ -23,6 +23,9 @@ use crate::limit::Budget;
 use crate::list_xml::{self, Listing, TakeListBody};
 use crate::retry::{RetryPolicy, RetryStats};
 
+#[cfg(test)]
+pub(crate) mod fake;
+
 /// A response body: its chunks as they arrive.
 pub(crate) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, ServiceError>> + Send>>;
 

@@ -1,0 +1,272 @@
+//! One object's transfer against the fake bucket: retries, resumes, corruption, cancellation.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use super::{Fetcher, PartOptions};
+use crate::bucket::fake::{FakeStore, Fault};
+use crate::bucket::{Bucket, ByteRange};
+use crate::error::{Error, Result};
+use crate::limit::Budget;
+use crate::object::ObjectInfo;
+use crate::progress::NoReporter;
+use crate::retry::{RetryPolicy, RetryStats};
+use crate::write::DownloadDir;
+
+const KIB: u64 = 1024;
+
+fn fetcher(store: &Arc<FakeStore>, dir: &Path) -> Fetcher {
+    let retry = RetryPolicy {
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        idle_timeout: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    };
+    Fetcher {
+        bucket: Arc::new(Bucket::new(
+            store.clone(),
+            "bkt".into(),
+            String::new(),
+            Arc::new(Budget::new(8, 1)),
+            retry,
+            Arc::new(RetryStats::default()),
+        )),
+        dir: Arc::new(DownloadDir::open(dir).unwrap()),
+        reporter: Arc::new(NoReporter),
+        parts: PartOptions {
+            part_size: 256 * KIB,
+            threshold: 1024 * KIB,
+        },
+        blocking: TaskTracker::new(),
+        dir_ops: Semaphore::new(2),
+    }
+}
+
+async fn fetch(fetcher: &Fetcher, object: &ObjectInfo) -> Result<u64> {
+    let permit = fetcher.bucket.budget.transfer().await?;
+    fetcher.fetch(object, Path::new(&object.key), permit).await
+}
+
+/// `n` bytes that differ from offset to offset.
+fn bytes(n: u64) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 + i / 4096) as u8).collect()
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn gets(store: &FakeStore) -> Vec<Option<ByteRange>> {
+    store
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET")
+        .map(|s| s.range)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_and_a_missing_key_is_not() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let object = store.put("small", bytes(10 * KIB));
+    store.fail("small", [Fault::Status(503), Fault::Status(500)]);
+    let fetcher = fetcher(&store, tmp.path());
+    assert_eq!(fetch(&fetcher, &object).await.unwrap(), 10 * KIB);
+    assert_eq!(
+        std::fs::read(tmp.path().join("small")).unwrap(),
+        bytes(10 * KIB)
+    );
+    let stats = &fetcher.bucket.stats;
+    assert_eq!(stats.retries.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.throttled.load(Ordering::Relaxed), 1);
+    assert_eq!(gets(&store).len(), 3);
+
+    let missing = ObjectInfo {
+        key: "missing".into(),
+        ..object
+    };
+    let error = fetch(&fetcher, &missing).await.unwrap_err();
+    assert_eq!(error.code(), Some("NoSuchKey"), "{error}");
+    assert_eq!(gets(&store).len(), 4, "not retried");
+}
+
+#[tokio::test]
+async fn a_broken_body_continues_from_its_last_byte() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let size = 600 * KIB;
+    let object = store.put("medium", bytes(size));
+    store.fail("medium", [Fault::Cut(100_000), Fault::Cut(50_000)]);
+    let fetcher = fetcher(&store, tmp.path());
+    assert_eq!(fetch(&fetcher, &object).await.unwrap(), size);
+    assert_eq!(
+        std::fs::read(tmp.path().join("medium")).unwrap(),
+        bytes(size)
+    );
+    assert_eq!(
+        gets(&store),
+        [
+            None,
+            Some(ByteRange {
+                start: 100_000,
+                end: Some(size)
+            }),
+            Some(ByteRange {
+                start: 150_000,
+                end: Some(size)
+            }),
+        ]
+    );
+    assert_eq!(store.sent(), size, "no byte sent twice");
+    let resumed = store.seen();
+    assert_eq!(resumed[1].if_match, object.etag, "of the same version");
+    assert_eq!(fetcher.bucket.stats.resumes.load(Ordering::Relaxed), 2);
+    // Verified against the whole object's checksum, across the resumes.
+    assert_eq!(fetcher.bucket.stats.verified.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_corrupt_body_is_fetched_again_and_never_renamed_into_place() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let object = store.put("medium", bytes(300 * KIB));
+    let small = store.put("small", bytes(KIB));
+    store.fail("medium", [Fault::Corrupt]);
+    store.fail("small", [Fault::Corrupt]);
+    let fetcher = fetcher(&store, tmp.path());
+    fetch(&fetcher, &object).await.unwrap();
+    fetch(&fetcher, &small).await.unwrap();
+    assert_eq!(
+        std::fs::read(tmp.path().join("medium")).unwrap(),
+        bytes(300 * KIB)
+    );
+    assert_eq!(
+        gets(&store),
+        [None, None, None, None],
+        "each fetched again whole"
+    );
+
+    // Corrupt every time: given up, and nothing left on disk.
+    let tmp = tempfile::tempdir().unwrap();
+    store.fail("medium", [Fault::Corrupt; 10]);
+    let fetcher = super::tests::fetcher(&store, tmp.path());
+    let error = fetch(&fetcher, &object).await.unwrap_err();
+    assert!(matches!(error, Error::Checksum { .. }), "{error}");
+    assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+}
+
+#[tokio::test]
+async fn a_failed_part_is_retried_alone() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let size = 2 * 1024 * KIB + 5; // 8 parts of 256 KiB and a 5-byte one
+    let object = store.put("large", bytes(size));
+    // The HEAD fails once, then two part requests; one part breaks off midway.
+    store.fail(
+        "large",
+        [
+            Fault::Status(500),
+            Fault::Pass,
+            Fault::Status(500),
+            Fault::Status(503),
+            Fault::Cut(1000),
+        ],
+    );
+    let fetcher = fetcher(&store, tmp.path());
+    assert_eq!(fetch(&fetcher, &object).await.unwrap(), size);
+    assert_eq!(
+        std::fs::read(tmp.path().join("large")).unwrap(),
+        bytes(size)
+    );
+    let seen = store.seen();
+    assert_eq!(seen.iter().filter(|s| s.method == "HEAD").count(), 2);
+    // 9 parts, 2 failed and 1 resumed: 12 GETs, and only the resumed one sent bytes twice.
+    assert_eq!(gets(&store).len(), 12);
+    assert_eq!(store.sent(), size);
+    assert!(
+        seen.iter()
+            .all(|s| s.if_match == object.etag && (s.method == "HEAD" || s.range.is_some())),
+        "every part is ranged and of the listed version"
+    );
+    assert_eq!(fetcher.bucket.stats.verified.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn half_of_all_requests_failing_loses_nothing() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let size = 4 * 1024 * KIB;
+    let object = store.put("large", bytes(size));
+    // Every other request fails: far more failures than `retries` for some parts, while
+    // the object as a whole makes progress.
+    store.fail(
+        "large",
+        (0..200).map(|i| match i % 2 {
+            0 => Fault::Status(500),
+            _ => Fault::Cut(10_000),
+        }),
+    );
+    let fetcher = fetcher(&store, tmp.path());
+    assert_eq!(fetch(&fetcher, &object).await.unwrap(), size);
+    assert_eq!(
+        std::fs::read(tmp.path().join("large")).unwrap(),
+        bytes(size)
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_abandoned_and_fetched_again() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let object = store.put("medium", bytes(400 * KIB));
+    store.fail("medium", [Fault::Stall(Duration::from_secs(30))]);
+    let fetcher = fetcher(&store, tmp.path());
+    let started = std::time::Instant::now();
+    fetch(&fetcher, &object).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "abandoned after the idle timeout"
+    );
+    assert_eq!(gets(&store).len(), 2);
+    assert_eq!(
+        std::fs::read(tmp.path().join("medium")).unwrap(),
+        bytes(400 * KIB)
+    );
+}
+
+#[tokio::test]
+async fn an_object_replaced_since_the_listing_fails_and_leaves_nothing() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let listed = store.put("large", bytes(2 * 1024 * KIB));
+    store.put("large", vec![1u8; 2 * 1024 * 1024]); // a new version, a new ETag
+    let fetcher = fetcher(&store, tmp.path());
+    let error = fetch(&fetcher, &listed).await.unwrap_err();
+    assert_eq!(error.code(), Some("PreconditionFailed"), "{error}");
+    assert!(entries(tmp.path()).is_empty());
+}
+
+#[tokio::test]
+async fn cancelling_a_transfer_removes_its_temporary_file() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let object = store.put("medium", bytes(400 * KIB));
+    let large = store.put("large", bytes(2 * 1024 * KIB));
+    store.fail("medium", [Fault::Stall(Duration::from_secs(30))]);
+    store.fail(
+        "large",
+        [Fault::Cut(0), Fault::Stall(Duration::from_secs(30))],
+    );
+    let fetcher = fetcher(&store, tmp.path());
+    for object in [&object, &large] {
+        let cut_short = tokio::time::timeout(Duration::from_millis(100), fetch(&fetcher, object));
+        assert!(cut_short.await.is_err(), "still running when dropped");
+    }
+    // Writes already on the blocking pool finish (or clean up) before the run ends.
+    fetcher.blocking.close();
+    fetcher.blocking.wait().await;
+    assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+}

@@ -129,6 +129,11 @@ pub struct Args {
     /// Send unsigned requests (public buckets); no credentials needed
     #[arg(long)]
     pub no_sign_request: bool,
+
+    /// PEM file of certificates to trust besides the system's (a private CA of an
+    /// S3-compatible store) [env: AWS_CA_BUNDLE]
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

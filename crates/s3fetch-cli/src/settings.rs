@@ -49,6 +49,7 @@ impl Settings {
         client_options.force_path_style = args.force_path_style.then_some(true);
         client_options.profile = args.profile;
         client_options.no_sign_request = args.no_sign_request;
+        client_options.ca_bundle = args.ca_bundle;
 
         let mut options = DownloadOptions::new(args.uri)
             .download_dir(args.download_dir.unwrap_or_else(|| PathBuf::from(".")))

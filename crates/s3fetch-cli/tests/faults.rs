@@ -316,16 +316,21 @@ async fn a_store_that_ignores_range_is_detected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_flag_sets_how_often_a_request_is_tried() {
     // One object whose GET fails twice, then succeeds: nothing else in the run succeeds
-    // meanwhile, so `--retries` is how often it is tried (a fresh server for each run: the
-    // server counts attempts per key). While other requests succeed, a request persists
-    // longer: the engine's tests cover that.
+    // meanwhile (the listing, one page, is over before the GET), so `--retries` is how often
+    // it is tried (a fresh server for each run: the server counts attempts per key). While
+    // other requests succeed, a request persists longer: the engine's tests cover that.
     let objects: BTreeMap<String, Vec<u8>> = [("only.bin".to_owned(), vec![7u8; 70_000])].into();
     let plan = || FaultPlan::parse("internal_error=1@max=2@key=only.bin").unwrap();
     for (retries, code) in [("0", 1), ("1", 1), ("2", 0)] {
         let server = server(&objects).await;
         server.set_faults(plan());
         let dir = tempfile::tempdir().unwrap();
-        let out = s3fetch(&server, dir.path(), &["--retries", retries]).await;
+        let out = s3fetch(
+            &server,
+            dir.path(),
+            &["--retries", retries, "--list-concurrency", "1"],
+        )
+        .await;
         let stderr = text(&out.stderr);
         assert_eq!(
             out.status.code(),

@@ -223,7 +223,8 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
     multipart_threshold=None, part_size=None, retries=None, idle_timeout=None,
     checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, want_found=false,
     want_downloaded=false, want_failed=false, region=None, endpoint_url=None, profile=None,
-    no_sign_request=false, force_path_style=None, credentials=None, ignore_environment=false,
+    no_sign_request=false, force_path_style=None, ca_bundle=None, credentials=None,
+    ignore_environment=false,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
@@ -248,6 +249,7 @@ pub(crate) fn start(
     profile: Option<String>,
     no_sign_request: bool,
     force_path_style: Option<bool>,
+    ca_bundle: Option<PathBuf>,
     credentials: Option<Py<PyAny>>,
     ignore_environment: bool,
 ) -> PyResult<Run> {
@@ -284,6 +286,7 @@ pub(crate) fn start(
     client.profile = profile;
     client.no_sign_request = no_sign_request;
     client.force_path_style = force_path_style;
+    client.ca_bundle = ca_bundle;
     client.credentials = credentials.map(|c| SharedCredentialsProvider::new(Botocore::new(c)));
     client.ignore_environment = ignore_environment;
     options = options.client_options(client);

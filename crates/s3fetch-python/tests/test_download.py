@@ -237,6 +237,7 @@ def test_every_cli_option_is_a_keyword(sample: Server, dest: Path) -> None:
         "profile",
         "no_sign_request",
         "force_path_style",
+        "ca_bundle",
     ):
         assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
     success, failures = download(

@@ -6,6 +6,7 @@
 //! bindings build such a client from a boto3 client, which must not be overridden by the
 //! environment).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_config::environment::region::EnvironmentVariableRegionProvider;
@@ -24,6 +25,8 @@ use crate::error::{Error, Result};
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_REGION: &str = "us-east-1";
+/// How a PEM certificate starts.
+const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----";
 
 /// How to reach S3 when the caller does not supply its own client.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +50,9 @@ pub struct ClientOptions {
     /// Read nothing from the environment or the shared config files: region, endpoint and
     /// credentials are only those given here (region default `us-east-1`).
     pub ignore_environment: bool,
+    /// PEM certificates to trust besides the system's roots (a private CA of an
+    /// S3-compatible store). Default: the file named by `AWS_CA_BUNDLE`, if set.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl ClientOptions {
@@ -63,17 +69,44 @@ impl ClientOptions {
         if self.region.as_deref() == Some("") {
             return Err(Error::option("region", "must not be empty"));
         }
+        self.ca_certificates()?;
         Ok(())
+    }
+
+    /// The CA bundle's certificates (PEM), from `ca_bundle` or `AWS_CA_BUNDLE`.
+    fn ca_certificates(&self) -> Result<Option<Vec<u8>>> {
+        let path = match (&self.ca_bundle, self.ignore_environment) {
+            (Some(path), _) => path.clone(),
+            (None, false) => match std::env::var_os("AWS_CA_BUNDLE") {
+                Some(path) if !path.is_empty() => PathBuf::from(path),
+                _ => return Ok(None),
+            },
+            (None, true) => return Ok(None),
+        };
+        let pem = std::fs::read(&path)
+            .map_err(|e| Error::option("ca_bundle", format!("{}: {e}", path.display())))?;
+        if !pem
+            .windows(CERTIFICATE.len())
+            .any(|w| w == CERTIFICATE.as_bytes())
+        {
+            return Err(Error::option(
+                "ca_bundle",
+                format!("{} holds no PEM certificate", path.display()),
+            ));
+        }
+        Ok(Some(pem))
     }
 
     /// Builds a client with the standard credential chain (environment, profiles, SSO, web
     /// identity, ECS/IMDS) and a connection pool sized for many concurrent requests.
     pub async fn build(&self) -> Client {
+        // Read when the options were validated: it is there.
+        let ca = self.ca_certificates().ok().flatten();
         if self.ignore_environment {
-            return self.build_isolated();
+            return self.build_isolated(ca);
         }
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client())
+            .http_client(http_client(ca))
             .timeout_config(timeouts());
         if let Some(profile) = &self.profile {
             loader = loader.profile_name(profile);
@@ -108,10 +141,10 @@ impl ClientOptions {
     }
 
     /// A client from these options alone.
-    fn build_isolated(&self) -> Client {
+    fn build_isolated(&self, ca: Option<Vec<u8>>) -> Client {
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(http_client())
+            .http_client(http_client(ca))
             .timeout_config(timeouts())
             .region(Region::new(
                 self.region.clone().unwrap_or_else(|| DEFAULT_REGION.into()),
@@ -133,14 +166,24 @@ impl ClientOptions {
     }
 }
 
-/// The HTTP client: rustls on aws-lc, idle connections dropped before S3 drops them.
-fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    HttpClientBuilder::new().build_with_connector_fn(|settings, components| {
+/// The HTTP client: rustls on aws-lc, trusting the system's roots and `ca` (PEM), idle
+/// connections dropped before S3 drops them.
+fn http_client(ca: Option<Vec<u8>>) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    let mut trust = tls::TrustStore::default();
+    if let Some(ca) = ca {
+        trust = trust.with_pem_certificate(ca);
+    }
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a TLS context with a trust store builds");
+    HttpClientBuilder::new().build_with_connector_fn(move |settings, components| {
         let mut conn = ConnectorBuilder::default()
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tls_provider(tls::Provider::Rustls(
                 tls::rustls_provider::CryptoMode::AwsLc,
-            ));
+            ))
+            .tls_context(context.clone());
         conn.set_connector_settings(settings.cloned());
         if let Some(components) = components {
             conn.set_sleep_impl(components.sleep_impl());

@@ -41,6 +41,7 @@ def start(
     profile: str | None = None,
     no_sign_request: bool = False,
     force_path_style: bool | None = None,
+    ca_bundle: str | None = None,
     credentials: Any = None,
     ignore_environment: bool = False,
 ) -> Run:

@@ -51,6 +51,7 @@ def download(
     profile: str | None = None,
     no_sign_request: bool = False,
     force_path_style: bool = False,
+    ca_bundle: str | os.PathLike[str] | None = None,
 ) -> tuple[int, Failures]:
     r"""Download the objects under an S3 URI into a local directory.
 
@@ -95,6 +96,8 @@ def download(
         no_sign_request: Unsigned requests, for public buckets.
         force_path_style: ``endpoint/bucket/key`` addressing (automatic for IP addresses and
             ``localhost``).
+        ca_bundle: A PEM file of certificates to trust besides the system's (a private CA of
+            an S3-compatible store); default: ``AWS_CA_BUNDLE``.
 
     Returns:
         ``(success_count, failures)``: ``failures`` lists ``(key, exception)`` for every
@@ -145,6 +148,7 @@ async def download_async(
     profile: str | None = None,
     no_sign_request: bool = False,
     force_path_style: bool = False,
+    ca_bundle: str | os.PathLike[str] | None = None,
 ) -> tuple[int, Failures]:
     """:func:`download` as an awaitable, for asyncio code: same arguments, same result.
 
@@ -198,11 +202,14 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         "profile": args["profile"],
         "no_sign_request": bool(args["no_sign_request"]),
         "force_path_style": True if args["force_path_style"] else None,
+        "ca_bundle": None if args["ca_bundle"] is None else os.fspath(args["ca_bundle"]),
         "credentials": None,
         "ignore_environment": False,
     }
     if args["client"] is not None:
+        explicit_ca = connection["ca_bundle"]
         connection.update(_from_boto3(args["client"]))
+        connection["ca_bundle"] = explicit_ca or connection["ca_bundle"]
 
     dry_run = bool(args["dry_run"])
     run = _s3fetch.start(
@@ -299,7 +306,10 @@ def _from_boto3(client: Any) -> dict[str, Any]:
     except AttributeError:
         raise InvalidOptionError("client must be a boto3 S3 client (boto3.client('s3'))") from None
     addressing: str | None = (getattr(config, "s3", None) or {}).get("addressing_style")
+    # botocore's `verify=`: a CA bundle's path (True/False keep the system's roots).
+    verify = getattr(getattr(getattr(client, "_endpoint", None), "http_session", None), "_verify", None)
     settings: dict[str, Any] = {
+        "ca_bundle": verify if isinstance(verify, str) else None,
         "region": region,
         "endpoint_url": None if _is_aws_endpoint(endpoint) else endpoint,
         "profile": None,

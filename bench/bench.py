@@ -675,14 +675,14 @@ def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) 
             }
             rows[t] = row
 
-        def best_of(names):
+        def best_of(rows, names):
             peers = {t: r for t, r in rows.items()
                      if t in names and r["status"] == "OK" and r["wall_s"]}
             return min(peers.items(), key=lambda kv: kv[1]["wall_s"]) if peers else None
 
         # CLI tools are compared with the CLI peers, Python tools with the Python peers.
-        best = best_of([t for t in CLI_TOOLS if t not in (OURS, LIMIT)])
-        best_py = best_of(PY_PEERS)
+        best = best_of(rows, [t for t in CLI_TOOLS if t not in (OURS, LIMIT)])
+        best_py = best_of(rows, PY_PEERS)
         limit = rows.get(LIMIT)
         limit_wall = limit["wall_s"] if limit and limit["status"] == "OK" else None
         cli = rows.get(OURS)

@@ -86,7 +86,16 @@ def report_failures(failures: list[tuple[str, object]]) -> None:
 # --------------------------------------------------------------------------- the tools
 
 
+def check_s3fetch(original: bool) -> None:
+    """Both packages are named s3fetch: make sure the venv holds the one this tool times."""
+    import s3fetch
+
+    if (s3fetch.__version__ == "2.1.2") != original:
+        raise SystemExit(f"wrong s3fetch in this venv: {s3fetch.__version__} ({s3fetch.__file__})")
+
+
 def run_py_s3fetch(a) -> int:
+    check_s3fetch(original=False)
     from s3fetch import download
 
     n, failures = download(f"s3://{a.bucket}/", a.dest, regex=a.regex, endpoint_url=a.endpoint)
@@ -95,6 +104,7 @@ def run_py_s3fetch(a) -> int:
 
 
 def run_py_s3fetch_212(a) -> int:
+    check_s3fetch(original=True)
     from s3fetch import download
 
     # The original has no endpoint argument: its boto3 client reads AWS_ENDPOINT_URL.
@@ -195,7 +205,8 @@ def run_py_obstore(a) -> int:
                 if rx is None or rx.search(key):
                     tasks[key] = asyncio.create_task(fetch(key))
         results = await asyncio.gather(*tasks.values(), return_exceptions=True)
-        report_failures([(k, r) for k, r in zip(tasks, results) if isinstance(r, BaseException)])
+        report_failures([(k, r) for k, r in zip(tasks, results, strict=True)
+                         if isinstance(r, BaseException)])
         return len(tasks)
 
     return asyncio.run(main())
@@ -228,6 +239,8 @@ def version(tool: str) -> str:
     import platform
 
     __import__(MODULES[tool])  # fails (exit 1) when the library is not installed
+    if tool in ("py-s3fetch", "py-s3fetch-2.1.2"):
+        check_s3fetch(original=tool == "py-s3fetch-2.1.2")
     parts = []
     for d in DISTS[tool]:
         try:

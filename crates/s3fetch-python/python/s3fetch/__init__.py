@@ -8,14 +8,9 @@ running, one prefix is listed in parallel, and the GIL is released for the whole
     success, failures = download("s3://my-bucket/data/", download_dir="./out", regex=r"\.csv$")
 """
 
-import logging
-
 from ._s3fetch import __version__
 from .api import download, download_async
-from .s3 import DownloadResult
-from .utils import ProgressProtocol, ProgressTracker
-
-logger = logging.getLogger("s3fetch")
+from .utils import ProgressTracker
 
 __all__ = [
     "DownloadResult",
@@ -25,3 +20,22 @@ __all__ = [
     "download",
     "download_async",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Names imported on first use: a script that only calls ``download()`` does not pay for
+    ``typing``, ``logging`` or ``dataclasses`` at start-up.
+    """
+    if name == "ProgressProtocol":
+        from ._protocol import ProgressProtocol
+
+        return ProgressProtocol
+    if name == "DownloadResult":
+        from .s3 import DownloadResult
+
+        return DownloadResult
+    if name == "logger":
+        import logging
+
+        return logging.getLogger("s3fetch")
+    raise AttributeError(f"module 's3fetch' has no attribute {name!r}")

@@ -7,17 +7,22 @@ and to check for Ctrl-C.
 
 from __future__ import annotations
 
-import asyncio
-import datetime
 import os
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from . import _s3fetch
 from .exceptions import InvalidOptionError, InvalidUriError, NoCredentialsError, S3FetchError
-from .s3 import DownloadResult
-from .utils import ProgressProtocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Callable
+    from typing import Any
+
+    from ._protocol import ProgressProtocol
+    from .s3 import DownloadResult
+
+# typing, asyncio, pathlib and the result class are imported where they are needed: a script
+# that calls download() pays no start-up time for them.
 
 __all__ = ["download", "download_async"]
 
@@ -156,6 +161,8 @@ async def download_async(
     are called from one worker thread of the loop's default executor. Cancelling the task
     cancels the run; the cancellation propagates once its temporary files are removed.
     """
+    import asyncio
+
     run, dispatch = _start(locals())
     loop = asyncio.get_running_loop()
     waiting = loop.run_in_executor(None, run.wait, dispatch)
@@ -189,11 +196,13 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
     for name, callback in (("on_complete", on_complete), ("on_result", on_result)):
         if callback is not None and not callable(callback):
             raise InvalidOptionError(f"{name} must be callable")
-    if tracker is not None and not isinstance(tracker, ProgressProtocol):
+    if tracker is not None and not all(
+        callable(getattr(tracker, method, None)) for method in ("increment_found", "increment_downloaded")
+    ):
         raise InvalidOptionError("progress_tracker needs increment_found() and increment_downloaded(bytes_count)")
 
     idle_timeout = args["idle_timeout"]
-    if isinstance(idle_timeout, datetime.timedelta):
+    if hasattr(idle_timeout, "total_seconds"):  # a datetime.timedelta
         idle_timeout = idle_timeout.total_seconds()
 
     connection: dict[str, Any] = {
@@ -242,6 +251,9 @@ def _dispatcher(
     on_result: Callable[[DownloadResult], None] | None,
 ) -> Callable[[list[tuple[Any, ...]]], None]:
     """The callbacks, called for a batch of engine events at a time."""
+    from pathlib import Path
+
+    from .s3 import DownloadResult
 
     def dispatch(events: list[tuple[Any, ...]]) -> None:
         for event in events:

@@ -11,7 +11,10 @@ them (Ray, Dask and ``multiprocessing`` ship exceptions between processes).
 from __future__ import annotations
 
 import builtins
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "BucketNotFoundError",

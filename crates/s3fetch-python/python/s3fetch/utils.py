@@ -5,27 +5,17 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Protocol, runtime_checkable
 
-__all__ = ["ProgressProtocol", "ProgressTracker", "format_bytes", "get_available_threads"]
+__all__ = ["ProgressProtocol", "ProgressTracker", "format_bytes", "get_available_threads"]  # noqa: F822
 
 
-@runtime_checkable
-class ProgressProtocol(Protocol):
-    """Anything with :meth:`increment_found` and :meth:`increment_downloaded` (no inheritance
-    needed): pass it as ``download(..., progress_tracker=...)``.
+def __getattr__(name: str) -> object:
+    """``ProgressProtocol`` is imported on first use (it needs ``typing``)."""
+    if name == "ProgressProtocol":
+        from ._protocol import ProgressProtocol
 
-    The calls are made from the thread that called ``download()`` (for ``download_async``, a
-    worker thread of the event loop's executor), one at a time.
-    """
-
-    def increment_found(self) -> None:
-        """Called once for each object the listing selects."""
-        ...
-
-    def increment_downloaded(self, bytes_count: int) -> None:
-        """Called once for each object downloaded (not in a dry run), with its size."""
-        ...
+        return ProgressProtocol
+    raise AttributeError(f"module 's3fetch.utils' has no attribute {name!r}")
 
 
 class ProgressTracker:

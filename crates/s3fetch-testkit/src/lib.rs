@@ -31,6 +31,19 @@
 //!
 //! The `s3fetch-testkit` binary exposes the same server (`serve`) and a sample-data
 //! generator (`generate`, see [`generate()`]).
+//!
+//! # Layout
+//!
+//! Each module uses only those listed before it (no import loop):
+//!
+//! * leaves: [`checksum`] (CRC64NVME), [`throttle`] (the bandwidth cap), `faults/plan.rs`
+//!   (what a [`FaultPlan`] says), [`store`] (`meta`, `log`, `index`, `bucket`: the data
+//!   directory), `faults/decide.rs` (which request a fault hits);
+//! * `state.rs`: what every layer of the server shares (options, counters, list gate);
+//! * `s3.rs` (the `s3s` handlers and auth / access hooks), `list_route.rs` (the
+//!   ListObjectsV2 fast path), `faults/inject.rs` (faults on the HTTP exchange);
+//! * [`server`]: [`TestServer`], the accept loop and the gateway tying them together;
+//! * [`generate()`](generate()) (sample data).
 
 pub mod checksum;
 pub mod faults;
@@ -38,6 +51,7 @@ pub mod generate;
 mod list_route;
 mod s3;
 pub mod server;
+mod state;
 pub mod store;
 pub mod throttle;
 

@@ -43,10 +43,12 @@
 //! * `s3.rs` (the `s3s` handlers and auth / access hooks), `list_route.rs` (the
 //!   ListObjectsV2 fast path), `faults/inject.rs` (faults on the HTTP exchange);
 //! * [`server`]: [`TestServer`], the accept loop and the gateway tying them together;
-//! * [`generate()`](generate()) (sample data).
+//! * [`generate()`](generate()) (sample data), [`fixtures`] (helpers the test crates share:
+//!   download-directory contents, the no-temporary-files check, the AWS environment).
 
 pub mod checksum;
 pub mod faults;
+pub mod fixtures;
 pub mod generate;
 mod list_route;
 mod s3;

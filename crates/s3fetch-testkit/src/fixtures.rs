@@ -117,13 +117,14 @@ pub fn assert_no_temp_files(dir: &Path) {
 /// and region (`AWS_REGION`); no instance metadata lookups (`AWS_EC2_METADATA_DISABLED`);
 /// config and credentials files pointing at an empty file (`AWS_CONFIG_FILE`,
 /// `AWS_SHARED_CREDENTIALS_FILE` = `/dev/null`), so nothing of the machine's `~/.aws`
-/// leaks in.
+/// leaks in; and, for a TLS server, its CA certificate (`AWS_CA_BUNDLE`, see
+/// [`TestServer::ca_file`]).
 ///
 /// Set them with [`Command::envs`] (after `env_clear()` for a hermetic child); later
 /// `env()` calls override single variables.
 #[must_use]
 pub fn aws_env(server: &TestServer) -> Vec<(&'static str, OsString)> {
-    vec![
+    let mut env: Vec<(&'static str, OsString)> = vec![
         ("AWS_ACCESS_KEY_ID", server.access_key().into()),
         ("AWS_SECRET_ACCESS_KEY", server.secret_key().into()),
         ("AWS_ENDPOINT_URL", server.endpoint().into()),
@@ -131,7 +132,11 @@ pub fn aws_env(server: &TestServer) -> Vec<(&'static str, OsString)> {
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ("AWS_CONFIG_FILE", "/dev/null".into()),
         ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-    ]
+    ];
+    if let Some(ca) = server.ca_file() {
+        env.push(("AWS_CA_BUNDLE", ca.into()));
+    }
+    env
 }
 
 /// Runs `cmd` to completion on a blocking thread and returns what it printed, so the

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,8 +18,10 @@ use futures::future::BoxFuture;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::service::{S3Service, S3ServiceBuilder};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use crate::faults::decide::FaultState;
 use crate::faults::FaultPlan;
@@ -29,6 +32,7 @@ pub use crate::state::{
 };
 use crate::store::Store;
 use crate::throttle::Throttled;
+use crate::tls::Tls;
 
 /// The outermost hyper service: every HTTP request passes through here before `s3s`.
 #[derive(Clone)]
@@ -48,7 +52,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Gateway 
     }
 }
 
-async fn accept_loop(listener: TcpListener, gateway: Gateway) {
+async fn accept_loop(listener: TcpListener, gateway: Gateway, tls: Option<TlsAcceptor>) {
     let cap = gateway
         .shared
         .options
@@ -61,17 +65,11 @@ async fn accept_loop(listener: TcpListener, gateway: Gateway) {
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
                     let svc = gateway.clone();
+                    let tls = tls.clone();
                     conns.spawn(async move {
-                        let conn = ConnBuilder::new(TokioExecutor::new());
-                        let res = match cap {
-                            Some(rate) => {
-                                let io = TokioIo::new(Throttled::new(stream, rate));
-                                conn.serve_connection(io, svc).await
-                            }
-                            None => conn.serve_connection(TokioIo::new(stream), svc).await,
-                        };
-                        if let Err(e) = res {
-                            tracing::debug!(error = %e, "connection ended with error");
+                        match cap {
+                            Some(rate) => serve_stream(Throttled::new(stream, rate), tls, svc).await,
+                            None => serve_stream(stream, tls, svc).await,
                         }
                     });
                 }
@@ -85,11 +83,35 @@ async fn accept_loop(listener: TcpListener, gateway: Gateway) {
     }
 }
 
+/// Serves one connection: the TLS handshake first when `tls` is set (over the throttled
+/// stream, so the cap counts bytes on the wire), then HTTP/1.1 or HTTP/2.
+async fn serve_stream<S>(stream: S, tls: Option<TlsAcceptor>, svc: Gateway)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = ConnBuilder::new(TokioExecutor::new());
+    let res = match tls {
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(stream) => conn.serve_connection(TokioIo::new(stream), svc).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+        None => conn.serve_connection(TokioIo::new(stream), svc).await,
+    };
+    if let Err(e) = res {
+        tracing::debug!(error = %e, "connection ended with error");
+    }
+}
+
 /// A running S3 server on 127.0.0.1. Dropping it stops the server (and removes its
 /// temporary data directory, if it made one).
 pub struct TestServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    /// The CA certificate and its file, for a TLS server.
+    tls: Option<(String, PathBuf)>,
     task: Option<JoinHandle<()>>,
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -98,6 +120,7 @@ impl std::fmt::Debug for TestServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestServer")
             .field("endpoint", &self.endpoint())
+            .field("ca_file", &self.ca_file())
             .field("data_dir", &self.shared.store.root())
             .finish_non_exhaustive()
     }
@@ -168,20 +191,49 @@ impl TestServer {
             s3: builder.build(),
             shared: shared.clone(),
         };
-        let task = tokio::spawn(accept_loop(listener, gateway));
-        tracing::info!(%addr, data_dir = %dir.display(), "s3fetch-testkit server listening");
+        let tls = if options.tls {
+            let ca_file = options
+                .ca_file
+                .clone()
+                .unwrap_or_else(|| dir.join("ca.pem"));
+            Some(Tls::generate(&ca_file, options.http2)?)
+        } else {
+            None
+        };
+        let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
+        let task = tokio::spawn(accept_loop(listener, gateway, acceptor));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, data_dir = %dir.display(), "s3fetch-testkit server listening");
         Ok(TestServer {
             addr,
             shared,
+            tls: tls.map(|t| (t.ca_pem, t.ca_file)),
             task: Some(task),
             _tempdir: tempdir,
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` for a TLS server
+    /// ([`ServerOptions::tls`]).
     #[must_use]
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The CA certificate (PEM) a TLS server's certificate is signed with, for clients to
+    /// trust; `None` for a plain HTTP server. With aws-sdk-s3, build the HTTP client with
+    /// `aws_smithy_http_client::tls::TrustStore::empty().with_pem_certificate(pem)`.
+    #[must_use]
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|(pem, _)| pem.as_str())
+    }
+
+    /// The file holding [`TestServer::ca_pem`] (`AWS_CA_BUNDLE`, `--ca-bundle`, ...; see
+    /// [`ServerOptions::ca_file`]); `None` for a plain HTTP server.
+    #[must_use]
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().map(|(_, file)| file.as_path())
     }
 
     /// The bound address.

@@ -62,6 +62,19 @@ pub struct ServerOptions {
     /// store that keeps none (objects uploaded before S3 kept them, many S3-compatible
     /// stores): clients can only check the ETag.
     pub checksums: bool,
+    /// Serve HTTPS instead of HTTP (default `false`): at start the server makes a private CA
+    /// and a certificate for `127.0.0.1`, `::1` and `localhost`, writes the CA certificate to
+    /// [`ServerOptions::ca_file`] and answers on `https://127.0.0.1:PORT` (see
+    /// [`TestServer::ca_pem`](crate::TestServer::ca_pem)). Everything else (faults, latency,
+    /// the bandwidth cap, ...) works the same.
+    pub tls: bool,
+    /// Where a TLS server writes its CA certificate (PEM); `None` = `ca.pem` in the data
+    /// directory. Ignored without [`ServerOptions::tls`].
+    pub ca_file: Option<PathBuf>,
+    /// With [`ServerOptions::tls`], offer HTTP/2 in the handshake (ALPN `h2`) besides
+    /// HTTP/1.1. Default `false`: S3 speaks HTTP/1.1 only, and a client offering both (the
+    /// AWS SDK does) would otherwise multiplex every request on one connection.
+    pub http2: bool,
 }
 
 impl Default for ServerOptions {
@@ -80,6 +93,9 @@ impl Default for ServerOptions {
             faults: FaultPlan::default(),
             range_returns_full_object: false,
             checksums: true,
+            tls: false,
+            ca_file: None,
+            http2: false,
         }
     }
 }

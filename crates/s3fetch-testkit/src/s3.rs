@@ -3,7 +3,8 @@
 //! Handlers translate S3 operations onto the [`Store`](crate::Store). Authentication
 //! ([`TestAuth`]) maps unknown access keys to `InvalidAccessKeyId`; access control
 //! ([`TestAccess`]) counts every operation and enforces public / denied buckets and
-//! denied keys.
+//! denied keys. GetObject and HeadObject answer from one [`ObjectRead`] (conditions, the
+//! range honoured, the checksum fields), so a HEAD always describes what the GET sends.
 
 use std::io;
 use std::sync::Arc;

@@ -5,6 +5,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use s3fetch_testkit::fixtures::{
+    assert_no_temp_files, aws_env, files, is_temporary_file, output, temporary_files, text,
+};
 use s3fetch_testkit::TestServer;
 
 /// A server with bucket `bkt`: `data/00000.txt`..`data/00029.txt` ("object N"),
@@ -26,46 +29,8 @@ fn s3fetch(server: &TestServer) -> Command {
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::temp_dir())
-        .env("AWS_ACCESS_KEY_ID", server.access_key())
-        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
-        .env("AWS_ENDPOINT_URL", server.endpoint())
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+        .envs(aws_env(server));
     cmd
-}
-
-/// Runs the command off the async runtime (the server lives on it).
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn files(dir: &Path) -> BTreeSet<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                walk(root, &entry.path(), out);
-            } else {
-                out.insert(
-                    entry
-                        .path()
-                        .strip_prefix(root)
-                        .unwrap()
-                        .to_str()
-                        .unwrap()
-                        .to_owned(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 fn stdout_lines(out: &Output) -> BTreeSet<String> {
@@ -390,10 +355,7 @@ async fn partial_failure_exits_1_and_names_each_failed_key() {
     assert!(stderr.contains("error: 3 of 33 objects failed"), "{stderr}");
     assert_eq!(text(&out.stdout).lines().count(), 30);
     assert!(dir.path().join("00005.txt").is_file());
-    assert!(
-        files(dir.path()).iter().all(|f| !f.contains(".s3fetch-")),
-        "no temp files"
-    );
+    assert_no_temp_files(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,7 +506,7 @@ async fn interrupt_exits_130_and_leaves_only_complete_files() {
     let landed = files(dir.path());
     assert!(landed.len() < 2500);
     for file in &landed {
-        assert!(!file.contains(".s3fetch-"), "temp file left: {file}");
+        assert!(!is_temporary_file(file), "temp file left: {file}");
         let i: usize = file.parse().unwrap();
         assert_eq!(
             std::fs::read(dir.path().join(file)).unwrap(),
@@ -680,7 +642,7 @@ async fn interrupted_mid_download() -> (TestServer, tempfile::TempDir, std::proc
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !files(dir.path()).iter().any(|f| f.contains(".s3fetch-")) {
+    while temporary_files(dir.path()).is_empty() {
         assert!(std::time::Instant::now() < deadline, "no download started");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -713,7 +675,7 @@ async fn left_clean(child: std::process::Child, dir: &Path, limit: Duration) -> 
         "the large objects cannot both have finished"
     );
     for file in &landed {
-        assert!(!file.contains(".s3fetch-"), "temp file left: {file}");
+        assert!(!is_temporary_file(file), "temp file left: {file}");
         let body = std::fs::read(dir.join(file)).unwrap();
         let want = match file.strip_prefix("small-") {
             Some(i) => format!("small {i}").into_bytes(),

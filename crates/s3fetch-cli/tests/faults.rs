@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use s3fetch_testkit::fixtures::{self, aws_env, is_temporary_file, text, tree};
 use s3fetch_testkit::{FaultPlan, ServerOptions, TestServer};
 
 /// Objects of three sizes: small (one buffered GET), medium (one streamed GET) and large
@@ -55,9 +56,7 @@ fn command(server: &TestServer, dir: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3fetch"));
     cmd.env_clear()
         .env("HOME", std::env::temp_dir())
-        .env("AWS_ACCESS_KEY_ID", server.access_key())
-        .env("AWS_SECRET_ACCESS_KEY", server.secret_key())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(aws_env(server))
         .args([
             "s3://bkt/",
             "--endpoint-url",
@@ -78,41 +77,7 @@ fn command(server: &TestServer, dir: &Path, extra: &[&str]) -> Command {
 
 /// Runs [`command`] off the async runtime (the server lives on it).
 async fn s3fetch(server: &TestServer, dir: &Path, extra: &[&str]) -> Output {
-    run(command(server, dir, extra)).await
-}
-
-async fn run(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Every file under `dir` with its contents.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                walk(root, &entry.path(), out);
-            } else {
-                let rel = entry
-                    .path()
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                out.insert(rel, std::fs::read(entry.path()).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
+    fixtures::output(command(server, dir, extra)).await
 }
 
 /// Keys named in `error:` lines on stderr: as `s3://bkt/KEY` (service errors) or quoted
@@ -147,14 +112,14 @@ async fn survives(spec: &str, kind: &str) {
         server.fault_counts()
     );
     assert!(stdout.contains("Retries: "), "{spec}: {stdout}");
-    let landed = files(dir.path());
+    let landed = tree(dir.path());
     assert_eq!(
         landed.len(),
         objects.len(),
         "{spec}: {:?}",
         landed
             .keys()
-            .filter(|k| k.contains(".s3fetch-"))
+            .filter(|k| is_temporary_file(k))
             .collect::<Vec<_>>()
     );
     for (key, body) in &objects {
@@ -187,7 +152,7 @@ async fn reports(spec: &str, kind: &str, needle: &str) -> BTreeSet<String> {
         )),
         "{spec}: {stderr}"
     );
-    let landed = files(dir.path());
+    let landed = tree(dir.path());
     for (key, body) in &objects {
         match failed.contains(key) {
             true => assert!(
@@ -310,7 +275,7 @@ async fn a_store_that_ignores_range_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let out = s3fetch(&server, dir.path(), &["--multipart-threshold", "1GiB"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    each_object_landed_or_failed(&files(dir.path()), &BTreeSet::new(), &objects);
+    each_object_landed_or_failed(&tree(dir.path()), &BTreeSet::new(), &objects);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,9 +304,9 @@ async fn retries_flag_sets_how_often_a_request_is_tried() {
         );
         if code == 1 {
             assert!(stderr.contains("only.bin"), "{stderr}");
-            assert!(files(dir.path()).is_empty());
+            assert!(tree(dir.path()).is_empty());
         } else {
-            assert_eq!(files(dir.path()), objects);
+            assert_eq!(tree(dir.path()), objects);
         }
     }
 }
@@ -355,7 +320,7 @@ async fn checksum_mode_disabled_skips_verification() {
     let out = s3fetch(&server, dir.path(), &["--checksum-mode", "disabled"]).await;
     // Nothing checks the bytes: the corrupted object lands as received.
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let landed = files(dir.path());
+    let landed = tree(dir.path());
     assert_eq!(landed.len(), objects.len());
     assert_ne!(landed["small/0005.bin"], objects["small/0005.bin"]);
     assert_eq!(
@@ -381,7 +346,7 @@ async fn without_stored_checksums_the_md5_etag_is_verified() {
     let out = s3fetch(&server, dir.path(), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(server.fault_counts()["corrupt"] > 0);
-    each_object_landed_or_failed(&files(dir.path()), &BTreeSet::new(), &objects);
+    each_object_landed_or_failed(&tree(dir.path()), &BTreeSet::new(), &objects);
 
     let server = server_with(&objects, no_checksums()).await;
     let spec = "corrupt=1@key=small/0007.bin@key=medium/03.bin@key=large/1.bin";
@@ -398,7 +363,7 @@ async fn without_stored_checksums_the_md5_etag_is_verified() {
         large.contains("checksum mismatch") && large.contains("MD5"),
         "{large}"
     );
-    each_object_landed_or_failed(&files(dir.path()), &failed, &objects);
+    each_object_landed_or_failed(&tree(dir.path()), &failed, &objects);
 }
 
 // Local trouble.
@@ -443,7 +408,7 @@ cp -a "$dir/." "$out/" && exit $code"#
         .arg(out)
         .arg(cmd.get_program())
         .args(cmd.get_args());
-    let output = run(wrapped).await;
+    let output = fixtures::output(wrapped).await;
     if output.status.code() == Some(NO_MOUNT) || text(&output.stderr).contains("unshare: ") {
         eprintln!(
             "SKIPPED: this system allows no private tmpfs mount: {}",
@@ -484,7 +449,7 @@ async fn a_full_disk_fails_the_objects_that_do_not_fit_and_leaves_no_partial_fil
         )),
         "{stderr}"
     );
-    each_object_landed_or_failed(&files(out.path()), &failed, &objects);
+    each_object_landed_or_failed(&tree(out.path()), &failed, &objects);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,7 +472,7 @@ async fn a_read_only_download_dir_is_one_clear_error_before_any_request() {
         1
     );
     assert_eq!(server.request_counts().list, 0);
-    assert!(files(out.path()).is_empty());
+    assert!(tree(out.path()).is_empty());
     // A dry run writes nothing, so a read-only directory is fine for it.
     let cmd = command(&server, mount.path(), &["--dry-run"]);
     let output = on_tmpfs(cmd, mount.path(), "ro,size=1m", out.path())
@@ -586,7 +551,7 @@ async fn permission_denied_fails_each_object_it_blocks() {
     std::fs::create_dir(&dir).unwrap();
     // A download directory the user may not write to: one error, before any request.
     chmod(&dir, 0o555);
-    let output = run(user.command(command(&server, &dir, &[]))).await;
+    let output = fixtures::output(user.command(command(&server, &dir, &[]))).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -599,7 +564,7 @@ async fn permission_denied_fails_each_object_it_blocks() {
     chmod(&dir, 0o777);
     std::fs::create_dir(dir.join("medium")).unwrap();
     chmod(&dir.join("medium"), 0o555);
-    let output = run(user.command(command(&server, &dir, &[]))).await;
+    let output = fixtures::output(user.command(command(&server, &dir, &[]))).await;
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let failed = failed_keys(&stderr, &objects);
@@ -619,7 +584,7 @@ async fn permission_denied_fails_each_object_it_blocks() {
             "{line}"
         );
     }
-    each_object_landed_or_failed(&files(&dir), &failed, &objects);
+    each_object_landed_or_failed(&tree(&dir), &failed, &objects);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -656,5 +621,5 @@ async fn over_long_names_and_paths_fail_alone() {
     );
     let path_line = stderr.lines().find(|l| l.contains(&long_path)).unwrap();
     assert!(path_line.contains("File name too long"), "{path_line}");
-    each_object_landed_or_failed(&files(&dir), &failed, &objects);
+    each_object_landed_or_failed(&tree(&dir), &failed, &objects);
 }

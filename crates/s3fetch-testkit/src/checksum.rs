@@ -1,8 +1,10 @@
 //! Full-object CRC64NVME checksums, as current AWS S3 keeps for every object.
 //!
 //! The [`Store`](crate::Store) computes a CRC64NVME ([`crc64nvme`], `crc-fast`) of every
-//! object it stores and keeps it in the index ([`ObjectMeta::crc64nvme`]; objects from
-//! index logs written before checksums existed have none).
+//! object it stores and keeps it in the index
+//! ([`ObjectMeta::crc64nvme`](crate::ObjectMeta::crc64nvme); objects from index logs
+//! written before checksums existed have none). This module only computes and encodes and
+//! depends on nothing else in the crate, so the store can use it without a loop.
 //!
 //! GetObject and HeadObject **without a Range** whose request carries
 //! `x-amz-checksum-mode: ENABLED` answer, like S3,
@@ -12,16 +14,13 @@
 //! x-amz-checksum-type: FULL_OBJECT
 //! ```
 //!
-//! `aws-sdk-s3` sends that request header on every GetObject by default
-//! (`ResponseChecksumValidation::WhenSupported`) and then validates the body against the
-//! header. Ranged requests get no checksum headers (as on S3), unless the server ignores
-//! ranges ([`ServerOptions::range_returns_full_object`](crate::ServerOptions)), in which
-//! case it answers `200` with the whole object and its checksum.
-
-use s3s::dto::{ChecksumMode, ChecksumType, Range};
-
-use crate::server::Shared;
-use crate::store::ObjectMeta;
+//! (decided beside the handlers that send it, in `s3.rs`). `aws-sdk-s3` sends that request
+//! header on every GetObject by default (`ResponseChecksumValidation::WhenSupported`) and
+//! then validates the body against the header. Ranged requests get no checksum headers (as
+//! on S3), unless the server ignores ranges
+//! ([`ServerOptions::range_returns_full_object`](crate::ServerOptions)), in which case it
+//! answers `200` with the whole object and its checksum; a server started with
+//! [`ServerOptions::checksums`](crate::ServerOptions) off sends none.
 
 /// CRC64NVME of `data` (the checksum S3 calls `CRC64NVME`).
 #[must_use]
@@ -75,32 +74,6 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
-/// The Range a GetObject / HeadObject honours: none when the server is configured to
-/// ignore ranges ([`ServerOptions::range_returns_full_object`](crate::ServerOptions)).
-pub(crate) fn effective_range<'a>(shared: &Shared, range: Option<&'a Range>) -> Option<&'a Range> {
-    range.filter(|_| !shared.options.range_returns_full_object)
-}
-
-/// The checksum response fields (`x-amz-checksum-crc64nvme`, `x-amz-checksum-type`) of a
-/// GetObject / HeadObject: present only when the client asked for them, the response is
-/// the whole object, the object has a checksum and the server is configured to send them
-/// ([`ServerOptions::checksums`](crate::ServerOptions)).
-pub(crate) fn response_fields(
-    shared: &Shared,
-    meta: &ObjectMeta,
-    mode: Option<&ChecksumMode>,
-    whole_object: bool,
-) -> (Option<String>, Option<ChecksumType>) {
-    let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED));
-    match meta.crc64nvme() {
-        Some(crc) if enabled && whole_object && shared.options.checksums => (
-            Some(crc64nvme_header(crc)),
-            Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
-        ),
-        _ => (None, None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,51 +102,5 @@ mod tests {
         d.update(b"56789");
         assert_eq!(d.finalize(), 0xae8b_1486_0a79_9888);
         assert_eq!(crc64nvme_header(0), "AAAAAAAAAAA=");
-    }
-
-    #[test]
-    fn store_keeps_checksums_and_loads_old_logs() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = crate::Store::open(dir.path()).unwrap();
-        s.create_bucket("bkt").unwrap();
-        s.put_object("bkt", "small", b"hello").unwrap();
-        s.put_objects("bkt", [("many", b"world")]).unwrap();
-        let big = vec![9u8; 3 * 1024 * 1024];
-        s.put_object_from_reader("bkt", "big", &big[..]).unwrap();
-        s.put_object("bkt", "empty", b"").unwrap();
-        drop(s);
-        let s = crate::Store::open(dir.path()).unwrap();
-        let crc = |k: &str| s.head_object("bkt", k).unwrap().crc64nvme();
-        assert_eq!(crc("small"), Some(crc64nvme(b"hello")));
-        assert_eq!(crc("many"), Some(crc64nvme(b"world")));
-        assert_eq!(crc("big"), Some(crc64nvme(&big)));
-        assert_eq!(crc("empty"), Some(0));
-
-        // A bucket written before checksums existed: one 'P' record, no CRC.
-        let old = dir.path().join("old");
-        std::fs::create_dir(&old).unwrap();
-        std::fs::write(old.join("seg-00000000.dat"), b"legacy").unwrap();
-        let mut rec = vec![b'P'];
-        rec.extend_from_slice(&3u16.to_le_bytes());
-        rec.extend_from_slice(b"key");
-        rec.extend_from_slice(&6u64.to_le_bytes()); // size
-        rec.extend_from_slice(&1_000_000_000u64.to_le_bytes()); // mtime ns
-        rec.extend_from_slice(&[0u8; 16]); // md5
-        rec.push(0); // segment
-        rec.extend_from_slice(&0u64.to_le_bytes()); // id
-        rec.extend_from_slice(&0u64.to_le_bytes()); // offset
-        std::fs::write(old.join("index.log"), &rec).unwrap();
-        drop(s);
-        let s = crate::Store::open(dir.path()).unwrap();
-        let meta = s.head_object("old", "key").unwrap();
-        assert_eq!(meta.crc64nvme(), None);
-        assert_eq!(&s.get_object("old", "key").unwrap()[..], b"legacy");
-        // New puts into the old bucket append CRC records after the old one.
-        s.put_object("old", "new", b"fresh").unwrap();
-        drop(s);
-        let s = crate::Store::open(dir.path()).unwrap();
-        assert_eq!(s.head_object("old", "key").unwrap().crc64nvme(), None);
-        let new = s.head_object("old", "new").unwrap().crc64nvme();
-        assert_eq!(new, Some(crc64nvme(b"fresh")));
     }
 }

@@ -39,7 +39,7 @@ use s3s::{s3_error, Body, S3Request, S3Response, S3Result};
 use crate::s3::{
     authorize, decode_token, encode_token, list_prelude, max_keys_of, store_err, url_encode_into,
 };
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::store::{ListEntry, ListQuery, ObjectMeta, Store, StoreResult, MAX_KEY_LEN};
 
 const OP: &str = "ListObjectsV2";

@@ -23,7 +23,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a data directory over S3 on 127.0.0.1; prints `endpoint=http://127.0.0.1:PORT`
-    /// on stdout when ready.
+    /// on stdout when ready (with --tls: `endpoint=https://127.0.0.1:PORT`, then
+    /// `ca_file=PATH`).
     Serve(ServeArgs),
     /// Write a sample bucket straight into a data directory (recreating the bucket).
     Generate(GenerateArgs),
@@ -81,6 +82,18 @@ struct ServeArgs {
     /// the ETag.
     #[arg(long)]
     no_checksums: bool,
+    /// Serve HTTPS: make a private CA and a certificate for 127.0.0.1, ::1 and localhost at
+    /// start, write the CA certificate to --ca-file (clients trust it with AWS_CA_BUNDLE,
+    /// --ca-bundle, ...) and answer on `https://127.0.0.1:PORT`. Faults, latency and the
+    /// bandwidth cap work the same. A new CA is made at every start.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: where to write the CA certificate (PEM) [default: DATA/ca.pem].
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    ca_file: Option<PathBuf>,
+    /// With --tls: offer HTTP/2 (ALPN h2) besides HTTP/1.1 (S3 itself speaks HTTP/1.1 only).
+    #[arg(long, requires = "tls")]
+    http2: bool,
     /// On shutdown (SIGINT/SIGTERM) write the fault and request counts to this file as JSON
     /// (the same line is always printed on stderr).
     #[arg(long, value_name = "PATH")]
@@ -217,6 +230,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             faults: args.faults.unwrap_or_default(),
             range_returns_full_object: args.ignore_range,
             checksums: !args.no_checksums,
+            tls: args.tls,
+            ca_file: args.ca_file,
+            http2: args.http2,
             ..Default::default()
         };
         if !options.faults.is_empty() {
@@ -228,8 +244,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(bucket = %b.name, objects = n, "serving bucket");
         }
         {
+            // The endpoint line first (readers wait for it; the CA file is in place by
+            // then), both in one write so a reader that stops after the first line
+            // doesn't make the second fail.
+            let mut ready = format!("endpoint={}\n", server.endpoint());
+            if let Some(ca) = server.ca_file() {
+                ready += &format!("ca_file={}\n", ca.display());
+            }
             let mut out = std::io::stdout().lock();
-            writeln!(out, "endpoint={}", server.endpoint())?;
+            out.write_all(ready.as_bytes())?;
             out.flush()?;
         }
         shutdown_signal().await?;

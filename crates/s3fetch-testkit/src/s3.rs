@@ -3,7 +3,8 @@
 //! Handlers translate S3 operations onto the [`Store`](crate::Store). Authentication
 //! ([`TestAuth`]) maps unknown access keys to `InvalidAccessKeyId`; access control
 //! ([`TestAccess`]) counts every operation and enforces public / denied buckets and
-//! denied keys.
+//! denied keys. GetObject and HeadObject answer from one [`ObjectRead`] (conditions, the
+//! range honoured, the checksum fields), so a HEAD always describes what the GET sends.
 
 use std::io;
 use std::sync::Arc;
@@ -13,17 +14,19 @@ use futures::StreamExt;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{
-    Bucket, CommonPrefix, CreateBucketInput, CreateBucketOutput, DeleteObjectInput,
-    DeleteObjectOutput, ETag, ETagCondition, EncodingType, GetBucketLocationInput,
-    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput,
-    ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, ObjectStorageClass,
-    PutObjectInput, PutObjectOutput, Range, StreamingBlob, Timestamp,
+    Bucket, ChecksumMode, ChecksumType, CommonPrefix, CreateBucketInput, CreateBucketOutput,
+    DeleteObjectInput, DeleteObjectOutput, ETag, ETagCondition, EncodingType,
+    GetBucketLocationInput, GetBucketLocationOutput, GetObjectInput, GetObjectOutput,
+    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput,
+    ListBucketsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
+    ListObjectsV2Output, Object, ObjectStorageClass, PutObjectInput, PutObjectOutput, Range,
+    StreamingBlob, Timestamp,
 };
 use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
-use crate::server::Shared;
+use crate::checksum::crc64nvme_header;
+use crate::state::Shared;
 use crate::store::{DataSlice, ListPage, ListQuery, ObjectMeta, StoreError};
 
 /// Chunk size for streamed GET bodies.
@@ -179,6 +182,69 @@ fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<(u64, u64, Option
             let content_range = format!("bytes {}-{}/{}", rg.start, rg.end - 1, size);
             Ok((rg.start, rg.end - rg.start, Some(content_range)))
         }
+    }
+}
+
+/// The request fields GetObject and HeadObject share that decide what they answer.
+struct Preconditions<'a> {
+    if_match: Option<&'a ETagCondition>,
+    if_none_match: Option<&'a ETagCondition>,
+    range: Option<&'a Range>,
+    checksum_mode: Option<&'a ChecksumMode>,
+}
+
+/// What a GetObject or HeadObject answers, resolved the same way for both: the object's
+/// metadata, the conditions checked, the range honoured and the checksum fields.
+struct ObjectRead {
+    meta: ObjectMeta,
+    /// First byte sent.
+    start: u64,
+    /// Bytes sent (`Content-Length`).
+    len: u64,
+    content_range: Option<String>,
+    checksum_crc64nvme: Option<String>,
+    checksum_type: Option<ChecksumType>,
+}
+
+impl ObjectRead {
+    fn resolve(shared: &Shared, bucket: &str, key: &str, req: Preconditions<'_>) -> S3Result<Self> {
+        let meta = shared.store.head_object(bucket, key).map_err(store_err)?;
+        check_conditions(&meta, req.if_match, req.if_none_match)?;
+        // A server that ignores ranges answers `200` with the whole object.
+        let range = req
+            .range
+            .filter(|_| !shared.options.range_returns_full_object);
+        let (start, len, content_range) = resolve_range(range, meta.size)?;
+        let (checksum_crc64nvme, checksum_type) =
+            checksum_fields(shared, &meta, req.checksum_mode, range.is_none());
+        Ok(Self {
+            meta,
+            start,
+            len,
+            content_range,
+            checksum_crc64nvme,
+            checksum_type,
+        })
+    }
+}
+
+/// The checksum response fields (`x-amz-checksum-crc64nvme`, `x-amz-checksum-type`; see
+/// [`crate::checksum`]): present only when the client asked for them, the response is the
+/// whole object, the object has a checksum and the server is configured to send them
+/// ([`ServerOptions::checksums`](crate::ServerOptions)).
+fn checksum_fields(
+    shared: &Shared,
+    meta: &ObjectMeta,
+    mode: Option<&ChecksumMode>,
+    whole_object: bool,
+) -> (Option<String>, Option<ChecksumType>) {
+    let enabled = mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED));
+    match meta.crc64nvme() {
+        Some(crc) if enabled && whole_object && shared.options.checksums => (
+            Some(crc64nvme_header(crc)),
+            Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+        ),
+        _ => (None, None),
     }
 }
 
@@ -409,31 +475,31 @@ impl S3 for TestS3 {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         self.get_latency().await;
         let input = req.input;
-        let store = &self.shared.store;
-        let meta = store
-            .head_object(&input.bucket, &input.key)
-            .map_err(store_err)?;
-        check_conditions(&meta, input.if_match.as_ref(), input.if_none_match.as_ref())?;
-        let range = crate::checksum::effective_range(&self.shared, input.range.as_ref());
-        let (start, len, content_range) = resolve_range(range, meta.size)?;
-        let (checksum_crc64nvme, checksum_type) = crate::checksum::response_fields(
+        let read = ObjectRead::resolve(
             &self.shared,
-            &meta,
-            input.checksum_mode.as_ref(),
-            range.is_none(),
-        );
-        let slice = store
-            .slice(&input.bucket, &meta, start, len)
+            &input.bucket,
+            &input.key,
+            Preconditions {
+                if_match: input.if_match.as_ref(),
+                if_none_match: input.if_none_match.as_ref(),
+                range: input.range.as_ref(),
+                checksum_mode: input.checksum_mode.as_ref(),
+            },
+        )?;
+        let slice = self
+            .shared
+            .store
+            .slice(&input.bucket, &read.meta, read.start, read.len)
             .map_err(store_err)?;
         let output = GetObjectOutput {
             body: Some(body_of(slice)?),
-            content_length: Some(to_i64(len)),
-            content_range,
-            checksum_crc64nvme,
-            checksum_type,
+            content_length: Some(to_i64(read.len)),
             accept_ranges: Some("bytes".to_owned()),
-            e_tag: Some(etag_of(&meta)),
-            last_modified: Some(Timestamp::from(meta.last_modified)),
+            e_tag: Some(etag_of(&read.meta)),
+            last_modified: Some(Timestamp::from(read.meta.last_modified)),
+            content_range: read.content_range,
+            checksum_crc64nvme: read.checksum_crc64nvme,
+            checksum_type: read.checksum_type,
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -445,28 +511,25 @@ impl S3 for TestS3 {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         self.get_latency().await;
         let input = req.input;
-        let meta = self
-            .shared
-            .store
-            .head_object(&input.bucket, &input.key)
-            .map_err(store_err)?;
-        check_conditions(&meta, input.if_match.as_ref(), input.if_none_match.as_ref())?;
-        let range = crate::checksum::effective_range(&self.shared, input.range.as_ref());
-        let (_, len, content_range) = resolve_range(range, meta.size)?;
-        let (checksum_crc64nvme, checksum_type) = crate::checksum::response_fields(
+        let read = ObjectRead::resolve(
             &self.shared,
-            &meta,
-            input.checksum_mode.as_ref(),
-            range.is_none(),
-        );
+            &input.bucket,
+            &input.key,
+            Preconditions {
+                if_match: input.if_match.as_ref(),
+                if_none_match: input.if_none_match.as_ref(),
+                range: input.range.as_ref(),
+                checksum_mode: input.checksum_mode.as_ref(),
+            },
+        )?;
         let output = HeadObjectOutput {
-            content_length: Some(to_i64(len)),
-            content_range,
-            checksum_crc64nvme,
-            checksum_type,
+            content_length: Some(to_i64(read.len)),
             accept_ranges: Some("bytes".to_owned()),
-            e_tag: Some(etag_of(&meta)),
-            last_modified: Some(Timestamp::from(meta.last_modified)),
+            e_tag: Some(etag_of(&read.meta)),
+            last_modified: Some(Timestamp::from(read.meta.last_modified)),
+            content_range: read.content_range,
+            checksum_crc64nvme: read.checksum_crc64nvme,
+            checksum_type: read.checksum_type,
             ..Default::default()
         };
         Ok(S3Response::new(output))

@@ -1,16 +1,16 @@
 //! The HTTP server: [`TestServer`], its [`ServerOptions`], runtime test controls
 //! (public / denied buckets and keys, [`ListGate`], [`RequestCounts`]).
 //!
-//! Request path: TCP accept loop ([`accept_loop`]; applies the optional per-connection
-//! bandwidth cap, [`crate::throttle::Throttled`]) → [`Gateway`] (hyper service wrapping `s3s`;
-//! applies the [`FaultPlan`], see [`crate::faults`]) → `s3s` SigV4 check ([`crate::s3`]'s `TestAuth`) → access hook (`TestAccess`:
-//! counts and access control) → handler (`TestS3`).
+//! Request path: TCP accept loop (`accept_loop`; applies the optional per-connection
+//! bandwidth cap, [`crate::throttle::Throttled`]) → `Gateway` (hyper service wrapping
+//! `s3s`; applies the [`FaultPlan`], see [`crate::faults`]) → `s3s` SigV4 check
+//! (`s3.rs`'s `TestAuth`) → access hook (`TestAccess`: counts and access control) →
+//! handler (`TestS3`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,236 +18,21 @@ use futures::future::BoxFuture;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::service::{S3Service, S3ServiceBuilder};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
-use crate::faults::{FaultPlan, FaultState};
+use crate::faults::decide::FaultState;
+use crate::faults::FaultPlan;
 use crate::s3::{TestAccess, TestAuth, TestS3};
+use crate::state::{Controls, Counters, Shared};
+pub use crate::state::{
+    ListGate, RequestCounts, ServerOptions, DEFAULT_ACCESS_KEY, DEFAULT_REGION, DEFAULT_SECRET_KEY,
+};
 use crate::store::Store;
 use crate::throttle::Throttled;
-
-/// Default access key of [`TestServer::start`] and `s3fetch-testkit serve`.
-pub const DEFAULT_ACCESS_KEY: &str = "s3fetch-test";
-/// Default secret key of [`TestServer::start`] and `s3fetch-testkit serve`.
-pub const DEFAULT_SECRET_KEY: &str = "s3fetch-test-secret";
-/// Region reported by the server.
-pub const DEFAULT_REGION: &str = "us-east-1";
-
-/// Server configuration. Build with `ServerOptions { field: ..., ..Default::default() }`.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// Data directory; `None` = a fresh temporary directory removed when the server drops.
-    pub data_dir: Option<PathBuf>,
-    /// TCP port on 127.0.0.1; 0 = pick a free port.
-    pub port: u16,
-    /// Access key clients must sign with.
-    pub access_key: String,
-    /// Secret key clients must sign with.
-    pub secret_key: String,
-    /// Region reported by HeadBucket / ListBuckets.
-    pub region: String,
-    /// Sleep before the response head of every GetObject / HeadObject.
-    pub get_latency: Duration,
-    /// Sleep at the start of every ListObjects(V2) request.
-    pub list_latency: Duration,
-    /// Buckets that allow anonymous (unsigned) reads from the start.
-    pub public_buckets: Vec<String>,
-    /// Per-connection cap on bytes sent to the client, in bytes per second (`None` = no cap).
-    pub bandwidth_bytes_per_sec: Option<u64>,
-    /// Serve ListObjectsV2 through a direct XML renderer (`list_route.rs`) instead
-    /// of `s3s`'s generic serializer (same responses, ~10x less CPU). Default `true`.
-    pub fast_list: bool,
-    /// Faults to inject (default: none); changeable at runtime with [`TestServer::set_faults`].
-    pub faults: FaultPlan,
-    /// Ignore `Range` on GetObject / HeadObject: answer `200` with the whole object (and its
-    /// full checksum), as some S3-compatible stores do. Default `false`.
-    pub range_returns_full_object: bool,
-    /// Send objects' full-object checksums when asked (default `true`). `false` acts like a
-    /// store that keeps none (objects uploaded before S3 kept them, many S3-compatible
-    /// stores): clients can only check the ETag.
-    pub checksums: bool,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        Self {
-            data_dir: None,
-            port: 0,
-            access_key: DEFAULT_ACCESS_KEY.to_owned(),
-            secret_key: DEFAULT_SECRET_KEY.to_owned(),
-            region: DEFAULT_REGION.to_owned(),
-            get_latency: Duration::ZERO,
-            list_latency: Duration::ZERO,
-            public_buckets: Vec::new(),
-            bandwidth_bytes_per_sec: None,
-            fast_list: true,
-            faults: FaultPlan::default(),
-            range_returns_full_object: false,
-            checksums: true,
-        }
-    }
-}
-
-/// Access-control switches changed at runtime.
-#[derive(Debug, Default)]
-pub(crate) struct Controls {
-    pub(crate) public_buckets: HashSet<String>,
-    pub(crate) denied_buckets: HashSet<String>,
-    pub(crate) denied_keys: HashSet<(String, String)>,
-}
-
-/// Per-operation request counters.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    http: AtomicU64,
-    by_op: Mutex<BTreeMap<String, u64>>,
-}
-
-impl Counters {
-    pub(crate) fn record(&self, op: &str) {
-        if let Ok(mut m) = self.by_op.lock() {
-            *m.entry(op.to_owned()).or_default() += 1;
-        }
-    }
-
-    fn snapshot(&self) -> RequestCounts {
-        let by_op = self.by_op.lock().map(|m| m.clone()).unwrap_or_default();
-        let get = |k: &str| by_op.get(k).copied().unwrap_or(0);
-        RequestCounts {
-            http_requests: self.http.load(Ordering::Relaxed),
-            list: get("ListObjectsV2") + get("ListObjects"),
-            get: get("GetObject"),
-            head: get("HeadObject"),
-            head_bucket: get("HeadBucket"),
-            put: get("PutObject"),
-            delete: get("DeleteObject"),
-            by_op,
-        }
-    }
-
-    fn reset(&self) {
-        self.http.store(0, Ordering::Relaxed);
-        if let Ok(mut m) = self.by_op.lock() {
-            m.clear();
-        }
-    }
-}
-
-/// A snapshot of requests seen by the server.
-///
-/// Operation counts are taken once the request's signature has been verified (or it was
-/// found anonymous) and its operation resolved, before access control; so requests
-/// rejected with `AccessDenied` count, requests with a bad signature don't (they count in
-/// `http_requests` only).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestCounts {
-    /// Every HTTP request received.
-    pub http_requests: u64,
-    /// ListObjectsV2 + ListObjects.
-    pub list: u64,
-    /// GetObject.
-    pub get: u64,
-    /// HeadObject.
-    pub head: u64,
-    /// HeadBucket.
-    pub head_bucket: u64,
-    /// PutObject.
-    pub put: u64,
-    /// DeleteObject.
-    pub delete: u64,
-    /// Every operation by its S3 name (`"GetObject"`, `"ListObjectsV2"`, ...).
-    pub by_op: BTreeMap<String, u64>,
-}
-
-/// Holds back every list request that is not a first page (it has a continuation token,
-/// a non-empty `start-after` or a `marker`) while closed. See [`TestServer::gate_list_pages`].
-#[derive(Debug, Clone)]
-pub struct ListGate {
-    inner: Arc<GateInner>,
-}
-
-#[derive(Debug)]
-struct GateInner {
-    open: watch::Sender<bool>,
-    waiting: AtomicUsize,
-    passed: AtomicU64,
-}
-
-struct WaitingGuard<'a>(&'a AtomicUsize);
-
-impl Drop for WaitingGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl ListGate {
-    fn new() -> Self {
-        Self {
-            inner: Arc::new(GateInner {
-                open: watch::Sender::new(true),
-                waiting: AtomicUsize::new(0),
-                passed: AtomicU64::new(0),
-            }),
-        }
-    }
-
-    /// Lets held and future requests through.
-    pub fn open(&self) {
-        self.inner.open.send_replace(true);
-    }
-
-    /// Holds back later non-first-page list requests.
-    pub fn close(&self) {
-        self.inner.open.send_replace(false);
-    }
-
-    /// Whether the gate is open.
-    #[must_use]
-    pub fn is_open(&self) -> bool {
-        *self.inner.open.borrow()
-    }
-
-    /// Number of list requests currently held at the gate.
-    #[must_use]
-    pub fn waiting(&self) -> usize {
-        self.inner.waiting.load(Ordering::SeqCst)
-    }
-
-    /// Number of non-first-page list requests that went through the gate (held or not).
-    #[must_use]
-    pub fn passed(&self) -> u64 {
-        self.inner.passed.load(Ordering::SeqCst)
-    }
-
-    /// Waits until at least `n` requests are held at the gate.
-    pub async fn wait_for_waiting(&self, n: usize) {
-        while self.waiting() < n {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    pub(crate) async fn wait_open(&self) {
-        let mut rx = self.inner.open.subscribe();
-        if !*rx.borrow_and_update() {
-            self.inner.waiting.fetch_add(1, Ordering::SeqCst);
-            let _guard = WaitingGuard(&self.inner.waiting);
-            let _ = rx.wait_for(|open| *open).await;
-        }
-        self.inner.passed.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// State shared by the server's hooks and handlers.
-pub(crate) struct Shared {
-    pub(crate) store: Store,
-    pub(crate) options: ServerOptions,
-    pub(crate) controls: RwLock<Controls>,
-    pub(crate) counters: Counters,
-    pub(crate) gate: ListGate,
-    pub(crate) faults: FaultState,
-}
+use crate::tls::Tls;
 
 /// The outermost hyper service: every HTTP request passes through here before `s3s`.
 #[derive(Clone)]
@@ -262,12 +47,12 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Gateway 
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
-        self.shared.counters.http.fetch_add(1, Ordering::Relaxed);
-        crate::faults::serve(&self.shared, &self.s3, req)
+        self.shared.counters.record_http();
+        crate::faults::inject::serve(&self.shared, &self.s3, req)
     }
 }
 
-async fn accept_loop(listener: TcpListener, gateway: Gateway) {
+async fn accept_loop(listener: TcpListener, gateway: Gateway, tls: Option<TlsAcceptor>) {
     let cap = gateway
         .shared
         .options
@@ -280,17 +65,11 @@ async fn accept_loop(listener: TcpListener, gateway: Gateway) {
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
                     let svc = gateway.clone();
+                    let tls = tls.clone();
                     conns.spawn(async move {
-                        let conn = ConnBuilder::new(TokioExecutor::new());
-                        let res = match cap {
-                            Some(rate) => {
-                                let io = TokioIo::new(Throttled::new(stream, rate));
-                                conn.serve_connection(io, svc).await
-                            }
-                            None => conn.serve_connection(TokioIo::new(stream), svc).await,
-                        };
-                        if let Err(e) = res {
-                            tracing::debug!(error = %e, "connection ended with error");
+                        match cap {
+                            Some(rate) => serve_stream(Throttled::new(stream, rate), tls, svc).await,
+                            None => serve_stream(stream, tls, svc).await,
                         }
                     });
                 }
@@ -304,11 +83,35 @@ async fn accept_loop(listener: TcpListener, gateway: Gateway) {
     }
 }
 
+/// Serves one connection: the TLS handshake first when `tls` is set (over the throttled
+/// stream, so the cap counts bytes on the wire), then HTTP/1.1 or HTTP/2.
+async fn serve_stream<S>(stream: S, tls: Option<TlsAcceptor>, svc: Gateway)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = ConnBuilder::new(TokioExecutor::new());
+    let res = match tls {
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(stream) => conn.serve_connection(TokioIo::new(stream), svc).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+        None => conn.serve_connection(TokioIo::new(stream), svc).await,
+    };
+    if let Err(e) = res {
+        tracing::debug!(error = %e, "connection ended with error");
+    }
+}
+
 /// A running S3 server on 127.0.0.1. Dropping it stops the server (and removes its
 /// temporary data directory, if it made one).
 pub struct TestServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    /// The CA certificate and its file, for a TLS server.
+    tls: Option<(String, PathBuf)>,
     task: Option<JoinHandle<()>>,
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -317,6 +120,7 @@ impl std::fmt::Debug for TestServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestServer")
             .field("endpoint", &self.endpoint())
+            .field("ca_file", &self.ca_file())
             .field("data_dir", &self.shared.store.root())
             .finish_non_exhaustive()
     }
@@ -387,20 +191,49 @@ impl TestServer {
             s3: builder.build(),
             shared: shared.clone(),
         };
-        let task = tokio::spawn(accept_loop(listener, gateway));
-        tracing::info!(%addr, data_dir = %dir.display(), "s3fetch-testkit server listening");
+        let tls = if options.tls {
+            let ca_file = options
+                .ca_file
+                .clone()
+                .unwrap_or_else(|| dir.join("ca.pem"));
+            Some(Tls::generate(&ca_file, options.http2)?)
+        } else {
+            None
+        };
+        let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
+        let task = tokio::spawn(accept_loop(listener, gateway, acceptor));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, data_dir = %dir.display(), "s3fetch-testkit server listening");
         Ok(TestServer {
             addr,
             shared,
+            tls: tls.map(|t| (t.ca_pem, t.ca_file)),
             task: Some(task),
             _tempdir: tempdir,
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` for a TLS server
+    /// ([`ServerOptions::tls`]).
     #[must_use]
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The CA certificate (PEM) a TLS server's certificate is signed with, for clients to
+    /// trust; `None` for a plain HTTP server. With aws-sdk-s3, build the HTTP client with
+    /// `aws_smithy_http_client::tls::TrustStore::empty().with_pem_certificate(pem)`.
+    #[must_use]
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|(pem, _)| pem.as_str())
+    }
+
+    /// The file holding [`TestServer::ca_pem`] (`AWS_CA_BUNDLE`, `--ca-bundle`, ...; see
+    /// [`ServerOptions::ca_file`]); `None` for a plain HTTP server.
+    #[must_use]
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().map(|(_, file)| file.as_path())
     }
 
     /// The bound address.

@@ -40,6 +40,16 @@ async fn server_with(plan: FaultPlan) -> TestServer {
     .await
 }
 
+/// [`server_with`], over HTTPS when `tls`.
+async fn server_over(tls: bool, plan: FaultPlan) -> TestServer {
+    started(ServerOptions {
+        faults: plan,
+        tls,
+        ..Default::default()
+    })
+    .await
+}
+
 /// GetObject of `key` in [`BUCKET`], asking for its checksum.
 async fn get_with_checksum(c: &Client, key: &str) -> GetObjectOutput {
     c.get_object()
@@ -101,9 +111,8 @@ fn rule(kind: FaultKind) -> FaultRule {
     FaultRule::new(kind, 1.0)
 }
 
-#[tokio::test]
-async fn checksums_on_whole_gets_and_heads_only() {
-    let server = server_with(FaultPlan::default()).await;
+async fn checksums_on_whole_gets_and_heads_only_on(tls: bool) {
+    let server = server_over(tls, FaultPlan::default()).await;
     let body = data(700_000, 1);
     server.put_object(BUCKET, "obj", &body);
     server.put_object(BUCKET, "empty", b"");
@@ -210,9 +219,8 @@ async fn a_server_without_checksums_sends_none() {
     assert_eq!(r.e_tag().map(|e| e.len()), Some(34));
 }
 
-#[tokio::test]
-async fn slow_down_internal_error_forbidden() {
-    let server = server_with(FaultPlan::default()).await;
+async fn slow_down_internal_error_forbidden_on(tls: bool) {
+    let server = server_over(tls, FaultPlan::default()).await;
     server.put_object(BUCKET, "slow", b"s");
     server.put_object(BUCKET, "broken", b"b");
     server.put_object(BUCKET, "secret", b"x");
@@ -279,11 +287,12 @@ async fn not_found_then_success_on_retry() {
     assert_eq!(server.fault_counts()["not_found"], 3);
 }
 
-#[tokio::test]
-async fn reset_before_head() {
-    let server =
-        server_with(FaultPlan::new(0).with(rule(FaultKind::ResetBeforeHead).max_per_request(1)))
-            .await;
+async fn reset_before_head_on(tls: bool) {
+    let server = server_over(
+        tls,
+        FaultPlan::new(0).with(rule(FaultKind::ResetBeforeHead).max_per_request(1)),
+    )
+    .await;
     server.put_object(BUCKET, "a", b"aaa");
     server.put_object(BUCKET, "b", b"bbb");
     let e = one_shot(&server)
@@ -313,9 +322,9 @@ async fn reset_before_head() {
     assert_eq!(server.request_counts().get, 3);
 }
 
-#[tokio::test]
-async fn cut_body_after_n_bytes() {
-    let server = server_with(
+async fn cut_body_after_n_bytes_on(tls: bool) {
+    let server = server_over(
+        tls,
         FaultPlan::new(0).with(rule(FaultKind::CutBodyAfter { bytes: 100_000 }).key_prefix("cut")),
     )
     .await;
@@ -421,9 +430,8 @@ async fn stall_body_is_noticed_by_a_client_timeout() {
     assert_eq!(server.fault_counts()["stall_body"], 2);
 }
 
-#[tokio::test]
-async fn corrupt_keeps_length_and_headers_and_fails_checksum_validation() {
-    let server = server_with(FaultPlan::new(0).with(rule(FaultKind::Corrupt))).await;
+async fn corrupt_keeps_length_and_headers_and_fails_checksum_validation_on(tls: bool) {
+    let server = server_over(tls, FaultPlan::new(0).with(rule(FaultKind::Corrupt))).await;
     let body = data(600_000, 5);
     server.put_object(BUCKET, "obj", &body);
     let plain = one_shot(&server);
@@ -449,6 +457,58 @@ async fn corrupt_keeps_length_and_headers_and_fails_checksum_validation() {
     let msg = format!("{err:?}");
     assert!(msg.to_lowercase().contains("checksum"), "{msg}");
     assert_eq!(server.fault_counts()["corrupt"], 2);
+}
+
+// The tests above over HTTP and over HTTPS: faults reach a TLS client the same way.
+
+#[tokio::test]
+async fn checksums_on_whole_gets_and_heads_only() {
+    checksums_on_whole_gets_and_heads_only_on(false).await;
+}
+
+#[tokio::test]
+async fn checksums_on_whole_gets_and_heads_only_over_tls() {
+    checksums_on_whole_gets_and_heads_only_on(true).await;
+}
+
+#[tokio::test]
+async fn slow_down_internal_error_forbidden() {
+    slow_down_internal_error_forbidden_on(false).await;
+}
+
+#[tokio::test]
+async fn slow_down_internal_error_forbidden_over_tls() {
+    slow_down_internal_error_forbidden_on(true).await;
+}
+
+#[tokio::test]
+async fn reset_before_head() {
+    reset_before_head_on(false).await;
+}
+
+#[tokio::test]
+async fn reset_before_head_over_tls() {
+    reset_before_head_on(true).await;
+}
+
+#[tokio::test]
+async fn cut_body_after_n_bytes() {
+    cut_body_after_n_bytes_on(false).await;
+}
+
+#[tokio::test]
+async fn cut_body_after_n_bytes_over_tls() {
+    cut_body_after_n_bytes_on(true).await;
+}
+
+#[tokio::test]
+async fn corrupt_keeps_length_and_headers_and_fails_checksum_validation() {
+    corrupt_keeps_length_and_headers_and_fails_checksum_validation_on(false).await;
+}
+
+#[tokio::test]
+async fn corrupt_keeps_length_and_headers_and_fails_checksum_validation_over_tls() {
+    corrupt_keeps_length_and_headers_and_fails_checksum_validation_on(true).await;
 }
 
 #[tokio::test]

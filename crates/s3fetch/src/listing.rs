@@ -247,7 +247,8 @@ pub(crate) async fn list_into<S: PageSource>(
                     seeds_asked = true;
                     budget.opened += 1;
                     let (source, delimiter) = (source.clone(), delimiter.unwrap_or("/").to_owned());
-                    requests.spawn(async move { Fetched::Seeds(source.first_level(delimiter).await) });
+                    requests
+                        .spawn(async move { Fetched::Seeds(source.first_level(delimiter).await) });
                 }
                 // The rest of the range, cut into as many pieces as requests would otherwise
                 // sit idle and the request budget allows: at known sub-folders, else at
@@ -263,8 +264,11 @@ pub(crate) async fn list_into<S: PageSource>(
                 let pieces = if inside.is_empty() {
                     let base = rest.scope.as_deref().unwrap_or(prefix);
                     let upto = rest.upto.as_deref();
-                    let points = pages_ahead(base, &first, &last, upto, &alphabet, cuts, budget.full)
-                        .unwrap_or_else(|| split_points(base, &first, &last, upto, &alphabet, cuts));
+                    let points =
+                        pages_ahead(base, &first, &last, upto, &alphabet, cuts, budget.full)
+                            .unwrap_or_else(|| {
+                                split_points(base, &first, &last, upto, &alphabet, cuts)
+                            });
                     cut(rest, &points.into_iter().collect(), fresh)
                 } else {
                     cut(rest, &inside, fresh)
@@ -444,15 +448,26 @@ fn pages_ahead(
     let value = |key: &[u8]| {
         (start..end).fold(0u128, |value, i| {
             let d = key.get(i).map_or(0, |&c| {
-                digit(c).unwrap_or_else(|| alphabet.iter().filter(|&&a| a < c).count().min(alphabet.len() - 1))
+                digit(c).unwrap_or_else(|| {
+                    alphabet
+                        .iter()
+                        .filter(|&&a| a < c)
+                        .count()
+                        .min(alphabet.len() - 1)
+                })
             });
             value * base + d as u128
         })
     };
     let limit = base.checked_pow((end - start) as u32)?;
-    let (from, page) = (value(last_bytes), value(last_bytes).checked_sub(value(first_bytes))?.max(1));
+    let (from, page) = (
+        value(last_bytes),
+        value(last_bytes).checked_sub(value(first_bytes))?.max(1),
+    );
     let to = match upto {
-        Some(upto) if upto.as_bytes().get(..start) == last_bytes.get(..start) => value(upto.as_bytes()),
+        Some(upto) if upto.as_bytes().get(..start) == last_bytes.get(..start) => {
+            value(upto.as_bytes())
+        }
         _ => limit,
     };
     let guess = page.saturating_mul(2 * listed.max(2) as u128);

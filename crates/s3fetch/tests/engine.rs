@@ -12,6 +12,7 @@ use s3fetch::{
     CancellationToken, DownloadOptions, DownloadResult, Downloader, Error, ObjectInfo, Reporter,
     S3Uri, Summary,
 };
+use s3fetch_testkit::fixtures::{assert_no_temp_files, files};
 use s3fetch_testkit::TestServer;
 
 fn client_for(server: &TestServer) -> Client {
@@ -42,41 +43,8 @@ async fn run(options: DownloadOptions) -> Summary {
         .expect("the run succeeds")
 }
 
-/// Every file under `dir`, as relative paths with `/`.
-fn files(dir: &Path) -> BTreeSet<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let kind = entry.file_type().unwrap();
-            if kind.is_dir() {
-                walk(root, &entry.path(), out);
-            } else {
-                let rel = entry
-                    .path()
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                out.insert(rel);
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
 fn set<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
-}
-
-fn no_temp_files(dir: &Path) {
-    let temps: Vec<_> = files(dir)
-        .into_iter()
-        .filter(|f| f.contains(".s3fetch-"))
-        .collect();
-    assert!(temps.is_empty(), "temporary files left: {temps:?}");
 }
 
 /// Records the order of events.
@@ -262,7 +230,7 @@ async fn large_objects_come_in_ranged_parts() {
     // 11 parts of 512 KiB (the last one 3 bytes) and one GET for the small object.
     assert_eq!(server.request_counts().get, 12);
     assert_eq!(summary.bytes_downloaded, body.len() as u64 + 1);
-    no_temp_files(dir.path());
+    assert_no_temp_files(dir.path());
 }
 
 /// Replaces an object in the store as soon as its first bytes are written.
@@ -396,7 +364,7 @@ async fn odd_keys_zero_bytes_markers_and_long_names() {
         0
     );
     assert!(!dir.path().join("dir").exists());
-    no_temp_files(dir.path());
+    assert_no_temp_files(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,7 +380,7 @@ async fn large_objects_stream_byte_exact() {
     assert_eq!(summary.bytes_downloaded, body.len() as u64);
     assert_eq!(summary.verified, 1, "checked against its MD5 ETag");
     assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == body);
-    no_temp_files(dir.path());
+    assert_no_temp_files(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,7 +467,7 @@ async fn one_blocked_target_fails_alone_without_temp_files() {
     assert!(s3fetch::error_chain(&summary.failures[0].error).contains("directory is in the way"));
     assert_eq!(summary.objects_downloaded, 20);
     assert!(!summary.is_success());
-    no_temp_files(dir.path());
+    assert_no_temp_files(dir.path());
 }
 
 /// Keys `a` and `a/...` in one bucket: the file wins, every time, whatever the listing's
@@ -554,7 +522,7 @@ async fn a_key_named_like_a_folder_wins_over_the_keys_under_it() {
                 ("deeper", 64) => assert!((1..=2).contains(&heads), "{context}: {heads}"),
                 _ => assert!(heads <= 2, "{context}: {heads}"),
             }
-            no_temp_files(dir.path());
+            assert_no_temp_files(dir.path());
         }
     }
 }
@@ -591,7 +559,7 @@ async fn a_denied_object_fails_alone() {
     assert_eq!(summary.failures[0].key, "denied");
     assert_eq!(summary.failures[0].error.code(), Some("AccessDenied"));
     assert_eq!(files(dir.path()), set(["a", "z"]));
-    no_temp_files(dir.path());
+    assert_no_temp_files(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -756,7 +724,7 @@ async fn cancellation_stops_the_run_and_leaves_no_temp_files() {
     assert!(summary.cancelled);
     assert!(!summary.is_success());
     assert!(summary.objects_downloaded >= 1 && summary.objects_downloaded <= 1000);
-    no_temp_files(dir.path());
+    assert_no_temp_files(dir.path());
     // Every file present is complete.
     for file in files(dir.path()) {
         let i: usize = file

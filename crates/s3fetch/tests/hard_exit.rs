@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use s3fetch::{DownloadOptions, Downloader, ObjectInfo, Reporter, S3Uri};
+use s3fetch_testkit::fixtures::temporary_files;
 use s3fetch_testkit::{ServerOptions, TestServer};
 
 /// Signals once the first download has started.
@@ -47,18 +48,7 @@ async fn temporary_files_of_a_running_download_can_be_removed_at_once() {
     tokio::time::timeout(Duration::from_secs(30), started.0.notified())
         .await
         .unwrap();
-    let temps = || {
-        std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(".s3fetch-")
-            })
-            .count()
-    };
+    let temps = || temporary_files(dir.path()).len();
     assert_eq!(temps(), 1, "a temporary file while the download runs");
     assert_eq!(s3fetch::remove_temporary_files(), 1);
     assert_eq!(temps(), 0);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use s3fetch::aws_sdk_s3::config::{Credentials, Region};
 use s3fetch::aws_sdk_s3::{self, Client};
 use s3fetch::{DownloadOptions, RetryPolicy, S3Uri};
+use s3fetch_testkit::fixtures::temporary_files;
 use s3fetch_testkit::{FaultPlan, TestServer};
 
 /// 1 % of requests (per attempt) for each transient kind, 1 % of keys for good for the
@@ -102,16 +103,7 @@ async fn soak(name: &str, soak: Soak) {
             Err(_) => lost += 1,
         }
     }
-    let temps = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".s3fetch-")
-        })
-        .count();
+    let temps = temporary_files(dir.path()).len();
     let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
     for reason in reported.values() {
         *by_reason.entry(reason).or_default() += 1;

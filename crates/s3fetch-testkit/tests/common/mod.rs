@@ -1,10 +1,12 @@
-//! Shared helpers for the integration tests: aws-sdk-s3 clients for a `TestServer`.
+//! Shared helpers for the integration tests: aws-sdk-s3 clients for a `TestServer` (over
+//! HTTP or, trusting its CA, HTTPS).
 #![allow(dead_code)]
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use s3fetch_testkit::TestServer;
 
 fn base(endpoint: &str) -> aws_sdk_s3::config::Builder {
@@ -15,9 +17,29 @@ fn base(endpoint: &str) -> aws_sdk_s3::config::Builder {
         .force_path_style(true)
 }
 
-/// A client signing with the server's credentials.
+/// A client signing with the server's credentials (and, for a TLS server, trusting its CA).
 pub fn client(server: &TestServer) -> Client {
-    client_with(&server.endpoint(), server.access_key(), server.secret_key())
+    let c = client_with(&server.endpoint(), server.access_key(), server.secret_key());
+    match server.ca_pem() {
+        Some(pem) => trusting(&c, pem),
+        None => c,
+    }
+}
+
+/// `c` with an HTTPS client whose only trusted root is the CA certificate `ca_pem`.
+pub fn trusting(c: &Client, ca_pem: &str) -> Client {
+    let trust = TrustStore::empty().with_pem_certificate(ca_pem.as_bytes());
+    let tls = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("TLS context");
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(tls)
+        .build_https();
+    Client::from_conf(c.config().to_builder().http_client(http).build())
 }
 
 /// A client signing with the given credentials.
@@ -28,7 +50,11 @@ pub fn client_with(endpoint: &str, access_key: &str, secret_key: &str) -> Client
 
 /// A client sending unsigned (anonymous) requests.
 pub fn anonymous_client(server: &TestServer) -> Client {
-    Client::from_conf(base(&server.endpoint()).allow_no_auth().build())
+    let c = Client::from_conf(base(&server.endpoint()).allow_no_auth().build());
+    match server.ca_pem() {
+        Some(pem) => trusting(&c, pem),
+        None => c,
+    }
 }
 
 /// The S3 error code of a failed call.

@@ -91,6 +91,9 @@ pub fn hint(error: &Error) -> Option<&'static str> {
                 Some(ServiceErrorKind::Credentials | ServiceErrorKind::NoCredentials) => {
                     "no usable AWS credentials: check --profile / AWS_PROFILE or AWS_ACCESS_KEY_ID, or use --no-sign-request for a public bucket"
                 }
+                Some(ServiceErrorKind::Tls) => {
+                    "the server's certificate is not trusted here: pass its CA with --ca-bundle FILE (or AWS_CA_BUNDLE)"
+                }
                 Some(ServiceErrorKind::Connection) if matches!(error, Error::List { .. }) => {
                     "check the network and the endpoint (--endpoint-url, AWS_ENDPOINT_URL)"
                 }

@@ -706,3 +706,65 @@ async fn a_second_interrupt_quits_at_once_and_still_removes_temporary_files() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_private_ca_and_an_untrusted_certificate() {
+    let server = TestServer::start_with(s3fetch_testkit::ServerOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    server.create_bucket("bkt");
+    server.put_object("bkt", "tls/a.txt", b"over https");
+    let ca = server.ca_file().expect("a TLS server has a CA").to_owned();
+    assert!(server.endpoint().starts_with("https://"));
+    // Trusted through AWS_CA_BUNDLE (set by aws_env for a TLS server), or --ca-bundle.
+    for flag in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = s3fetch(&server);
+        if flag {
+            cmd.env_remove("AWS_CA_BUNDLE").arg("--ca-bundle").arg(&ca);
+        }
+        cmd.args(["s3://bkt/tls/", "--download-dir"])
+            .arg(dir.path());
+        let out = output(cmd).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(
+            std::fs::read(dir.path().join("a.txt")).unwrap(),
+            b"over https"
+        );
+    }
+    // Not trusted: one clear error with the fix, at once (not retried), exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.env_remove("AWS_CA_BUNDLE")
+        .args(["s3://bkt/tls/", "--download-dir"])
+        .arg(dir.path());
+    let started = std::time::Instant::now();
+    let out = output(cmd).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+    assert!(
+        stderr.contains("hint:") && stderr.contains("--ca-bundle"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "not retried");
+    assert!(files(dir.path()).is_empty());
+    // A bundle that is not one is a usage error before any request.
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.arg("--ca-bundle")
+        .arg(&not_pem)
+        .args(["s3://bkt/tls/", "--download-dir"])
+        .arg(dir.path());
+    let out = output(cmd).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--ca-bundle") && stderr.contains("no PEM certificate"),
+        "{stderr}"
+    );
+}

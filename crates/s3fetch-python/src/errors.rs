@@ -41,7 +41,13 @@ pub(crate) fn describe(error: &Error) -> ErrorInfo {
         Error::List { source, .. } => match request_class(source) {
             Some(class) => class,
             None if source.code() == Some("NoSuchBucket") => "BucketNotFoundError",
-            None if source.kind() == ServiceErrorKind::Connection => "EndpointConnectionError",
+            None if matches!(
+                source.kind(),
+                ServiceErrorKind::Connection | ServiceErrorKind::Tls
+            ) =>
+            {
+                "EndpointConnectionError"
+            }
             None => "ListingError",
         },
         Error::Get { source, .. } | Error::Head { source, .. } => {

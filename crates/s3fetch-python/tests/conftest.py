@@ -47,15 +47,18 @@ class Server:
     stats_file: Path
     log: Path
     stats: dict[str, object] = field(default_factory=dict)
+    #: The CA certificate file of a TLS server (``--tls``).
+    ca_file: str | None = None
 
     def client(self, **config: object) -> object:
-        """A boto3 client for this server (path-style, the server's keys)."""
+        """A boto3 client for this server (path-style, the server's keys, its CA)."""
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
             region_name="us-east-1",
+            verify=self.ca_file,
             config=Config(s3={"addressing_style": "path"}, **config),
         )
 
@@ -96,8 +99,10 @@ def start_server(work: Path, *extra: str, generate: list[str] | None = None) -> 
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         text = endpoint_file.read_text() if endpoint_file.exists() else ""
-        if text.startswith("endpoint="):
-            return Server(text.strip().split("=", 1)[1], data, process, stats_file, log)
+        lines = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        tls = "--tls" in extra
+        if "endpoint" in lines and (not tls or "ca_file" in lines):
+            return Server(lines["endpoint"], data, process, stats_file, log, ca_file=lines.get("ca_file"))
         if process.poll() is not None:
             raise RuntimeError(f"the test server exited: {log.read_text()}")
         time.sleep(0.02)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+import time
 from pathlib import Path
 
 import boto3
@@ -97,5 +98,24 @@ def test_an_unsigned_client_reads_a_public_bucket(tmp_path: Path, aws_env: None,
         )
         assert download("s3://open/other/", dest, client=client) == (1, [])
         assert tree(dest) == {"f.json": SAMPLE["other/f.json"]}
+    finally:
+        server.stop()
+
+
+def test_https_with_a_private_ca(tmp_path: Path, aws_env: None, dest: Path) -> None:
+    server = start_server(tmp_path / "tls", "--tls")
+    try:
+        assert server.endpoint.startswith("https://") and server.ca_file
+        server.bucket("bkt", SAMPLE)
+        assert download("s3://bkt/other/", dest, endpoint_url=server.endpoint, ca_bundle=server.ca_file) == (1, [])
+        # The CA of a boto3 client's verify= is taken too.
+        again = dest / "again"
+        again.mkdir()
+        assert download("s3://bkt/other/", again, client=server.client()) == (1, [])
+        # Not trusted: an error at once, not retried.
+        started = time.monotonic()
+        with pytest.raises(EndpointConnectionError, match="certificate"):
+            download("s3://bkt/other/", dest, endpoint_url=server.endpoint)
+        assert time.monotonic() - started < 5
     finally:
         server.stop()

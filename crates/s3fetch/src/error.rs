@@ -256,6 +256,9 @@ pub enum ServiceErrorKind {
     Response,
     /// No answer: connection refused or reset, DNS, timeout.
     Connection,
+    /// The TLS handshake failed: the server's certificate is not trusted (a private CA
+    /// needs `ca_bundle`) or not for this host. Asking again will not help.
+    Tls,
     /// No credentials were found (no keys in the environment, no profile, no role).
     NoCredentials,
     /// The credentials provider failed: an expired SSO session, a profile that does not
@@ -300,6 +303,7 @@ impl ServiceError {
             ServiceErrorKind::Connection | ServiceErrorKind::Body => true,
             ServiceErrorKind::NoCredentials
             | ServiceErrorKind::Credentials
+            | ServiceErrorKind::Tls
             | ServiceErrorKind::Request
             | ServiceErrorKind::Unsupported => false,
             ServiceErrorKind::Response => {
@@ -337,7 +341,14 @@ impl ServiceError {
                 error_chain(&err),
             ),
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                let message = error_chain(&err);
                 let kind = match credentials_error(&err) {
+                    // hyper-rustls reports it as text in an I/O error: no type to look for.
+                    None if message.contains("TLS handshake failed")
+                        || message.contains("invalid peer certificate") =>
+                    {
+                        ServiceErrorKind::Tls
+                    }
                     // A provider that timed out (IMDS, a slow STS) may answer next time.
                     Some(CredentialsError::ProviderTimedOut(_)) | None => {
                         ServiceErrorKind::Connection
@@ -347,7 +358,7 @@ impl ServiceError {
                     }
                     Some(_) => ServiceErrorKind::Credentials,
                 };
-                (kind, None, error_chain(&err))
+                (kind, None, message)
             }
             _ => (ServiceErrorKind::Request, None, error_chain(&err)),
         };

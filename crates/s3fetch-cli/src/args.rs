@@ -65,8 +65,9 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size, default_value = "8MiB")]
     pub part_size: u64,
 
-    /// Retries of each request after a transient failure (5xx, throttling, timeouts, broken
-    /// connections); a broken download resumes from its last byte
+    /// Retries of a request after transient failures (5xx, throttling, timeouts, broken
+    /// connections) while nothing else in the run succeeds; while the run makes progress, four
+    /// times as many. A broken download resumes from its last byte
     #[arg(long, value_name = "N", default_value_t = s3fetch::DEFAULT_RETRIES)]
     pub retries: u32,
 

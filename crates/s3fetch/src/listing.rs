@@ -184,6 +184,11 @@ pub(crate) async fn list_into<S: PageSource>(
     // The sub-folders are asked for once the first page shows there is more than one page:
     // a prefix of one page takes one request.
     let mut seeds_asked = delimiter.is_none() || concurrency == 1;
+    // The first page's first and last keys: when both lie in one sub-folder, that folder
+    // holds a page or more, and the sub-folders are guessed to be as large: each is listed
+    // on its own, all at once (one request per page of a folder, none read past it).
+    let mut first_page: Option<(String, String)> = None;
+    let mut big_folders = false;
     let mut found = 0;
     // Sends one wanted object; false when the receiver is gone.
     macro_rules! send {
@@ -243,6 +248,16 @@ pub(crate) async fn list_into<S: PageSource>(
                 if past_end || !page.truncated {
                     continue;
                 }
+                // A page of keys without the delimiter after the prefix is of a flat prefix:
+                // its sub-folder listing would only list the same page again.
+                let flat = delimiter.is_some_and(|d| {
+                    !first[prefix.len().min(first.len())..].contains(d)
+                        && !last[prefix.len().min(last.len())..].contains(d)
+                });
+                first_page.get_or_insert_with(|| (first.clone(), last.clone()));
+                if !seeds_asked && flat {
+                    seeds_asked = true;
+                }
                 if !seeds_asked && budget.can_open(1) {
                     seeds_asked = true;
                     budget.opened += 1;
@@ -260,7 +275,7 @@ pub(crate) async fn list_into<S: PageSource>(
                 let idle = concurrency.saturating_sub(requests.len() + queue.len() + 1);
                 let cuts = idle.min(budget.available());
                 let fresh = |point: &str| Ancestry::after(point, &folders, &first_level);
-                let inside = evenly(&seeds, &rest, cuts);
+                let inside = evenly(&seeds, &rest, if big_folders { usize::MAX } else { cuts });
                 let pieces = if inside.is_empty() {
                     let base = rest.scope.as_deref().unwrap_or(prefix);
                     let upto = rest.upto.as_deref();
@@ -286,6 +301,11 @@ pub(crate) async fn list_into<S: PageSource>(
                 let covered = delimited.truncated.then(|| last.cloned()).flatten();
                 first_level = FirstLevel::new(delimited.objects, covered, filter);
                 seeds.extend(delimited.prefixes);
+                big_folders = first_page.as_ref().is_some_and(|(first, last)| {
+                    seeds.iter().any(|folder| {
+                        first.starts_with(folder.as_str()) && last.starts_with(folder.as_str())
+                    })
+                });
                 // Ranges still waiting are cut at the sub-folders they span, as the budget
                 // allows.
                 let fresh = |point: &str| Ancestry::after(point, &folders, &first_level);
@@ -293,7 +313,11 @@ pub(crate) async fn list_into<S: PageSource>(
                 let mut pieces = Vec::new();
                 for range in waiting {
                     let idle = concurrency.saturating_sub(requests.len() + pieces.len() + 1);
-                    let inside = evenly(&seeds, &range, idle.min(budget.available()));
+                    let cuts = match big_folders {
+                        true => usize::MAX,
+                        false => idle.min(budget.available()),
+                    };
+                    let inside = evenly(&seeds, &range, cuts);
                     let cut = cut(range, &inside, fresh);
                     budget.opened += cut.len().saturating_sub(1);
                     pieces.extend(cut);

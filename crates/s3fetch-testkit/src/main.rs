@@ -24,7 +24,8 @@ struct Cli {
 enum Command {
     /// Serve a data directory over S3 on 127.0.0.1; prints `endpoint=http://127.0.0.1:PORT`
     /// on stdout when ready (with --tls: `endpoint=https://127.0.0.1:PORT`, then
-    /// `ca_file=PATH`).
+    /// `ca_file=PATH`). Stops on SIGINT / SIGTERM; SIGUSR1 writes the request and fault
+    /// counts so far (see --stats-file).
     Serve(ServeArgs),
     /// Write a sample bucket straight into a data directory (recreating the bucket).
     Generate(GenerateArgs),
@@ -95,7 +96,10 @@ struct ServeArgs {
     #[arg(long, requires = "tls")]
     http2: bool,
     /// On shutdown (SIGINT/SIGTERM) write the fault and request counts to this file as JSON
-    /// (the same line is always printed on stderr).
+    /// (the same line is always printed on stderr); also on SIGUSR1, without stopping (the
+    /// counts so far; the file is replaced atomically, so a reader that deleted it before
+    /// the signal waits for it to reappear). Without this option SIGUSR1 prints the line on
+    /// stderr.
     #[arg(long, value_name = "PATH")]
     stats_file: Option<PathBuf>,
 }
@@ -122,6 +126,7 @@ KIND:
 OPTION:
   max=N        only attempts 1..=N of the same key+range (0 = all, default)
   sticky       decide per key+range instead of per attempt
+  ranged       only GET/HEAD requests with a Range header
   bucket=NAME  prefix=P  key=K (repeatable)
 BYTES: integer with optional k/m/g (KiB/MiB/GiB). DURATION: 5s, 1.5s, 250ms.
 Example:
@@ -238,6 +243,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if !options.faults.is_empty() {
             tracing::info!(faults = %options.faults, "injecting faults");
         }
+        // Before the ready line: a SIGUSR1 sent as soon as it is read must not kill us.
+        let mut signals = Signals::install()?;
         let server = TestServer::start_with(options).await?;
         for b in server.store().list_buckets() {
             let n = server.store().object_count(&b.name).unwrap_or(0);
@@ -255,13 +262,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             out.write_all(ready.as_bytes())?;
             out.flush()?;
         }
-        shutdown_signal().await?;
+        while signals.next().await == Wanted::Stats {
+            let stats = stats_json(&server);
+            match &args.stats_file {
+                // A reader waits for the file: say why it never comes, but keep serving.
+                Some(path) => {
+                    if let Err(e) = write_stats(path, &stats) {
+                        tracing::warn!(error = %format!("{e:#}"), "SIGUSR1: stats not written");
+                    }
+                }
+                None => eprintln!("{stats}"),
+            }
+        }
         tracing::info!("shutting down");
         let stats = stats_json(&server);
         eprintln!("{stats}");
         if let Some(path) = &args.stats_file {
-            std::fs::write(path, format!("{stats}\n"))
-                .with_context(|| format!("writing {}", path.display()))?;
+            write_stats(path, &stats)?;
         }
         server.shutdown().await;
         Ok(())
@@ -328,14 +345,50 @@ fn list(args: &ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
+/// Writes the stats line to `path` through a temporary file renamed over it, so a reader
+/// never sees a partly written file.
+fn write_stats(path: &std::path::Path, stats: &str) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, format!("{stats}\n"))
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// What a signal asks of `serve`.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    /// SIGUSR1: the counts so far.
+    Stats,
+    /// SIGINT / SIGTERM: stop.
+    Shutdown,
+}
+
+/// The signals `serve` handles, installed once (before the ready line).
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            usr1: signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?,
+        })
     }
-    Ok(())
+
+    async fn next(&mut self) -> Wanted {
+        tokio::select! {
+            _ = self.int.recv() => Wanted::Shutdown,
+            _ = self.term.recv() => Wanted::Shutdown,
+            _ = self.usr1.recv() => Wanted::Stats,
+        }
+    }
 }
 
 fn generate(args: &GenerateArgs) -> anyhow::Result<()> {

@@ -174,3 +174,98 @@ fn list_prints_the_store_contents() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// Sends `signal` (a `kill` name: `USR1`, `TERM`) to the process `pid`.
+fn kill(signal: &str, pid: u32) {
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Waits (up to 10 s) for `path` to exist, then returns its contents.
+fn wait_for_file(path: &std::path::Path) -> String {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[tokio::test]
+async fn sigusr1_writes_the_counts_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stats = dir.path().join("stats.json");
+    {
+        let store = s3fetch_testkit::Store::open(&data).unwrap();
+        store.create_bucket("counted").unwrap();
+        store.put_object("counted", "a", b"1").unwrap();
+        store.put_object("counted", "b", b"2").unwrap();
+    }
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0", "--data"])
+        .arg(&data)
+        .arg("--stats-file")
+        .arg(&stats)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let mut guard = KillOnDrop(child);
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let endpoint = line.trim().strip_prefix("endpoint=").unwrap().to_owned();
+    // Right after the ready line: the handler is in place (the default action would kill).
+    kill("USR1", pid);
+    let first = wait_for_file(&stats);
+    assert!(first.starts_with("{\"fault_counts\":{}"), "{first}");
+    assert!(!first.contains("GetObject"), "{first}");
+
+    let c = common::client_with(
+        &endpoint,
+        s3fetch_testkit::DEFAULT_ACCESS_KEY,
+        s3fetch_testkit::DEFAULT_SECRET_KEY,
+    );
+    let listing = common::list_all(&c, "counted", None, None, None, None).await;
+    assert_eq!(listing.keys, ["a", "b"]);
+    for key in ["a", "b"] {
+        let r = c.get_object().bucket("counted").key(key).send().await;
+        r.unwrap();
+    }
+    std::fs::remove_file(&stats).unwrap();
+    kill("USR1", pid);
+    let now = wait_for_file(&stats);
+    assert!(now.contains("\"GetObject\":2"), "{now}");
+    assert!(now.contains("\"ListObjectsV2\":1"), "{now}");
+    assert!(!dir.path().join("stats.json.tmp").exists());
+    // Still serving.
+    assert!(guard.0.try_wait().unwrap().is_none());
+    c.head_object()
+        .bucket("counted")
+        .key("a")
+        .send()
+        .await
+        .unwrap();
+
+    kill("TERM", pid);
+    let status = guard.0.wait().unwrap();
+    assert!(status.success());
+    let last = std::fs::read_to_string(&stats).unwrap();
+    assert!(last.contains("\"HeadObject\":1"), "{last}");
+}

@@ -287,6 +287,32 @@ async fn not_found_then_success_on_retry() {
     assert_eq!(server.fault_counts()["not_found"], 3);
 }
 
+#[tokio::test]
+async fn ranged_rules_hit_only_requests_with_a_range() {
+    let plan = FaultPlan::parse("internal_error=1@ranged,seed=5").unwrap();
+    let server = server_with(plan).await;
+    let body = data(1000, 3);
+    server.put_object(BUCKET, "k", &body);
+    let c = one_shot(&server);
+    // Whole-object GETs, HEADs and lists pass.
+    let r = c.get_object().bucket(BUCKET).key("k").send().await;
+    assert_eq!(r.unwrap().body.collect().await.unwrap().into_bytes(), body);
+    assert!(c.head_object().bucket(BUCKET).key("k").send().await.is_ok());
+    assert!(c.list_objects_v2().bucket(BUCKET).send().await.is_ok());
+    // Every range fails, the first one too.
+    for range in ["bytes=0-499", "bytes=500-999"] {
+        let e = c
+            .get_object()
+            .bucket(BUCKET)
+            .key("k")
+            .range(range)
+            .send()
+            .await;
+        assert_eq!(status(&e.unwrap_err()), 500, "{range}");
+    }
+    assert_eq!(server.fault_counts()["internal_error"], 2);
+}
+
 async fn reset_before_head_on(tls: bool) {
     let server = server_over(
         tls,

@@ -42,7 +42,11 @@ impl FaultRule {
             return false;
         }
         if matches!(t.op, Op::ListV1 | Op::ListV2) {
-            return true;
+            // A list request has no Range header: `ranged` rules never hit one.
+            return !self.ranged;
+        }
+        if self.ranged && t.range.is_none() {
+            return false;
         }
         if self
             .key_prefix
@@ -393,6 +397,47 @@ mod tests {
             let k = t(&format!("k{i}"));
             assert_eq!(decide(1, 0, &sticky, &k, 1), decide(1, 0, &sticky, &k, 5));
         }
+    }
+
+    #[test]
+    fn ranged_rules_hit_only_requests_with_a_range() {
+        let get = |range: Option<&str>| Target {
+            op: Op::GetObject,
+            bucket: "b".into(),
+            key: "k".into(),
+            range: range.map(str::to_owned),
+            range_start: range
+                .and_then(|r| r.strip_prefix("bytes=")?.split('-').next()?.parse().ok()),
+            if_match: false,
+        };
+        let ranged = FaultRule::new(FaultKind::InternalError, 1.0).ranged();
+        assert!(ranged.matches(&get(Some("bytes=0-99"))));
+        assert!(ranged.matches(&get(Some("bytes=100-199"))));
+        assert!(!ranged.matches(&get(None)));
+        let any = FaultRule::new(FaultKind::InternalError, 1.0);
+        assert!(any.matches(&get(None)) && any.matches(&get(Some("bytes=0-99"))));
+        let head = Target {
+            op: Op::HeadObject,
+            ..get(None)
+        };
+        assert!(!ranged.matches(&head));
+        let list = Target {
+            op: Op::ListV2,
+            key: String::new(),
+            range: Some("list-type=2".into()),
+            ..get(None)
+        };
+        assert!(FaultRule::new(FaultKind::ListSlowDown, 1.0).matches(&list));
+        assert!(!FaultRule::new(FaultKind::ListSlowDown, 1.0)
+            .ranged()
+            .matches(&list));
+        // Through a plan: only the ranged attempt is hit.
+        let state = FaultState::new(FaultPlan::new(1).with(ranged));
+        assert_eq!(state.decide(&get(None)), None);
+        assert_eq!(
+            state.decide(&get(Some("bytes=0-99"))),
+            Some(FaultKind::InternalError)
+        );
     }
 
     #[test]

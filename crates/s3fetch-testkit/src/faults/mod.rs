@@ -54,6 +54,7 @@
 //!                           stall (default 1024) and `abort` or `continue` (default)
 //! OPTION := 'max=' N       max_per_request (default 0 = every attempt)
 //!         | 'sticky'        decide per (key, range), not per attempt
+//!         | 'ranged'        only GET / HEAD requests with a Range header
 //!         | 'bucket=' NAME  only this bucket
 //!         | 'prefix=' P     only keys starting with P
 //!         | 'key=' K        only this key (repeatable)
@@ -62,7 +63,9 @@
 //! ```
 //!
 //! e.g. `slow_down=0.01,cut_body_after=0.01:65536,stall_body=0.01:5s,corrupt=0.01,not_found=0.005,seed=7`.
-//! Key filters don't apply to `list_slow_down` (the bucket filter does).
+//! Key filters don't apply to `list_slow_down` (the bucket filter does); a `ranged` rule
+//! never hits a list request. `internal_error=0.1@ranged` fails 10 % of the attempts of
+//! ranged GETs (the parts of a multipart download) and no whole-object GET.
 //!
 //! Files: `plan.rs` (the plan and its spec parser), `decide.rs` (request classification and
 //! the seeded decisions), `inject.rs` (applying a fault to the HTTP exchange).

@@ -84,6 +84,8 @@ pub struct FaultRule {
     pub key_prefix: Option<String>,
     /// Only these keys (empty = any key).
     pub keys: Vec<String>,
+    /// Only GetObject / HeadObject requests with a `Range` header (list requests never).
+    pub ranged: bool,
 }
 
 impl FaultRule {
@@ -98,6 +100,7 @@ impl FaultRule {
             bucket: None,
             key_prefix: None,
             keys: Vec::new(),
+            ranged: false,
         }
     }
 
@@ -133,6 +136,13 @@ impl FaultRule {
     #[must_use]
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.keys.push(key.into());
+        self
+    }
+
+    /// Sets [`FaultRule::ranged`]: only requests with a `Range` header.
+    #[must_use]
+    pub fn ranged(mut self) -> Self {
+        self.ranged = true;
         self
     }
 }
@@ -261,6 +271,7 @@ impl FaultPlan {
             for opt in opts {
                 match opt.split_once('=') {
                     None if opt == "sticky" => rule.sticky = true,
+                    None if opt == "ranged" => rule.ranged = true,
                     Some(("max", n)) => {
                         rule.max_per_request = n.parse().map_err(|_| err("bad max"))?;
                     }
@@ -269,7 +280,7 @@ impl FaultPlan {
                     Some(("key", k)) => rule.keys.push(k.to_owned()),
                     _ => {
                         return Err(err(
-                            "unknown option (max=N, sticky, bucket=, prefix=, key=)",
+                            "unknown option (max=N, sticky, ranged, bucket=, prefix=, key=)",
                         ))
                     }
                 }
@@ -335,6 +346,9 @@ impl fmt::Display for FaultPlan {
             if r.sticky {
                 write!(f, "@sticky")?;
             }
+            if r.ranged {
+                write!(f, "@ranged")?;
+            }
             if let Some(b) = &r.bucket {
                 write!(f, "@bucket={b}")?;
             }
@@ -357,10 +371,11 @@ mod tests {
     fn spec_round_trip() {
         let spec = "slow_down=0.01,cut_body_after=0.01:64k,stall_body=0.01:5s,corrupt=0.01,\
                     not_found=0.005@max=1@sticky@prefix=a/@key=x,seed=7,\
-                    stall_body=1:250ms:10:abort@bucket=b";
+                    stall_body=1:250ms:10:abort@bucket=b,internal_error=0.1@ranged";
         let plan = FaultPlan::parse(spec).unwrap();
         assert_eq!(plan.seed, 7);
-        assert_eq!(plan.rules.len(), 6);
+        assert_eq!(plan.rules.len(), 7);
+        assert!(plan.rules[6].ranged && !plan.rules[4].ranged);
         assert_eq!(plan.rules[1].kind, FaultKind::CutBodyAfter { bytes: 65536 });
         assert_eq!(
             plan.rules[2].kind,

@@ -5,6 +5,8 @@
 //!   every object — with N requests in flight, reading and discarding the bodies (no file
 //!   writes). Prints one JSON object: bytes, objects, requests, list/get/total seconds.
 //! * `list`: prints every selected key as `KEY<TAB>SIZE<TAB>ETAG` through the S3 API.
+//!
+//!   Both take `--ca-bundle PEM` for an `https://` endpoint with a private CA.
 //! * `run`: runs a command and writes its process tree's resource usage (CPU, peak RSS) as
 //!   JSON. The driver launches every tool through it: a child forked straight from the
 //!   (large) Python driver would inherit the driver's RSS high-water mark in `ru_maxrss`.
@@ -53,6 +55,10 @@ struct Target {
     /// Region.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// PEM file of CA certificates to trust besides the system's (an `https://` endpoint
+    /// with a private CA, e.g. `s3fetch-testkit serve --tls`'s `ca_file`).
+    #[arg(long, value_name = "PEM")]
+    ca_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,17 +93,32 @@ enum Command {
     },
 }
 
-fn client(t: &Target, concurrency: usize) -> Client {
-    let _ = concurrency;
+fn client(t: &Target) -> anyhow::Result<Client> {
     let creds = Credentials::new(&t.access_key, &t.secret_key, None, None, "s3fetch-bench");
-    let conf = aws_sdk_s3::Config::builder()
+    let mut conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(t.region.clone()))
         .credentials_provider(creds)
         .endpoint_url(&t.endpoint)
-        .force_path_style(true)
-        .build();
-    Client::from_conf(conf)
+        .force_path_style(true);
+    if let Some(path) = &t.ca_bundle {
+        use aws_smithy_http_client::tls::{
+            self, rustls_provider::CryptoMode, TlsContext, TrustStore,
+        };
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading --ca-bundle {}", path.display()))?;
+        // The system's roots and the bundle's certificates.
+        let tls = TlsContext::builder()
+            .with_trust_store(TrustStore::default().with_pem_certificate(pem))
+            .build()
+            .with_context(|| format!("--ca-bundle {}", path.display()))?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls)
+            .build_https();
+        conf = conf.http_client(http);
+    }
+    Ok(Client::from_conf(conf.build()))
 }
 
 struct Obj {
@@ -161,7 +182,7 @@ async fn get(c: &Client, bucket: &str, key: &str, range: Option<String>) -> anyh
 async fn probe(t: Target, concurrency: usize, part_size: Option<u64>) -> anyhow::Result<()> {
     anyhow::ensure!(concurrency > 0, "--concurrency must be > 0");
     anyhow::ensure!(part_size != Some(0), "--part-size must be > 0");
-    let c = client(&t, concurrency);
+    let c = client(&t)?;
     let t0 = Instant::now();
     let objs = list_all(&c, &t).await?;
     let list_secs = t0.elapsed().as_secs_f64();
@@ -215,7 +236,7 @@ async fn probe(t: Target, concurrency: usize, part_size: Option<u64>) -> anyhow:
 
 async fn list(t: Target) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let c = client(&t, 1);
+    let c = client(&t)?;
     let objs = list_all(&c, &t).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for o in objs {

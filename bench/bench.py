@@ -50,7 +50,19 @@ PY_SCENARIOS = {PY_OURS: {"needle", "small", "million", "smoke"}}
 PY_SCENARIOS.update({t: {"needle", "small"} for t in PY_PEERS})
 PY_CONCURRENCY = 64  # python_peers.py: requests in flight for every peer
 DEFAULT_SCENARIOS = ["needle", "flat", "small", "large"]
-ALL_SCENARIOS = DEFAULT_SCENARIOS + ["million", "smoke"]
+# list1 / list5: LIST requests for a prefix of 1 and 5 pages (--list-requests).
+LIST_SCENARIOS = ["list1", "list5"]
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ["million", "smoke"] + LIST_SCENARIOS
+PAGE = 1000  # keys per ListObjectsV2 page (S3's and the test kit's maximum)
+
+# --tls: how each tool trusts the server's CA: "env" = AWS_CA_BUNDLE (botocore, and
+# aws-sdk-go in s5cmd), else the option given the CA file (python_peers.py's --ca-bundle:
+# py-s3fetch's ca_bundle=, py-obstore's client_options root_certificate).
+TLS_TRUST = {
+    OURS: "--ca-bundle", LIMIT: "--ca-bundle", "s3fetch-py": "env", "aws-cli": "env",
+    "s5cmd": "env", "rclone": "--ca-cert", PY_OURS: "--ca-bundle",
+    "py-s3fetch-2.1.2": "env", "py-boto3": "env", "py-s3fs": "env", "py-obstore": "--ca-bundle",
+}
 
 # Settings given to the peers (also printed in BENCHMARKS.md).
 ORIGINAL_CONCURRENCY = 64  # s3fetch 2.1.2: -c 64 (its default is the CPU count)
@@ -75,6 +87,7 @@ class Scenario:
     regex: str | None = None  # s3fetch / original / probe selection
     glob: str | None = None  # aws / s5cmd / rclone selection: '*.json'
     part_size: int | None = None  # probe: GET ranges of this size
+    pages: int | None = None  # list1 / list5: LIST pages of the prefix (the LIST target)
     description: str = ""
 
     def gen_args(self) -> list[str]:
@@ -119,6 +132,13 @@ def make_scenarios(scale: float) -> dict[str, Scenario]:
         Scenario("smoke", "smoke", 2000, 100, folders=10, layout="contiguous",
                  suffix_every=20, **sel,
                  description="2,000 objects of 100 B in 10 folders; select `\\.json$` (100 files)"),
+        # Not scaled: what they measure is the number of LIST requests for P pages.
+        Scenario("list1", "list1", PAGE, 100, pages=1,
+                 description=f"{PAGE:,} objects of 100 B in one folder (one LIST page); "
+                 "download all"),
+        Scenario("list5", "list5", 5 * PAGE, 100, pages=5,
+                 description=f"{5 * PAGE:,} objects of 100 B in one folder (5 LIST pages); "
+                 "download all"),
     ]
     return {x.name: x for x in s}
 
@@ -142,10 +162,13 @@ def sh_join(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def run_text(argv: list[str], env: dict | None = None, timeout: float = 60) -> str:
+def run_text(argv: list[str], env: dict | None = None, timeout: float = 60,
+             limit: int | None = 1) -> str:
+    """The first `limit` lines (None: all) of a command's stdout (else its stderr)."""
     try:
         p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
-        return (p.stdout.strip() or p.stderr.strip()).splitlines()[0] if (p.stdout or p.stderr) else ""
+        out = (p.stdout.strip() or p.stderr.strip()).splitlines()
+        return "\n".join(out[:limit])
     except Exception as e:  # noqa: BLE001 - a version string is best effort
         return f"unavailable ({e})"
 
@@ -230,14 +253,32 @@ def selected(sc: Scenario, manifest: dict[str, Obj]) -> dict[str, Obj]:
 
 
 class Server:
-    def __init__(self, args):
-        self.log_path = args.work / "server.log"
-        cmd = [str(args.testkit), "serve", "--data", str(args.data_dir), "--port", "0",
+    """`s3fetch-testkit serve` on the data directory, with the latencies (and, with --tls,
+    HTTPS; with `faults`, that fault spec). Request counts: `counts()` (SIGUSR1 makes the
+    server write its stats file) and `final_counts` after `stop()`."""
+
+    def __init__(self, args, faults: str | None = None, log_path: Path | None = None,
+                 data_dir: Path | None = None):
+        self.log_path = log_path or args.work / "server.log"
+        self.stats_path = args.work / "server-stats.json"
+        self.stats_path.unlink(missing_ok=True)
+        cmd = [str(args.testkit), "serve", "--data", str(data_dir or args.data_dir),
+               "--port", "0",
                "--get-latency-ms", str(args.get_latency_ms),
-               "--list-latency-ms", str(args.list_latency_ms)]
+               "--list-latency-ms", str(args.list_latency_ms),
+               "--stats-file", str(self.stats_path)]
         if args.bandwidth_mbps:
             cmd += ["--bandwidth-mbps", str(args.bandwidth_mbps)]
+        if args.tls:
+            cmd += ["--tls", "--ca-file", str(args.work / "config" / "ca.pem")]
+        if faults:
+            cmd += ["--faults", faults]
         self.cmd = cmd
+        self.final_counts: dict | None = None
+        # A test kit from before SIGUSR1 snapshots would die of the signal: no counts then.
+        self.snapshots = "SIGUSR1" in run_text([str(args.testkit), "serve", "--help"], limit=None)
+        if not self.snapshots:
+            log(f"{args.testkit} predates SIGUSR1 stats: no request counts per run (rebuild it)")
         self.logf = self.log_path.open("w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.logf, text=True)
         line = self.proc.stdout.readline().strip()  # blocks until ready (or exit)
@@ -245,7 +286,32 @@ class Server:
             self.stop()
             raise SystemExit(f"test server did not start: {line!r}; see {self.log_path}")
         self.endpoint = line.split("=", 1)[1]
-        log(f"server at {self.endpoint} ({sh_join(cmd[1:])})")
+        self.ca_file: Path | None = None
+        if args.tls:
+            line = self.proc.stdout.readline().strip()
+            if not line.startswith("ca_file="):
+                self.stop()
+                raise SystemExit(f"TLS test server printed no ca_file line: {line!r}")
+            self.ca_file = Path(line.split("=", 1)[1])
+        shown = [a if len(a) < 200 else a[:80] + "…" for a in cmd[1:]]
+        if not faults:  # one line per run in fault mode would be noise
+            log(f"server at {self.endpoint} ({sh_join(shown)})")
+
+    def counts(self) -> dict | None:
+        """The server's request and fault counts so far (SIGUSR1 → stats file)."""
+        if not self.snapshots:
+            return None
+        self.stats_path.unlink(missing_ok=True)
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                return parse_stats(self.stats_path.read_text())
+            except (OSError, ValueError):
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.002)
+        raise SystemExit(f"test server wrote no stats to {self.stats_path}; see {self.log_path}")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -256,6 +322,29 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.logf.close()
+        try:
+            self.final_counts = parse_stats(self.stats_path.read_text())
+        except (OSError, ValueError):
+            self.final_counts = None
+
+
+def parse_stats(text: str) -> dict:
+    """`serve`'s stats line → {"list", "get", "head", "http", "by_op", "faults"}."""
+    d = json.loads(text)
+    ops = d["requests"]
+    return {"list": ops.get("ListObjectsV2", 0) + ops.get("ListObjects", 0),
+            "get": ops.get("GetObject", 0), "head": ops.get("HeadObject", 0),
+            "http": d["http_requests"], "by_op": ops, "faults": d["fault_counts"]}
+
+
+def count_diff(before: dict | None, after: dict | None) -> dict:
+    """Requests (and faults) between two `Server.counts()`."""
+    if before is None or after is None:
+        return {"list": None, "get": None, "head": None, "http": None, "faults": {}}
+    out = {k: after[k] - before[k] for k in ("list", "get", "head", "http")}
+    out["faults"] = {k: v - before["faults"].get(k, 0) for k, v in after["faults"].items()
+                     if v - before["faults"].get(k, 0)}
+    return out
 
 
 # --------------------------------------------------------------------------- tools
@@ -272,9 +361,8 @@ class Invocation:
 class Tools:
     """Builds each tool's command line for a scenario."""
 
-    def __init__(self, args, endpoint: str):
+    def __init__(self, args, endpoint: str, ca_file: Path | None = None):
         self.args = args
-        self.ep = endpoint
         venv = args.venv
         site = sorted((venv / "lib").glob("python3*/site-packages")) if venv else []
         s5 = [p / "s5cmd" / "bin" / "s5cmd" for p in site]
@@ -320,6 +408,13 @@ class Tools:
             "NO_PROXY": "127.0.0.1,localhost",
         })
         self.base_env = base
+        self.set_server(endpoint, ca_file)
+
+    def set_server(self, endpoint: str, ca_file: Path | None) -> None:
+        """The server the tools talk to (fault mode starts one per run); `ca_file`: the CA
+        of a TLS server, which every tool trusts through its own option (TLS_TRUST)."""
+        self.ep = endpoint
+        self.ca = str(ca_file) if ca_file else None
         self.rclone_env = {
             "RCLONE_CONFIG": str(self.rclone_config),
             "RCLONE_CONFIG_BENCH_TYPE": "s3",
@@ -432,9 +527,17 @@ class Tools:
                 argv += ["--part-size", str(sc.part_size)]
         else:
             raise ValueError(tool)
+        if self.ca:  # HTTPS: each tool trusts the server's CA through its own option
+            how = TLS_TRUST[tool]
+            if how == "env":
+                env["AWS_CA_BUNDLE"] = self.ca
+            else:
+                argv += [how, self.ca]
         shown = []
         for a in argv:
             a = a.replace(ep, "$EP").replace(d, "$DEST")
+            if self.ca:
+                a = a.replace(self.ca, "$CA")
             if a == b:
                 a = {OURS: "target/release/s3fetch", LIMIT: "target/release/s3fetch-bench"}.get(
                     tool, rel(Path(b)) if tool in PY_TOOLS else Path(b).name)
@@ -443,6 +546,9 @@ class Tools:
             shown.append(a)
         display = sh_join(shown).replace("'$EP'", "$EP").replace("'$DEST'", "$DEST").replace(
             "'$DEST/'", "$DEST/")
+        display = display.replace("'$CA'", "$CA")
+        if self.ca and TLS_TRUST[tool] == "env":
+            display = "AWS_CA_BUNDLE=$CA " + display
         if tool in ("s3fetch-py", "py-s3fetch-2.1.2"):
             display = "AWS_ENDPOINT_URL=$EP " + display
         elif tool == "rclone":
@@ -471,6 +577,10 @@ class RunResult:
     exit_code: int | None = None
     probe: dict | None = None
     verified_md5: int = 0
+    # Requests the server answered during the run (its counts before and after).
+    list_req: int | None = None  # ListObjectsV2 + ListObjects
+    get_req: int | None = None  # GetObject + HeadObject
+    requests: dict | None = None  # also http, faults injected by kind
     extra: dict = field(default_factory=dict)
 
 
@@ -672,6 +782,8 @@ def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) 
                 "startup_s": median([r.extra.get("startup_s") for r in ok]),
                 "call_s": median([r.extra.get("run_s") for r in ok]),
                 "bytes": ok[0].bytes if ok else None,
+                "list_req": median([r.list_req for r in ok]),
+                "get_req": median([r.get_req for r in ok]),
             }
             rows[t] = row
 
@@ -754,6 +866,33 @@ def targets(summary: dict) -> list[str]:
     else:
         out.append("- million: listing throughput ≥ 20× sequential; peak RSS ≤ 1.5× needle's "
                    "— not measured (run with `--scenarios million`)")
+    out += list_targets(summary)
+    return out
+
+
+def list_targets(summary: dict) -> list[str]:
+    """LIST requests for a prefix of P pages: s3fetch ≤ 1.5 P + 2, exactly 1 for one page."""
+    out = []
+    for sc, pages in (("list1", 1), ("list5", 5)):
+        what = "a one-page prefix" if pages == 1 else f"a prefix of {pages} pages"
+        rows = summary.get(sc, {}).get("rows", {})
+        ours = rows.get(OURS)
+        if pages == 1:
+            want, bound = "exactly 1", 1
+        else:
+            bound = 1.5 * pages + 2
+            want = f"≤ 1.5 × {pages} + 2 = {bound:g}"
+        if not ours or ours["status"] != "OK" or ours["list_req"] is None:
+            out.append(f"- {sc}: LIST requests for {what}: {want} — not "
+                       "measured (`--list-requests`)")
+            continue
+        n = ours["list_req"]
+        ok = n == 1 if pages == 1 else n <= bound
+        peers = ", ".join(f"{t} {fmt_n(r['list_req'])}" for t, r in rows.items()
+                          if t != OURS and r["status"] == "OK" and r["list_req"] is not None)
+        out.append(f"- {sc}: LIST requests for {what}: {want} — s3fetch "
+                   f"{fmt_n(n)}{f' (others: {peers})' if peers else ''}: "
+                   f"**{'met' if ok else 'NOT met'}**")
     return out
 
 
@@ -800,6 +939,45 @@ def fmt(x, spec=".2f", none="–"):
     return none if x is None else format(x, spec)
 
 
+def fmt_n(x, none="–"):
+    """A request count (a median of counts may end in .5)."""
+    if x is None:
+        return none
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+REQUESTS_NOTE = (
+    "`LIST` = ListObjectsV2 + ListObjects requests and `GET+HEAD` = GetObject + HeadObject "
+    "requests the server answered during the run (retries and requests answered by an "
+    "injected fault included), from its counters just before and just after the run "
+    "(`serve --stats-file`, which the server rewrites on SIGUSR1); medians over the "
+    "repetitions.")
+TLS_NOTE = (
+    "> **TLS run**: the server spoke HTTPS (`s3fetch-testkit serve --tls`, a private CA made "
+    "at start) and every tool trusted its CA through its own option (see Tools and settings); "
+    "CPU seconds include TLS.\n")
+
+
+def tls_trust_lines(tools: list[str]) -> list[str]:
+    """How each tool of the run trusted the server's CA (`$CA`)."""
+    how = {
+        OURS: "`--ca-bundle $CA`",
+        LIMIT: "`--ca-bundle $CA` (an aws-sdk-s3 HTTPS client whose trust store adds the CA)",
+        "rclone": "`--ca-cert $CA`",
+        PY_OURS: "`s3fetch.download(..., ca_bundle=$CA)` (`python_peers.py --ca-bundle`)",
+        "py-s3fs": "`AWS_CA_BUNDLE=$CA` (aiobotocore)",
+        "py-obstore": "`client_options={\"root_certificate\": <the PEM text of $CA>}` "
+                      "(`python_peers.py --ca-bundle`)",
+    }
+    L = ["TLS: the server's CA certificate (`$CA`, the `ca_file=` line `serve --tls` prints) "
+         "trusted by each tool through its own option:\n"]
+    for t in tools:
+        L.append(f"- `{t}`: " + how.get(t, "`AWS_CA_BUNDLE=$CA` (botocore)" if t != "s5cmd"
+                                         else "`AWS_CA_BUNDLE=$CA` (aws-sdk-go)"))
+    L.append("")
+    return L
+
+
 def python_section(summary: dict, scen: dict, names: list[str], tools: list[str]) -> list[str]:
     """The Python API tables: py-s3fetch beside the Python peers, and the CLI as reference."""
     L = ["## Python API\n"]
@@ -817,8 +995,8 @@ def python_section(summary: dict, scen: dict, names: list[str], tools: list[str]
         L.append(f"### {name} (Python API)\n")
         L.append(f"{sc.description}. Bucket `{sc.bucket}`.\n")
         L.append("| tool | wall s | vs best Python peer | vs s3fetch CLI | CPU s | peak RSS MiB | "
-                 "first file s | start-up s | call s |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "first file s | start-up s | call s | LIST | GET+HEAD |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         shown = [t for t in tools if t in PY_TOOLS] + ([OURS] if OURS in sc_sum["rows"] else [])
         for t in shown:
             r = sc_sum["rows"].get(t)
@@ -829,7 +1007,7 @@ def python_section(summary: dict, scen: dict, names: list[str], tools: list[str]
                 label += " (best Python peer)"
             if r["status"] != "OK":
                 L.append(f"| {label} | **{r['status']}** ({r['ok']}/{r['runs']} ok): "
-                         f"{r['detail'].replace('|', '/')} | | | | | | | |")
+                         f"{r['detail'].replace('|', '/')} | | | | | | | | | |")
                 continue
 
             def ratio(x):
@@ -838,7 +1016,8 @@ def python_section(summary: dict, scen: dict, names: list[str], tools: list[str]
             L.append(f"| {label} | {fmt(r['wall_s'], '.3f')} | {ratio(r['vs_best_py_peer'])} | "
                      f"{ratio(r['vs_cli'])} | {fmt(r['cpu_s'])} | {fmt(r['rss_mib'], '.1f')} | "
                      f"{fmt(r['first_file_s'], '.3f')} | {fmt(r['startup_s'], '.2f')} | "
-                     f"{fmt(r['call_s'], '.3f')} |")
+                     f"{fmt(r['call_s'], '.3f')} | {fmt_n(r['list_req'])} | "
+                     f"{fmt_n(r['get_req'])} |")
         L.append("")
     return L
 
@@ -852,6 +1031,8 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
     if meta["scale"] != 1.0:
         L.append(f"> **Scale {meta['scale']}**: object counts are scaled down; these are not "
                  "the reference numbers.\n")
+    if meta.get("tls"):
+        L.append(TLS_NOTE)
     m = meta["machine"]
     L.append("## Machine\n")
     L.append(f"- CPU: {m['cpu']} × {m['nproc']} (nproc)\n- RAM: {m['ram']}\n"
@@ -866,9 +1047,10 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
     L.append(f"`s3fetch-testkit serve` (s3s, SigV4, on-disk store) on 127.0.0.1: "
              f"GET/HEAD latency {s['get_latency_ms']} ms (before the response head), "
              f"ListObjectsV2 latency {s['list_latency_ms']} ms per page (1,000 keys), "
-             f"bandwidth cap: {str(s['bandwidth_mbps']) + ' Mbit/s per connection' if s['bandwidth_mbps'] else 'none'}.\n")
+             f"bandwidth cap: {str(s['bandwidth_mbps']) + ' Mbit/s per connection' if s['bandwidth_mbps'] else 'none'}"
+             f"{'; **HTTPS** (`serve --tls`: a private CA made at start, HTTP/1.1 by ALPN)' if meta.get('tls') else ''}.\n")
     L.append("## Tools and settings\n")
-    L.append(f"- `s3fetch`: this repository, release build, default settings (`-q`).")
+    L.append("- `s3fetch`: this repository, release build, default settings (`-q`).")
     L.append(f"- `s3fetch-py`: the original s3fetch 2.1.2 (boto3), `-c {ORIGINAL_CONCURRENCY}` "
              "(its default is the CPU count); endpoint via `AWS_ENDPOINT_URL`.")
     L.append(f"- `aws-cli`: `aws s3 cp --recursive` with `max_concurrent_requests = "
@@ -909,6 +1091,8 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
              "`AWS_SECRET_ACCESS_KEY=s3fetch-test-secret`, `AWS_REGION=AWS_DEFAULT_REGION="
              "us-east-1`, `AWS_EC2_METADATA_DISABLED=true`, `AWS_CONFIG_FILE` =\n")
     L.append("```ini\n" + meta["aws_config"] + "```\n")
+    if meta.get("tls"):
+        L += tls_trust_lines(tools)
     L.append("rclone: `RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other "
              "RCLONE_CONFIG_BENCH_ENDPOINT=$EP RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=… "
              "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=… RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true "
@@ -923,7 +1107,7 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
              "paths, every size, the total bytes and an MD5 sample against the store's ETags; "
              "a run that fails verification is WRONG and not timed. `vs best peer` = wall / "
              "best peer's wall (peers = every CLI tool but s3fetch and server-limit); `% of limit` "
-             "= server-limit wall / wall.\n")
+             "= server-limit wall / wall. " + REQUESTS_NOTE + "\n")
     L.append("## Results\n")
     for name, sc_sum in summary.items():
         sc = scen[name]
@@ -932,8 +1116,8 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
         L.append(f"### {name}\n")
         L.append(f"{sc.description}. Bucket `{sc.bucket}`.\n")
         L.append("| tool | wall s | vs best peer | CPU s | peak RSS MiB | first file s | "
-                 "% of limit |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|")
+                 "% of limit | LIST | GET+HEAD |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for t in tools:
             r = sc_sum["rows"].get(t)
             if r is None or t in PY_TOOLS:
@@ -943,12 +1127,13 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
                 label += " (best peer)"
             if r["status"] != "OK":
                 L.append(f"| {label} | **{r['status']}** ({r['ok']}/{r['runs']} ok): "
-                         f"{r['detail'].replace('|', '/')} | | | | | |")
+                         f"{r['detail'].replace('|', '/')} | | | | | | | |")
                 continue
             L.append(f"| {label} | {fmt(r['wall_s'], '.3f')} | "
                      f"{fmt(r['vs_best_peer'], '.3f')}{'×' if r['vs_best_peer'] is not None else ''} | {fmt(r['cpu_s'])} | "
                      f"{fmt(r['rss_mib'], '.1f')} | {fmt(r['first_file_s'], '.3f')} | "
-                     f"{fmt(r['pct_of_limit'], '.1f')} |")
+                     f"{fmt(r['pct_of_limit'], '.1f')} | {fmt_n(r['list_req'])} | "
+                     f"{fmt_n(r['get_req'])} |")
         L.append("")
     py_scen = [n for n, x in summary.items() if any(t in x["rows"] for t in PY_TOOLS)]
     if py_scen:
@@ -972,13 +1157,401 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
     path.write_text("\n".join(L))
 
 
+# --------------------------------------------------------------------------- faults
+# `--faults`: s3fetch beside s5cmd and rclone on the `small` and `large` datasets with the
+# test kit's seeded fault injection; each run gets a server of its own (fresh attempt
+# numbers and counts), and its outcome is checked object by object.
+
+FAULT_SEED = 7  # every fault plan of every run: the same decisions for the same requests
+FAULT_TOOLS = [OURS, "s5cmd", "rclone"]
+FAULT_CAPABLE = [OURS, "s3fetch-py", "aws-cli", "s5cmd", "rclone"]
+KINDS_SMALL = ["slow_down=0.02", "internal_error=0.02", "reset_before_head=0.02",
+               "cut_body_after=0.02:16k", "stall_body=0.02:3s"]
+KINDS_LARGE = ["slow_down=0.1", "internal_error=0.1", "reset_before_head=0.1",
+               "cut_body_after=0.1:1m", "stall_body=0.1:3s:1m"]
+
+
+@dataclass
+class FaultCase:
+    name: str
+    scenario: str  # the dataset: small | large
+    label: str  # the table's row; {n} = the number of objects
+    rules: list[str]  # `serve --faults` items; the seed (and the 404 rule) added per run
+    gone: str = ""  # deliberately 404'd objects: "" none, "2%" every 50th key, "one"
+
+    def gone_keys(self, keys) -> list[str]:
+        keys = sorted(keys)
+        if self.gone == "2%":
+            return keys[25::50] or keys[:1]
+        if self.gone == "one":
+            return [keys[len(keys) // 2]]
+        return []
+
+    def spec(self, gone: list[str], seed: int) -> str:
+        for k in gone:
+            if any(c in k for c in ",@"):
+                raise SystemExit(f"fault case {self.name}: key {k!r} cannot go in a spec")
+        # The 404 rule first: at most one rule hits a request, the first whose dice say so,
+        # so a gone object is 404 on every attempt whatever the other rules decide.
+        items = ["not_found=1" + "".join(f"@key={k}" for k in gone)] if gone else []
+        return ",".join(items + self.rules + [f"seed={seed}"])
+
+    def expected_exit(self) -> int:
+        """s3fetch's documented exit code: 1 only when objects are really missing."""
+        return 1 if self.gone else 0
+
+
+FAULT_CASES = [
+    FaultCase("small-503", "small", "{n} × 64 KiB, 2 % of GETs answer 503 SlowDown",
+              ["slow_down=0.02"]),
+    FaultCase("small-all", "small", "{n} × 64 KiB, every fault kind at 2 % (503, 500, reset, "
+              "cut body, 3 s stall, 404: 2 % of the keys)", KINDS_SMALL, gone="2%"),
+    FaultCase("large-500", "large", "{n} × 512 MiB, 10 % of ranged GETs 500 InternalError",
+              ["internal_error=0.1@ranged"]),
+    FaultCase("large-reset", "large", "{n} × 512 MiB, 10 % of ranged GETs reset (no response)",
+              ["reset_before_head=0.1@ranged"]),
+    FaultCase("large-cut", "large", "{n} × 512 MiB, 10 % of ranged GETs cut after 1 MiB",
+              ["cut_body_after=0.1:1m@ranged"]),
+    # Every LIST request fails on its first attempt and passes on its retry: a client
+    # listing page by page sees every second LIST request answer 503 (deterministically,
+    # unlike list_slow_down=0.5, which may fail one page more often than a client retries).
+    FaultCase("small-list-503", "small", "{n} × 64 KiB, every second LIST request answers "
+              "503 SlowDown (each LIST request's first attempt)", ["list_slow_down=1@max=1"]),
+    FaultCase("large-all", "large", "{n} × 512 MiB, every fault kind at 10 % (503, 500, reset, "
+              "cut after 1 MiB, 3 s stall after 1 MiB; one object 404)", KINDS_LARGE,
+              gone="one"),
+]
+
+
+def fault_data_dir(args, buckets: list[str]) -> Path:
+    """A data directory holding only `buckets` (hard links to the generated datasets), so
+    that each run's server opens only those (the store loads every bucket's index)."""
+    root = args.work / "faults-data"
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in root.iterdir():
+        if entry.name not in buckets:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for b in buckets:
+        src, dst = args.data_dir / b, root / b
+        try:
+            if (dst / "index.log").samefile(src / "index.log"):
+                continue  # linked to the current generation of the dataset
+        except OSError:
+            pass
+        shutil.rmtree(dst, ignore_errors=True)
+
+        def link(s, d):
+            try:
+                os.link(s, d)
+            except OSError:
+                shutil.copy2(s, d)
+
+        shutil.copytree(src, dst, copy_function=link)
+    return root
+
+
+def fault_outcome(dest: Path, expected: dict[str, Obj]) -> dict:
+    """What a run left: expected objects missing or short (lost), of the right size but not
+    the right bytes (corrupt, every file MD5-checked), and files that are no expected object
+    at its full size (temporary or partial files: unexpected names, files of the 404'd
+    keys, short files)."""
+    found: dict[str, int] = {}
+    root = str(dest) + os.sep
+    for dirpath, _dirs, files in os.walk(dest):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            found[p[len(root):]] = os.lstat(p).st_size
+    missing = sorted(k for k in expected if k not in found)
+    short = sorted(k for k, o in expected.items() if k in found and found[k] != o.size)
+    corrupt = sorted(k for k, o in expected.items()
+                     if found.get(k) == o.size and md5_file(dest / k) != o.md5)
+    unexpected = sorted(set(found) - set(expected))
+    return {"lost": len(missing) + len(short), "missing": len(missing), "short": len(short),
+            "corrupt": len(corrupt), "leftover": len(unexpected) + len(short),
+            "examples": {"missing": missing[:3], "short": short[:3], "corrupt": corrupt[:3],
+                         "unexpected": unexpected[:3]},
+            "files": len(found), "bytes": sum(found.values())}
+
+
+def run_faults(args, argv: list[str]) -> int:
+    scen_all = make_scenarios(args.scale)
+    cases = [c for c in FAULT_CASES if c.name in args.fault_cases]
+    buckets = sorted({c.scenario for c in cases})
+    if not args.testkit.exists():
+        raise SystemExit(f"missing {args.testkit}: run bench/run.sh (it builds it)")
+    manifests = {b: ensure_dataset(args, scen_all[b]) for b in buckets}
+    data = fault_data_dir(args, buckets)
+    launcher = args.bin_dir / "s3fetch-bench"
+    if not launcher.exists():
+        log(f"{launcher} missing: CPU/RSS from wait4 (RSS includes the driver's own)")
+        launcher = None
+    tools = Tools(args, "http://127.0.0.1:9", None)  # each run: set_server(its server)
+    active, versions = [], {}
+    for t in args.tools:
+        ok, why = tools.available(t)
+        versions[t] = tools.version(t) if ok else f"SKIPPED: {why}"
+        if ok:
+            active.append(t)
+        else:
+            log(f"{t}: skipped ({why})")
+    results: list[RunResult] = []
+    specs: dict[str, str] = {}
+    commands: dict[str, dict[str, str]] = {}
+    server_cmd = ""
+    runs_dir = args.work / "runs" / "faults"
+    for case in cases:
+        sc, man = scen_all[case.scenario], manifests[case.scenario]
+        gone = case.gone_keys(man)
+        spec = specs[case.name] = case.spec(gone, args.fault_seed)
+        expected = {k: o for k, o in man.items() if k not in set(gone)}
+        log(f"fault case {case.name}: {len(expected):,} objects expected, {len(gone)} 404'd; "
+            f"faults {spec if len(spec) < 300 else spec[:120] + '…'}")
+        case_dir = runs_dir / case.name
+        for rep in range(1, args.reps + 1):
+            for t in active:
+                dest = case_dir / f"{t}-{rep}"
+                if dest.exists():
+                    shutil.rmtree(dest)
+                dest.mkdir(parents=True)
+                logp = case_dir / f"{t}-{rep}.log"
+                server = Server(args, faults=spec, data_dir=data,
+                                log_path=case_dir / f"{t}-{rep}.server.log")
+                try:
+                    tools.set_server(server.endpoint, server.ca_file)
+                    inv = tools.invocation(t, sc, dest)
+                    commands.setdefault(case.name, {})[t] = tools.invocation(
+                        t, sc, Path("/DEST")).display
+                    server_cmd = sh_join(["s3fetch-testkit", *server.cmd[1:-1], "SPEC"])
+                    r = run_measured(inv, None, {}, args.timeout, args.poll_ms / 1000, logp,
+                                     launcher)
+                finally:
+                    server.stop()
+                r.tool, r.scenario, r.rep = t, case.name, rep
+                c = server.final_counts
+                if c:
+                    r.list_req, r.get_req = c["list"], c["get"] + c["head"]
+                    r.requests = {k: c[k] for k in ("list", "get", "head", "http", "faults")}
+                out = fault_outcome(dest, expected)
+                r.files, r.bytes = out["files"], out["bytes"]
+                r.extra = {**out, "gone": len(gone), "expected": len(expected),
+                           "expected_exit": case.expected_exit()}
+                if r.status == "FAILED" and r.detail.startswith("exit "):
+                    r.status = "done"  # a non-zero exit is an outcome here, not a failure
+                elif r.status == "OK":
+                    r.status = "done"
+                results.append(r)
+                faults = ", ".join(f"{k} {v}" for k, v in sorted((c or {}).get("faults",
+                                                                                {}).items()))
+                log(f"{case.name} rep {rep} {t}: wall {r.wall_s:.2f}s exit {r.exit_code} "
+                    f"lost {out['lost']} corrupt {out['corrupt']} tmp {out['leftover']} "
+                    f"LIST {r.list_req} GET+HEAD {r.get_req}; faults: {faults or 'none'}"
+                    + (f" — {r.status} {r.detail}" if r.status != "done" else ""))
+                clean = out["lost"] == out["corrupt"] == out["leftover"] == 0
+                if clean and not args.keep_runs:
+                    shutil.rmtree(dest, ignore_errors=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    raw = args.work / f"faults-{stamp}.json"
+    meta = {
+        "argv": sh_join(argv),
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "raw": rel(raw),
+        "scale": args.scale,
+        "reps": args.reps,
+        "machine": machine_info(),
+        "versions": versions,
+        "seed": args.fault_seed,
+        "tls": args.tls,
+        "server": {"get_latency_ms": args.get_latency_ms, "list_latency_ms": args.list_latency_ms,
+                   "bandwidth_mbps": args.bandwidth_mbps, "command": server_cmd},
+    }
+    raw.write_text(json.dumps({"meta": meta, "specs": specs, "commands": commands,
+                               "runs": [r.__dict__ for r in results]}, indent=1))
+    lines = fault_targets(cases, results, active)
+    write_fault_report(args.report, meta, cases, scen_all, manifests, specs, commands, results,
+                       active, lines)
+    log(f"wrote {args.report} and {raw}")
+    for line in lines:
+        log(line)
+    # Non-zero when s3fetch lost, corrupted or left files, exited otherwise than documented
+    # or timed out (peers' outcomes and the wall-time target are only reported).
+    bad = [r for r in results if r.tool == OURS and (
+        r.status != "done" or r.exit_code != r.extra["expected_exit"]
+        or r.extra["lost"] or r.extra["corrupt"] or r.extra["leftover"])]
+    for r in bad:
+        log(f"NOT OK: {r.scenario} {r.tool} rep {r.rep}: exit {r.exit_code} "
+            f"(expected {r.extra['expected_exit']}), {r.extra['lost']} lost, "
+            f"{r.extra['corrupt']} corrupt, {r.extra['leftover']} tmp {r.detail}")
+    return 1 if bad or not results else 0
+
+
+def fault_cell(rs: list[RunResult]) -> dict | None:
+    """One case × tool: median wall, the exit codes, the worst outcome over the reps."""
+    if not rs:
+        return None
+    return {
+        "wall_s": median([r.wall_s for r in rs]),
+        "exits": [r.exit_code for r in rs],
+        "timeouts": sum(r.status == "TIMEOUT" for r in rs),
+        "lost": max(r.extra["lost"] for r in rs),
+        "corrupt": max(r.extra["corrupt"] for r in rs),
+        "leftover": max(r.extra["leftover"] for r in rs),
+        "list_req": median([r.list_req for r in rs]),
+        "get_req": median([r.get_req for r in rs]),
+    }
+
+
+def fmt_cell(c: dict | None) -> str:
+    if c is None:
+        return "–"
+    exits = "/".join(str(e) for e in c["exits"])
+    t = f" (**{c['timeouts']} TIMEOUT**)" if c["timeouts"] else ""
+    return (f"{c['wall_s']:.2f} s, exit {exits}{t}, {c['lost']} lost, {c['corrupt']} corrupt, "
+            f"{c['leftover']} tmp")
+
+
+def fault_targets(cases: list[FaultCase], results: list[RunResult], tools: list[str]) -> list[str]:
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    out = []
+    walls, clean, exits = [], [], []
+    for case in cases:
+        ours = fault_cell([r for r in results if r.scenario == case.name and r.tool == OURS])
+        s5 = fault_cell([r for r in results if r.scenario == case.name and r.tool == "s5cmd"])
+        if ours is None:
+            out.append(f"- {case.name}: s3fetch not measured")
+            continue
+        parts = []
+        if s5 and s5["wall_s"]:
+            a = ours["wall_s"] / s5["wall_s"]
+            walls.append(a <= 1.2)
+            note = "" if not (s5["lost"] or s5["corrupt"] or set(s5["exits"]) - {0}) else (
+                f" (s5cmd: exit {'/'.join(map(str, s5['exits']))}, {s5['lost']} lost)")
+            parts.append(f"wall ≤ 1.2× s5cmd's — {ours['wall_s']:.2f} / {s5['wall_s']:.2f} s = "
+                         f"{a:.2f}×{note}: **{verdict(a <= 1.2)}**")
+        else:
+            walls.append(False)
+            parts.append("wall ≤ 1.2× s5cmd's — s5cmd not measured: **NOT met**")
+        ok = ours["lost"] == ours["corrupt"] == ours["leftover"] == 0 and not ours["timeouts"]
+        clean.append(ok)
+        parts.append(f"{ours['lost']} lost, {ours['corrupt']} corrupt, {ours['leftover']} "
+                     f"temporary files: **{verdict(ok)}**")
+        want = case.expected_exit()
+        ok = all(e == want for e in ours["exits"])
+        exits.append(ok)
+        parts.append(f"exit {'/'.join(map(str, ours['exits']))} (documented: {want}): "
+                     f"**{verdict(ok)}**")
+        out.append(f"- {case.name}: " + "; ".join(parts))
+    if walls:
+        out.append(f"- every fault case within 1.2× s5cmd's wall: **{verdict(all(walls))}** "
+                   f"({sum(walls)}/{len(walls)})")
+        out.append(f"- s3fetch: 0 lost, 0 corrupt, 0 temporary files in every case: "
+                   f"**{verdict(all(clean))}** ({sum(clean)}/{len(clean)})")
+        out.append(f"- s3fetch's exit code as documented (1 only when objects are really "
+                   f"missing): **{verdict(all(exits))}** ({sum(exits)}/{len(exits)})")
+    return out
+
+
+def short_spec(spec: str) -> str:
+    """A spec with its list of 404'd keys abbreviated."""
+    def abbrev(m):
+        keys = m.group(0).split("@key=")[1:]
+        return m.group(0) if len(keys) <= 2 else f"@key={keys[0]}…({len(keys)} keys)"
+    return re.sub(r"(@key=[^,@]+)+", abbrev, spec)
+
+
+def write_fault_report(path: Path, meta: dict, cases: list[FaultCase], scen: dict,
+                       manifests: dict, specs: dict, commands: dict, results: list[RunResult],
+                       tools: list[str], target_lines: list[str]) -> None:
+    L = ["# Fault benchmark\n"]
+    L.append(f"Generated by `bench/run.sh {meta['argv']}` on {meta['date']} (raw data: "
+             f"`{meta['raw']}`). {meta['reps']} run(s) per tool and case; fault seed "
+             f"{meta['seed']} for every run.\n")
+    if meta["scale"] != 1.0:
+        L.append(f"> **Scale {meta['scale']}**: object counts are scaled down; these are not "
+                 "the reference numbers.\n")
+    if meta["tls"]:
+        L.append(TLS_NOTE)
+    m = meta["machine"]
+    L.append(f"Machine: {m['cpu']} × {m['nproc']}, {m['ram']}, {m['kernel']}, Python "
+             f"{m['python']}; server and tools on one machine (127.0.0.1).\n")
+    L.append("Versions: " + "; ".join(f"{t}: {v}" for t, v in meta["versions"].items()) + "\n")
+    s = meta["server"]
+    L.append("## Method\n")
+    L.append(f"Each run starts a server of its own (`{s['command']}`; GET/HEAD latency "
+             f"{s['get_latency_ms']} ms, {s['list_latency_ms']} ms per LIST page"
+             f"{', HTTPS' if meta['tls'] else ''}) with the case's fault plan, so attempt "
+             "numbers start afresh and every tool meets the same seeded decisions for the same "
+             "requests (a decision hashes the seed, the rule, the operation, key and range "
+             "start, and the attempt number; tools that split objects differently meet "
+             "different, equally likely faults). The tools run with the same settings as in "
+             "the main benchmark (see BENCHMARKS.md), retries at their defaults. After the run "
+             "every file is checked against the store's manifest: **lost** = an expected "
+             "object (not deliberately 404'd) missing or short; **corrupt** = the right size "
+             "but another MD5; **tmp** = files left that are no expected object at its full "
+             "size (temporary names, files of 404'd keys, short files). Each cell: median "
+             "wall, the exit code of each run, and the worst outcome over the runs.\n")
+    L.append("## Results\n")
+    L.append("| case | " + " | ".join(tools) + " |")
+    L.append("|---|" + "---:|" * len(tools))
+    for case in cases:
+        n = len(manifests[case.scenario])
+        cells = [fmt_cell(fault_cell([r for r in results if r.scenario == case.name
+                                      and r.tool == t])) for t in tools]
+        L.append(f"| {case.label.format(n=f'{n:,}')} (`{case.name}`) | " + " | ".join(cells)
+                 + " |")
+    L.append("")
+    L.append("## Targets\n")
+    L += target_lines
+    L.append("")
+    L.append("## Runs\n")
+    L.append("| case | tool | rep | wall s | exit | lost (missing + short) | corrupt | tmp | "
+             "LIST | GET+HEAD | faults injected | note |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for r in results:
+        e = r.extra
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(((r.requests or {}).get("faults")
+                                                         or {}).items())) or "none"
+        notes = [f"{k}: {', '.join(v)}" for k, v in e["examples"].items() if v]
+        if r.status != "done":
+            notes.insert(0, f"{r.status} {r.detail}")
+        elif r.exit_code:
+            notes.insert(0, r.detail[:200])
+        note = "; ".join(notes).replace("|", "/")
+        L.append(f"| {r.scenario} | {r.tool} | {r.rep} | {fmt(r.wall_s)} | {r.exit_code} | "
+                 f"{e['lost']} ({e['missing']} + {e['short']}) | {e['corrupt']} | "
+                 f"{e['leftover']} | {fmt_n(r.list_req)} | {fmt_n(r.get_req)} | {faults} | "
+                 f"{note} |")
+    L.append("")
+    L.append("## Cases\n")
+    for case in cases:
+        sc = scen[case.scenario]
+        L.append(f"- `{case.name}`: bucket `{sc.bucket}` ({sc.description}); `--faults "
+                 f"{short_spec(specs[case.name])}`; s3fetch's documented exit code "
+                 f"{case.expected_exit()}")
+    L.append("")
+    L.append("## Commands\n")
+    L.append("`$EP` = the run's server, `$DEST` = a fresh empty directory"
+             + (", `$CA` = the server's CA file" if meta["tls"] else "") + ".\n")
+    for name, cmds in commands.items():
+        L.append(f"### {name}\n")
+        L.append("```sh")
+        for t, c in cmds.items():
+            L.append(f"# {t}\n{c}")
+        L.append("```\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(L))
+
+
 # --------------------------------------------------------------------------- main
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=1.0, help="scale object counts (default 1.0)")
-    p.add_argument("--reps", type=int, default=3, help="repetitions per tool and scenario")
+    p.add_argument("--reps", type=int, default=None,
+                   help="repetitions per tool and scenario (default 3; --faults, "
+                   "--list-requests: 1)")
     p.add_argument("--scenarios", default=None,
                    help=f"comma list of {','.join(ALL_SCENARIOS)} (default "
                    f"{','.join(DEFAULT_SCENARIOS)})")
@@ -988,6 +1561,18 @@ def parse_args(argv):
                    f"{len(CLI_TOOLS)}, python = the py-* tools)")
     p.add_argument("--smoke", action="store_true",
                    help="2,000 keys, 1 rep, s3fetch only, small latencies; exit 1 if wrong")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS (serve --tls); every tool trusts the server's CA")
+    p.add_argument("--faults", action="store_true",
+                   help="the fault benchmark instead of the scenarios (default tools "
+                   f"{','.join(FAULT_TOOLS)}, 1 rep; report target/bench/faults.md)")
+    p.add_argument("--fault-cases", default=None,
+                   help="with --faults: comma list of cases (default all)")
+    p.add_argument("--fault-seed", type=int, default=FAULT_SEED,
+                   help=f"with --faults: the seed of every fault plan (default {FAULT_SEED})")
+    p.add_argument("--list-requests", action="store_true",
+                   help="scenarios list1,list5 (LIST requests for 1 and 5 pages), 1 rep, CLI "
+                   "tools; report target/bench/list-requests.md")
     p.add_argument("--get-latency-ms", type=int, default=None, help="default 20 (smoke 2)")
     p.add_argument("--list-latency-ms", type=int, default=None, help="default 60 (smoke 5)")
     p.add_argument("--bandwidth-mbps", type=float, default=0.0,
@@ -1008,9 +1593,32 @@ def parse_args(argv):
     p.add_argument("--bin-dir", type=Path, default=ROOT / "target/release")
     p.add_argument("--work", type=Path, default=ROOT / "target/bench")
     p.add_argument("--report", type=Path, default=None,
-                   help="default BENCHMARKS.md at the repo root (smoke: target/bench/smoke.md)")
+                   help="default BENCHMARKS.md at the repo root (smoke: target/bench/smoke.md; "
+                   "--faults: target/bench/faults.md; --list-requests: "
+                   "target/bench/list-requests.md)")
     p.add_argument("--keep-runs", action="store_true", help="keep download directories")
     a = p.parse_args(argv)
+    if sum([a.smoke, a.faults, a.list_requests]) > 1:
+        p.error("--smoke, --faults and --list-requests exclude each other")
+    if a.faults:
+        a.reps = a.reps or 1
+        a.tools = a.tools or ",".join(FAULT_TOOLS)
+        a.report = a.report or a.work / "faults.md"
+        cases = [c.name for c in FAULT_CASES]
+        a.fault_cases = (a.fault_cases or ",".join(cases)).split(",")
+        for c in a.fault_cases:
+            if c not in cases:
+                p.error(f"unknown fault case {c!r} (cases: {','.join(cases)})")
+        if a.scenarios:
+            p.error("--faults runs its own cases (--fault-cases), not --scenarios")
+    elif a.fault_cases:
+        p.error("--fault-cases needs --faults")
+    if a.list_requests:
+        a.reps = a.reps or 1
+        a.scenarios = a.scenarios or ",".join(LIST_SCENARIOS)
+        a.tools = a.tools or "cli"
+        a.report = a.report or a.work / "list-requests.md"
+    a.reps = 3 if a.reps is None else a.reps
     if a.smoke:
         a.scale, a.reps = 1.0, 1
         a.scenarios = a.scenarios or "smoke"
@@ -1034,6 +1642,14 @@ def parse_args(argv):
         else:
             p.error(f"unknown tool {t!r}")
     a.tools = [t for t in ALL_TOOLS if t in wanted]
+    if a.faults:
+        dropped = [t for t in a.tools if t not in FAULT_CAPABLE]
+        a.tools = [t for t in a.tools if t in FAULT_CAPABLE]
+        if dropped:
+            log(f"--faults: leaving out {','.join(dropped)} (fault cases run "
+                f"{','.join(FAULT_CAPABLE)})")
+        if not a.tools:
+            p.error("--faults: no tool left to run")
     if a.reps < 1:
         p.error("--reps must be >= 1")
     a.data_dir = a.work / "data"
@@ -1047,6 +1663,9 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    (args.work / "config").mkdir(parents=True, exist_ok=True)
+    if args.faults:
+        return run_faults(args, sys.argv[1:] if argv is None else argv)
     scen_all = make_scenarios(args.scale)
     scen = {n: scen_all[n] for n in args.scenarios}
     if not args.testkit.exists():
@@ -1061,7 +1680,7 @@ def main(argv=None) -> int:
     commands: dict[str, dict[str, str]] = {}
     runs_dir = args.work / "runs"
     try:
-        tools = Tools(args, server.endpoint)
+        tools = Tools(args, server.endpoint, server.ca_file)
         launcher = args.bin_dir / "s3fetch-bench"
         if not launcher.exists():
             log(f"{launcher} missing: CPU/RSS from wait4 (RSS includes the driver's own)")
@@ -1092,8 +1711,13 @@ def main(argv=None) -> int:
                     dest.mkdir(parents=True)
                     inv = tools.invocation(t, sc, dest)
                     logp = runs_dir / name / f"{t}-{rep}.log"
+                    before = server.counts()
                     r = run_measured(inv, dest if inv.writes_files else None, exp_sizes,
                                      args.timeout, args.poll_ms / 1000, logp, launcher)
+                    d = count_diff(before, server.counts())
+                    r.list_req, r.get_req, r.requests = d["list"], d["get"], d
+                    if d["get"] is not None:
+                        r.get_req = d["get"] + d["head"]
                     r.tool, r.scenario, r.rep = t, name, rep
                     if t in PY_TOOLS and r.status == "OK":
                         r.extra = py_summary(logp)
@@ -1117,7 +1741,8 @@ def main(argv=None) -> int:
                     results.append(r)
                     msg = (f"{name} rep {rep} {t}: {r.status} wall {r.wall_s:.3f}s "
                            f"cpu {r.cpu_s:.2f}s rss {r.max_rss_kib / 1024:.1f}MiB first "
-                           f"{fmt(r.first_file_s, '.3f')}s")
+                           f"{fmt(r.first_file_s, '.3f')}s LIST {r.list_req} GET+HEAD "
+                           f"{r.get_req}")
                     log(msg + (f" — {r.detail}" if r.detail else ""))
                     if r.status == "OK" and not args.keep_runs:
                         shutil.rmtree(dest, ignore_errors=True)
@@ -1143,6 +1768,7 @@ def main(argv=None) -> int:
                    "bandwidth_mbps": args.bandwidth_mbps, "command": sh_join(server.cmd)},
         "probe_concurrency": args.probe_concurrency,
         "aws_config": tools.aws_config_text,
+        "tls": args.tls,
     }
     raw.write_text(json.dumps({
         "meta": meta,

@@ -2,6 +2,7 @@
 """The Python-API tools of the benchmark: one short program per library.
 
     python bench/python_peers.py TOOL --endpoint EP --bucket B --dest DIR [--regex RE]
+                                 [--ca-bundle PEM]
     python bench/python_peers.py --version TOOL
 
 Each TOOL downloads every key of bucket B in which RE is found (`re.search` in the full key;
@@ -27,6 +28,9 @@ Tools (standard library + that one library each):
   py-obstore        obstore.store.S3Store (path-style, allow_http); asyncio: obstore.list
                     batches feed tasks, obstore.get_async + bytes_async with 64 at once
                     (a semaphore), each file written when its body is in
+An https:// endpoint with a private CA (bench.py --tls): py-s3fetch and py-obstore trust
+--ca-bundle PEM through their own options (ca_bundle=, client_options root_certificate);
+the botocore-based tools read AWS_CA_BUNDLE, which bench.py sets for them.
 The last line on stdout is a JSON summary: keys selected (-1: the library does not say),
 startup_s (process start to the library imported, from /proc), import_s (the import alone)
 and run_s (the download call).
@@ -98,7 +102,9 @@ def run_py_s3fetch(a) -> int:
     check_s3fetch(original=False)
     from s3fetch import download
 
-    n, failures = download(f"s3://{a.bucket}/", a.dest, regex=a.regex, endpoint_url=a.endpoint)
+    tls = {"ca_bundle": a.ca_bundle} if a.ca_bundle else {}
+    n, failures = download(f"s3://{a.bucket}/", a.dest, regex=a.regex, endpoint_url=a.endpoint,
+                           **tls)
     report_failures(failures)
     return n
 
@@ -174,6 +180,10 @@ def run_py_obstore(a) -> int:
     import obstore
     from obstore.store import S3Store
 
+    client_options = {"allow_http": True}
+    if a.ca_bundle:  # trusted besides the system's roots
+        with open(a.ca_bundle) as f:
+            client_options["root_certificate"] = f.read()
     store = S3Store(
         a.bucket,
         endpoint=a.endpoint,
@@ -181,7 +191,7 @@ def run_py_obstore(a) -> int:
         access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
         secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
         virtual_hosted_style_request=False,
-        client_options={"allow_http": True},
+        client_options=client_options,
     )
     rx = re.compile(a.regex) if a.regex else None
     dirs = DirMaker()
@@ -258,6 +268,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--bucket")
     p.add_argument("--dest")
     p.add_argument("--regex", default=None)
+    p.add_argument("--ca-bundle", default=None,
+                   help="PEM CA file to trust (py-s3fetch, py-obstore; the others: AWS_CA_BUNDLE)")
     a = p.parse_args(argv)
     if a.version:
         print(version(a.tool))

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks s3fetch against its peers on a local S3 server. See bench/README.md.
 #   bench/run.sh [--scale F] [--reps N] [--scenarios a,b] [--tools a,b] [--smoke] [driver flags]
+#   bench/run.sh --faults [--tls] ...   the fault benchmark (s3fetch, s5cmd, rclone)
+#   bench/run.sh --list-requests ...    LIST requests for a 1- and a 5-page prefix (CLI tools)
 # Creates target/bench/venv with the peers (unless --smoke), and for the Python-API tools
 # target/bench/venv-s3fs (s3fs) and target/bench/venv-ours (this repository's wheel, built
 # when its sources changed); builds the release binaries and runs bench/bench.py with every
@@ -11,15 +13,19 @@ cd "$(dirname "$0")/.."
 
 smoke=0
 tools=""
+mode_tools=""
 prev=""
 for arg in "$@"; do
     case $arg in
         --smoke) smoke=1 ;;
         --tools=*) tools=${arg#--tools=} ;;
+        --faults) mode_tools=s3fetch,s5cmd,rclone ;; # bench.py's defaults for these modes
+        --list-requests) mode_tools=cli ;;
     esac
     [ "$prev" = "--tools" ] && tools=$arg
     prev=$arg
 done
+[ -n "$tools" ] || tools=$mode_tools
 # wants TOOL...: one of them is selected, by name or by its group (all, cli, python);
 # no --tools selects all (but --smoke alone selects s3fetch only).
 listed() {

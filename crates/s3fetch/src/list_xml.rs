@@ -59,32 +59,94 @@ pub(crate) struct Listing {
 }
 
 /// Reads a ListObjectsV2 response body. `None` if it is not one.
+#[cfg(test)]
 pub(crate) fn parse(xml: &str) -> Option<Listing> {
-    if !xml.contains("<ListBucketResult") {
-        return None;
+    let mut reader = ListReader::default();
+    reader.feed(xml.as_bytes())?;
+    reader.finish()
+}
+
+/// Reads a ListObjectsV2 body chunk by chunk, as it arrives: only what is not yet a whole
+/// element is kept, so a page never sits in memory as one ~200 KB buffer (such buffers, freed
+/// by other threads, are what glibc's allocator keeps; 64 pages in flight made the peak RSS
+/// of a million-key listing twice a small one's).
+#[derive(Debug, Default)]
+pub(crate) struct ListReader {
+    pending: Vec<u8>,
+    listing: Listing,
+    root: bool,
+}
+
+impl ListReader {
+    /// Takes the next bytes of the body; `None` if they are not part of a listing.
+    pub fn feed(&mut self, chunk: &[u8]) -> Option<()> {
+        self.pending.extend_from_slice(chunk);
+        let mut at = 0;
+        // Every '<' is a tag: text never holds one (it would be `&lt;`).
+        while let Some(offset) = memchr::memchr(b'<', &self.pending[at..]) {
+            let start = at + offset;
+            let rest = &self.pending[start..];
+            let element = [&*CONTENTS, &*COMMON_PREFIXES, &*IS_TRUNCATED]
+                .into_iter()
+                .find(|tag| rest.starts_with(tag.open.needle()));
+            let Some(tag) = element else {
+                if rest.starts_with(b"<ListBucketResult") {
+                    self.root = true;
+                }
+                // A tag we skip; one cut short by the chunk is looked at again with the next.
+                if rest.len() < LONGEST_TAG {
+                    at = start;
+                    break;
+                }
+                at = start + 1;
+                continue;
+            };
+            let open = tag.open.needle().len();
+            let Some(len) = tag.close.find(&rest[open..]) else {
+                at = start; // the element goes on in the next chunk
+                break;
+            };
+            let text = std::str::from_utf8(&rest[open..open + len]).ok()?;
+            if std::ptr::eq(tag, &*CONTENTS) {
+                self.listing.objects.push(object(text)?);
+            } else if std::ptr::eq(tag, &*COMMON_PREFIXES) {
+                let prefix = unescape(PREFIX.first(text)?)?;
+                self.listing.common_prefixes.push(prefix);
+            } else {
+                self.listing.truncated = text.trim() == "true";
+            }
+            at = start + open + len + tag.close.needle().len();
+            if at >= self.pending.len() {
+                break;
+            }
+        }
+        if memchr::memchr(b'<', &self.pending[at..]).is_none() {
+            at = self.pending.len(); // only text between elements
+        }
+        self.pending.drain(..at);
+        Some(())
     }
-    let mut listing = Listing {
-        truncated: IS_TRUNCATED.first(xml).is_some_and(|v| v.trim() == "true"),
-        ..Listing::default()
-    };
-    for contents in CONTENTS.all(xml) {
-        let key = unescape(KEY.first(contents)?)?;
-        listing.objects.push(ObjectInfo {
-            key,
-            size: SIZE
-                .first(contents)
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0),
-            etag: ETAG.first(contents).and_then(unescape),
-            last_modified: LAST_MODIFIED.first(contents).and_then(parse_timestamp),
-        });
+
+    /// The listing, once the body has ended; `None` if it was not one.
+    pub fn finish(self) -> Option<Listing> {
+        self.root.then_some(self.listing)
     }
-    for prefix in COMMON_PREFIXES.all(xml) {
-        listing
-            .common_prefixes
-            .push(unescape(PREFIX.first(prefix)?)?);
-    }
-    Some(listing)
+}
+
+/// The longest tag the reader looks for: a shorter rest may be one cut short.
+const LONGEST_TAG: usize = "<ListBucketResult".len();
+
+/// One `<Contents>` element's object.
+fn object(contents: &str) -> Option<ObjectInfo> {
+    Some(ObjectInfo {
+        key: unescape(KEY.first(contents)?)?,
+        size: SIZE
+            .first(contents)
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0),
+        etag: ETAG.first(contents).and_then(unescape),
+        last_modified: LAST_MODIFIED.first(contents).and_then(parse_timestamp),
+    })
 }
 
 static IS_TRUNCATED: LazyLock<Tag> = LazyLock::new(|| Tag::new("<IsTruncated>", "</IsTruncated>"));
@@ -225,6 +287,37 @@ mod tests {
 <Contents><Key>a/&lt;odd&gt; &amp; &apos;key&apos; &#x1;&#233;.bin</Key><LastModified>1970-01-01T00:00:00Z</LastModified><ETag>"abc-2"</ETag><Size>0</Size></Contents>
 <Contents><Key>a/ключ 键</Key><Size>7</Size></Contents>
 <CommonPrefixes><Prefix>a/dir/</Prefix></CommonPrefixes><NextContinuationToken>tok</NextContinuationToken><StartAfter>a/</StartAfter></ListBucketResult>"#;
+
+    #[test]
+    fn a_body_read_in_chunks_of_any_size_is_the_same_listing() {
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>b</Name><Prefix>p/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>");
+        for i in 0..3 {
+            xml.push_str(&format!("<Contents><Key>p/k&amp;{i}é</Key><LastModified>2024-03-01T12:34:56.000Z</LastModified><ETag>&quot;e{i}&quot;</ETag><Size>{i}</Size><StorageClass>STANDARD</StorageClass></Contents>"));
+        }
+        xml.push_str("<CommonPrefixes><Prefix>p/sub/</Prefix></CommonPrefixes></ListBucketResult>");
+        let whole = parse(&xml).unwrap();
+        assert_eq!(whole.objects.len(), 3);
+        assert_eq!(whole.objects[1].key, "p/k&1é");
+        assert_eq!(whole.objects[2].etag.as_deref(), Some("\"e2\""));
+        assert_eq!(whole.common_prefixes, ["p/sub/"]);
+        assert!(whole.truncated);
+        for size in [1, 2, 3, 7, 16, 64, 1000] {
+            let mut reader = ListReader::default();
+            for chunk in xml.as_bytes().chunks(size) {
+                reader.feed(chunk).unwrap();
+                assert!(
+                    reader.pending.len() < 400,
+                    "only an unfinished element is kept"
+                );
+            }
+            assert_eq!(reader.finish().unwrap(), whole, "chunks of {size}");
+        }
+        let mut reader = ListReader::default();
+        reader
+            .feed(b"<Error><Code>NoSuchBucket</Code></Error>")
+            .unwrap();
+        assert!(reader.finish().is_none(), "not a listing");
+    }
 
     #[test]
     fn reads_a_page() {

@@ -20,7 +20,7 @@ use futures::stream::{self, Stream};
 use crate::checksum::Expected;
 use crate::error::{Error, Result, ServiceError};
 use crate::limit::Budget;
-use crate::list_xml::{self, Listing, TakeListBody};
+use crate::list_xml::{ListReader, Listing, TakeListBody};
 use crate::retry::{RetryPolicy, RetryStats};
 
 #[cfg(test)]
@@ -244,7 +244,7 @@ impl S3 {
         }
     }
 
-    /// One ListObjectsV2, its body read by [`list_xml`] rather than the SDK.
+    /// One ListObjectsV2, its body read by [`ListReader`] as it arrives, not by the SDK.
     async fn list_page(
         &self,
         prefix: &str,
@@ -266,17 +266,14 @@ impl S3 {
         let body = take
             .take()
             .ok_or_else(|| ServiceError::protocol("the listing response had no body".into()))?;
-        let bytes = ByteStream::new(body)
-            .collect()
-            .await
-            .map_err(ServiceError::body)?
-            .into_bytes();
-        std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(list_xml::parse)
-            .ok_or_else(|| {
-                ServiceError::protocol("the listing response is not a ListBucketResult".into())
-            })
+        let not_a_listing =
+            || ServiceError::protocol("the listing response is not a ListBucketResult".into());
+        let mut body = ByteStream::new(body);
+        let mut reader = ListReader::default();
+        while let Some(chunk) = body.try_next().await.map_err(ServiceError::body)? {
+            reader.feed(&chunk).ok_or_else(not_a_listing)?;
+        }
+        reader.finish().ok_or_else(not_a_listing)
     }
 
     async fn get_object(

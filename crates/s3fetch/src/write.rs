@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use bytes::Bytes;
+
 use crate::checksum::Hasher;
 use crate::error::{DirProblem, Error, Result};
 
@@ -146,14 +148,12 @@ pub(crate) struct TempFile {
     path: PathBuf,
     dest: PathBuf,
     file: File,
-    /// A second handle that bypasses the page cache, for aligned writes (see
-    /// [`TempFile::enable_direct`]).
-    direct: Option<File>,
+    /// Held for each write. Parts written at once from several threads would otherwise
+    /// contend for the inode's lock in the kernel, which spins for it: with 16 parts of one
+    /// file in flight, a third more kernel CPU (BENCHMARKS.md, `large`, write strategy).
+    writing: Mutex<()>,
     temps: Arc<Temps>,
 }
-
-/// Offsets, lengths and buffer addresses of direct writes are multiples of this.
-pub(crate) const DIRECT_ALIGN: usize = 4096;
 
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
@@ -226,7 +226,7 @@ impl TempFile {
                         path,
                         dest: dest.to_owned(),
                         file,
-                        direct: None,
+                        writing: Mutex::new(()),
                         temps: temps.clone(),
                     });
                 }
@@ -244,45 +244,22 @@ impl TempFile {
             .map_err(|e| Error::io(key, "sizing", self.dest.clone(), e))
     }
 
-    /// Sends aligned writes of this file around the page cache (`O_DIRECT`, Linux only).
-    /// Large downloads are written once and not read back soon: copying them through the
-    /// page cache costs several times the CPU (on some machines more than the download
-    /// itself) and evicts useful data. Where the file system refuses, writes stay buffered.
-    pub fn enable_direct(&mut self) {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            self.direct = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(&self.path)
-                .ok();
-        }
-    }
-
-    /// Writes `bytes` at `offset`: directly when it is aligned and direct writes are on,
-    /// through the page cache otherwise.
-    pub fn write_at(&self, key: &str, bytes: &[u8], offset: u64) -> Result<()> {
-        if let Some(direct) = &self.direct {
-            let aligned = offset.is_multiple_of(DIRECT_ALIGN as u64)
-                && bytes.len().is_multiple_of(DIRECT_ALIGN)
-                && bytes.as_ptr().align_offset(DIRECT_ALIGN) == 0;
-            if aligned {
-                match write_at(direct, bytes, offset) {
-                    Ok(()) => return Ok(()),
-                    // Not supported here after all: write through the page cache.
-                    Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
-                    Err(e) => return Err(Error::io(key, "writing", self.dest.clone(), e)),
-                }
-            }
-        }
-        write_at(&self.file, bytes, offset)
+    /// Writes `chunks`, in order, at `offset`, through the page cache in one vectored
+    /// write where it can (no copy into a buffer of our own).
+    ///
+    /// Buffered, like every peer: on a machine whose disk is slower than the network the
+    /// page cache lets the run end before the disk has caught up, where `O_DIRECT` made it
+    /// wait for every byte (4 × 512 MiB: 4.4–6.2 s direct, 3.1–3.3 s buffered, same run;
+    /// BENCHMARKS.md).
+    pub fn write_chunks_at(&self, key: &str, chunks: &[Bytes], offset: u64) -> Result<()> {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        write_chunks_at(&self.file, chunks, offset)
             .map_err(|e| Error::io(key, "writing", self.dest.clone(), e))
     }
 
     /// `hasher` fed with `len` bytes of the file from `start`, read back (for checksums that
     /// cannot be combined from parts written out of order). The pages read are dropped from
-    /// the cache afterwards, as the direct writes kept them out.
+    /// the cache afterwards: the file is complete and is not read again soon.
     pub fn read_back(&self, key: &str, mut hasher: Hasher, start: u64, len: u64) -> Result<Hasher> {
         let error = |e| Error::io(key, "reading back", self.dest.clone(), e);
         let file = File::open(&self.path).map_err(error)?;
@@ -337,9 +314,50 @@ impl Drop for TempFile {
     }
 }
 
+/// `chunks` written back to back at `offset`: `pwritev`, continued after a short write.
 #[cfg(unix)]
-fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+fn write_chunks_at(file: &File, mut chunks: &[Bytes], mut offset: u64) -> io::Result<()> {
+    let mut skip = 0; // bytes of chunks[0] already written
+    loop {
+        while chunks.first().is_some_and(|c| c.len() == skip) {
+            chunks = &chunks[1..];
+            skip = 0;
+        }
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let slices: Vec<io::IoSlice<'_>> = std::iter::once(&chunks[0][skip..])
+            .chain(chunks[1..].iter().map(|c| &c[..]))
+            .take(1024) // IOV_MAX
+            .map(io::IoSlice::new)
+            .collect();
+        let mut n = match rustix::io::pwritev(file, &slices, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        offset += n as u64;
+        while n > 0 {
+            let left = chunks[0].len() - skip;
+            if n < left {
+                skip += n;
+                break;
+            }
+            n -= left;
+            skip = 0;
+            chunks = &chunks[1..];
+        }
+    }
+}
+
+#[cfg(windows)]
+fn write_chunks_at(file: &File, chunks: &[Bytes], mut offset: u64) -> io::Result<()> {
+    for chunk in chunks {
+        write_at(file, chunk, offset)?;
+        offset += chunk.len() as u64;
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -360,52 +378,6 @@ fn write_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
         offset += n as u64;
     }
     Ok(())
-}
-
-/// A fixed-capacity byte buffer whose start is aligned for direct writes.
-pub(crate) struct AlignedBuffer {
-    bytes: Vec<u8>,
-    start: usize,
-    len: usize,
-    capacity: usize,
-}
-
-impl AlignedBuffer {
-    pub fn new(capacity: usize) -> Self {
-        let bytes = vec![0u8; capacity + DIRECT_ALIGN];
-        let start = bytes.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
-        AlignedBuffer {
-            bytes,
-            start,
-            len: 0,
-            capacity,
-        }
-    }
-
-    /// Copies as much of `data` as fits; returns how much that was.
-    pub fn push(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.capacity - self.len);
-        let at = self.start + self.len;
-        self.bytes[at..at + n].copy_from_slice(&data[..n]);
-        self.len += n;
-        n
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.len == self.capacity
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn filled(&self) -> &[u8] {
-        &self.bytes[self.start..self.start + self.len]
-    }
-
-    pub fn clear(&mut self) {
-        self.len = 0;
-    }
 }
 
 /// Writes a complete object held in memory: directories, temporary file, rename.
@@ -478,7 +450,8 @@ mod tests {
         let dest = tmp.path().join("x");
         let dir = DownloadDir::open(tmp.path()).unwrap();
         let t = dir.temp_file("k", &dest).unwrap();
-        t.write_at("k", b"partial", 0).unwrap();
+        t.write_chunks_at("k", &[Bytes::from_static(b"partial")], 0)
+            .unwrap();
         drop(t);
         assert!(entries(tmp.path()).is_empty());
         write_whole(&dir, "k", Path::new("x"), &[&b"who"[..], &b"le"[..]]).unwrap();
@@ -525,8 +498,14 @@ mod tests {
             .temp_file("k", &dest)
             .unwrap();
         t.set_len("k", 6).unwrap();
-        t.write_at("k", b"def", 3).unwrap();
-        t.write_at("k", b"abc", 0).unwrap();
+        t.write_chunks_at("k", &[Bytes::from_static(b"def")], 3)
+            .unwrap();
+        t.write_chunks_at(
+            "k",
+            &[Bytes::from_static(b"a"), Bytes::from_static(b"bc")],
+            0,
+        )
+        .unwrap();
         t.commit("k").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"abcdef");
     }
@@ -540,7 +519,8 @@ mod tests {
         let body: Vec<u8> = (0..3_000_000u32)
             .map(|i| (i * 7 + i / 1000) as u8)
             .collect();
-        t.write_at("k", &body, 0).unwrap();
+        t.write_chunks_at("k", &[Bytes::from(body.clone())], 0)
+            .unwrap();
         let md5 = |bytes: &[u8]| {
             use md5::Digest as _;
             Expected::Md5(md5::Md5::digest(bytes).into())
@@ -559,28 +539,28 @@ mod tests {
     }
 
     #[test]
-    fn direct_and_buffered_writes_make_one_file() {
+    fn chunks_are_written_back_to_back_past_the_iov_limit() {
         let tmp = tempfile::tempdir().unwrap();
-        let dest = tmp.path().join("d");
-        let mut t = DownloadDir::open(tmp.path())
+        let dest = tmp.path().join("c");
+        let t = DownloadDir::open(tmp.path())
             .unwrap()
             .temp_file("k", &dest)
             .unwrap();
-        t.enable_direct();
-        let mut buffer = AlignedBuffer::new(2 * DIRECT_ALIGN);
-        assert_eq!(buffer.push(&[7u8; 3 * DIRECT_ALIGN]), 2 * DIRECT_ALIGN);
-        assert!(buffer.is_full());
-        t.set_len("k", 2 * DIRECT_ALIGN as u64 + 3).unwrap();
-        t.write_at("k", buffer.filled(), 0).unwrap();
-        buffer.clear();
-        buffer.push(b"end");
-        t.write_at("k", buffer.filled(), 2 * DIRECT_ALIGN as u64)
-            .unwrap();
+        // More chunks than one pwritev takes, empty ones among them.
+        let chunks: Vec<Bytes> = (0..3000u32)
+            .map(|i| match i % 7 {
+                0 => Bytes::new(),
+                _ => Bytes::from(vec![i as u8; (i % 13) as usize + 1]),
+            })
+            .collect();
+        t.write_chunks_at("k", &[Bytes::new()], 0).unwrap();
+        t.write_chunks_at("k", &chunks, 5).unwrap();
         t.commit("k").unwrap();
-        let data = fs::read(&dest).unwrap();
-        assert_eq!(data.len(), 2 * DIRECT_ALIGN + 3);
-        assert!(data[..2 * DIRECT_ALIGN].iter().all(|&b| b == 7));
-        assert_eq!(&data[2 * DIRECT_ALIGN..], b"end");
+        let want: Vec<u8> = [0u8; 5]
+            .into_iter()
+            .chain(chunks.iter().flat_map(|c| c.iter().copied()))
+            .collect();
+        assert_eq!(fs::read(&dest).unwrap(), want);
     }
 
     #[test]

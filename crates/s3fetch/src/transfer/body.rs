@@ -3,14 +3,16 @@
 //! A [`Span`] is `start..end` of an object (a ranged part) or all of it, as an [`Attempt`] of
 //! the retry loop: each try asks for the bytes still missing (a Range from the last byte
 //! written, `If-Match` on the ETag first seen, so a resumed body is of the same version), and
-//! writes what arrives in batches of [`WRITE_BATCH`] bytes ([`PART_WRITE_BATCH`] for parts,
-//! which go around the page cache) on the blocking pool, so memory per request stays bounded
+//! writes what arrives in batches of about [`WRITE_BATCH`] bytes ([`PART_WRITE_BATCH`] for
+//! parts): the chunks as they came, in one vectored write on the blocking pool (no copy), so
+//! memory per request stays bounded
 //! whatever the object's size. A body that breaks off or stalls (nothing for the idle
 //! timeout) ends the try; what arrived is written first, and the next try continues from
 //! there.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::StreamExt;
 
 use crate::bucket::ByteRange;
@@ -19,14 +21,20 @@ use crate::error::{Error, Result, ServiceError};
 use crate::object::ObjectInfo;
 use crate::retry::Attempt;
 use crate::transfer::Fetcher;
-use crate::write::{AlignedBuffer, TempFile};
+use crate::write::TempFile;
 
-/// Bytes gathered from a body before they are written (a multiple of the direct-write
-/// alignment, so that the batches of a large object's parts can bypass the page cache).
+/// Bytes gathered from a body before they are written.
 const WRITE_BATCH: usize = 128 * 1024;
-/// Larger batches for ranged parts: each batch is one direct write and one thread hop, and
-/// 512 KiB batches take 40 % less CPU than 128 KiB ones (BENCHMARKS.md, `large`).
+/// Larger batches for ranged parts: each batch is one write and one thread hop, and a large
+/// object's parts are many.
 const PART_WRITE_BATCH: usize = 512 * 1024;
+
+/// Chunks of a body not yet written, as they arrived.
+#[derive(Default)]
+struct Batch {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
 
 /// All of `object` in one GET (resumed if it breaks off): the bytes written, and the checksum
 /// its answer vouched for with the hash of the bytes, for the caller to compare.
@@ -107,19 +115,23 @@ impl<'a> Span<'a> {
             .get_error(&self.object.key, ServiceError::protocol(message))
     }
 
-    /// Writes `batch` at the current offset on the blocking pool; returns the emptied buffer.
-    async fn write(&mut self, batch: AlignedBuffer) -> Result<AlignedBuffer> {
+    /// Writes `batch` at the current offset on the blocking pool; returns it emptied.
+    async fn write(&mut self, mut batch: Batch) -> Result<Batch> {
         let (temp, key, at) = (self.temp.clone(), self.object.key.clone(), self.offset);
-        let (result, mut batch) = self
+        let (result, mut chunks) = self
             .fetcher
-            .blocking(move || Ok((temp.write_at(&key, batch.filled(), at), batch)))
+            .blocking(move || {
+                let result = temp.write_chunks_at(&key, &batch.chunks, at);
+                Ok((result, std::mem::take(&mut batch.chunks)))
+            })
             .await?;
         result?;
-        let len = batch.filled().len() as u64;
+        let len = std::mem::take(&mut batch.len) as u64;
         self.offset += len;
         self.fetcher.reporter.bytes_written(&self.object.key, len);
         self.fetcher.bucket.stats.progressed();
-        batch.clear();
+        chunks.clear();
+        batch.chunks = chunks;
         Ok(batch)
     }
 }
@@ -160,10 +172,11 @@ impl Attempt for Span<'_> {
             }
         }
         let mut body = response.body;
-        let mut batch = AlignedBuffer::new(match self.part {
+        let limit = match self.part {
             true => PART_WRITE_BATCH,
             false => WRITE_BATCH,
-        });
+        };
+        let mut batch = Batch::default();
         let idle = bucket.retry.idle_timeout;
         loop {
             // A broken or stalled body ends this try; what arrived is written first.
@@ -174,15 +187,14 @@ impl Attempt for Span<'_> {
                 Err(_) => (None, Some(self.stalled())),
             };
             let done = chunk.is_none();
-            let mut data: &[u8] = chunk.as_deref().unwrap_or_default();
-            if let Some(hasher) = self.hasher.as_mut() {
-                hasher.update(data);
-            }
-            while !data.is_empty() || (done && !batch.is_empty()) {
-                data = &data[batch.push(data)..];
-                if !batch.is_full() && !done {
-                    break;
+            if let Some(chunk) = chunk {
+                if let Some(hasher) = self.hasher.as_mut() {
+                    hasher.update(&chunk);
                 }
+                batch.len += chunk.len();
+                batch.chunks.push(chunk);
+            }
+            if batch.len >= limit || (done && batch.len > 0) {
                 batch = self.write(batch).await?;
             }
             if let Some(error) = error {

@@ -79,10 +79,9 @@ impl Fetcher {
         let temp = self
             .blocking(move || {
                 let dest = dir.prepare(&key, &relative_path)?;
-                let mut temp = dir.temp_file(&key, &dest)?;
+                let temp = dir.temp_file(&key, &dest)?;
                 if ranged {
                     temp.set_len(&key, size)?;
-                    temp.enable_direct();
                 }
                 Ok(temp)
             })

@@ -5,8 +5,7 @@
 //! written, `If-Match` on the ETag first seen, so a resumed body is of the same version), and
 //! writes what arrives in batches of about [`WRITE_BATCH`] bytes ([`PART_WRITE_BATCH`] for
 //! parts): the chunks as they came, in one vectored write on the blocking pool (no copy), so
-//! memory per request stays bounded
-//! whatever the object's size. A body that breaks off or stalls (nothing for the idle
+//! memory per request stays bounded whatever the object's size. A body that breaks off or stalls (nothing for the idle
 //! timeout) ends the try; what arrived is written first, and the next try continues from
 //! there.
 
@@ -116,22 +115,19 @@ impl<'a> Span<'a> {
     }
 
     /// Writes `batch` at the current offset on the blocking pool; returns it emptied.
-    async fn write(&mut self, mut batch: Batch) -> Result<Batch> {
+    async fn write(&mut self, batch: Batch) -> Result<Batch> {
         let (temp, key, at) = (self.temp.clone(), self.object.key.clone(), self.offset);
-        let (result, mut chunks) = self
+        let (result, mut batch) = self
             .fetcher
-            .blocking(move || {
-                let result = temp.write_chunks_at(&key, &batch.chunks, at);
-                Ok((result, std::mem::take(&mut batch.chunks)))
-            })
+            .blocking(move || Ok((temp.write_chunks_at(&key, &batch.chunks, at), batch)))
             .await?;
         result?;
-        let len = std::mem::take(&mut batch.len) as u64;
+        let len = batch.len as u64;
         self.offset += len;
         self.fetcher.reporter.bytes_written(&self.object.key, len);
         self.fetcher.bucket.stats.progressed();
-        chunks.clear();
-        batch.chunks = chunks;
+        batch.chunks.clear();
+        batch.len = 0;
         Ok(batch)
     }
 }

@@ -47,7 +47,10 @@ def complete_files(dest: Path, size: int) -> None:
 def test_ctrl_c_raises_keyboard_interrupt_promptly_after_cleaning_up(slow: Server, dest: Path) -> None:
     script = textwrap.dedent(
         """
-        import sys
+        import signal, sys
+        # Python leaves SIGINT ignored when it starts with it ignored (a CI job run in the
+        # background): install the handler a terminal's Python has.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from s3fetch import download
         try:
             download("s3://slow/", sys.argv[1], endpoint_url=sys.argv[2], concurrent_downloads=4,

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s3fetch-testkit");
@@ -60,18 +59,7 @@ async fn generate_then_serve() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let _guard = KillOnDrop(child);
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let endpoint = line
-        .trim()
-        .strip_prefix("endpoint=")
-        .expect("endpoint line")
-        .to_owned();
+    let endpoint = common::endpoint_line(stdout).await;
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
 
     let c = common::client_with(
@@ -223,14 +211,7 @@ async fn sigusr1_writes_the_counts_so_far() {
     let pid = child.id();
     let stdout = child.stdout.take().unwrap();
     let mut guard = KillOnDrop(child);
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let endpoint = line.trim().strip_prefix("endpoint=").unwrap().to_owned();
+    let endpoint = common::endpoint_line(stdout).await;
     // Right after the ready line: the handler is in place (the default action would kill).
     kill("USR1", pid);
     let first = wait_for_file(&stats);

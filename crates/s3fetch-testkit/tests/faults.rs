@@ -3,7 +3,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -681,14 +680,7 @@ async fn serve_binary_takes_a_fault_spec_and_reports_counts() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let endpoint = line.trim().strip_prefix("endpoint=").unwrap().to_owned();
+    let endpoint = common::endpoint_line(stdout).await;
     let c = common::client_with(
         &endpoint,
         s3fetch_testkit::DEFAULT_ACCESS_KEY,

@@ -220,14 +220,7 @@ async fn serve_tls_prints_the_endpoint_and_the_ca_file() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let endpoint = line.trim().strip_prefix("endpoint=").unwrap().to_owned();
+    let endpoint = common::endpoint_line(stdout).await;
     let c = common::client_with(
         &endpoint,
         s3fetch_testkit::DEFAULT_ACCESS_KEY,

@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: aws-sdk-s3 clients for a `TestServer` (over
-//! HTTP or, trusting its CA, HTTPS).
+//! HTTP or, trusting its CA, HTTPS), and the endpoint a `serve` process prints.
 #![allow(dead_code)]
 
 use aws_credential_types::Credentials;
@@ -8,6 +8,23 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use s3fetch_testkit::TestServer;
+
+/// The endpoint in the first line a `s3fetch-testkit serve` process prints (`endpoint=URL`),
+/// read without blocking the runtime.
+pub async fn endpoint_line(stdout: std::process::ChildStdout) -> String {
+    use std::io::{BufRead, BufReader};
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    line.trim()
+        .strip_prefix("endpoint=")
+        .unwrap_or_else(|| panic!("no endpoint line: {line:?}"))
+        .to_owned()
+}
 
 fn base(endpoint: &str) -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::Config::builder()

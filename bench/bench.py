@@ -1194,6 +1194,19 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
     path.write_text("\n".join(L))
 
 
+def available_tools(tools, names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The tools of `names` that can run here, and every one's version (or why it is skipped)."""
+    active, versions = [], {}
+    for t in names:
+        ok, why = tools.available(t)
+        versions[t] = tools.version(t) if ok else f"SKIPPED: {why}"
+        if ok:
+            active.append(t)
+        else:
+            log(f"{t}: skipped ({why})")
+    return active, versions
+
+
 # --------------------------------------------------------------------------- faults
 # `--faults`: s3fetch beside s5cmd and rclone on the `small` and `large` datasets with the
 # test kit's seeded fault injection; each run gets a server of its own (fresh attempt
@@ -1323,14 +1336,7 @@ def run_faults(args, argv: list[str]) -> int:
         log(f"{launcher} missing: CPU/RSS from wait4 (RSS includes the driver's own)")
         launcher = None
     tools = Tools(args, "http://127.0.0.1:9", None)  # each run: set_server(its server)
-    active, versions = [], {}
-    for t in args.tools:
-        ok, why = tools.available(t)
-        versions[t] = tools.version(t) if ok else f"SKIPPED: {why}"
-        if ok:
-            active.append(t)
-        else:
-            log(f"{t}: skipped ({why})")
+    active, versions = available_tools(tools, args.tools)
     results: list[RunResult] = []
     specs: dict[str, str] = {}
     commands: dict[str, dict[str, str]] = {}
@@ -1728,17 +1734,9 @@ def run_main(argv=None) -> int:
         if not launcher.exists():
             log(f"{launcher} missing: CPU/RSS from wait4 (RSS includes the driver's own)")
             launcher = None
-        active = []
-        versions = {}
         # A tool that runs on none of the selected scenarios is left out (py-* on flat, large).
         args.tools = [t for t in args.tools if any(runs_on(t, n) for n in scen)]
-        for t in args.tools:
-            ok, why = tools.available(t)
-            versions[t] = tools.version(t) if ok else f"SKIPPED: {why}"
-            if ok:
-                active.append(t)
-            else:
-                log(f"{t}: skipped ({why})")
+        active, versions = available_tools(tools, args.tools)
         for name, sc in scen.items():
             exp = expected[name]
             exp_sizes = {k: o.size for k, o in exp.items()}

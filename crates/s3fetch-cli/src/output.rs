@@ -1,5 +1,7 @@
 //! Rendering a run: per-object lines, the live status line, the progress bar, the summary and
 //! error messages. Keys and summaries go to stdout; errors and warnings to stderr, always.
+//! With `--output json` stdout gets the library's JSON lines ([`s3fetch::JsonLines`]) and
+//! nothing else.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -7,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use s3fetch::{DownloadResult, ObjectInfo, Reporter, Summary};
+use std::path::Path;
+
+use s3fetch::{DownloadResult, JsonLines, ObjectInfo, Reporter, Summary};
 
 use crate::args::ProgressMode;
 use crate::settings::Output;
@@ -19,6 +23,9 @@ const REFRESH: Duration = Duration::from_millis(500);
 pub struct Console {
     output: Output,
     dry_run: bool,
+    /// The run skips up-to-date files: the summary counts them.
+    skipping: bool,
+    json: Option<JsonLines>,
     started: Instant,
     found: AtomicU64,
     downloaded: AtomicU64,
@@ -29,7 +36,7 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(output: Output, dry_run: bool) -> Arc<Console> {
+    pub fn new(output: Output, dry_run: bool, skipping: bool) -> Arc<Console> {
         let bar = (output == Output::Progress(ProgressMode::Fancy)).then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(4));
             bar.set_style(
@@ -45,6 +52,8 @@ impl Console {
         Arc::new(Console {
             output,
             dry_run,
+            skipping,
+            json: (output == Output::Json).then(|| JsonLines::stdout(dry_run)),
             started: Instant::now(),
             found: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
@@ -58,7 +67,7 @@ impl Console {
         matches!(
             self.output,
             Output::Progress(ProgressMode::Simple | ProgressMode::Detailed)
-        ) || (self.dry_run && self.output != Output::Quiet)
+        ) || (self.dry_run && matches!(self.output, Output::Progress(_)))
     }
 
     /// Writes to stdout; a closed pipe silences further output instead of failing the run.
@@ -73,6 +82,14 @@ impl Console {
             .is_err()
         {
             self.stdout_closed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The run could not start or its listing failed: a `failed` line in JSON mode (the
+    /// message goes to stderr in every mode).
+    pub fn run_failed(&self, error: &s3fetch::Error) {
+        if let Some(json) = &self.json {
+            json.run_failed(error);
         }
     }
 
@@ -131,11 +148,16 @@ impl Console {
         }
         match self.output {
             Output::Quiet | Output::Progress(ProgressMode::Simple) => {}
+            Output::Json => {
+                if let Some(json) = &self.json {
+                    json.finish(summary);
+                }
+            }
             Output::Progress(mode) => {
                 if mode == ProgressMode::LiveUpdate {
                     self.out(&format!("{}\n", self.status_line()));
                 }
-                self.out(&summary_text(summary));
+                self.out(&summary_text(summary, self.skipping));
             }
         }
     }
@@ -143,6 +165,9 @@ impl Console {
 
 impl Reporter for Console {
     fn object_found(&self, object: &ObjectInfo) {
+        if let Some(json) = &self.json {
+            json.object_found(object);
+        }
         self.found.fetch_add(1, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.inc_length(object.size);
@@ -156,7 +181,23 @@ impl Reporter for Console {
         }
     }
 
+    fn object_skipped(&self, object: &ObjectInfo, dest: &Path) {
+        if let Some(json) = &self.json {
+            json.object_skipped(object, dest);
+        }
+        if let Some(bar) = &self.bar {
+            // Up to date: counts as done for the bar.
+            bar.inc(object.size);
+        }
+        if self.output == Output::Progress(ProgressMode::Detailed) {
+            self.out(&format!("{} (skipped: up to date)\n", object.key));
+        }
+    }
+
     fn download_finished(&self, result: &DownloadResult) {
+        if let Some(json) = &self.json {
+            json.download_finished(result);
+        }
         match &result.error {
             None => {
                 self.downloaded.fetch_add(1, Ordering::Relaxed);
@@ -171,8 +212,9 @@ impl Reporter for Console {
     }
 }
 
-/// The original's summary block (plus a line on retries, when there were any).
-pub fn summary_text(summary: &Summary) -> String {
+/// The original's summary block (plus a line on skipped objects when the run skips
+/// up-to-date files, and one on retries when there were any).
+pub fn summary_text(summary: &Summary, skipping: bool) -> String {
     let secs = summary.elapsed.as_secs_f64();
     let verb = if summary.dry_run {
         "listed"
@@ -189,8 +231,13 @@ pub fn summary_text(summary: &Summary) -> String {
     } else {
         String::new()
     };
+    let skipped = if skipping || summary.objects_skipped > 0 {
+        format!("  Objects skipped: {}\n", summary.objects_skipped)
+    } else {
+        String::new()
+    };
     format!(
-        "\nProgress Summary:\n  Objects found: {}\n  Objects {verb}: {}\n  Total data: {}\n  Average speed: {}/s\n  Total time: {:.1} seconds\n{retries}",
+        "\nProgress Summary:\n  Objects found: {}\n  Objects {verb}: {}\n{skipped}  Total data: {}\n  Average speed: {}/s\n  Total time: {:.1} seconds\n{retries}",
         summary.objects_found,
         summary.objects_downloaded,
         human_bytes(summary.bytes_downloaded as f64),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use s3fetch::{ChecksumMode, ClientOptions, DownloadOptions};
 
-use crate::args::{Args, ChecksumModeArg, ProgressMode};
+use crate::args::{Args, ChecksumModeArg, OutputFormat, ProgressMode};
 
 /// Above this, warn: each download holds a connection and a file.
 const MANY_DOWNLOADS: usize = 1000;
@@ -17,6 +17,8 @@ const MANY_DOWNLOADS: usize = 1000;
 pub enum Output {
     Quiet,
     Progress(ProgressMode),
+    /// JSON lines on stdout, nothing else there.
+    Json,
 }
 
 pub struct Settings {
@@ -67,10 +69,22 @@ impl Settings {
             .part_size(args.part_size)
             .delimiter(args.delimiter)
             .dry_run(args.dry_run)
+            .skip_existing(args.skip_existing)
+            .sync(args.sync)
+            .preserve_mtime(!args.no_preserve_mtime)
             .client_options(client_options);
         options.regex = args.regex;
+        options.failed_keys = args.failed_keys;
+        options.keys_from = args.keys_from;
 
-        let output = if args.quiet {
+        let output = if args.output == OutputFormat::Json {
+            if args.quiet || args.progress.is_some() {
+                warnings.push(
+                    "--output json prints JSON lines: --quiet and --progress are ignored".into(),
+                );
+            }
+            Output::Json
+        } else if args.quiet {
             Output::Quiet
         } else {
             Output::Progress(args.progress.unwrap_or_default())

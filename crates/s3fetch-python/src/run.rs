@@ -13,7 +13,7 @@
 //! run; `wait` goes on draining until the run has stopped (its temporary files removed), then
 //! raises. Dropping a `Run` cancels it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,8 +22,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use s3fetch::aws_credential_types::provider::SharedCredentialsProvider;
 use s3fetch::{
-    ChecksumMode, ClientOptions, DownloadOptions, DownloadResult, Downloader, Error, ObjectInfo,
-    Reporter, S3Uri, Summary,
+    ChecksumMode, ClientOptions, DownloadOptions, DownloadResult, Downloader, Error, JsonLines,
+    ObjectInfo, Reporter, S3Uri, Summary,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,7 @@ const EVENTS: usize = 4096;
 const FOUND: u8 = 0;
 const DOWNLOADED: u8 = 1;
 const FAILED: u8 = 2;
+const SKIPPED: u8 = 3;
 
 enum Event {
     Found,
@@ -53,6 +54,11 @@ enum Event {
         dest: Option<PathBuf>,
         error: ErrorInfo,
     },
+    Skipped {
+        key: String,
+        dest: PathBuf,
+        size: u64,
+    },
     Done(Result<Summary, Error>),
 }
 
@@ -62,16 +68,38 @@ struct Forward {
     found: bool,
     downloaded: bool,
     failed: bool,
+    skipped: bool,
+    /// `output="json"`: the library's JSON lines on stdout as well.
+    json: Option<Arc<JsonLines>>,
 }
 
 impl Reporter for Forward {
-    fn object_found(&self, _object: &ObjectInfo) {
+    fn object_found(&self, object: &ObjectInfo) {
+        if let Some(json) = &self.json {
+            json.object_found(object);
+        }
         if self.found {
             let _ = self.events.send(Event::Found);
         }
     }
 
+    fn object_skipped(&self, object: &ObjectInfo, dest: &Path) {
+        if let Some(json) = &self.json {
+            json.object_skipped(object, dest);
+        }
+        if self.skipped {
+            let _ = self.events.send(Event::Skipped {
+                key: object.key.clone(),
+                dest: dest.to_owned(),
+                size: object.size,
+            });
+        }
+    }
+
     fn download_finished(&self, result: &DownloadResult) {
+        if let Some(json) = &self.json {
+            json.download_finished(result);
+        }
         let event = match &result.error {
             None if self.downloaded => Event::Downloaded {
                 key: result.key.clone(),
@@ -199,6 +227,9 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
                     .into_pyobject(py)?
                     .into_any()
             }
+            Event::Skipped { key, dest, size } => (SKIPPED, key.as_str(), dest.as_path(), *size)
+                .into_pyobject(py)?
+                .into_any(),
             Event::Failed { key, dest, error } => (
                 FAILED,
                 key.as_str(),
@@ -221,8 +252,9 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
 #[pyo3(signature = (
     s3_uri, download_dir, *, regex=None, concurrent_downloads=None, list_concurrency=None,
     multipart_threshold=None, part_size=None, retries=None, idle_timeout=None,
-    checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, want_found=false,
-    want_downloaded=false, want_failed=false, region=None, endpoint_url=None, profile=None,
+    checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, skip_existing=false,
+    sync=false, preserve_mtime=true, failed_keys=None, keys_from=None, output=None,
+    want_found=false, want_downloaded=false, want_failed=false, want_skipped=false, region=None, endpoint_url=None, profile=None,
     no_sign_request=false, force_path_style=None, ca_bundle=None, credentials=None,
     ignore_environment=false,
 ))]
@@ -241,9 +273,16 @@ pub(crate) fn start(
     checksum_mode: &str,
     delimiter: String,
     dry_run: bool,
+    skip_existing: bool,
+    sync: bool,
+    preserve_mtime: bool,
+    failed_keys: Option<PathBuf>,
+    keys_from: Option<PathBuf>,
+    output: Option<String>,
     want_found: bool,
     want_downloaded: bool,
     want_failed: bool,
+    want_skipped: bool,
     region: Option<String>,
     endpoint_url: Option<String>,
     profile: Option<String>,
@@ -258,8 +297,23 @@ pub(crate) fn start(
         .download_dir(download_dir)
         .delimiter(delimiter)
         .dry_run(dry_run)
+        .skip_existing(skip_existing)
+        .sync(sync)
+        .preserve_mtime(preserve_mtime)
         .checksum_mode(checksum_mode.parse::<ChecksumMode>().map_err(fail)?);
     options.regex = regex;
+    options.failed_keys = failed_keys;
+    options.keys_from = keys_from;
+    let json = match output.as_deref() {
+        None | Some("text") => None,
+        Some("json") => Some(Arc::new(JsonLines::stdout(dry_run))),
+        Some(other) => {
+            return Err(fail(Error::InvalidOption {
+                option: "output",
+                reason: format!("must be \"json\" or None, not {other:?}"),
+            }))
+        }
+    };
     if let Some(n) = concurrent_downloads {
         options = options.concurrent_downloads(n);
     }
@@ -299,10 +353,18 @@ pub(crate) fn start(
         found: want_found,
         downloaded: want_downloaded,
         failed: want_failed,
+        skipped: want_skipped,
+        json: json.clone(),
     };
     let downloader = Downloader::new(options).reporter(Arc::new(forward));
     runtime::get(py)?.spawn(async move {
         let outcome = downloader.run().await;
+        if let Some(json) = json {
+            match &outcome {
+                Ok(summary) => json.finish(summary),
+                Err(error) => json.run_failed(error),
+            }
+        }
         let _ = sender.send(Event::Done(outcome));
     });
     Ok(Run {

@@ -294,6 +294,23 @@ impl TestServer {
             .expect("put_object");
     }
 
+    /// Stores an object with the given `LastModified`, replacing any existing one.
+    ///
+    /// # Panics
+    /// If the bucket does not exist, the key is invalid or on I/O error.
+    pub fn put_object_at(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: impl AsRef<[u8]>,
+        last_modified: std::time::SystemTime,
+    ) {
+        self.shared
+            .store
+            .put_object_at(bucket, key, body, last_modified)
+            .expect("put_object_at");
+    }
+
     fn controls(&self) -> std::sync::RwLockWriteGuard<'_, Controls> {
         self.shared
             .controls

@@ -13,8 +13,8 @@
 //! token (or dropping the future) stops the listing and aborts the downloads, whose temporary
 //! files are removed as they drop.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -29,7 +29,8 @@ use crate::filter::KeyFilter;
 use crate::folders::Parent;
 use crate::limit::{Budget, Permit};
 use crate::listing::{self, Listed};
-use crate::options::DownloadOptions;
+use crate::object::ObjectInfo;
+use crate::options::{DownloadOptions, Skip};
 use crate::paths;
 use crate::progress::{DownloadResult, NoReporter, Reporter, Summary, Tally};
 use crate::retry::RetryStats;
@@ -104,9 +105,14 @@ impl Downloader {
         let list_prefix = filter.narrow_prefix(&uri.prefix);
         let list_concurrency = options.list_concurrency;
         let delimiter = options.delimiter.clone();
+        let from_keys = options.keys.is_some();
         let mut lister = tokio::spawn({
             let (bucket, reporter) = (bucket.clone(), reporter.clone());
+            let keys = options.keys;
             async move {
+                if let Some(keys) = keys {
+                    return Ok(send_keys(keys, &filter, &delimiter, tx).await);
+                }
                 let Some(prefix) = list_prefix else {
                     return Ok(0);
                 };
@@ -138,6 +144,7 @@ impl Downloader {
                     part_size: options.part_size,
                     threshold: options.multipart_threshold,
                 },
+                preserve_mtime: options.preserve_mtime,
                 blocking: TaskTracker::new(),
                 dir_ops: Semaphore::new(
                     std::thread::available_parallelism()
@@ -151,6 +158,8 @@ impl Downloader {
             folder_keys: Mutex::default(),
             tally: tally.clone(),
             dry_run: options.dry_run,
+            skip: options.skip,
+            from_keys,
         });
 
         let mut cancelled = false;
@@ -214,6 +223,13 @@ impl Downloader {
         }
         let tally = Arc::into_inner(tally).expect("every task has finished");
         let mut summary = tally.into_summary(started.elapsed(), cancelled, options.dry_run);
+        if let Some(path) = &options.failed_keys {
+            let keys: Vec<&str> = summary.failures.iter().map(|f| f.key.as_str()).collect();
+            crate::write::write_lines(path, &keys).map_err(|source| Error::Output {
+                path: path.clone(),
+                source,
+            })?;
+        }
         summary.retries = stats.retries.load(Ordering::Relaxed);
         summary.resumes = stats.resumes.load(Ordering::Relaxed);
         summary.throttled = stats.throttled.load(Ordering::Relaxed);
@@ -232,12 +248,30 @@ struct Job {
     folder_keys: Mutex<HashMap<String, Arc<OnceCell<bool>>>>,
     tally: Arc<Tally>,
     dry_run: bool,
+    skip: Skip,
+    /// The objects come from `keys_from`, not a listing: each takes a HEAD first.
+    from_keys: bool,
 }
 
 impl Job {
     async fn fetch(&self, listed: Listed, permit: Permit) {
-        let Listed { object, parent } = listed;
+        let started = Instant::now();
+        let Listed { mut object, parent } = listed;
         let reporter = &self.fetcher.reporter;
+        if self.from_keys {
+            match self.fetcher.bucket.head(&object.key, None).await {
+                Ok(head) => {
+                    object.size = head.length.unwrap_or(0);
+                    object.etag = head.etag;
+                    object.last_modified = head.last_modified;
+                    reporter.object_found(&object);
+                }
+                Err(error) => {
+                    let dest = Some(self.local_path(&object.key));
+                    return self.record(object, dest, Err(error), started);
+                }
+            }
+        }
         let relative =
             paths::relative_path(&self.prefix, &object.key, &self.delimiter).map_err(|reason| {
                 Error::UnsafeKey {
@@ -257,6 +291,11 @@ impl Job {
                         path: self.local_path(&file_key),
                         file_key,
                     }),
+                    Ok(_) if self.is_up_to_date(&object, &relative, &dest).await => {
+                        self.tally.skipped.fetch_add(1, Ordering::Relaxed);
+                        reporter.object_skipped(&object, &dest);
+                        return;
+                    }
                     Ok(_) if self.dry_run => Ok(object.size),
                     Ok(_) => {
                         reporter.download_started(&object);
@@ -266,20 +305,61 @@ impl Job {
                 (Some(dest), outcome)
             }
         };
+        self.record(object, dest, outcome, started);
+    }
+
+    fn record(
+        &self,
+        object: ObjectInfo,
+        dest: Option<PathBuf>,
+        outcome: Result<u64>,
+        started: Instant,
+    ) {
         let (success, size, error) = match outcome {
             Ok(size) => (true, size, None),
             Err(error) => (false, 0, Some(error)),
         };
         self.tally.record(
-            &**reporter,
+            &*self.fetcher.reporter,
             DownloadResult {
                 key: object.key,
                 dest,
                 success,
                 size,
+                etag: object.etag,
+                elapsed: started.elapsed(),
                 error,
             },
         );
+    }
+
+    /// Whether `dest` already holds `object` by the run's [`Skip`] rule. Also sweeps the
+    /// file's directory for dead runs' temporary files (a run that skips everything still
+    /// cleans up after a killed one).
+    async fn is_up_to_date(&self, object: &ObjectInfo, relative: &Path, dest: &Path) -> bool {
+        if self.skip == Skip::Never {
+            return false;
+        }
+        let (dir, relative, dest) = (
+            self.fetcher.dir.clone(),
+            relative.to_owned(),
+            dest.to_owned(),
+        );
+        let (size, modified, rule) = (object.size, object.last_modified, self.skip);
+        self.fetcher
+            .blocking(move || {
+                dir.sweep(&relative);
+                let Ok(meta) = std::fs::symlink_metadata(&dest) else {
+                    return Ok(false);
+                };
+                Ok(meta.is_file()
+                    && meta.len() == size
+                    && (rule == Skip::SameSize
+                        || modified
+                            .is_some_and(|m| meta.modified().is_ok_and(|t| same_second(t, m)))))
+            })
+            .await
+            .unwrap_or(false)
     }
 
     /// The wanted key that takes a folder on `key`'s path as its file, if any: from the
@@ -323,6 +403,52 @@ impl Job {
         paths::relative_path(&self.prefix, key, &self.delimiter)
             .map_or_else(|_| root.to_owned(), |relative| root.join(relative))
     }
+}
+
+/// Whether two times fall in the same second since the epoch (S3 keeps LastModified to the
+/// second; some file systems keep less than nanoseconds).
+fn same_second(a: std::time::SystemTime, b: std::time::SystemTime) -> bool {
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(-1, |d| d.as_secs() as i64)
+    };
+    secs(a) == secs(b)
+}
+
+/// Sends the wanted keys of a `keys_from` list to the downloads, as a listing would (sizes
+/// unknown until each key's HEAD); returns how many were sent. A key that names a folder on
+/// another key's path takes it as its file, as with a listing (see [`crate::folders`]).
+async fn send_keys(
+    keys: Vec<String>,
+    filter: &KeyFilter,
+    delimiter: &str,
+    tx: mpsc::Sender<Listed>,
+) -> u64 {
+    let wanted: Vec<String> = keys.into_iter().filter(|k| filter.wants(k)).collect();
+    let names: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let mut sent = 0;
+    let mut seen = HashSet::new();
+    for key in &wanted {
+        if !seen.insert(key.as_str()) {
+            continue; // listed twice: downloaded once
+        }
+        let parent = key
+            .match_indices(delimiter)
+            .map(|(at, _)| &key[..at])
+            .find(|folder| names.contains(folder))
+            .map_or(Parent::Clear, |folder| Parent::File(folder.to_owned()));
+        let object = ObjectInfo {
+            key: key.clone(),
+            size: 0,
+            etag: None,
+            last_modified: None,
+        };
+        if tx.send(Listed { object, parent }).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    sent
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);

@@ -106,6 +106,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file the run was asked to write about itself (`failed_keys`) could not be written.
+    #[error("writing {}", path.display())]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The bytes received do not match the checksum the server sent.
     #[error("s3://{bucket}/{key}: {reason}")]
     Checksum {

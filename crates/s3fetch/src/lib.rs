@@ -67,6 +67,7 @@ mod object;
 mod options;
 pub mod paths;
 mod progress;
+mod report;
 mod retry;
 mod transfer;
 mod uri;
@@ -84,6 +85,7 @@ pub use options::{
     DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
 pub use progress::{DownloadResult, Failure, NoReporter, Reporter, Summary};
+pub use report::JsonLines;
 pub use retry::{RetryPolicy, DEFAULT_RETRIES};
 pub use uri::S3Uri;
 

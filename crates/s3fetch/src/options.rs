@@ -91,6 +91,20 @@ pub struct DownloadOptions {
     pub delimiter: String,
     /// List and report what would be downloaded; write nothing.
     pub dry_run: bool,
+    /// Skip an object whose file exists with the object's size (no GET).
+    pub skip_existing: bool,
+    /// Skip an object whose file exists with the object's size and modification time (the
+    /// object's LastModified, as this crate sets it): a second run fetches only what changed.
+    pub sync: bool,
+    /// Set each file's modification time to its object's LastModified (default: on).
+    pub preserve_mtime: bool,
+    /// Write the key of every object that failed to this file, one per line, when the run
+    /// ends (an empty file when none failed).
+    pub failed_keys: Option<PathBuf>,
+    /// Download exactly the keys in this file (one per line, blank lines ignored; `-` reads
+    /// standard input) instead of listing: each key's size comes from a HEAD. Keys must be
+    /// under the URI's prefix; the regex still applies.
+    pub keys_from: Option<PathBuf>,
     /// How to build the client, unless `client` is given.
     pub client_options: ClientOptions,
     /// A ready client (custom credentials, roles, middleware); overrides `client_options`.
@@ -114,6 +128,11 @@ impl DownloadOptions {
             checksum_mode: ChecksumMode::Enabled,
             delimiter: "/".into(),
             dry_run: false,
+            skip_existing: false,
+            sync: false,
+            preserve_mtime: true,
+            failed_keys: None,
+            keys_from: None,
             client_options: ClientOptions::default(),
             client: None,
             cancel: CancellationToken::new(),
@@ -178,6 +197,32 @@ impl DownloadOptions {
         self
     }
 
+    pub fn skip_existing(mut self, skip: bool) -> Self {
+        self.skip_existing = skip;
+        self
+    }
+
+    pub fn sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    pub fn preserve_mtime(mut self, preserve: bool) -> Self {
+        self.preserve_mtime = preserve;
+        self
+    }
+
+    pub fn failed_keys(mut self, path: impl Into<PathBuf>) -> Self {
+        self.failed_keys = Some(path.into());
+        self
+    }
+
+    /// Keys to download instead of listing; `-` reads them from standard input.
+    pub fn keys_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.keys_from = Some(path.into());
+        self
+    }
+
     pub fn client_options(mut self, options: ClientOptions) -> Self {
         self.client_options = options;
         self
@@ -226,10 +271,28 @@ impl DownloadOptions {
             self.client_options.validate()?;
         }
         let filter = KeyFilter::new(self.regex.as_deref(), &self.delimiter)?;
+        if let Some(path) = &self.failed_keys {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if parent.is_some_and(|p| !p.is_dir()) {
+                return Err(Error::option(
+                    "failed_keys",
+                    format!("{}: its directory does not exist", path.display()),
+                ));
+            }
+        }
+        let keys = match &self.keys_from {
+            Some(path) => Some(read_keys(path, &self.uri.prefix)?),
+            None => None,
+        };
         let dir = DownloadDir::open(&self.download_dir)?;
         if !self.dry_run {
             dir.check_writable()?;
         }
+        let skip = match (self.sync, self.skip_existing) {
+            (true, _) => Skip::SameSizeAndTime,
+            (false, true) => Skip::SameSize,
+            (false, false) => Skip::Never,
+        };
         Ok(Validated {
             uri: self.uri,
             filter,
@@ -242,11 +305,59 @@ impl DownloadOptions {
             verify: self.checksum_mode == ChecksumMode::Enabled,
             delimiter: self.delimiter,
             dry_run: self.dry_run,
+            skip,
+            preserve_mtime: self.preserve_mtime,
+            failed_keys: self.failed_keys,
+            keys,
             client_options: self.client_options,
             client: self.client,
             cancel: self.cancel,
         })
     }
+}
+
+/// Which existing files stand for their objects (and are not downloaded again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skip {
+    Never,
+    /// A regular file of the object's size.
+    SameSize,
+    /// A regular file of the object's size whose modification time is the object's
+    /// LastModified (to the second).
+    SameSizeAndTime,
+}
+
+/// The keys of a `keys_from` file (or standard input for `-`): one per line, blank lines
+/// and a trailing `\r` ignored, each under `prefix`. Read whole before the run starts, so
+/// a bad line is an error before any request.
+fn read_keys(path: &std::path::Path, prefix: &str) -> Result<Vec<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().lock().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+    };
+    read.map_err(|e| Error::option("keys_from", format!("{}: {e}", path.display())))?;
+    let mut keys = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let key = line.strip_suffix('\r').unwrap_or(line);
+        if key.trim().is_empty() {
+            continue;
+        }
+        if !key.starts_with(prefix) {
+            return Err(Error::option(
+                "keys_from",
+                format!(
+                    "{} line {}: key {key:?} is not under the prefix {prefix:?}",
+                    path.display(),
+                    number + 1
+                ),
+            ));
+        }
+        keys.push(key.to_owned());
+    }
+    Ok(keys)
 }
 
 /// Checked options: what [`crate::Downloader::run`] works from.
@@ -263,6 +374,11 @@ pub(crate) struct Validated {
     pub verify: bool,
     pub delimiter: String,
     pub dry_run: bool,
+    pub skip: Skip,
+    pub preserve_mtime: bool,
+    pub failed_keys: Option<PathBuf>,
+    /// The keys of `keys_from`, read and checked.
+    pub keys: Option<Vec<String>>,
     pub client_options: ClientOptions,
     pub client: Option<Client>,
     pub cancel: CancellationToken,

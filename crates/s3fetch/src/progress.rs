@@ -4,7 +4,7 @@
 //! `Send + Sync` and cheap); every hook has an empty default. The CLI renders them, the Python
 //! bindings forward them; [`Summary`] is what a run returns.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,6 +21,10 @@ pub struct DownloadResult {
     pub success: bool,
     /// Bytes written (the listed size for a success).
     pub size: u64,
+    /// The object's ETag, when known.
+    pub etag: Option<String>,
+    /// From the object's turn to its outcome (its GETs, the write and the rename).
+    pub elapsed: Duration,
     pub error: Option<Error>,
 }
 
@@ -36,6 +40,9 @@ pub trait Reporter: Send + Sync {
     fn bytes_written(&self, _key: &str, _bytes: u64) {}
     /// The object is done, successfully or not.
     fn download_finished(&self, _result: &DownloadResult) {}
+    /// The object was not downloaded: its file at `dest` is up to date (`skip_existing`,
+    /// `sync`). No `download_finished` follows.
+    fn object_skipped(&self, _object: &ObjectInfo, _dest: &Path) {}
 }
 
 /// A reporter that ignores every event.
@@ -53,6 +60,8 @@ pub struct Summary {
     pub objects_downloaded: u64,
     /// Bytes of the objects written into place.
     pub bytes_downloaded: u64,
+    /// Objects whose files were up to date already (`skip_existing`, `sync`).
+    pub objects_skipped: u64,
     pub elapsed: Duration,
     /// One entry per object that failed, in the order they failed.
     pub failures: Vec<Failure>,
@@ -91,6 +100,7 @@ pub(crate) struct Tally {
     pub found: AtomicU64,
     pub downloaded: AtomicU64,
     pub bytes: AtomicU64,
+    pub skipped: AtomicU64,
     pub failures: Mutex<Vec<Failure>>,
 }
 
@@ -118,6 +128,7 @@ impl Tally {
             objects_found: self.found.into_inner(),
             objects_downloaded: self.downloaded.into_inner(),
             bytes_downloaded: self.bytes.into_inner(),
+            objects_skipped: self.skipped.into_inner(),
             elapsed,
             failures: self
                 .failures

@@ -6,6 +6,10 @@
 //! [`TempFile`] removes itself when dropped unless it was committed: on error, on panic and on
 //! cancellation alike. Directories are created one level at a time and each is checked not to
 //! be a symlink, so a link inside the download directory is never followed to write outside.
+//!
+//! A process that dies hard (SIGKILL, power loss) cannot remove its temporary files; the
+//! next run sweeps each directory it works in, once, for the temporary files of processes
+//! that no longer exist ([`DownloadDir::sweep`]).
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -13,6 +17,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -25,6 +30,8 @@ pub(crate) struct DownloadDir {
     root: PathBuf,
     /// Relative directories known to exist as real directories (not symlinks).
     ready: Mutex<HashSet<PathBuf>>,
+    /// Relative directories already swept for dead runs' temporary files.
+    swept: Mutex<HashSet<PathBuf>>,
     /// This run's temporary files.
     temps: Arc<Temps>,
 }
@@ -48,6 +55,7 @@ impl DownloadDir {
         Ok(DownloadDir {
             root,
             ready: Mutex::new(HashSet::new()),
+            swept: Mutex::new(HashSet::new()),
             temps: Temps::register(),
         })
     }
@@ -75,9 +83,42 @@ impl DownloadDir {
         &self.root
     }
 
+    /// Removes, once per directory and run, the temporary files that processes which no
+    /// longer exist left in the directory of `relative` (a file's path under the root).
+    ///
+    /// Only names of this crate's form (`.s3fetch-<pid>-<n>.tmp`) whose process is gone are
+    /// touched: another s3fetch writing into the same directory keeps its files. A process
+    /// on another machine (a shared file system) is not seen, so two machines must not
+    /// download into one directory at once.
+    pub fn sweep(&self, relative: &Path) {
+        let dir = relative.parent().unwrap_or(Path::new("")).to_owned();
+        if !self
+            .swept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dir.clone())
+        {
+            return;
+        }
+        let Ok(entries) = fs::read_dir(self.root.join(&dir)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(temp_pid) else {
+                continue;
+            };
+            if !process_exists(pid) {
+                tracing::debug!(path = %entry.path().display(), pid, "removing a dead run's temporary file");
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Makes sure the parent directories of `relative` exist as real directories and returns
     /// the absolute destination path.
     pub fn prepare(&self, key: &str, relative: &Path) -> Result<PathBuf> {
+        self.sweep(relative);
         if let Some(parent) = relative.parent() {
             if !parent.as_os_str().is_empty() && !self.is_ready(parent) {
                 let mut dir = PathBuf::new();
@@ -287,8 +328,19 @@ impl TempFile {
         Ok(hasher)
     }
 
-    /// Renames the file over the destination.
-    pub fn commit(mut self, key: &str) -> Result<()> {
+    /// Renames the file over the destination, first setting its modification time to
+    /// `mtime` if given.
+    pub fn commit(mut self, key: &str, mtime: Option<SystemTime>) -> Result<()> {
+        if let Some(time) = mtime {
+            self.file.set_modified(time).map_err(|e| {
+                Error::io(
+                    key,
+                    "setting the modification time of",
+                    self.dest.clone(),
+                    e,
+                )
+            })?;
+        }
         fs::rename(&self.path, &self.dest).map_err(|e| {
             let e = match fs::symlink_metadata(&self.dest) {
                 Ok(meta) if meta.is_dir() => {
@@ -380,16 +432,18 @@ fn write_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes a complete object held in memory: directories, temporary file, rename.
+/// Writes a complete object held in memory: directories, temporary file, modification time
+/// (if given), rename.
 pub(crate) fn write_whole(
     dir: &DownloadDir,
     key: &str,
     relative: &Path,
     chunks: &[impl AsRef<[u8]>],
+    mtime: Option<SystemTime>,
 ) -> Result<()> {
     let dest = dir.prepare(key, relative)?;
     #[cfg(target_os = "linux")]
-    if let Some(linked) = write_unnamed(&dest, chunks) {
+    if let Some(linked) = write_unnamed(&dest, chunks, mtime) {
         return linked.map_err(|e| Error::io(key, "writing", dest, e));
     }
     let file = dir.temp_file(key, &dest)?;
@@ -398,7 +452,60 @@ pub(crate) fn write_whole(
             .write_all(chunk.as_ref())
             .map_err(|e| Error::io(key, "writing", file.dest.clone(), e))?;
     }
-    file.commit(key)
+    file.commit(key, mtime)
+}
+
+/// Writes `lines` to `path`, one per line, replacing it whole: written beside it under a
+/// temporary name and renamed over it, so a reader sees the old file or the new one.
+pub(crate) fn write_lines(path: &Path, lines: &[&str]) -> io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = path.with_file_name(format!(".{name}.s3fetch-{}.tmp", std::process::id()));
+    let write = || {
+        let mut file = io::BufWriter::new(File::create(&temp)?);
+        for line in lines {
+            file.write_all(line.as_bytes())?;
+            file.write_all(b"\n")?;
+        }
+        file.into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .sync_all()?;
+        fs::rename(&temp, path)
+    };
+    write().inspect_err(|_| {
+        let _ = fs::remove_file(&temp);
+    })
+}
+
+/// The process id in a temporary file's name (`.s3fetch-<pid>-<n>.tmp`).
+fn temp_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(".s3fetch-")?.strip_suffix(".tmp")?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether a process with this id exists on this machine (of any user). Unknown answers
+/// count as "exists": a file is only removed when its process is surely gone.
+#[cfg(unix)]
+fn process_exists(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return true;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+#[cfg(not(unix))]
+fn process_exists(_pid: u32) -> bool {
+    true
 }
 
 /// Linux: writes the object into an unnamed file in the target directory (`O_TMPFILE`) and
@@ -407,7 +514,11 @@ pub(crate) fn write_whole(
 /// file vanishes with it. `None` when this cannot be used here (no `O_TMPFILE` support, no
 /// `/proc`, or the name exists already: replacing a file needs the rename).
 #[cfg(target_os = "linux")]
-fn write_unnamed(dest: &Path, chunks: &[impl AsRef<[u8]>]) -> Option<io::Result<()>> {
+fn write_unnamed(
+    dest: &Path,
+    chunks: &[impl AsRef<[u8]>],
+    mtime: Option<SystemTime>,
+) -> Option<io::Result<()>> {
     use rustix::fs::{linkat, openat, AtFlags, Mode, OFlags, CWD};
     use std::os::fd::AsRawFd;
     let dir = dest.parent()?;
@@ -421,6 +532,11 @@ fn write_unnamed(dest: &Path, chunks: &[impl AsRef<[u8]>]) -> Option<io::Result<
     let mut file = File::from(fd);
     for chunk in chunks {
         if let Err(e) = file.write_all(chunk.as_ref()) {
+            return Some(Err(e));
+        }
+    }
+    if let Some(time) = mtime {
+        if let Err(e) = file.set_modified(time) {
             return Some(Err(e));
         }
     }
@@ -454,7 +570,7 @@ mod tests {
             .unwrap();
         drop(t);
         assert!(entries(tmp.path()).is_empty());
-        write_whole(&dir, "k", Path::new("x"), &[&b"who"[..], &b"le"[..]]).unwrap();
+        write_whole(&dir, "k", Path::new("x"), &[&b"who"[..], &b"le"[..]], None).unwrap();
         assert_eq!(entries(tmp.path()), ["x"]);
         assert_eq!(fs::read(&dest).unwrap(), b"whole");
     }
@@ -467,7 +583,7 @@ mod tests {
         let t = dir.temp_file("k", &dest).unwrap();
         assert!(t.path.file_name().unwrap().len() < 64);
         drop(t);
-        write_whole(&dir, "k", Path::new(&"n".repeat(250)), &[b"x"]).unwrap();
+        write_whole(&dir, "k", Path::new(&"n".repeat(250)), &[b"x"], None).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"x");
     }
 
@@ -506,7 +622,7 @@ mod tests {
             0,
         )
         .unwrap();
-        t.commit("k").unwrap();
+        t.commit("k", None).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"abcdef");
     }
 
@@ -555,7 +671,7 @@ mod tests {
             .collect();
         t.write_chunks_at("k", &[Bytes::new()], 0).unwrap();
         t.write_chunks_at("k", &chunks, 5).unwrap();
-        t.commit("k").unwrap();
+        t.commit("k", None).unwrap();
         let want: Vec<u8> = [0u8; 5]
             .into_iter()
             .chain(chunks.iter().flat_map(|c| c.iter().copied()))

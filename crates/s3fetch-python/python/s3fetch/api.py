@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["download", "download_async"]
 
 # Event kinds sent by the engine (see src/run.rs).
-_FOUND, _DOWNLOADED, _FAILED = 0, 1, 2
+_FOUND, _DOWNLOADED, _FAILED, _SKIPPED = 0, 1, 2, 3
 
 Failures = list[tuple[str, S3FetchError]]
 
@@ -57,6 +57,12 @@ def download(
     no_sign_request: bool = False,
     force_path_style: bool = False,
     ca_bundle: str | os.PathLike[str] | None = None,
+    skip_existing: bool = False,
+    sync: bool = False,
+    preserve_mtime: bool = True,
+    failed_keys: str | os.PathLike[str] | None = None,
+    keys_from: str | os.PathLike[str] | None = None,
+    output: str | None = None,
 ) -> tuple[int, Failures]:
     r"""Download the objects under an S3 URI into a local directory.
 
@@ -103,6 +109,20 @@ def download(
             ``localhost``).
         ca_bundle: A PEM file of certificates to trust besides the system's (a private CA of
             an S3-compatible store); default: ``AWS_CA_BUNDLE``.
+        skip_existing: Do not download an object whose file exists with the object's size.
+        sync: Do not download an object whose file exists with the object's size and
+            modification time (set by s3fetch to the object's LastModified): a second run
+            fetches only what is new or changed. Skipped objects reach ``on_result`` with
+            ``skipped=True``; ``on_complete`` and the tracker are not called for them.
+        preserve_mtime: Set each file's modification time to its object's LastModified
+            (default ``True``).
+        failed_keys: Write the key of every object that failed to this file, one per line,
+            when the run ends (an empty file when none failed).
+        keys_from: Download exactly the keys in this file (one per line; ``"-"`` reads
+            standard input) instead of listing; they must be under the URI's prefix, and
+            ``regex`` still applies. Each key's size comes from a HEAD request.
+        output: ``"json"``: also write the run's JSON lines to standard output (the CLI's
+            ``--output json``: one object per event and a summary; fields in the README).
 
     Returns:
         ``(success_count, failures)``: ``failures`` lists ``(key, exception)`` for every
@@ -154,6 +174,12 @@ async def download_async(
     no_sign_request: bool = False,
     force_path_style: bool = False,
     ca_bundle: str | os.PathLike[str] | None = None,
+    skip_existing: bool = False,
+    sync: bool = False,
+    preserve_mtime: bool = True,
+    failed_keys: str | os.PathLike[str] | None = None,
+    keys_from: str | os.PathLike[str] | None = None,
+    output: str | None = None,
 ) -> tuple[int, Failures]:
     """:func:`download` as an awaitable, for asyncio code: same arguments, same result.
 
@@ -234,9 +260,16 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         checksum_mode=args["checksum_mode"],
         delimiter=args["delimiter"],
         dry_run=dry_run,
+        skip_existing=bool(args["skip_existing"]),
+        sync=bool(args["sync"]),
+        preserve_mtime=bool(args["preserve_mtime"]),
+        failed_keys=_path("failed_keys", args["failed_keys"]),
+        keys_from=_path("keys_from", args["keys_from"]),
+        output=args["output"],
         want_found=tracker is not None,
         want_downloaded=any(x is not None for x in (on_complete, tracker, on_result)),
         want_failed=on_result is not None,
+        want_skipped=on_result is not None,
         **connection,
     )
     if on_complete is None and tracker is None and on_result is None:
@@ -269,11 +302,24 @@ def _dispatcher(
                     on_complete(key)
                 if on_result is not None:
                     on_result(DownloadResult(key, Path(dest), True, 0 if dry_run else size))
+            elif kind == _SKIPPED:
+                if on_result is not None:
+                    _, key, dest, size = event
+                    on_result(DownloadResult(key, Path(dest), True, size, skipped=True))
             elif on_result is not None:
                 _, key, dest, error = event
                 on_result(DownloadResult(key, None if dest is None else Path(dest), False, 0, error))
 
     return dispatch
+
+
+def _path(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return os.fspath(value)
+    except TypeError:
+        raise InvalidOptionError(f"{name} must be a str or os.PathLike, not {type(value).__name__}") from None
 
 
 def _count(name: str, value: Any) -> int | None:

@@ -22,6 +22,9 @@ class DownloadResult:
         file_size: Size of the downloaded file in bytes; 0 on failure or in a dry run.
         error: The exception that caused the download to fail (a
             :class:`s3fetch.exceptions.S3FetchError`), or None on success.
+        skipped: True if the object was not downloaded because its file was up to date
+            (``skip_existing`` / ``sync``); ``success`` is True and ``file_size`` the
+            object's size then.
 
     """
 
@@ -30,3 +33,4 @@ class DownloadResult:
     success: bool
     file_size: int = 0
     error: Exception | None = field(default=None, repr=False)
+    skipped: bool = False

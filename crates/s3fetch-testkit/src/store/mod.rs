@@ -224,6 +224,21 @@ impl Store {
         key: &str,
         data: impl AsRef<[u8]>,
     ) -> StoreResult<ObjectMeta> {
+        self.put_object_at(bucket, key, data, SystemTime::now())
+    }
+
+    /// [`Store::put_object`] with a given `LastModified` (tests of modification times and
+    /// of sync runs).
+    ///
+    /// # Errors
+    /// Missing bucket, invalid key, I/O.
+    pub fn put_object_at(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: impl AsRef<[u8]>,
+        last_modified: SystemTime,
+    ) -> StoreResult<ObjectMeta> {
         check_key(key)?;
         let b = self.bucket(bucket)?;
         let data = data.as_ref();
@@ -232,8 +247,7 @@ impl Store {
         let meta = {
             let mut w = b.writer.lock().map_err(lock_err)?;
             let loc = w.write_data(data)?;
-            let meta =
-                ObjectMeta::new(data.len() as u64, md5, SystemTime::now(), loc).with_crc(crc);
+            let meta = ObjectMeta::new(data.len() as u64, md5, last_modified, loc).with_crc(crc);
             w.log_put(key, &meta)?;
             w.flush()?;
             meta

@@ -195,6 +195,7 @@ impl Store for FakeStore {
                 checksum: range
                     .is_none()
                     .then_some(Expected::Crc(CrcKind::Crc64Nvme, crc)),
+                last_modified: None,
             };
             let mut body = slice.to_vec();
             let mut stall = None;
@@ -248,6 +249,7 @@ impl Store for FakeStore {
                 etag: Some(etag),
                 length: Some(bytes.len() as u64),
                 checksum: Some(Expected::Crc(CrcKind::Crc64Nvme, crc)),
+                last_modified: None,
             })
         })
     }

@@ -59,6 +59,7 @@ pub(crate) struct ObjectHead {
     /// What the whole object's bytes must hash to, when verification is on and the answer
     /// is about the whole object (not a range).
     pub checksum: Option<Expected>,
+    pub last_modified: Option<std::time::SystemTime>,
 }
 
 /// The head of a GET, and its body still to read.
@@ -313,6 +314,7 @@ impl S3 {
             etag: response.e_tag().map(str::to_owned),
             length: response.content_length().map(|n| n.max(0) as u64),
             checksum,
+            last_modified: response.last_modified().and_then(|t| (*t).try_into().ok()),
         };
         let body = stream::try_unfold(response.body, |mut body| async move {
             match body.try_next().await {
@@ -361,6 +363,7 @@ impl S3 {
             etag: head.e_tag().map(str::to_owned),
             length: head.content_length().map(|n| n.max(0) as u64),
             checksum,
+            last_modified: head.last_modified().and_then(|t| (*t).try_into().ok()),
         })
     }
 }

@@ -57,6 +57,8 @@ pub(crate) struct Fetcher {
     pub dir: Arc<DownloadDir>,
     pub reporter: Arc<dyn Reporter>,
     pub parts: PartOptions,
+    /// Set each file's modification time to its object's LastModified.
+    pub preserve_mtime: bool,
     /// File-system work on the blocking pool, tracked so the run can wait for it.
     pub blocking: TaskTracker,
     /// Creating, linking and renaming files takes the directory's lock in the kernel: with
@@ -115,15 +117,16 @@ impl Fetcher {
         drop(whole);
         let key = object.key.clone();
         let temp = Arc::into_inner(temp).expect("every part has finished");
+        let mtime = self.mtime(object);
         let _entry = self.dir_ops.acquire().await.map_err(|_| Error::Cancelled)?;
-        self.blocking(move || temp.commit(&key)).await?;
+        self.blocking(move || temp.commit(&key, mtime)).await?;
         Ok(written)
     }
 
     /// Runs file-system work on the blocking pool, tracked so that the run can wait for it:
     /// a write that outlives its cancelled task still finishes (or cleans up) before the run
     /// ends.
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -132,6 +135,11 @@ impl Fetcher {
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(_) => Err(Error::Cancelled),
         }
+    }
+
+    /// The modification time to give `object`'s file, if any.
+    fn mtime(&self, object: &ObjectInfo) -> Option<std::time::SystemTime> {
+        object.last_modified.filter(|_| self.preserve_mtime)
     }
 
     /// Counts an object whose bytes were checked against a checksum.

@@ -42,6 +42,7 @@ fn fetcher(store: &Arc<FakeStore>, dir: &Path) -> Fetcher {
             part_size: 256 * KIB,
             threshold: 1024 * KIB,
         },
+        preserve_mtime: true,
         blocking: TaskTracker::new(),
         dir_ops: Semaphore::new(2),
     }

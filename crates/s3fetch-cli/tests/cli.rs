@@ -768,3 +768,205 @@ async fn https_with_a_private_ca_and_an_untrusted_certificate() {
         "{stderr}"
     );
 }
+
+/// The command with `args` (S3_URI first) into `dir`, run to completion.
+async fn fetch_into(server: &TestServer, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = s3fetch(server);
+    cmd.args(args).arg("--download-dir").arg(dir);
+    output(cmd).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_run_over_complete_files_sends_no_get_and_counts_them_skipped() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = fetch_into(&server, dir.path(), &["s3://bkt/data/", "-q"]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+
+    for flag in ["--sync", "--skip-existing"] {
+        server.reset_request_counts();
+        let out = fetch_into(&server, dir.path(), &["s3://bkt/data/", flag]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(server.request_counts().get, 0, "{flag}: no GET");
+        assert_eq!(
+            text(&out.stdout),
+            "",
+            "{flag}: simple mode prints no skipped key"
+        );
+    }
+    std::fs::write(dir.path().join("00001.txt"), "changed, longer").unwrap();
+    let out = fetch_into(
+        &server,
+        dir.path(),
+        &["s3://bkt/data/", "--sync", "--progress", "detailed"],
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("data/00001.txt\n"), "{stdout}");
+    assert!(
+        stdout.contains("data/00002.txt (skipped: up to date)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Objects downloaded: 1\n  Objects skipped: 30\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("00001.txt")).unwrap(),
+        b"object 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_keep_the_objects_time_unless_no_preserve_mtime() {
+    let server = server().await;
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    server.put_object_at("bkt", "data/old.txt", "old", hour_ago);
+    let mtime = |dir: &Path| {
+        std::fs::metadata(dir.join("old.txt"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let kept = tempfile::tempdir().unwrap();
+    fetch_into(&server, kept.path(), &["s3://bkt/data/old", "-q"]).await;
+    let off = mtime(kept.path())
+        .duration_since(hour_ago)
+        .unwrap_or_else(|e| e.duration());
+    assert!(off < Duration::from_millis(1), "{off:?}");
+    let now = tempfile::tempdir().unwrap();
+    fetch_into(
+        &server,
+        now.path(),
+        &["s3://bkt/data/old", "-q", "--no-preserve-mtime"],
+    )
+    .await;
+    assert!(mtime(now.path()) > hour_ago + Duration::from_secs(3000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_json_prints_one_object_per_event_and_nothing_else() {
+    let server = server().await;
+    server.deny_key("bkt", "data/00004.txt");
+    let dir = tempfile::tempdir().unwrap();
+    let out = fetch_into(&server, dir.path(), &["s3://bkt/data/", "--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(1), "exit codes as in text mode");
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let count = |event: &str| lines.iter().filter(|l| l["event"] == event).count();
+    assert_eq!(
+        (count("found"), count("downloaded"), count("failed")),
+        (31, 30, 1)
+    );
+    let failed = lines.iter().find(|l| l["event"] == "failed").unwrap();
+    assert_eq!(failed["key"], "data/00004.txt");
+    assert_eq!(failed["error"]["code"], "AccessDenied");
+    let downloaded = lines
+        .iter()
+        .find(|l| l["event"] == "downloaded" && l["key"] == "data/00007.txt")
+        .unwrap();
+    assert_eq!(downloaded["size"], 8);
+    assert!(downloaded["path"].as_str().unwrap().ends_with("/00007.txt"));
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(
+        (&summary["downloaded"], &summary["failed"]),
+        (&30.into(), &1.into())
+    );
+    assert!(
+        text(&out.stderr).contains("data/00004.txt"),
+        "errors still on stderr"
+    );
+
+    // With --dry-run: the found objects and the summary, nothing written.
+    let empty = tempfile::tempdir().unwrap();
+    let out = fetch_into(
+        &server,
+        empty.path(),
+        &["s3://bkt/data/sub", "--output", "json", "--dry-run"],
+    )
+    .await;
+    let events: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].to_string())
+        .collect();
+    assert_eq!(events, ["\"found\"", "\"summary\""]);
+    assert!(files(empty.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_keys_then_keys_from_stdin_reruns_only_the_failures() {
+    let server = server().await;
+    server.deny_key("bkt", "data/00004.txt");
+    server.deny_key("bkt", "data/sub/deep.json");
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("failed.txt");
+    let out = tempfile::tempdir().unwrap();
+    let first = fetch_into(
+        &server,
+        out.path(),
+        &[
+            "s3://bkt/data/",
+            "-q",
+            "--failed-keys",
+            list.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(first.status.code(), Some(1));
+    let mut failed: Vec<String> = std::fs::read_to_string(&list)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["data/00004.txt", "data/sub/deep.json"]);
+
+    server.allow_key("bkt", "data/00004.txt");
+    server.allow_key("bkt", "data/sub/deep.json");
+    server.reset_request_counts();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/data/", "--keys-from", "-", "--download-dir"])
+        .arg(out.path())
+        .stdin(std::fs::File::open(&list).unwrap());
+    let rerun = output(cmd).await;
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun.stderr));
+    assert_eq!(stdout_lines(&rerun), failed.into_iter().collect());
+    assert_eq!(server.request_counts().list, 0);
+    assert_eq!(files(out.path()).len(), 31);
+
+    std::fs::write(&list, "data/00001.txt\nelsewhere/x\n").unwrap();
+    let bad = fetch_into(
+        &server,
+        out.path(),
+        &["s3://bkt/data/", "--keys-from", list.to_str().unwrap()],
+    )
+    .await;
+    let stderr = text(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--keys-from") && stderr.contains("line 2"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_leaves_temporary_files_that_the_next_run_removes() {
+    let (server, dir, mut child) = interrupted_mid_download().await;
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    assert!(
+        !temporary_files(dir.path()).is_empty(),
+        "SIGKILL leaves the temporary files (nothing can remove them then)"
+    );
+    let out = fetch_into(
+        &server,
+        dir.path(),
+        &["s3://bkt/big/", "-q", "--regex", "small"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_no_temp_files(dir.path());
+}

@@ -69,6 +69,19 @@ class Server:
         for key, body in objects.items():
             client.put_object(Bucket=name, Key=key, Body=body)
 
+    def requests(self) -> dict[str, int]:
+        """The requests answered so far, by S3 operation (SIGUSR1 makes the server rewrite its
+        stats file)."""
+        self.stats_file.unlink(missing_ok=True)
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not self.stats_file.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server wrote no stats")
+            time.sleep(0.01)
+        counts: dict[str, int] = json.loads(self.stats_file.read_text())["requests"]
+        return counts
+
     def stop(self) -> dict[str, object]:
         """Stops the server; returns its request and fault counts."""
         if self.process.poll() is None:

@@ -317,9 +317,12 @@ def _path(name: str, value: Any) -> str | None:
     if value is None:
         return None
     try:
-        return os.fspath(value)
+        path = os.fspath(value)
     except TypeError:
         raise InvalidOptionError(f"{name} must be a str or os.PathLike, not {type(value).__name__}") from None
+    if not isinstance(path, str):
+        raise InvalidOptionError(f"{name} must be a str path, not bytes")
+    return path
 
 
 def _count(name: str, value: Any) -> int | None:

@@ -1,0 +1,132 @@
+"""Runs you can repeat: skip_existing and sync, kept modification times, failed_keys and
+keys_from, JSON lines — the same options as the CLI's flags, against the test kit's server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE, Server, start_server, tree
+from s3fetch import DownloadResult, download
+from s3fetch.exceptions import InvalidOptionError
+
+HOUR_AGO = time.time() - 3600
+
+
+def gets(server: Server) -> int:
+    return server.requests().get("GetObject", 0)
+
+
+def test_sync_and_skip_existing_send_no_get_for_up_to_date_files(sample: Server, dest: Path) -> None:
+    assert download("s3://bkt/data/", dest, endpoint_url=sample.endpoint) == (5, [])
+    before = gets(sample)
+    for option in ("sync", "skip_existing"):
+        results: list[DownloadResult] = []
+        success, failures = download(
+            "s3://bkt/data/", dest, endpoint_url=sample.endpoint, on_result=results.append, **{option: True}
+        )
+        assert (success, failures) == (0, []), option
+        assert gets(sample) == before, f"{option}: no GET"
+        assert len(results) == 5 and all(r.skipped and r.success for r in results), results
+        assert {r.file_size for r in results} == {len(SAMPLE["data/2024/a.json"]), len(SAMPLE["data/2024/b.csv"])}
+
+    # Same size, another modification time: sync fetches it again, skip_existing does not.
+    a = dest / "2024" / "a.json"
+    a.write_bytes(b'{"A": 1}')
+    os.utime(a, (HOUR_AGO, HOUR_AGO))
+    assert download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, skip_existing=True)[0] == 0
+    assert a.read_bytes() == b'{"A": 1}'
+    completed: list[str] = []
+    success, _ = download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, sync=True, on_complete=completed.append)
+    assert success == 1
+    assert completed == ["data/2024/a.json"], "on_complete: downloaded objects only"
+    assert a.read_bytes() == SAMPLE["data/2024/a.json"]
+
+
+def test_files_take_the_objects_last_modified_unless_preserve_mtime_is_off(sample: Server, dest: Path) -> None:
+    head = sample.client().head_object(Bucket="bkt", Key="data/2024/a.json")  # type: ignore[attr-defined]
+    last_modified = head["LastModified"].timestamp()
+    time.sleep(1.1)  # so that the time of download is another second
+    download("s3://bkt/data/2024/a.json", dest, endpoint_url=sample.endpoint)
+    # HEAD's Last-Modified is an HTTP date (whole seconds); the listing's has milliseconds.
+    assert int((dest / "a.json").stat().st_mtime) == int(last_modified)
+    other = dest / "other"
+    other.mkdir()
+    started = time.time()
+    download("s3://bkt/data/2024/a.json", other, endpoint_url=sample.endpoint, preserve_mtime=False)
+    assert (other / "a.json").stat().st_mtime >= started - 1
+
+
+def test_failed_keys_then_keys_from_rerun_just_the_failures(dest: Path, tmp_path: Path, aws_env: None) -> None:
+    listing = tmp_path / "failed.txt"
+    faulty = start_server(tmp_path / "faulty", "--faults", "forbidden=1@key=data/2024/b.csv")
+    try:
+        faulty.bucket("bkt", SAMPLE)
+        success, failures = download("s3://bkt/data/", dest, endpoint_url=faulty.endpoint, failed_keys=listing)
+        assert success == 4 and [k for k, _ in failures] == ["data/2024/b.csv"]
+    finally:
+        faulty.stop()
+    assert listing.read_text() == "data/2024/b.csv\n"
+
+    healthy = start_server(tmp_path / "healthy")
+    try:
+        healthy.bucket("bkt", SAMPLE)
+        before = healthy.requests()
+        success, failures = download("s3://bkt/data/", dest, endpoint_url=healthy.endpoint, keys_from=str(listing))
+        after = healthy.requests()
+        assert (success, failures) == (1, [])
+        assert after.get("ListObjectsV2", 0) == before.get("ListObjectsV2", 0), "no listing"
+        assert after.get("GetObject", 0) - before.get("GetObject", 0) == 1
+    finally:
+        healthy.stop()
+    assert tree(dest)["2024/b.csv"] == SAMPLE["data/2024/b.csv"]
+
+    listing.write_text("data/2024/a.json\nother/f.json\n")
+    with pytest.raises(InvalidOptionError, match=r"keys_from.*line 2.*other/f\.json"):
+        download("s3://bkt/data/", dest, endpoint_url="http://127.0.0.1:9", keys_from=listing)
+
+
+def test_output_json_writes_one_object_per_event(sample: Server, dest: Path) -> None:
+    # A child process, so its stdout is the engine's (as for a script's caller).
+    code = (
+        "import sys; from s3fetch import download; "
+        "n, _ = download('s3://bkt/data/2024/', sys.argv[1], endpoint_url=sys.argv[2], output='json'); "
+        "print(n, file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(dest), sample.endpoint], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    events = [line["event"] for line in lines]
+    assert events.count("found") == 3 and events.count("downloaded") == 3 and events[-1] == "summary"
+    downloaded = {line["key"]: line for line in lines if line["event"] == "downloaded"}
+    assert downloaded["data/2024/b.csv"]["size"] == len(SAMPLE["data/2024/b.csv"])
+    assert downloaded["data/2024/b.csv"]["path"] == str(dest.resolve() / "b.csv")
+    assert lines[-1]["downloaded"] == 3 and lines[-1]["failed"] == 0
+    assert out.stderr.strip() == "3"
+    with pytest.raises(InvalidOptionError, match="output"):
+        download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, output="xml")
+
+
+def test_every_cli_flag_is_a_keyword_of_download() -> None:
+    """The rule: each option exists in the CLI and the Python API with the same name."""
+    import inspect
+
+    help_text = subprocess.run(
+        [sys.executable, "-m", "s3fetch", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    flags = set(re.findall(r"--([a-z][a-z-]+)", help_text))
+    # Only the command's own: how it prints, its help, and an alias.
+    cli_only = {"help", "version", "quiet", "progress", "debug", "list-only", "threads", "download-dir"}
+    parameters = inspect.signature(download).parameters
+    for flag in sorted(flags - cli_only):
+        name = flag.replace("-", "_")
+        name = {"no_preserve_mtime": "preserve_mtime"}.get(name, name)
+        assert name in parameters, f"--{flag} has no keyword {name!r}"
+    assert "download_dir" in parameters

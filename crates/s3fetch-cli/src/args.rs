@@ -125,6 +125,11 @@ pub struct Args {
     #[arg(long)]
     pub no_preserve_mtime: bool,
 
+    /// Start large downloads afresh: remove the partial files an interrupted run left
+    /// (normally continued) and keep none when interrupted
+    #[arg(long)]
+    pub no_resume: bool,
+
     /// Write the key of every object that failed to FILE, one per line (an empty file when
     /// none failed); re-run them with --keys-from FILE
     #[arg(long, value_name = "FILE")]

@@ -91,8 +91,14 @@ async fn download(settings: Settings) -> u8 {
     console.finish(&summary);
 
     if summary.cancelled {
+        let kept = match summary.partials_kept {
+            0 => String::new(),
+            n => format!(
+                "; {n} large object(s) partly downloaded were kept to resume (run the same command again to continue them, add --no-resume to start over)"
+            ),
+        };
         console.err(&format!(
-            "interrupted: {} of {} objects found so far were downloaded; no partial files were left",
+            "interrupted: {} of {} objects found so far were downloaded; no temporary files were left{kept}",
             summary.objects_downloaded, summary.objects_found
         ));
         return exit::INTERRUPTED;

@@ -72,6 +72,7 @@ impl Settings {
             .skip_existing(args.skip_existing)
             .sync(args.sync)
             .preserve_mtime(!args.no_preserve_mtime)
+            .resume(!args.no_resume)
             .client_options(client_options);
         options.regex = args.regex;
         options.failed_keys = args.failed_keys;

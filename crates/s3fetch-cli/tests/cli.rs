@@ -6,7 +6,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use s3fetch_testkit::fixtures::{
-    assert_no_temp_files, aws_env, files, is_temporary_file, output, temporary_files, text,
+    assert_no_temp_files, aws_env, files, is_partial_file, is_temporary_file, output,
+    temporary_files, text,
 };
 use s3fetch_testkit::TestServer;
 
@@ -658,7 +659,8 @@ fn signal(child: &std::process::Child, signal: &str) {
 }
 
 /// Waits for `child` (at most `limit`) and checks what an interrupted run must leave: exit
-/// code 130, no temporary file, and only whole files.
+/// code 130, only whole files under final names, no temporary file but the large objects'
+/// resumable partial files (and their journals).
 async fn left_clean(child: std::process::Child, dir: &Path, limit: Duration) -> String {
     let out = tokio::time::timeout(
         limit,
@@ -675,6 +677,9 @@ async fn left_clean(child: std::process::Child, dir: &Path, limit: Duration) -> 
         "the large objects cannot both have finished"
     );
     for file in &landed {
+        if is_partial_file(file) {
+            continue;
+        }
         assert!(!is_temporary_file(file), "temp file left: {file}");
         let body = std::fs::read(dir.join(file)).unwrap();
         let want = match file.strip_prefix("small-") {
@@ -691,7 +696,7 @@ async fn sigterm_mid_download_removes_temporary_files_and_exits_130() {
     let (_server, dir, child) = interrupted_mid_download().await;
     signal(&child, "-TERM");
     let stderr = left_clean(child, dir.path(), Duration::from_secs(10)).await;
-    assert!(stderr.contains("no partial files were left"), "{stderr}");
+    assert!(stderr.contains("no temporary files were left"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -702,7 +707,7 @@ async fn a_second_interrupt_quits_at_once_and_still_removes_temporary_files() {
     let stderr = left_clean(child, dir.path(), Duration::from_secs(10)).await;
     // Either the run had already stopped cleanly, or the second signal quit it.
     assert!(
-        stderr.contains("no partial files were left") || stderr.contains("quitting now"),
+        stderr.contains("no temporary files were left") || stderr.contains("quitting now"),
         "{stderr}"
     );
 }
@@ -953,20 +958,89 @@ async fn failed_keys_then_keys_from_stdin_reruns_only_the_failures() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_run_leaves_temporary_files_that_the_next_run_removes() {
+async fn a_killed_run_is_resumed_by_the_next_and_leaves_nothing_behind() {
     let (server, dir, mut child) = interrupted_mid_download().await;
+    // Let some 1 MiB parts of the two 16 MiB objects finish (1 MiB/s per connection).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     signal(&child, "-KILL");
     child.wait().unwrap();
-    assert!(
-        !temporary_files(dir.path()).is_empty(),
-        "SIGKILL leaves the temporary files (nothing can remove them then)"
+    let partials: Vec<String> = files(dir.path())
+        .into_iter()
+        .filter(|f| is_partial_file(f))
+        .collect();
+    assert_eq!(
+        partials.len(),
+        4,
+        "two partial files and their journals: {partials:?}"
     );
+    // A plain temporary file of the killed process, as a small object would leave it.
+    let dead = {
+        let mut child = Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        child.id()
+    };
+    std::fs::write(dir.path().join(format!(".s3fetch-{dead}-9.tmp")), "x").unwrap();
+
+    server.reset_request_counts();
     let out = fetch_into(
         &server,
         dir.path(),
-        &["s3://bkt/big/", "-q", "--regex", "small"],
+        &[
+            "s3://bkt/big/",
+            "-q",
+            "--part-size",
+            "1MiB",
+            "--multipart-threshold",
+            "1MiB",
+        ],
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let gets = server.request_counts().get;
+    // 32 parts in all and the small objects' GETs (4): the parts done before the kill
+    // (at least 2 in 2.5 s at 1 MiB/s per part) are not fetched again.
+    assert!(
+        gets < 32 + 4 - 2,
+        "{gets} GETs: the finished parts were fetched again"
+    );
+    for i in 0..2u8 {
+        let body = std::fs::read(dir.path().join(format!("{i}.bin"))).unwrap();
+        assert!(body == vec![i; 16 * 1024 * 1024], "{i}.bin is byte-exact");
+    }
+    assert_no_temp_files(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_resume_removes_partial_files_and_starts_over() {
+    let (server, dir, child) = interrupted_mid_download().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await; // some parts finish
+    signal(&child, "-TERM");
+    let stderr = left_clean(child, dir.path(), Duration::from_secs(10)).await;
+    assert!(
+        stderr.contains("2 large object(s) partly downloaded were kept to resume"),
+        "{stderr}"
+    );
+    assert!(files(dir.path()).iter().any(|f| is_partial_file(f)));
+    server.reset_request_counts();
+    let out = fetch_into(
+        &server,
+        dir.path(),
+        &[
+            "s3://bkt/big/",
+            "-q",
+            "--no-resume",
+            "--part-size",
+            "1MiB",
+            "--multipart-threshold",
+            "1MiB",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        server.request_counts().get,
+        32 + 4,
+        "every part fetched again"
+    );
     assert_no_temp_files(dir.path());
 }

@@ -127,6 +127,6 @@ def test_every_cli_flag_is_a_keyword_of_download() -> None:
     parameters = inspect.signature(download).parameters
     for flag in sorted(flags - cli_only):
         name = flag.replace("-", "_")
-        name = {"no_preserve_mtime": "preserve_mtime"}.get(name, name)
+        name = {"no_preserve_mtime": "preserve_mtime", "no_resume": "resume"}.get(name, name)
         assert name in parameters, f"--{flag} has no keyword {name!r}"
     assert "download_dir" in parameters

@@ -89,6 +89,15 @@ pub fn is_temporary_file(path: &str) -> bool {
     name.starts_with(".s3fetch-")
 }
 
+/// Whether the last component of `path` is a resumable partial file of s3fetch or its journal
+/// (`.s3fetch-part-<hash>`, `.s3fetch-part-<hash>.json`): what an interrupted run keeps of a
+/// large download for the next run to continue. These count as temporary files too.
+#[must_use]
+pub fn is_partial_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with(".s3fetch-part-")
+}
+
 /// The s3fetch temporary files under `dir` (see [`is_temporary_file`]), as [`files`] names
 /// them.
 ///

@@ -145,6 +145,7 @@ impl Downloader {
                     threshold: options.multipart_threshold,
                 },
                 preserve_mtime: options.preserve_mtime,
+                resume: options.resume,
                 blocking: TaskTracker::new(),
                 dir_ops: Semaphore::new(
                     std::thread::available_parallelism()
@@ -217,6 +218,7 @@ impl Downloader {
         // File writes of aborted tasks run on: wait until they have finished or cleaned up.
         job.fetcher.blocking.close();
         job.fetcher.blocking.wait().await;
+        let dir = job.fetcher.dir.clone();
         drop(job);
         if let Some(Err(error)) = listed {
             return Err(error);
@@ -234,6 +236,8 @@ impl Downloader {
         summary.resumes = stats.resumes.load(Ordering::Relaxed);
         summary.throttled = stats.throttled.load(Ordering::Relaxed);
         summary.verified = stats.verified.load(Ordering::Relaxed);
+        summary.bytes_resumed = stats.resumed_bytes.load(Ordering::Relaxed);
+        summary.partials_kept = dir.partials_kept();
         Ok(summary)
     }
 }

@@ -68,6 +68,7 @@ mod options;
 pub mod paths;
 mod progress;
 mod report;
+mod resume;
 mod retry;
 mod transfer;
 mod uri;

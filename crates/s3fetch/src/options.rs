@@ -98,6 +98,10 @@ pub struct DownloadOptions {
     pub sync: bool,
     /// Set each file's modification time to its object's LastModified (default: on).
     pub preserve_mtime: bool,
+    /// Continue large downloads that an earlier run left unfinished, and leave this run's
+    /// unfinished ones resumable (default: on; see the README, "Resuming"). Off: existing
+    /// partial files are removed and nothing is kept.
+    pub resume: bool,
     /// Write the key of every object that failed to this file, one per line, when the run
     /// ends (an empty file when none failed).
     pub failed_keys: Option<PathBuf>,
@@ -131,6 +135,7 @@ impl DownloadOptions {
             skip_existing: false,
             sync: false,
             preserve_mtime: true,
+            resume: true,
             failed_keys: None,
             keys_from: None,
             client_options: ClientOptions::default(),
@@ -209,6 +214,11 @@ impl DownloadOptions {
 
     pub fn preserve_mtime(mut self, preserve: bool) -> Self {
         self.preserve_mtime = preserve;
+        self
+    }
+
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
         self
     }
 
@@ -307,6 +317,7 @@ impl DownloadOptions {
             dry_run: self.dry_run,
             skip,
             preserve_mtime: self.preserve_mtime,
+            resume: self.resume,
             failed_keys: self.failed_keys,
             keys,
             client_options: self.client_options,
@@ -376,6 +387,7 @@ pub(crate) struct Validated {
     pub dry_run: bool,
     pub skip: Skip,
     pub preserve_mtime: bool,
+    pub resume: bool,
     pub failed_keys: Option<PathBuf>,
     /// The keys of `keys_from`, read and checked.
     pub keys: Option<Vec<String>>,

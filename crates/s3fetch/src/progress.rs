@@ -77,6 +77,11 @@ pub struct Summary {
     pub throttled: u64,
     /// Objects whose bytes were checked against a checksum from the server.
     pub verified: u64,
+    /// Bytes of large objects continued from partial files an earlier run left, not fetched
+    /// again (counted in `bytes_downloaded` too).
+    pub bytes_resumed: u64,
+    /// Large objects left unfinished as resumable partial files (an interrupted run).
+    pub partials_kept: u64,
 }
 
 impl Summary {

@@ -9,7 +9,7 @@
 //! {"event":"downloaded","key":"a/b.json","path":"/data/a/b.json","size":12,"etag":"\"9a0…\"","seconds":0.021}
 //! {"event":"skipped","key":"a/c.json","path":"/data/a/c.json","size":7,"etag":"\"41f…\"","reason":"up to date"}
 //! {"event":"failed","key":"a/d.json","path":"/data/a/d.json","error":{"code":"NoSuchKey","status":404,"message":"GET s3://b/a/d.json failed: NoSuchKey: …"}}
-//! {"event":"summary","found":3,"downloaded":1,"skipped":1,"failed":1,"bytes":12,"seconds":0.4,"cancelled":false,"dry_run":false,"retries":0,"resumes":0,"throttled":0,"verified":1}
+//! {"event":"summary","found":3,"downloaded":1,"skipped":1,"failed":1,"bytes":12,"seconds":0.4,"cancelled":false,"dry_run":false,"retries":0,"resumes":0,"throttled":0,"verified":1,"bytes_resumed":0,"partials_kept":0}
 //! ```
 //! In a dry run nothing is downloaded: `found` (and `skipped`) lines, then the summary. A
 //! closed writer (`| head`) stops the lines, not the run.
@@ -64,6 +64,8 @@ impl JsonLines {
             "resumes": summary.resumes,
             "throttled": summary.throttled,
             "verified": summary.verified,
+            "bytes_resumed": summary.bytes_resumed,
+            "partials_kept": summary.partials_kept,
         }));
     }
 

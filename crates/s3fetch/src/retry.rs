@@ -187,6 +187,8 @@ pub(crate) struct RetryStats {
     pub throttled: AtomicU64,
     /// Objects whose checksum was verified.
     pub verified: AtomicU64,
+    /// Bytes of partial files left by earlier runs that were taken instead of fetched.
+    pub resumed_bytes: AtomicU64,
     started: Instant,
     /// One more than the microseconds from `started` to the last success or progress of any
     /// request; 0: none yet.
@@ -198,6 +200,7 @@ impl Default for RetryStats {
         RetryStats {
             retries: AtomicU64::new(0),
             resumes: AtomicU64::new(0),
+            resumed_bytes: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             verified: AtomicU64::new(0),
             started: Instant::now(),

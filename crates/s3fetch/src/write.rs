@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
@@ -23,6 +23,7 @@ use bytes::Bytes;
 
 use crate::checksum::Hasher;
 use crate::error::{DirProblem, Error, Result};
+use crate::resume;
 
 /// The download directory and the subdirectories already checked or created in it.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub(crate) struct DownloadDir {
     swept: Mutex<HashSet<PathBuf>>,
     /// This run's temporary files.
     temps: Arc<Temps>,
+    /// Partial files kept for a later run to resume.
+    kept: Arc<AtomicU64>,
 }
 
 impl DownloadDir {
@@ -57,6 +60,7 @@ impl DownloadDir {
             ready: Mutex::new(HashSet::new()),
             swept: Mutex::new(HashSet::new()),
             temps: Temps::register(),
+            kept: Arc::default(),
         })
     }
 
@@ -77,6 +81,40 @@ impl DownloadDir {
     /// A new temporary file beside `dest`, removed when dropped unless committed.
     pub fn temp_file(&self, key: &str, dest: &Path) -> Result<TempFile> {
         TempFile::create(key, dest, &self.temps)
+    }
+
+    /// The resumable partial file of `dest` for `identity`, sized, with the parts its
+    /// journal lists as done (see [`crate::resume`]); kept when dropped unless committed or
+    /// [discarded](TempFile::discard). `None` when another process is writing it.
+    pub fn partial_file(
+        &self,
+        dest: &Path,
+        identity: resume::Identity,
+    ) -> Result<Option<TempFile>> {
+        let (key, size) = (identity.key.clone(), identity.size);
+        let error = |e| Error::io(&key, "opening the partial file of", dest.to_owned(), e);
+        let Some((path, file, journal)) = resume::open(dest, identity).map_err(error)? else {
+            return Ok(None);
+        };
+        let temp = TempFile {
+            path,
+            dest: dest.to_owned(),
+            file,
+            writing: Mutex::new(()),
+            temps: self.temps.clone(),
+            partial: Some(Partial {
+                journal: Mutex::new(journal),
+                discard: AtomicBool::new(false),
+                kept: self.kept.clone(),
+            }),
+        };
+        temp.set_len(&key, size)?;
+        Ok(Some(temp))
+    }
+
+    /// Partial files kept so far for a later run (interrupted large downloads).
+    pub fn partials_kept(&self) -> u64 {
+        self.kept.load(Ordering::Relaxed)
     }
 
     pub fn root(&self) -> &Path {
@@ -194,6 +232,16 @@ pub(crate) struct TempFile {
     /// file in flight, a third more kernel CPU (BENCHMARKS.md, `large`, write strategy).
     writing: Mutex<()>,
     temps: Arc<Temps>,
+    /// A resumable partial file's journal (`None` for a plain temporary file).
+    partial: Option<Partial>,
+}
+
+#[derive(Debug)]
+struct Partial {
+    journal: Mutex<resume::Journal>,
+    /// Remove instead of keeping when dropped (the object cannot be resumed).
+    discard: AtomicBool,
+    kept: Arc<AtomicU64>,
 }
 
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
@@ -269,6 +317,7 @@ impl TempFile {
                         file,
                         writing: Mutex::new(()),
                         temps: temps.clone(),
+                        partial: None,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -353,15 +402,55 @@ impl TempFile {
         // Renamed: nothing to remove any more.
         self.temps.live().remove(&self.path);
         self.path = PathBuf::new();
+        if let Some(partial) = &self.partial {
+            partial.journal().remove();
+        }
         Ok(())
+    }
+
+    /// A partial file's journal (`None` for a plain temporary file).
+    pub fn journal(&self) -> Option<std::sync::MutexGuard<'_, resume::Journal>> {
+        self.partial.as_ref().map(Partial::journal)
+    }
+
+    /// Removes a partial file and its journal when dropped, instead of keeping them: the
+    /// object cannot be resumed (it is gone, changed, or refused).
+    pub fn discard(&self) {
+        if let Some(partial) = &self.partial {
+            partial.discard.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Partial {
+    fn journal(&self) -> std::sync::MutexGuard<'_, resume::Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.path);
-            self.temps.live().remove(&self.path);
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
+        match &self.partial {
+            // Not finished: kept, with its journal up to date, for the next run (unless
+            // no part is done: nothing to resume then).
+            Some(partial)
+                if !partial.discard.load(Ordering::Relaxed)
+                    && !partial.journal().done().is_empty() =>
+            {
+                partial.journal().write();
+                partial.kept.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(partial) => {
+                partial.journal().remove();
+                let _ = fs::remove_file(&self.path);
+            }
+            None => {
+                let _ = fs::remove_file(&self.path);
+                self.temps.live().remove(&self.path);
+            }
         }
     }
 }

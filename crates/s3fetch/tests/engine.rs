@@ -695,6 +695,8 @@ async fn cancellation_after_the_listing_aborts_the_downloads_still_running() {
         .unwrap();
     assert!(summary.cancelled);
     assert_eq!(summary.objects_downloaded, 0);
+    // No part finished (1 MiB at 1 MiB/s): no partial file is worth keeping either.
+    assert_eq!(summary.partials_kept, 0);
     assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
 }
 

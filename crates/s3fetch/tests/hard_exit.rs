@@ -40,7 +40,10 @@ async fn temporary_files_of_a_running_download_can_be_removed_at_once() {
                 .download_dir(dir.path())
                 .client_options(client_options)
                 .multipart_threshold(1024 * 1024)
-                .part_size(1024 * 1024),
+                .part_size(1024 * 1024)
+                // A plain temporary file, not a partial kept for resuming (which a hard
+                // exit leaves, see tests/engine.rs).
+                .resume(false),
         )
         .reporter(started.clone())
         .run(),

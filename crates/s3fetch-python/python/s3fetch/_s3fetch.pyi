@@ -36,6 +36,7 @@ def start(
     skip_existing: bool = False,
     sync: bool = False,
     preserve_mtime: bool = True,
+    resume: bool = True,
     failed_keys: str | None = None,
     keys_from: str | None = None,
     output: str | None = None,

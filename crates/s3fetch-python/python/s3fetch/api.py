@@ -60,6 +60,7 @@ def download(
     skip_existing: bool = False,
     sync: bool = False,
     preserve_mtime: bool = True,
+    resume: bool = True,
     failed_keys: str | os.PathLike[str] | None = None,
     keys_from: str | os.PathLike[str] | None = None,
     output: str | None = None,
@@ -116,6 +117,10 @@ def download(
             ``skipped=True``; ``on_complete`` and the tracker are not called for them.
         preserve_mtime: Set each file's modification time to its object's LastModified
             (default ``True``).
+        resume: Continue large downloads an interrupted run left unfinished (partial files
+            and their journals in the download directory), and leave this run's unfinished
+            ones resumable when it is interrupted (default ``True``). ``False``: such partial
+            files are removed and none is kept.
         failed_keys: Write the key of every object that failed to this file, one per line,
             when the run ends (an empty file when none failed).
         keys_from: Download exactly the keys in this file (one per line; ``"-"`` reads
@@ -177,6 +182,7 @@ async def download_async(
     skip_existing: bool = False,
     sync: bool = False,
     preserve_mtime: bool = True,
+    resume: bool = True,
     failed_keys: str | os.PathLike[str] | None = None,
     keys_from: str | os.PathLike[str] | None = None,
     output: str | None = None,
@@ -263,6 +269,7 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         skip_existing=bool(args["skip_existing"]),
         sync=bool(args["sync"]),
         preserve_mtime=bool(args["preserve_mtime"]),
+        resume=bool(args["resume"]),
         failed_keys=_path("failed_keys", args["failed_keys"]),
         keys_from=_path("keys_from", args["keys_from"]),
         output=args["output"],

@@ -36,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::limit::Permit;
 use crate::object::ObjectInfo;
 use crate::progress::Reporter;
+use crate::resume;
 use crate::retry::Attempt;
 use crate::write::{DownloadDir, TempFile};
 
@@ -59,6 +60,8 @@ pub(crate) struct Fetcher {
     pub parts: PartOptions,
     /// Set each file's modification time to its object's LastModified.
     pub preserve_mtime: bool,
+    /// Large objects go to resumable partial files ([`crate::resume`]).
+    pub resume: bool,
     /// File-system work on the blocking pool, tracked so the run can wait for it.
     pub blocking: TaskTracker,
     /// Creating, linking and renaming files takes the directory's lock in the kernel: with
@@ -77,10 +80,29 @@ impl Fetcher {
         let (dir, key, relative_path) = (self.dir.clone(), object.key.clone(), relative.to_owned());
         let size = object.size;
         let ranged = size > self.parts.threshold;
+        // A large object with an ETag to check a resumed body against: a partial file.
+        let identity = (ranged && self.resume)
+            .then_some(())
+            .and(object.etag.clone())
+            .map(|etag| resume::Identity {
+                key: key.clone(),
+                etag,
+                size,
+                part_size: self.parts.part_size,
+            });
+        let clear = ranged && !self.resume;
         let entry = self.dir_ops.acquire().await.map_err(|_| Error::Cancelled)?;
         let temp = self
             .blocking(move || {
                 let dest = dir.prepare(&key, &relative_path)?;
+                if clear {
+                    resume::discard(&dest);
+                }
+                if let Some(identity) = identity {
+                    if let Some(partial) = dir.partial_file(&dest, identity)? {
+                        return Ok(partial);
+                    }
+                }
                 let temp = dir.temp_file(&key, &dest)?;
                 if ranged {
                     temp.set_len(&key, size)?;
@@ -90,6 +112,35 @@ impl Fetcher {
             .await?;
         drop(entry);
         let temp = Arc::new(temp);
+        let written = match self.fill(object, &temp, ranged, permit).await {
+            Ok(written) => written,
+            Err(error) => {
+                // A partial file is kept for the next run only if that may succeed: not
+                // for a missing, refused or changed object, nor for bytes that kept failing
+                // their checksum.
+                let transient = error.is_retryable() && !matches!(error, Error::Checksum { .. });
+                if !transient && !matches!(error, Error::Cancelled) {
+                    temp.discard();
+                }
+                return Err(error);
+            }
+        };
+        let key = object.key.clone();
+        let temp = Arc::into_inner(temp).expect("every part has finished");
+        let mtime = self.mtime(object);
+        let _entry = self.dir_ops.acquire().await.map_err(|_| Error::Cancelled)?;
+        self.blocking(move || temp.commit(&key, mtime)).await?;
+        Ok(written)
+    }
+
+    /// All of `object`'s bytes into `temp`, verified: the bytes written.
+    async fn fill(
+        &self,
+        object: &ObjectInfo,
+        temp: &Arc<TempFile>,
+        ranged: bool,
+        permit: Permit,
+    ) -> Result<u64> {
         // The checksum of a ranged download comes from a HEAD of the listed version (parts
         // carry none); a whole object's from its GET.
         let checksum = match ranged {
@@ -104,23 +155,12 @@ impl Fetcher {
         let mut whole = Whole {
             fetcher: self,
             object,
-            temp: &temp,
+            temp,
             ranged,
             checksum,
             permit: Some(permit),
         };
-        let written = self
-            .bucket
-            .retry
-            .run(&self.bucket.stats, &mut whole)
-            .await?;
-        drop(whole);
-        let key = object.key.clone();
-        let temp = Arc::into_inner(temp).expect("every part has finished");
-        let mtime = self.mtime(object);
-        let _entry = self.dir_ops.acquire().await.map_err(|_| Error::Cancelled)?;
-        self.blocking(move || temp.commit(&key, mtime)).await?;
-        Ok(written)
+        self.bucket.retry.run(&self.bucket.stats, &mut whole).await
     }
 
     /// Runs file-system work on the blocking pool, tracked so that the run can wait for it:
@@ -140,6 +180,12 @@ impl Fetcher {
     /// The modification time to give `object`'s file, if any.
     fn mtime(&self, object: &ObjectInfo) -> Option<std::time::SystemTime> {
         object.last_modified.filter(|_| self.preserve_mtime)
+    }
+
+    /// Counts bytes taken from an earlier run's partial file.
+    fn resumed(&self, bytes: u64) {
+        let stats = &self.bucket.stats;
+        stats.resumed_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Counts an object whose bytes were checked against a checksum.
@@ -188,9 +234,17 @@ impl Attempt for Whole<'_> {
         )
         .await?;
         let size = self.object.size;
+        let mismatch = |reason| {
+            // Tried again whole: no part of this try is taken as done.
+            if let Some(mut journal) = self.temp.journal() {
+                journal.forget(None);
+            }
+            fetcher.bucket.checksum_error(key, reason)
+        };
         match self.checksum {
-            Some(expected @ Expected::Crc(..)) => checksum::verify_parts(&crcs, expected)
-                .map_err(|reason| fetcher.bucket.checksum_error(key, reason))?,
+            Some(expected @ Expected::Crc(..)) => {
+                checksum::verify_parts(&crcs, expected).map_err(mismatch)?
+            }
             // No full-object CRC but a plain-MD5 ETag: read the file back (the only cost of
             // verification that is not free; objects with a CRC never pay it).
             Some(expected @ Expected::Md5(_)) => {
@@ -203,9 +257,7 @@ impl Attempt for Whole<'_> {
                         .blocking(move || temp.read_back(&key, hasher, start, len))
                         .await?;
                 }
-                hasher
-                    .verify(expected)
-                    .map_err(|reason| fetcher.bucket.checksum_error(key, reason))?
+                hasher.verify(expected).map_err(mismatch)?
             }
             None => return Ok(size),
         }

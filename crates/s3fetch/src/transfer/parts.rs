@@ -6,7 +6,12 @@
 //! is a [`Span`] in the retry loop: a failed part is retried alone, a broken one resumed. Each
 //! part's CRC is kept; the caller combines them into the object's (free, unlike an MD5, which
 //! is read back from the file).
+//!
+//! Into a resumable partial file ([`crate::resume`]), the parts its journal lists are not
+//! fetched again: each is read back and its CRC checked against the journal's first (a part
+//! that does not match is fetched), and each part fetched now is journaled when it is done.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -35,6 +40,12 @@ pub(super) async fn fetch(
     let part_size = fetcher.parts.part_size.max(1);
     let parts = object.size.div_ceil(part_size);
     let mut crcs = vec![(0u64, 0u64); parts as usize];
+    let resumed = resumed_parts(fetcher, object, temp, crc, part_size).await?;
+    for (&index, &(len, crc)) in &resumed {
+        crcs[index as usize] = (crc, len);
+    }
+    let todo: Vec<u64> = (0..parts).filter(|i| !resumed.contains_key(i)).collect();
+    let parts = todo.len() as u64;
     let mut next = 0;
     let mut spare = first;
     let mut running = FuturesUnordered::new();
@@ -45,8 +56,8 @@ pub(super) async fn fetch(
             let Some(permit) = spare.take().or_else(|| budget.try_transfer()) else {
                 break;
             };
-            let index = next as usize;
-            let start = next * part_size;
+            let index = todo[next as usize] as usize;
+            let start = index as u64 * part_size;
             let len = part_size.min(object.size - start);
             running.push(async move {
                 let mut span = Span::new(
@@ -77,10 +88,59 @@ pub(super) async fn fetch(
             Some((outcome, permit)) = running.next() => {
                 let (index, len, crc) = outcome?;
                 crcs[index] = (crc, len);
+                if let Some(mut journal) = temp.journal() {
+                    journal.finished(index as u64, len, crc);
+                }
                 spare = Some(permit);
             }
             permit = budget.transfer(), if want_more => spare = Some(permit?),
         }
     }
     Ok(crcs)
+}
+
+/// The parts of a resumed partial file that are done and check out: by index, (length, CRC).
+/// Each is read back and hashed (on the blocking pool) when the object has a CRC to build
+/// from them; a part whose bytes do not match its journal entry is forgotten and fetched.
+async fn resumed_parts(
+    fetcher: &Fetcher,
+    object: &ObjectInfo,
+    temp: &Arc<TempFile>,
+    crc: Option<Expected>,
+    part_size: u64,
+) -> Result<BTreeMap<u64, (u64, u64)>> {
+    let Some(listed) = temp.journal().map(|j| j.done().clone()) else {
+        return Ok(BTreeMap::new());
+    };
+    let mut good = BTreeMap::new();
+    for (index, (len, want)) in listed {
+        let start = index * part_size;
+        let fits = start < object.size && len == part_size.min(object.size - start);
+        let checks = match (fits, crc) {
+            (false, _) => false,
+            (true, None) => true,
+            (true, Some(expected)) => {
+                let (temp, key) = (temp.clone(), object.key.clone());
+                let hasher = fetcher
+                    .blocking(move || temp.read_back(&key, expected.hasher(), start, len))
+                    .await?;
+                hasher.crc() == want
+            }
+        };
+        if checks {
+            good.insert(index, (len, want));
+        } else if let Some(mut journal) = temp.journal() {
+            tracing::debug!(
+                key = object.key,
+                index,
+                "a journaled part does not check out"
+            );
+            journal.forget(Some(index));
+        }
+    }
+    if !good.is_empty() {
+        tracing::debug!(key = object.key, parts = good.len(), "resuming");
+        fetcher.resumed(good.values().map(|(len, _)| len).sum());
+    }
+    Ok(good)
 }

@@ -43,6 +43,7 @@ fn fetcher(store: &Arc<FakeStore>, dir: &Path) -> Fetcher {
             threshold: 1024 * KIB,
         },
         preserve_mtime: true,
+        resume: true,
         blocking: TaskTracker::new(),
         dir_ops: Semaphore::new(2),
     }
@@ -251,23 +252,113 @@ async fn an_object_replaced_since_the_listing_fails_and_leaves_nothing() {
     assert!(entries(tmp.path()).is_empty());
 }
 
+/// Fetches `object` and drops the download after 150 ms (it must still be running), then
+/// waits for the writes it left on the blocking pool, as a run does.
+async fn cancel(fetcher: &Fetcher, object: &ObjectInfo) {
+    let cut_short = tokio::time::timeout(Duration::from_millis(150), fetch(fetcher, object));
+    assert!(cut_short.await.is_err(), "still running when dropped");
+    fetcher.blocking.close();
+    fetcher.blocking.wait().await;
+    fetcher.blocking.reopen();
+}
+
 #[tokio::test]
-async fn cancelling_a_transfer_removes_its_temporary_file() {
+async fn cancelling_a_transfer_removes_its_temporary_file_and_keeps_a_large_ones_partial() {
     let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
     let object = store.put("medium", bytes(400 * KIB));
     let large = store.put("large", bytes(2 * 1024 * KIB));
     store.fail("medium", [Fault::Stall(Duration::from_secs(30))]);
+    let stall_twice = || [Fault::Cut(0), Fault::Stall(Duration::from_secs(30))];
+    store.fail("large", stall_twice());
+    let mut fetcher = fetcher(&store, tmp.path());
+    cancel(&fetcher, &object).await;
+    assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+    cancel(&fetcher, &large).await;
+    let left = entries(tmp.path());
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left.iter().all(|name| name.starts_with(".s3fetch-part-")),
+        "{left:?}"
+    );
+    // Without resume, the partial is removed and none is kept.
+    fetcher.resume = false;
+    store.fail("large", stall_twice());
+    cancel(&fetcher, &large).await;
+    assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+}
+
+#[tokio::test]
+async fn a_resumed_partial_fetches_only_the_missing_parts_and_checks_the_rest() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let body = bytes(2 * 1024 * KIB); // 8 parts of 256 KiB
+    let large = store.put("large", body.clone());
+    // HEAD and three parts pass; the next three stall until the first try is dropped.
+    let stall = Fault::Stall(Duration::from_secs(30));
     store.fail(
         "large",
-        [Fault::Cut(0), Fault::Stall(Duration::from_secs(30))],
+        [
+            Fault::Pass,
+            Fault::Pass,
+            Fault::Pass,
+            Fault::Pass,
+            stall,
+            stall,
+            stall,
+        ],
     );
     let fetcher = fetcher(&store, tmp.path());
-    for object in [&object, &large] {
-        let cut_short = tokio::time::timeout(Duration::from_millis(100), fetch(&fetcher, object));
-        assert!(cut_short.await.is_err(), "still running when dropped");
-    }
-    // Writes already on the blocking pool finish (or clean up) before the run ends.
-    fetcher.blocking.close();
-    fetcher.blocking.wait().await;
-    assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+    cancel(&fetcher, &large).await;
+    let journal_path = tmp.path().join(
+        entries(tmp.path())
+            .into_iter()
+            .find(|n| n.ends_with(".json"))
+            .expect("a journal"),
+    );
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
+    let done = journal["done"].as_array().unwrap().len();
+    assert!((3..8).contains(&done), "{journal}");
+
+    // One journaled part's bytes go bad on disk (a torn write, power loss): refetched.
+    let partial = journal_path.with_extension("");
+    let first_done = journal["done"][0][0].as_u64().unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&partial)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_at(&file, b"garbage", first_done * 256 * KIB + 10).unwrap();
+    drop(file);
+
+    let before = gets(&store).len();
+    assert_eq!(fetch(&fetcher, &large).await.unwrap(), body.len() as u64);
+    let refetched = gets(&store).len() - before;
+    assert_eq!(refetched, 8 - done + 1, "the missing parts and the bad one");
+    assert_eq!(std::fs::read(tmp.path().join("large")).unwrap(), body);
+    assert_eq!(entries(tmp.path()), ["large"], "partial and journal gone");
+    let resumed = fetcher
+        .bucket
+        .stats
+        .resumed_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(resumed, (done as u64 - 1) * 256 * KIB);
+}
+
+#[tokio::test]
+async fn a_partial_of_an_object_replaced_since_is_fetched_anew() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let old = store.put("large", bytes(2 * 1024 * KIB));
+    let stall = Fault::Stall(Duration::from_secs(30));
+    store.fail(
+        "large",
+        [Fault::Pass, Fault::Pass, stall, stall, stall, stall, stall],
+    );
+    let fetcher = fetcher(&store, tmp.path());
+    cancel(&fetcher, &old).await;
+    let new_body = vec![7u8; 2 * 1024 * 1024];
+    let new = store.put("large", new_body.clone()); // another ETag
+    let before = gets(&store).len();
+    fetch(&fetcher, &new).await.unwrap();
+    assert_eq!(gets(&store).len() - before, 8, "every part fetched again");
+    assert_eq!(std::fs::read(tmp.path().join("large")).unwrap(), new_body);
+    assert_eq!(entries(tmp.path()), ["large"]);
 }

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,14 +52,21 @@ PY_CONCURRENCY = 64  # python_peers.py: requests in flight for every peer
 DEFAULT_SCENARIOS = ["needle", "flat", "small", "large"]
 # list1 / list5: LIST requests for a prefix of 1 and 5 pages (--list-requests).
 LIST_SCENARIOS = ["list1", "list5"]
-ALL_SCENARIOS = DEFAULT_SCENARIOS + ["million", "smoke"] + LIST_SCENARIOS
+# sync / sync-needle: a second run over files all present already (the `small` and `needle`
+# buckets, every key); opt-in, like million.
+SYNC_SCENARIOS = ["sync", "sync-needle"]
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ["million", "smoke"] + LIST_SCENARIOS + SYNC_SCENARIOS
+# The tools of the sync scenarios, each with its own sync command; with s3fetch also the row
+# LISTING, `s3fetch --dry-run`: our listing time, the sync scenarios' reference.
+SYNC_TOOLS = [OURS, "aws-cli", "s5cmd", "rclone"]
+LISTING = "s3fetch-listing"
 PAGE = 1000  # keys per ListObjectsV2 page (S3's and the test kit's maximum)
 
 # --tls: how each tool trusts the server's CA: "env" = AWS_CA_BUNDLE (botocore, and
 # aws-sdk-go in s5cmd), else the option given the CA file (python_peers.py's --ca-bundle:
 # py-s3fetch's ca_bundle=, py-obstore's client_options root_certificate).
 TLS_TRUST = {
-    OURS: "--ca-bundle", LIMIT: "--ca-bundle", "s3fetch-py": "env", "aws-cli": "env",
+    OURS: "--ca-bundle", LIMIT: "--ca-bundle", LISTING: "--ca-bundle", "s3fetch-py": "env", "aws-cli": "env",
     "s5cmd": "env", "rclone": "--ca-cert", PY_OURS: "--ca-bundle",
     "py-s3fetch-2.1.2": "env", "py-boto3": "env", "py-s3fs": "env", "py-obstore": "--ca-bundle",
 }
@@ -88,6 +95,7 @@ class Scenario:
     glob: str | None = None  # aws / s5cmd / rclone selection: '*.json'
     part_size: int | None = None  # probe: GET ranges of this size
     pages: int | None = None  # list1 / list5: LIST pages of the prefix (the LIST target)
+    sync: bool = False  # sync scenarios: each tool's sync command, a seed run, then timed again
     description: str = ""
 
     def gen_args(self) -> list[str]:
@@ -100,6 +108,8 @@ class Scenario:
 
 
 def runs_on(tool: str, scenario: str) -> bool:
+    if scenario in SYNC_SCENARIOS:
+        return tool in SYNC_TOOLS
     return scenario in PY_SCENARIOS.get(tool, {scenario})
 
 
@@ -140,6 +150,15 @@ def make_scenarios(scale: float) -> dict[str, Scenario]:
                  description=f"{5 * PAGE:,} objects of 100 B in one folder (5 LIST pages); "
                  "download all"),
     ]
+    by_name = {x.name: x for x in s}
+    # The sync scenarios reuse a dataset (same bucket, same generate arguments), every key.
+    for name, base in (("sync", "small"), ("sync-needle", "needle")):
+        b = by_name[base]
+        what = "64 KiB" if base == "small" else "100 B in 100 folders"
+        s.append(replace(b, name=name, regex=None, glob=None, sync=True,
+                         description=f"the `{base}` bucket, every key ({b.objects:,} objects of "
+                         f"{what}): a second run of each tool's sync command into the directory "
+                         "its first (seed) run filled, so every file is present already"))
     return {x.name: x for x in s}
 
 
@@ -368,6 +387,7 @@ class Tools:
         s5 = [p / "s5cmd" / "bin" / "s5cmd" for p in site]
         self.bins = {
             OURS: args.bin_dir / "s3fetch",
+            LISTING: args.bin_dir / "s3fetch",
             LIMIT: args.bin_dir / "s3fetch-bench",
             "s3fetch-py": venv / "bin" / "s3fetch" if venv else None,
             "aws-cli": venv / "bin" / "aws" if venv else None,
@@ -443,7 +463,8 @@ class Tools:
     def available(self, tool: str) -> tuple[bool, str]:
         b = self.bins.get(tool)
         if b is None or not Path(b).exists():
-            return False, "not installed" if tool not in (OURS, LIMIT) else f"missing binary {b}"
+            return False, ("not installed" if tool not in (OURS, LISTING, LIMIT)
+                           else f"missing binary {b}")
         if tool in PY_TOOLS:
             ok, v = self._py_version(tool)
             venv_dir = rel(Path(b).parent.parent)
@@ -487,7 +508,9 @@ class Tools:
     def invocation(self, tool: str, sc: Scenario, dest: Path) -> Invocation:
         ep, b, env = self.ep, str(self.bins[tool]), dict(self.base_env)
         d = str(dest)
-        if tool == OURS:
+        if sc.sync:
+            argv = self._sync_argv(tool, sc, b, d, env)
+        elif tool == OURS:
             argv = [b, f"s3://{sc.bucket}/", "--download-dir", d, "-q", "--endpoint-url", ep]
             if sc.regex:
                 argv[2:2] = ["--regex", sc.regex]
@@ -539,7 +562,8 @@ class Tools:
             if self.ca:
                 a = a.replace(self.ca, "$CA")
             if a == b:
-                a = {OURS: "target/release/s3fetch", LIMIT: "target/release/s3fetch-bench"}.get(
+                a = {OURS: "target/release/s3fetch", LISTING: "target/release/s3fetch",
+                     LIMIT: "target/release/s3fetch-bench"}.get(
                     tool, rel(Path(b)) if tool in PY_TOOLS else Path(b).name)
             elif a == str(PY_PEERS_SCRIPT):
                 a = rel(PY_PEERS_SCRIPT)
@@ -553,7 +577,30 @@ class Tools:
             display = "AWS_ENDPOINT_URL=$EP " + display
         elif tool == "rclone":
             display = "RCLONE_CONFIG_BENCH_*=... " + display
-        return Invocation(argv, env, display, writes_files=tool != LIMIT)
+        return Invocation(argv, env, display, writes_files=tool not in (LIMIT, LISTING))
+
+    def _sync_argv(self, tool: str, sc: Scenario, b: str, d: str, env: dict) -> list[str]:
+        """The sync scenarios' commands: each tool's way of fetching only what is missing or
+        changed (size and modification time), every key of the bucket; LISTING lists all and
+        downloads nothing."""
+        ep = self.ep
+        if tool == OURS:  # skip when the file has the object's size and mtime (LastModified)
+            return [b, f"s3://{sc.bucket}/", "--download-dir", d, "--sync", "-q",
+                    "--endpoint-url", ep]
+        if tool == LISTING:
+            return [b, f"s3://{sc.bucket}/", "--dry-run", "-q", "--endpoint-url", ep,
+                    "--download-dir", d]
+        if tool == "aws-cli":  # skips a file of the same size not older than the object
+            return [b, "s3", "sync", f"s3://{sc.bucket}/", d, "--endpoint-url", ep,
+                    "--no-progress", "--only-show-errors"]
+        if tool == "s5cmd":  # skips a file of the same size and a newer-or-equal mtime
+            return [b, "--endpoint-url", ep, "--log", "error", "sync", f"s3://{sc.bucket}/*",
+                    d + "/"]
+        if tool == "rclone":  # copy skips a file whose size and modtime match
+            env.update(self.rclone_env)
+            return [b, "copy", f"bench:{sc.bucket}", d, "-q",
+                    "--transfers", str(RCLONE_TRANSFERS), "--checkers", str(RCLONE_CHECKERS)]
+        raise ValueError(f"{tool} has no sync command")
 
 
 # --------------------------------------------------------------------------- running
@@ -787,6 +834,57 @@ def verify(dest: Path, expected: dict[str, Obj], sample: int, sample_bytes: int,
                 problems.append(f"content differs: {k} (md5 {got} != {expected[k].md5})")
                 break
     return not problems, "; ".join(problems), len(found), total, checked
+
+
+def files_under(path: Path) -> int:
+    return sum(len(files) for _d, _dirs, files in os.walk(path))
+
+
+def run_sync(args, server: Server, inv: Invocation, tool: str, rep: int, dest: Path,
+             exp: dict[str, Obj], logp: Path, launcher: Path | None) -> RunResult:
+    """One repetition of a sync scenario: the tool's sync command into the empty `dest`
+    (the seed run: verified, not timed), then the same command again into the filled `dest`,
+    measured (wall, CPU, RSS, the server's requests) and verified again. LISTING (`s3fetch
+    --dry-run`) runs once, measured: it must write nothing."""
+    poll = args.poll_ms / 1000
+    seed_info: dict = {}
+    if tool != LISTING:
+        before = server.counts()
+        seed = run_measured(inv, None, {}, args.timeout, poll, logp.with_suffix(".seed.log"),
+                            launcher)
+        d = count_diff(before, server.counts())
+        if seed.status == "OK":
+            ok, what, _n, _b, _c = verify(dest, exp, args.verify_sample,
+                                          args.verify_sample_bytes, rep)
+            if not ok:
+                seed.status, seed.detail = "WRONG", what
+        seed_info = {"seed_wall_s": seed.wall_s, "seed_cpu_s": seed.cpu_s,
+                     "seed_list_req": d["list"],
+                     "seed_get_req": None if d["get"] is None else d["get"] + d["head"]}
+        if seed.status != "OK":  # nothing to sync against: the row is this failure
+            seed.detail = f"first (seed) run: {seed.detail}"
+            seed.extra = seed_info
+            return seed
+    before = server.counts()
+    r = run_measured(inv, None, {}, args.timeout, poll, logp, launcher)
+    d = count_diff(before, server.counts())
+    r.list_req, r.get_req, r.requests = d["list"], d["get"], d
+    if d["get"] is not None:
+        r.get_req = d["get"] + d["head"]
+    r.extra = seed_info
+    if r.status != "OK":
+        return r
+    if tool == LISTING:
+        n = files_under(dest)
+        r.files, r.bytes = n, None
+        if n:
+            r.status, r.detail = "WRONG", f"--dry-run wrote {n:,} file(s)"
+    else:
+        ok, what, r.files, r.bytes, r.verified_md5 = verify(
+            dest, exp, args.verify_sample, args.verify_sample_bytes, rep)
+        if not ok:
+            r.status, r.detail = "WRONG", f"after the second run: {what}"
+    return r
 
 
 # --------------------------------------------------------------------------- report
@@ -1742,6 +1840,8 @@ def run_main(argv=None) -> int:
             exp_sizes = {k: o.size for k, o in exp.items()}
             want_bytes = sum(exp_sizes.values())
             here = [t for t in active if runs_on(t, name)]
+            if sc.sync and OURS in here:  # our listing time, the sync scenarios' reference
+                here.insert(here.index(OURS) + 1, LISTING)
             commands[name] = {t: tools.invocation(t, sc, Path("/DEST")).display for t in here}
             log(f"scenario {name}: {len(exp):,} files, {want_bytes:,} bytes selected")
             for rep in range(1, args.reps + 1):
@@ -1751,6 +1851,22 @@ def run_main(argv=None) -> int:
                     dest.mkdir(parents=True)
                     inv = tools.invocation(t, sc, dest)
                     logp = runs_dir / name / f"{t}-{rep}.log"
+                    if sc.sync:
+                        r = run_sync(args, server, inv, t, rep, dest, exp, logp, launcher)
+                        r.tool, r.scenario, r.rep = t, name, rep
+                        results.append(r)
+                        e = r.extra
+                        seed = (f" (seed run: wall {fmt(e.get('seed_wall_s'), '.3f')}s LIST "
+                                f"{e.get('seed_list_req')} GET+HEAD {e.get('seed_get_req')})"
+                                if t != LISTING else "")
+                        log(f"{name} rep {rep} {t}: {r.status} "
+                            f"{'wall' if t == LISTING else 'second run: wall'} "
+                            f"{r.wall_s:.3f}s cpu {r.cpu_s:.2f}s rss "
+                            f"{r.max_rss_kib / 1024:.1f}MiB LIST {r.list_req} GET+HEAD "
+                            f"{r.get_req}{seed}" + (f" — {r.detail}" if r.detail else ""))
+                        if r.status == "OK" and not args.keep_runs:
+                            TRASH.discard(dest)
+                        continue
                     before = server.counts()
                     r = run_measured(inv, dest if inv.writes_files else None, exp_sizes,
                                      args.timeout, args.poll_ms / 1000, logp, launcher)
@@ -1789,7 +1905,7 @@ def run_main(argv=None) -> int:
     finally:
         server.stop()
 
-    summary = summarize(results, args.tools, list(scen))
+    summary = summarize(results, args.tools + [LISTING], list(scen))
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     raw = args.work / f"results-{stamp}.json"
     try:
@@ -1828,7 +1944,7 @@ def run_main(argv=None) -> int:
     for r in bad:
         log(f"NOT OK: {r.scenario} {r.tool} rep {r.rep}: {r.status} {r.detail}")
     # Non-zero when our tool or the probe went wrong (peers' failures are only reported).
-    return 1 if any(r.tool in (OURS, LIMIT, PY_OURS) for r in bad) or not results else 0
+    return 1 if any(r.tool in (OURS, LISTING, LIMIT, PY_OURS) for r in bad) or not results else 0
 
 
 if __name__ == "__main__":

@@ -120,6 +120,12 @@ pub struct Args {
     #[arg(long)]
     pub sync: bool,
 
+    /// What --sync compares besides the size: `mtime`, or `etag` — the modification time and
+    /// the ETag s3fetch recorded on the file (an extended attribute) when it downloaded it;
+    /// `etag` implies --sync
+    #[arg(long, value_enum, value_name = "WHAT", default_value = "mtime")]
+    pub compare: CompareArg,
+
     /// Leave each file's modification time at the time of download, instead of the object's
     /// LastModified
     #[arg(long)]
@@ -184,6 +190,13 @@ pub struct Args {
 pub enum ChecksumModeArg {
     Enabled,
     Disabled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "lower")]
+pub enum CompareArg {
+    Mtime,
+    Etag,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

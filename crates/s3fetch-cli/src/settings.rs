@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use s3fetch::{ChecksumMode, ClientOptions, DownloadOptions};
+use s3fetch::{ChecksumMode, ClientOptions, Compare, DownloadOptions};
 
-use crate::args::{Args, ChecksumModeArg, OutputFormat, ProgressMode};
+use crate::args::{Args, ChecksumModeArg, CompareArg, OutputFormat, ProgressMode};
 
 /// Above this, warn: each download holds a connection and a file.
 const MANY_DOWNLOADS: usize = 1000;
@@ -71,6 +71,10 @@ impl Settings {
             .dry_run(args.dry_run)
             .skip_existing(args.skip_existing)
             .sync(args.sync)
+            .compare(match args.compare {
+                CompareArg::Mtime => Compare::Mtime,
+                CompareArg::Etag => Compare::Etag,
+            })
             .preserve_mtime(!args.no_preserve_mtime)
             .resume(!args.no_resume)
             .client_options(client_options);

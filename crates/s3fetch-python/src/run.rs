@@ -253,7 +253,7 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
     s3_uri, download_dir, *, regex=None, concurrent_downloads=None, list_concurrency=None,
     multipart_threshold=None, part_size=None, retries=None, idle_timeout=None,
     checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, skip_existing=false,
-    sync=false, preserve_mtime=true, resume=true, failed_keys=None, keys_from=None, output=None,
+    sync=false, compare="mtime", preserve_mtime=true, resume=true, failed_keys=None, keys_from=None, output=None,
     want_found=false, want_downloaded=false, want_failed=false, want_skipped=false, region=None, endpoint_url=None, profile=None,
     no_sign_request=false, force_path_style=None, ca_bundle=None, credentials=None,
     ignore_environment=false,
@@ -275,6 +275,7 @@ pub(crate) fn start(
     dry_run: bool,
     skip_existing: bool,
     sync: bool,
+    compare: &str,
     preserve_mtime: bool,
     resume: bool,
     failed_keys: Option<PathBuf>,
@@ -300,6 +301,7 @@ pub(crate) fn start(
         .dry_run(dry_run)
         .skip_existing(skip_existing)
         .sync(sync)
+        .compare(compare.parse::<s3fetch::Compare>().map_err(fail)?)
         .preserve_mtime(preserve_mtime)
         .resume(resume)
         .checksum_mode(checksum_mode.parse::<ChecksumMode>().map_err(fail)?);

@@ -350,17 +350,25 @@ impl Job {
             dest.to_owned(),
         );
         let (size, modified, rule) = (object.size, object.last_modified, self.skip);
+        let etag = object.etag.clone();
         self.fetcher
             .blocking(move || {
                 dir.sweep(&relative);
                 let Ok(meta) = std::fs::symlink_metadata(&dest) else {
                     return Ok(false);
                 };
+                let same_time =
+                    || modified.is_some_and(|m| meta.modified().is_ok_and(|t| same_second(t, m)));
                 Ok(meta.is_file()
                     && meta.len() == size
-                    && (rule == Skip::SameSize
-                        || modified
-                            .is_some_and(|m| meta.modified().is_ok_and(|t| same_second(t, m)))))
+                    && match rule {
+                        Skip::Never => false,
+                        Skip::SameSize => true,
+                        Skip::SameSizeAndTime => same_time(),
+                        Skip::SameSizeTimeAndEtag => {
+                            same_time() && same_etag(&dest, etag.as_deref())
+                        }
+                    })
             })
             .await
             .unwrap_or(false)
@@ -406,6 +414,25 @@ impl Job {
         let root = self.fetcher.dir.root();
         paths::relative_path(&self.prefix, key, &self.delimiter)
             .map_or_else(|_| root.to_owned(), |relative| root.join(relative))
+    }
+}
+
+/// Whether the ETag recorded on the file at `path` is `etag`. A file system without extended
+/// attributes keeps no record: said once per process, and the object is downloaded again.
+fn same_etag(path: &Path, etag: Option<&str>) -> bool {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    match crate::write::recorded_etag(path) {
+        Ok(recorded) => etag.is_some() && recorded.as_deref() == etag,
+        Err(error) => {
+            if !SAID.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    path = %path.display(),
+                    %error,
+                    "this file system keeps no extended attributes, where s3fetch records ETags: compare etag downloads the objects again"
+                );
+            }
+            false
+        }
     }
 }
 

@@ -82,7 +82,7 @@ pub use error::{error_chain, DirProblem, Error, Result, ServiceError, ServiceErr
 pub use filter::KeyFilter;
 pub use object::ObjectInfo;
 pub use options::{
-    parse_size, ChecksumMode, DownloadOptions, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT,
+    parse_size, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
 pub use progress::{DownloadResult, Failure, NoReporter, Reporter, Summary};

@@ -64,6 +64,32 @@ impl std::str::FromStr for ChecksumMode {
     }
 }
 
+/// What a sync run compares, besides the size, to take a file as up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compare {
+    /// The modification time (the object's LastModified, to the second).
+    #[default]
+    Mtime,
+    /// The modification time and the ETag recorded on the file when it was downloaded (an
+    /// extended attribute, `user.s3fetch.etag`): also catches an object rewritten with the
+    /// same size within the same second, or a local edit that kept the time.
+    Etag,
+}
+
+impl std::str::FromStr for Compare {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "mtime" => Ok(Compare::Mtime),
+            "etag" => Ok(Compare::Etag),
+            _ => Err(Error::option(
+                "compare",
+                format!("must be \"mtime\" or \"etag\", not {text:?}"),
+            )),
+        }
+    }
+}
+
 /// What to download and how. Every field has a builder method of the same name; the names
 /// are those of the CLI's flags (with `_` for `-`) and of the Python API's keywords.
 #[derive(Debug, Clone)]
@@ -96,6 +122,8 @@ pub struct DownloadOptions {
     /// Skip an object whose file exists with the object's size and modification time (the
     /// object's LastModified, as this crate sets it): a second run fetches only what changed.
     pub sync: bool,
+    /// What `sync` compares besides the size; [`Compare::Etag`] implies `sync`.
+    pub compare: Compare,
     /// Set each file's modification time to its object's LastModified (default: on).
     pub preserve_mtime: bool,
     /// Continue large downloads that an earlier run left unfinished, and leave this run's
@@ -134,6 +162,7 @@ impl DownloadOptions {
             dry_run: false,
             skip_existing: false,
             sync: false,
+            compare: Compare::Mtime,
             preserve_mtime: true,
             resume: true,
             failed_keys: None,
@@ -209,6 +238,11 @@ impl DownloadOptions {
 
     pub fn sync(mut self, sync: bool) -> Self {
         self.sync = sync;
+        self
+    }
+
+    pub fn compare(mut self, compare: Compare) -> Self {
+        self.compare = compare;
         self
     }
 
@@ -298,10 +332,11 @@ impl DownloadOptions {
         if !self.dry_run {
             dir.check_writable()?;
         }
-        let skip = match (self.sync, self.skip_existing) {
-            (true, _) => Skip::SameSizeAndTime,
-            (false, true) => Skip::SameSize,
-            (false, false) => Skip::Never,
+        let skip = match (self.compare, self.sync, self.skip_existing) {
+            (Compare::Etag, _, _) => Skip::SameSizeTimeAndEtag,
+            (Compare::Mtime, true, _) => Skip::SameSizeAndTime,
+            (Compare::Mtime, false, true) => Skip::SameSize,
+            (Compare::Mtime, false, false) => Skip::Never,
         };
         Ok(Validated {
             uri: self.uri,
@@ -336,6 +371,8 @@ pub(crate) enum Skip {
     /// A regular file of the object's size whose modification time is the object's
     /// LastModified (to the second).
     SameSizeAndTime,
+    /// As `SameSizeAndTime`, and the ETag recorded on the file is the object's.
+    SameSizeTimeAndEtag,
 }
 
 /// The keys of a `keys_from` file (or standard input for `-`): one per line, blank lines

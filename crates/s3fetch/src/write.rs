@@ -377,19 +377,16 @@ impl TempFile {
         Ok(hasher)
     }
 
-    /// Renames the file over the destination, first setting its modification time to
-    /// `mtime` if given.
-    pub fn commit(mut self, key: &str, mtime: Option<SystemTime>) -> Result<()> {
-        if let Some(time) = mtime {
-            self.file.set_modified(time).map_err(|e| {
-                Error::io(
-                    key,
-                    "setting the modification time of",
-                    self.dest.clone(),
-                    e,
-                )
-            })?;
-        }
+    /// Renames the file over the destination, first giving it `stamp`.
+    pub fn commit(mut self, key: &str, stamp: &Stamp) -> Result<()> {
+        stamp.apply(&self.file).map_err(|e| {
+            Error::io(
+                key,
+                "setting the modification time of",
+                self.dest.clone(),
+                e,
+            )
+        })?;
         fs::rename(&self.path, &self.dest).map_err(|e| {
             let e = match fs::symlink_metadata(&self.dest) {
                 Ok(meta) if meta.is_dir() => {
@@ -521,18 +518,68 @@ fn write_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes a complete object held in memory: directories, temporary file, modification time
-/// (if given), rename.
+/// What a finished file carries besides its bytes: its object's modification time and ETag.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stamp {
+    pub mtime: Option<SystemTime>,
+    /// Recorded in the extended attribute [`ETAG_XATTR`] for `compare: etag` runs.
+    pub etag: Option<String>,
+}
+
+/// The extended attribute that holds the ETag a file was downloaded from.
+pub(crate) const ETAG_XATTR: &str = "user.s3fetch.etag";
+
+impl Stamp {
+    /// Sets the modification time (an error is the caller's) and records the ETag where
+    /// the file system keeps extended attributes (elsewhere it is not recorded: see
+    /// [`recorded_etag`]).
+    fn apply(&self, file: &File) -> io::Result<()> {
+        if let Some(time) = self.mtime {
+            file.set_modified(time)?;
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(etag) = &self.etag {
+            let _ = rustix::fs::fsetxattr(
+                file,
+                ETAG_XATTR,
+                etag.as_bytes(),
+                rustix::fs::XattrFlags::empty(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The ETag recorded on the file at `path` when it was downloaded: `Ok(None)` when it has
+/// none, `Err` when the file system keeps no extended attributes (or no such support here).
+pub(crate) fn recorded_etag(path: &Path) -> io::Result<Option<String>> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut buffer = vec![0u8; 256];
+        match rustix::fs::lgetxattr(path, ETAG_XATTR, &mut buffer[..]) {
+            Ok(n) => Ok(String::from_utf8(buffer[..n].to_vec()).ok()),
+            Err(rustix::io::Errno::NODATA | rustix::io::Errno::RANGE) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// Writes a complete object held in memory: directories, temporary file, `stamp`, rename.
 pub(crate) fn write_whole(
     dir: &DownloadDir,
     key: &str,
     relative: &Path,
     chunks: &[impl AsRef<[u8]>],
-    mtime: Option<SystemTime>,
+    stamp: &Stamp,
 ) -> Result<()> {
     let dest = dir.prepare(key, relative)?;
     #[cfg(target_os = "linux")]
-    if let Some(linked) = write_unnamed(&dest, chunks, mtime) {
+    if let Some(linked) = write_unnamed(&dest, chunks, stamp) {
         return linked.map_err(|e| Error::io(key, "writing", dest, e));
     }
     let file = dir.temp_file(key, &dest)?;
@@ -541,7 +588,7 @@ pub(crate) fn write_whole(
             .write_all(chunk.as_ref())
             .map_err(|e| Error::io(key, "writing", file.dest.clone(), e))?;
     }
-    file.commit(key, mtime)
+    file.commit(key, stamp)
 }
 
 /// Writes `lines` to `path`, one per line, replacing it whole: written beside it under a
@@ -606,7 +653,7 @@ fn process_exists(_pid: u32) -> bool {
 fn write_unnamed(
     dest: &Path,
     chunks: &[impl AsRef<[u8]>],
-    mtime: Option<SystemTime>,
+    stamp: &Stamp,
 ) -> Option<io::Result<()>> {
     use rustix::fs::{linkat, openat, AtFlags, Mode, OFlags, CWD};
     use std::os::fd::AsRawFd;
@@ -624,10 +671,8 @@ fn write_unnamed(
             return Some(Err(e));
         }
     }
-    if let Some(time) = mtime {
-        if let Err(e) = file.set_modified(time) {
-            return Some(Err(e));
-        }
+    if let Err(e) = stamp.apply(&file) {
+        return Some(Err(e));
     }
     let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
     match linkat(CWD, proc_path.as_str(), CWD, dest, AtFlags::SYMLINK_FOLLOW) {
@@ -659,7 +704,14 @@ mod tests {
             .unwrap();
         drop(t);
         assert!(entries(tmp.path()).is_empty());
-        write_whole(&dir, "k", Path::new("x"), &[&b"who"[..], &b"le"[..]], None).unwrap();
+        write_whole(
+            &dir,
+            "k",
+            Path::new("x"),
+            &[&b"who"[..], &b"le"[..]],
+            &Stamp::default(),
+        )
+        .unwrap();
         assert_eq!(entries(tmp.path()), ["x"]);
         assert_eq!(fs::read(&dest).unwrap(), b"whole");
     }
@@ -672,7 +724,14 @@ mod tests {
         let t = dir.temp_file("k", &dest).unwrap();
         assert!(t.path.file_name().unwrap().len() < 64);
         drop(t);
-        write_whole(&dir, "k", Path::new(&"n".repeat(250)), &[b"x"], None).unwrap();
+        write_whole(
+            &dir,
+            "k",
+            Path::new(&"n".repeat(250)),
+            &[b"x"],
+            &Stamp::default(),
+        )
+        .unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"x");
     }
 
@@ -711,7 +770,7 @@ mod tests {
             0,
         )
         .unwrap();
-        t.commit("k", None).unwrap();
+        t.commit("k", &Stamp::default()).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"abcdef");
     }
 
@@ -760,7 +819,7 @@ mod tests {
             .collect();
         t.write_chunks_at("k", &[Bytes::new()], 0).unwrap();
         t.write_chunks_at("k", &chunks, 5).unwrap();
-        t.commit("k", None).unwrap();
+        t.commit("k", &Stamp::default()).unwrap();
         let want: Vec<u8> = [0u8; 5]
             .into_iter()
             .chain(chunks.iter().flat_map(|c| c.iter().copied()))

@@ -250,6 +250,48 @@ async fn sync_also_compares_the_modification_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_etag_catches_a_rewrite_that_size_and_time_miss() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let when = SystemTime::now() - Duration::from_secs(3600);
+    server.put_object_at("bkt", "d/a.txt", "alpha", when);
+    run(options(&server, dir.path())).await;
+    let etag_sync = || options(&server, dir.path()).compare(s3fetch::Compare::Etag);
+    let (summary, gets, _) = counted(&server, run(etag_sync())).await;
+    assert_eq!(
+        (gets, summary.objects_skipped),
+        (0, 4),
+        "the ETags are recorded"
+    );
+
+    // Rewritten with the same size and the same LastModified: only the ETag tells.
+    server.put_object_at("bkt", "d/a.txt", "ALPHA", when);
+    let (summary, gets, _) = counted(&server, run(options(&server, dir.path()).sync(true))).await;
+    assert_eq!(
+        (gets, summary.objects_skipped),
+        (0, 4),
+        "size and time cannot see it"
+    );
+    let (summary, gets, _) = counted(&server, run(etag_sync())).await;
+    assert_eq!((gets, summary.objects_downloaded), (1, 1));
+    assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"ALPHA");
+
+    // A file that carries no record (copied in by other means, its time kept): downloaded
+    // again.
+    let (original, copy) = (dir.path().join("b.txt"), dir.path().join("b-copy"));
+    std::fs::copy(&original, &copy).unwrap();
+    set_mtime(&copy, mtime(&original));
+    std::fs::rename(&copy, &original).unwrap();
+    let (summary, gets, _) = counted(&server, run(etag_sync())).await;
+    assert_eq!(
+        (gets, summary.objects_downloaded),
+        (1, 1),
+        "{:?}",
+        summary.failures
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_keys_then_keys_from_reruns_just_the_failures() {
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();

@@ -35,6 +35,7 @@ def start(
     dry_run: bool = False,
     skip_existing: bool = False,
     sync: bool = False,
+    compare: str = "mtime",
     preserve_mtime: bool = True,
     resume: bool = True,
     failed_keys: str | None = None,

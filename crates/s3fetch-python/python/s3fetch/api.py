@@ -59,6 +59,7 @@ def download(
     ca_bundle: str | os.PathLike[str] | None = None,
     skip_existing: bool = False,
     sync: bool = False,
+    compare: str = "mtime",
     preserve_mtime: bool = True,
     resume: bool = True,
     failed_keys: str | os.PathLike[str] | None = None,
@@ -115,6 +116,10 @@ def download(
             modification time (set by s3fetch to the object's LastModified): a second run
             fetches only what is new or changed. Skipped objects reach ``on_result`` with
             ``skipped=True``; ``on_complete`` and the tracker are not called for them.
+        compare: What ``sync`` compares besides the size: ``"mtime"`` (default), or ``"etag"``
+            — the modification time and the ETag s3fetch recorded on the file (an extended
+            attribute, ``user.s3fetch.etag``) when it downloaded it; ``"etag"`` implies
+            ``sync``.
         preserve_mtime: Set each file's modification time to its object's LastModified
             (default ``True``).
         resume: Continue large downloads an interrupted run left unfinished (partial files
@@ -181,6 +186,7 @@ async def download_async(
     ca_bundle: str | os.PathLike[str] | None = None,
     skip_existing: bool = False,
     sync: bool = False,
+    compare: str = "mtime",
     preserve_mtime: bool = True,
     resume: bool = True,
     failed_keys: str | os.PathLike[str] | None = None,
@@ -233,6 +239,10 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
     ):
         raise InvalidOptionError("progress_tracker needs increment_found() and increment_downloaded(bytes_count)")
 
+    for name in ("checksum_mode", "compare"):
+        if not isinstance(args[name], str):
+            raise InvalidOptionError(f"{name} must be a str, not {type(args[name]).__name__}")
+
     idle_timeout = args["idle_timeout"]
     if hasattr(idle_timeout, "total_seconds"):  # a datetime.timedelta
         idle_timeout = idle_timeout.total_seconds()
@@ -268,6 +278,7 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         dry_run=dry_run,
         skip_existing=bool(args["skip_existing"]),
         sync=bool(args["sync"]),
+        compare=args["compare"],
         preserve_mtime=bool(args["preserve_mtime"]),
         resume=bool(args["resume"]),
         failed_keys=_path("failed_keys", args["failed_keys"]),

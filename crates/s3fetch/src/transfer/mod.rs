@@ -38,7 +38,7 @@ use crate::object::ObjectInfo;
 use crate::progress::Reporter;
 use crate::resume;
 use crate::retry::Attempt;
-use crate::write::{DownloadDir, TempFile};
+use crate::write::{DownloadDir, Stamp, TempFile};
 
 /// Objects up to this size are collected in memory and written with one call.
 const SMALL_OBJECT: u64 = 256 * 1024;
@@ -127,9 +127,9 @@ impl Fetcher {
         };
         let key = object.key.clone();
         let temp = Arc::into_inner(temp).expect("every part has finished");
-        let mtime = self.mtime(object);
+        let stamp = self.stamp(object);
         let _entry = self.dir_ops.acquire().await.map_err(|_| Error::Cancelled)?;
-        self.blocking(move || temp.commit(&key, mtime)).await?;
+        self.blocking(move || temp.commit(&key, &stamp)).await?;
         Ok(written)
     }
 
@@ -177,9 +177,13 @@ impl Fetcher {
         }
     }
 
-    /// The modification time to give `object`'s file, if any.
-    fn mtime(&self, object: &ObjectInfo) -> Option<std::time::SystemTime> {
-        object.last_modified.filter(|_| self.preserve_mtime)
+    /// What `object`'s file is to carry: its modification time (unless not preserved) and
+    /// its ETag.
+    fn stamp(&self, object: &ObjectInfo) -> Stamp {
+        Stamp {
+            mtime: object.last_modified.filter(|_| self.preserve_mtime),
+            etag: object.etag.clone(),
+        }
     }
 
     /// Counts bytes taken from an earlier run's partial file.

@@ -63,14 +63,14 @@ pub(super) async fn fetch(
         .await?;
     let len = chunks.iter().map(|b| b.len() as u64).sum();
     let (dir, key_owned, relative) = (fetcher.dir.clone(), key.to_owned(), relative.to_owned());
-    let mtime = fetcher.mtime(object);
+    let stamp = fetcher.stamp(object);
     let _entry = fetcher
         .dir_ops
         .acquire()
         .await
         .map_err(|_| Error::Cancelled)?;
     fetcher
-        .blocking(move || write::write_whole(&dir, &key_owned, &relative, &chunks, mtime))
+        .blocking(move || write::write_whole(&dir, &key_owned, &relative, &chunks, &stamp))
         .await?;
     // Held until written: a download's memory is bounded by the requests in flight.
     drop(permit);

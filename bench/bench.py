@@ -156,9 +156,9 @@ def make_scenarios(scale: float) -> dict[str, Scenario]:
         b = by_name[base]
         what = "64 KiB" if base == "small" else "100 B in 100 folders"
         s.append(replace(b, name=name, regex=None, glob=None, sync=True,
-                         description=f"the `{base}` bucket, every key ({b.objects:,} objects of "
-                         f"{what}): a second run of each tool's sync command into the directory "
-                         "its first (seed) run filled, so every file is present already"))
+                         description=f"{b.objects:,} objects of {what} (the `{base}` dataset), "
+                         "every key, all present already: the second run of each tool's sync "
+                         "command"))
     return {x.name: x for x in s}
 
 
@@ -848,6 +848,10 @@ def run_sync(args, server: Server, inv: Invocation, tool: str, rep: int, dest: P
     --dry-run`) runs once, measured: it must write nothing."""
     poll = args.poll_ms / 1000
     seed_info: dict = {}
+    if tool == OURS and "--sync" not in run_text([inv.argv[0], "--help"], limit=None):
+        return RunResult(tool, "", rep, status="FAILED",
+                         detail=f"{rel(Path(inv.argv[0]))} has no --sync flag: rebuild it "
+                         "(bench/run.sh builds it; BENCH_NO_BUILD=1 skips that)")
     if tool != LISTING:
         before = server.counts()
         seed = run_measured(inv, None, {}, args.timeout, poll, logp.with_suffix(".seed.log"),
@@ -863,7 +867,7 @@ def run_sync(args, server: Server, inv: Invocation, tool: str, rep: int, dest: P
                      "seed_get_req": None if d["get"] is None else d["get"] + d["head"]}
         if seed.status != "OK":  # nothing to sync against: the row is this failure
             seed.detail = f"first (seed) run: {seed.detail}"
-            seed.extra = seed_info
+            seed.extra = {**seed_info, "seed_failed": True}
             return seed
     before = server.counts()
     r = run_measured(inv, None, {}, args.timeout, poll, logp, launcher)
@@ -919,6 +923,10 @@ def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) 
                 "bytes": ok[0].bytes if ok else None,
                 "list_req": median([r.list_req for r in ok]),
                 "get_req": median([r.get_req for r in ok]),
+                # The most of any repetition (the sync target: 0 in every one).
+                "get_req_max": max((r.get_req for r in ok if r.get_req is not None),
+                                   default=None),
+                "seed_wall_s": median([r.extra.get("seed_wall_s") for r in ok]),
             }
             rows[t] = row
 
@@ -934,7 +942,10 @@ def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) 
         limit_wall = limit["wall_s"] if limit and limit["status"] == "OK" else None
         cli = rows.get(OURS)
         cli_wall = cli["wall_s"] if cli and cli["status"] == "OK" else None
+        lst = rows.get(LISTING)  # sync scenarios: `s3fetch --dry-run`, our listing time
+        lst_wall = lst["wall_s"] if lst and lst["status"] == "OK" else None
         for t, row in rows.items():
+            row["vs_listing"] = row["wall_s"] / lst_wall if lst_wall and row["wall_s"] else None
             b = best_py if t in PY_TOOLS else best
             row["vs_best_peer"] = (row["wall_s"] / b[1]["wall_s"]
                                    if b and row["wall_s"] else None)
@@ -1002,6 +1013,51 @@ def targets(summary: dict) -> list[str]:
         out.append("- million: listing throughput ≥ 20× sequential; peak RSS ≤ 1.5× needle's "
                    "— not measured (run with `--scenarios million`)")
     out += list_targets(summary)
+    out += sync_targets(summary)
+    return out
+
+
+def sync_targets(summary: dict) -> list[str]:
+    """A second run over files all present: s3fetch ≤ 1.1× its listing time, ≤ 0.2× the best
+    peer's second run, and no GET or HEAD request."""
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    out = []
+    for sc in SYNC_SCENARIOS:
+        rows = summary.get(sc, {}).get("rows", {})
+        ours, lst = rows.get(OURS), rows.get(LISTING)
+        ours = ours if ours and ours["status"] == "OK" else None
+        lst = lst if lst and lst["status"] == "OK" else None
+        best = summary.get(sc, {}).get("best_peer")
+        if not ours:
+            why = (f"s3fetch {rows[OURS]['status']}" if OURS in rows
+                   else f"run with `--scenarios {sc}`")
+            out.append(f"- {sc}: second run ≤ 1.1× our listing time, ≤ 0.2× the best peer's "
+                       f"second run, GET+HEAD = 0 for s3fetch — not measured ({why})")
+            continue
+        parts = []
+        if lst:
+            a = ours["wall_s"] / lst["wall_s"]
+            parts.append(f"second run ≤ 1.1× our listing time — {ours['wall_s']:.3f} / "
+                         f"{lst['wall_s']:.3f} s = {a:.3f}×: **{verdict(a <= 1.1)}**")
+        else:
+            parts.append("second run ≤ 1.1× our listing time — not measured")
+        if best:
+            bw = rows[best]["wall_s"]
+            b = ours["wall_s"] / bw
+            parts.append(f"≤ 0.2× the best peer's second run ({best}, {bw:.3f} s) — {b:.3f}×: "
+                         f"**{verdict(b <= 0.2)}**")
+        else:
+            parts.append("≤ 0.2× the best peer's second run — not measured")
+        g = ours["get_req_max"]
+        if g is None:
+            parts.append("GET+HEAD = 0 for s3fetch — not measured (no request counts)")
+        else:
+            parts.append(f"GET+HEAD = 0 for s3fetch — {fmt_n(g)}"
+                         f"{' (the most of any repetition)' if ours['runs'] > 1 else ''}: "
+                         f"**{verdict(g == 0)}**")
+        out.append(f"- {sc}: " + "; ".join(parts))
     return out
 
 
@@ -1157,6 +1213,45 @@ def python_section(summary: dict, scen: dict, names: list[str], tools: list[str]
     return L
 
 
+def sync_section(name: str, sc: Scenario, sc_sum: dict, tools: list[str]) -> list[str]:
+    """A sync scenario's table: the second runs (and our listing) with their ratios."""
+    L = [f"### {name}\n"]
+    L.append(f"{sc.description}. Bucket `{sc.bucket}`. Per repetition and tool: the tool's sync "
+             "command into a fresh directory (the seed run: verified, not timed; `seed run s` is "
+             "its wall), then the same command again into that directory, timed, with the "
+             "server's requests of that second run only. `s3fetch listing only` = `s3fetch "
+             "--dry-run` into an empty directory (lists every key, downloads nothing), timed "
+             "once per repetition. `vs our listing` = wall / its wall; `vs best peer` = wall / "
+             "the best peer's second-run wall.\n")
+    L.append("| tool | second run wall s | vs our listing | vs best peer | CPU s | peak RSS MiB | "
+             "LIST | GET+HEAD | seed run s |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    order = [t for t in tools if t in SYNC_TOOLS]
+    if OURS in order:
+        order.insert(order.index(OURS) + 1, LISTING)
+
+    def ratio(x):
+        return f"{x:.3f}×" if x is not None else "–"
+
+    for t in order:
+        r = sc_sum["rows"].get(t)
+        if r is None:
+            continue
+        label = {OURS: f"**{t}**", LISTING: "s3fetch listing only (`--dry-run`)"}.get(t, t)
+        if t == sc_sum["best_peer"]:
+            label += " (best peer)"
+        if r["status"] != "OK":
+            L.append(f"| {label} | **{r['status']}** ({r['ok']}/{r['runs']} ok): "
+                     f"{r['detail'].replace('|', '/')} | | | | | | | |")
+            continue
+        L.append(f"| {label} | {fmt(r['wall_s'], '.3f')} | {ratio(r['vs_listing'])} | "
+                 f"{ratio(r['vs_best_peer'])} | {fmt(r['cpu_s'])} | {fmt(r['rss_mib'], '.1f')} | "
+                 f"{fmt_n(r['list_req'])} | {fmt_n(r['get_req'])} | "
+                 f"{fmt(r['seed_wall_s'], '.3f')} |")
+    L.append("")
+    return L
+
+
 def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: dict,
                  tools: list[str]) -> None:
     L = []
@@ -1246,6 +1341,10 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
     L.append("## Results\n")
     for name, sc_sum in summary.items():
         sc = scen[name]
+        if sc.sync:
+            if sc_sum["rows"]:
+                L += sync_section(name, sc, sc_sum, tools)
+            continue
         if not any(t in sc_sum["rows"] for t in tools if t not in PY_TOOLS):
             continue
         L.append(f"### {name}\n")
@@ -1279,7 +1378,8 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
         L += py_targets(summary)
     L.append("")
     L.append("## Commands\n")
-    L.append("`$EP` = the test server's endpoint, `$DEST` = a fresh empty directory.\n")
+    L.append("`$EP` = the test server's endpoint, `$DEST` = a fresh empty directory (sync "
+             "scenarios: the same command twice into it, the second run timed).\n")
     for name, cmds in commands.items():
         L.append(f"### {name}\n")
         L.append("```sh")
@@ -1859,11 +1959,14 @@ def run_main(argv=None) -> int:
                         seed = (f" (seed run: wall {fmt(e.get('seed_wall_s'), '.3f')}s LIST "
                                 f"{e.get('seed_list_req')} GET+HEAD {e.get('seed_get_req')})"
                                 if t != LISTING else "")
-                        log(f"{name} rep {rep} {t}: {r.status} "
-                            f"{'wall' if t == LISTING else 'second run: wall'} "
-                            f"{r.wall_s:.3f}s cpu {r.cpu_s:.2f}s rss "
-                            f"{r.max_rss_kib / 1024:.1f}MiB LIST {r.list_req} GET+HEAD "
-                            f"{r.get_req}{seed}" + (f" — {r.detail}" if r.detail else ""))
+                        if r.wall_s is None or e.get("seed_failed"):
+                            log(f"{name} rep {rep} {t}: {r.status} — {r.detail}")
+                        else:
+                            log(f"{name} rep {rep} {t}: {r.status} "
+                                f"{'wall' if t == LISTING else 'second run: wall'} "
+                                f"{r.wall_s:.3f}s cpu {r.cpu_s:.2f}s rss "
+                                f"{r.max_rss_kib / 1024:.1f}MiB LIST {r.list_req} GET+HEAD "
+                                f"{r.get_req}{seed}" + (f" — {r.detail}" if r.detail else ""))
                         if r.status == "OK" and not args.keep_runs:
                             TRASH.discard(dest)
                         continue

@@ -79,6 +79,7 @@ impl Downloader {
         let options = options.validate()?;
         let filter = options.filter;
         let job_filter = filter.clone();
+        let job_filter_end = filter.clone();
         let concurrency = options.concurrent_downloads;
         let dir = Arc::new(options.dir);
         let client = match options.client {
@@ -222,6 +223,17 @@ impl Downloader {
         drop(job);
         if let Some(Err(error)) = listed {
             return Err(error);
+        }
+        // After a complete listing, a partial file of a selected key that was not listed is
+        // of an object since deleted: nothing will resume it.
+        if matches!(listed, Some(Ok(_))) && !from_keys && !options.dry_run {
+            let prefix = &uri.prefix;
+            let removed = dir.remove_unwanted_partials(|key| {
+                key.starts_with(prefix.as_str()) && job_filter_end.wants(key)
+            });
+            if removed > 0 {
+                tracing::info!(removed, "removed partial files of objects no longer listed");
+            }
         }
         let tally = Arc::into_inner(tally).expect("every task has finished");
         let mut summary = tally.into_summary(started.elapsed(), cancelled, options.dry_run);

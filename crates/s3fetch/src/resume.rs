@@ -186,13 +186,34 @@ pub(crate) fn open(
 /// Removes `dest`'s partial file and journal, unless another process holds them
 /// (`--no-resume`).
 pub(crate) fn discard(dest: &Path) {
-    let (path, journal) = partial_paths(dest);
-    if let Ok(file) = File::open(&path) {
-        if lock(&file).unwrap_or(false) {
+    remove(&partial_paths(dest).0);
+}
+
+/// Removes the partial file at `partial` and its journal unless another process holds it;
+/// whether they were removed.
+pub(crate) fn remove(partial: &Path) -> bool {
+    let journal = partial.with_extension("json");
+    match File::open(partial) {
+        Ok(file) if lock(&file).unwrap_or(false) => {
             let _ = fs::remove_file(&journal);
-            let _ = fs::remove_file(&path);
+            fs::remove_file(partial).is_ok()
         }
+        Ok(_) => false,
+        // A journal without its partial file.
+        Err(_) => fs::remove_file(&journal).is_ok(),
     }
+}
+
+/// Whether `name` is a partial file's journal (`.s3fetch-part-<hash>.json`).
+pub(crate) fn is_journal_name(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.starts_with(".s3fetch-part-") && n.ends_with(".json"))
+}
+
+/// The key a journal is about, if it can be read.
+pub(crate) fn journal_key(journal: &Path) -> Option<String> {
+    let value: Value = serde_json::from_slice(&fs::read(journal).ok()?).ok()?;
+    value["key"].as_str().map(str::to_owned)
 }
 
 fn open_no_follow(path: &Path) -> io::Result<File> {

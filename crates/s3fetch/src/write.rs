@@ -33,6 +33,10 @@ pub(crate) struct DownloadDir {
     ready: Mutex<HashSet<PathBuf>>,
     /// Relative directories already swept for dead runs' temporary files.
     swept: Mutex<HashSet<PathBuf>>,
+    /// Journals of partial files found in the swept directories, and the partial files this
+    /// run opened: see [`DownloadDir::remove_unwanted_partials`].
+    journals_seen: Mutex<Vec<PathBuf>>,
+    partials_opened: Mutex<HashSet<PathBuf>>,
     /// This run's temporary files.
     temps: Arc<Temps>,
     /// Partial files kept for a later run to resume.
@@ -59,6 +63,8 @@ impl DownloadDir {
             root,
             ready: Mutex::new(HashSet::new()),
             swept: Mutex::new(HashSet::new()),
+            journals_seen: Mutex::default(),
+            partials_opened: Mutex::default(),
             temps: Temps::register(),
             kept: Arc::default(),
         })
@@ -96,6 +102,10 @@ impl DownloadDir {
         let Some((path, file, journal)) = resume::open(dest, identity).map_err(error)? else {
             return Ok(None);
         };
+        self.partials_opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.clone());
         let temp = TempFile {
             path,
             dest: dest.to_owned(),
@@ -110,6 +120,34 @@ impl DownloadDir {
         };
         temp.set_len(&key, size)?;
         Ok(Some(temp))
+    }
+
+    /// Removes the partial files (and journals) found in the directories this run worked
+    /// in whose object `wanted` selects but this run did not download: the object is gone
+    /// from the bucket (a complete listing did not list it). Partials of keys the run does
+    /// not select are another run's and stay. Returns how many were removed.
+    pub fn remove_unwanted_partials(&self, wanted: impl Fn(&str) -> bool) -> usize {
+        let journals =
+            std::mem::take(&mut *self.journals_seen.lock().unwrap_or_else(|e| e.into_inner()));
+        let opened = self
+            .partials_opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut removed = 0;
+        for journal in journals {
+            let partial = journal.with_extension("");
+            if opened.contains(&partial) {
+                continue;
+            }
+            if resume::journal_key(&journal).is_some_and(|key| wanted(&key))
+                && resume::remove(&partial)
+            {
+                tracing::debug!(path = %partial.display(), "removing the partial file of an object no longer listed");
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Partial files kept so far for a later run (interrupted large downloads).
@@ -143,6 +181,13 @@ impl DownloadDir {
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
+            if resume::is_journal_name(&name) {
+                self.journals_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(entry.path());
+                continue;
+            }
             let Some(pid) = name.to_str().and_then(temp_pid) else {
                 continue;
             };

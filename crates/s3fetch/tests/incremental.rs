@@ -439,6 +439,36 @@ async fn a_run_removes_the_temporary_files_of_dead_runs_only() {
     assert_no_temp_files(dir.path());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partials_of_objects_no_longer_listed_are_removed_others_stay() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let partial = |name: &str, key: &str| {
+        let path = dir.path().join(format!(".s3fetch-part-{name}"));
+        std::fs::write(&path, vec![0u8; 1024]).unwrap();
+        let journal = format!(
+            r#"{{"version":1,"key":"{key}","etag":"\"x\"","size":1024,"part_size":512,"done":[[0,512,1]]}}"#
+        );
+        std::fs::write(path.with_extension("json"), journal).unwrap();
+        path
+    };
+    let gone = partial("00000000000000aa", "d/deleted.bin");
+    let unselected = partial("00000000000000bb", "d/not-this-run.dat");
+    let outside = partial("00000000000000cc", "elsewhere/x.bin");
+    // A run that selects `*.bin` and `*.txt` under d/, listing all of it.
+    run(options(&server, dir.path()).regex(r"\.(bin|txt)$")).await;
+    assert!(
+        !gone.exists() && !gone.with_extension("json").exists(),
+        "not listed: removed"
+    );
+    for kept in [&unselected, &outside] {
+        assert!(
+            kept.exists() && kept.with_extension("json").exists(),
+            "{kept:?} is another run's"
+        );
+    }
+}
+
 /// A writer the test can read back.
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);

@@ -66,8 +66,8 @@ PAGE = 1000  # keys per ListObjectsV2 page (S3's and the test kit's maximum)
 # aws-sdk-go in s5cmd), else the option given the CA file (python_peers.py's --ca-bundle:
 # py-s3fetch's ca_bundle=, py-obstore's client_options root_certificate).
 TLS_TRUST = {
-    OURS: "--ca-bundle", LIMIT: "--ca-bundle", LISTING: "--ca-bundle", "s3fetch-py": "env", "aws-cli": "env",
-    "s5cmd": "env", "rclone": "--ca-cert", PY_OURS: "--ca-bundle",
+    OURS: "--ca-bundle", LIMIT: "--ca-bundle", LISTING: "--ca-bundle", "s3fetch-py": "env",
+    "aws-cli": "env", "s5cmd": "env", "rclone": "--ca-cert", PY_OURS: "--ca-bundle",
     "py-s3fetch-2.1.2": "env", "py-boto3": "env", "py-s3fs": "env", "py-obstore": "--ca-bundle",
 }
 

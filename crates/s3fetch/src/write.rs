@@ -166,6 +166,15 @@ impl DownloadDir {
     /// touched: another s3fetch writing into the same directory keeps its files. A process
     /// on another machine (a shared file system) is not seen, so two machines must not
     /// download into one directory at once.
+    /// Whether the directory of `relative` has been swept in this run.
+    pub fn is_swept(&self, relative: &Path) -> bool {
+        let dir = relative.parent().unwrap_or(Path::new(""));
+        self.swept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(dir)
+    }
+
     pub fn sweep(&self, relative: &Path) {
         let dir = relative.parent().unwrap_or(Path::new("")).to_owned();
         if !self

@@ -172,13 +172,21 @@ pub(crate) fn open(
     identity: Identity,
 ) -> io::Result<Option<(PathBuf, File, Journal)>> {
     let (path, journal_path) = partial_paths(dest);
-    let file = open_no_follow(&path)?;
+    let mut file = open_no_follow(&path)?;
     if !lock(&file)? {
         return Ok(None);
     }
     let journal = Journal::load(journal_path, identity);
-    if journal.done.is_empty() {
-        file.set_len(0)?;
+    if journal.done.is_empty() && file.metadata()?.len() > 0 {
+        // Another download's bytes: start from a new file. Not by truncating this one: ext4
+        // takes a file truncated to zero for a rewrite in place and, when it is closed,
+        // pushes all of its new data to disk (`auto_da_alloc`) — which made every large
+        // download wait for the disk (4 × 512 MiB: 6 s instead of 3).
+        fs::remove_file(&path)?;
+        file = open_no_follow(&path)?;
+        if !lock(&file)? {
+            return Ok(None);
+        }
     }
     Ok(Some((path, file, journal)))
 }

@@ -79,7 +79,6 @@ impl Downloader {
         let options = options.validate()?;
         let filter = options.filter;
         let job_filter = filter.clone();
-        let job_filter_end = filter.clone();
         let concurrency = options.concurrent_downloads;
         let dir = Arc::new(options.dir);
         let client = match options.client {
@@ -228,21 +227,22 @@ impl Downloader {
         // File writes of aborted tasks run on: wait until they have finished or cleaned up.
         job.fetcher.blocking.close();
         job.fetcher.blocking.wait().await;
-        let dir = job.fetcher.dir.clone();
-        drop(job);
-        if let Some(Err(error)) = listed {
-            return Err(error);
-        }
         // After a complete listing, a partial file of a selected key that was not listed is
         // of an object since deleted: nothing will resume it.
         if matches!(listed, Some(Ok(_))) && !from_keys && !options.dry_run {
-            let prefix = &uri.prefix;
-            let removed = dir.remove_unwanted_partials(|key| {
-                key.starts_with(prefix.as_str()) && job_filter_end.wants(key)
-            });
+            let prefix = uri.prefix.as_str();
+            let removed = job
+                .fetcher
+                .dir
+                .remove_unwanted_partials(|key| key.starts_with(prefix) && job.filter.wants(key));
             if removed > 0 {
                 tracing::info!(removed, "removed partial files of objects no longer listed");
             }
+        }
+        let partials_kept = job.fetcher.dir.partials_kept();
+        drop(job);
+        if let Some(Err(error)) = listed {
+            return Err(error);
         }
         let tally = Arc::into_inner(tally).expect("every task has finished");
         let mut summary = tally.into_summary(started.elapsed(), cancelled, options.dry_run);
@@ -258,7 +258,7 @@ impl Downloader {
         summary.throttled = stats.throttled.load(Ordering::Relaxed);
         summary.verified = stats.verified.load(Ordering::Relaxed);
         summary.bytes_resumed = stats.resumed_bytes.load(Ordering::Relaxed);
-        summary.partials_kept = dir.partials_kept();
+        summary.partials_kept = partials_kept;
         Ok(summary)
     }
 }

@@ -217,13 +217,7 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
     s3_uri = args["s3_uri"]
     if not isinstance(s3_uri, str):
         raise InvalidUriError(f"the S3 URI must be a str like 's3://bucket/prefix', not {type(s3_uri).__name__}")
-    download_dir = args["download_dir"] or "."
-    try:
-        download_dir = os.fspath(download_dir)
-    except TypeError:
-        raise InvalidOptionError(
-            f"download_dir must be a str or os.PathLike, not {type(download_dir).__name__}"
-        ) from None
+    download_dir = _path("download_dir", args["download_dir"] or ".") or "."
 
     threads, concurrent = args["threads"], args["concurrent_downloads"]
     if threads is not None and concurrent is not None and threads != concurrent:

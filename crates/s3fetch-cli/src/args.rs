@@ -121,8 +121,9 @@ pub struct Args {
     pub sync: bool,
 
     /// What --sync compares besides the size: `mtime`, or `etag` — the modification time and
-    /// the ETag s3fetch recorded on the file (an extended attribute) when it downloaded it;
-    /// `etag` implies --sync
+    /// the ETag s3fetch recorded on the file (an extended attribute, else the index
+    /// .s3fetch-etags.jsonl in the download directory) when it downloaded it; `etag` implies
+    /// --sync
     #[arg(long, value_enum, value_name = "WHAT", default_value = "mtime")]
     pub compare: CompareArg,
 

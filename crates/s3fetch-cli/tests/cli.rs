@@ -822,6 +822,69 @@ async fn a_sync_run_over_complete_files_sends_no_get_and_counts_them_skipped() {
     );
 }
 
+/// Where the file system has no extended attributes (the test seam `S3FETCH_TEST_NO_XATTR`
+/// stands in for one), `--compare etag` keeps its records in `.s3fetch-etags.jsonl` in the
+/// download directory, and they still tell a rewrite that size and time miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_etag_falls_back_to_an_index_file_without_extended_attributes() {
+    let server = server().await;
+    let when = std::time::SystemTime::now() - Duration::from_secs(3600);
+    server.put_object_at("bkt", "data/00001.txt", "object 1", when);
+    let dir = tempfile::tempdir().unwrap();
+    let sync = |server: &TestServer| {
+        let mut cmd = s3fetch(server);
+        cmd.env("S3FETCH_TEST_NO_XATTR", "1")
+            .args(["s3://bkt/data/", "-q", "--sync", "--compare", "etag"])
+            .arg("--download-dir")
+            .arg(dir.path());
+        output(cmd)
+    };
+    let out = sync(&server).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let index = std::fs::read_to_string(dir.path().join(".s3fetch-etags.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = index
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 31, "one line per file: {index}");
+    assert!(records
+        .iter()
+        .any(|r| r["path"] == "00001.txt" && r["etag"].as_str().unwrap().starts_with('"')));
+
+    server.reset_request_counts();
+    let out = sync(&server).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(server.request_counts().get, 0, "the index is read back");
+
+    // Rewritten with the same size and LastModified: only the recorded ETag tells.
+    server.put_object_at("bkt", "data/00001.txt", "OBJECT 1", when);
+    server.reset_request_counts();
+    let out = sync(&server).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(server.request_counts().get, 1);
+    assert_eq!(
+        std::fs::read(dir.path().join("00001.txt")).unwrap(),
+        b"OBJECT 1"
+    );
+
+    // A file put in place by other means (a new inode, its time kept) carries no record.
+    let (original, copy) = (dir.path().join("00002.txt"), dir.path().join("copy"));
+    std::fs::copy(&original, &copy).unwrap();
+    let time = std::fs::metadata(&original).unwrap().modified().unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+    std::fs::rename(&copy, &original).unwrap();
+    server.reset_request_counts();
+    let out = sync(&server).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(server.request_counts().get, 1, "the copy is fetched again");
+    assert_no_temp_files(dir.path());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_keep_the_objects_time_unless_no_preserve_mtime() {
     let server = server().await;

@@ -82,11 +82,12 @@ fn walk(root: &Path, dir: &Path, visit: &mut dyn FnMut(String, &Path)) {
 /// Whether the last component of `path` is an s3fetch temporary file. s3fetch writes every
 /// download to `.s3fetch-<pid>-<n>.tmp` in the target directory and renames it into place;
 /// any name with the `.s3fetch-` prefix counts, so the check cannot go blind if the rest of
-/// the name changes.
+/// the name changes — except the index of ETags that `--compare etag` keeps where extended
+/// attributes are missing, `.s3fetch-etags.jsonl`, which is meant to stay.
 #[must_use]
 pub fn is_temporary_file(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
-    name.starts_with(".s3fetch-")
+    name.starts_with(".s3fetch-") && name != ".s3fetch-etags.jsonl"
 }
 
 /// Whether the last component of `path` is a resumable partial file of s3fetch or its journal

@@ -35,6 +35,7 @@ use crate::paths;
 use crate::progress::{DownloadResult, NoReporter, Reporter, Summary, Tally};
 use crate::retry::RetryStats;
 use crate::transfer::{Fetcher, PartOptions};
+use crate::write::DownloadDir;
 
 /// Downloads everything `options` selects; see [`Downloader`] to receive progress events.
 pub async fn download(options: DownloadOptions) -> Result<Summary> {
@@ -377,7 +378,14 @@ impl Job {
         }
         let dest = self.fetcher.dir.root().join(&relative);
         let (size, modified) = (object.size, object.last_modified);
-        if !file_is_up_to_date(&dest, size, modified, self.skip, object.etag.as_deref()) {
+        if !file_is_up_to_date(
+            &self.fetcher.dir,
+            &dest,
+            size,
+            modified,
+            self.skip,
+            object.etag.as_deref(),
+        ) {
             return false;
         }
         self.tally.skipped.fetch_add(1, Ordering::Relaxed);
@@ -398,7 +406,14 @@ impl Job {
         // would cost more than the check, and a sync of 100,000 up-to-date files is all
         // checks); only a directory's first sweep goes to the blocking pool.
         if self.fetcher.dir.is_swept(relative) {
-            return file_is_up_to_date(dest, size, modified, rule, etag.as_deref());
+            return file_is_up_to_date(
+                &self.fetcher.dir,
+                dest,
+                size,
+                modified,
+                rule,
+                etag.as_deref(),
+            );
         }
         let (dir, relative, dest) = (
             self.fetcher.dir.clone(),
@@ -409,6 +424,7 @@ impl Job {
             .blocking(move || {
                 dir.sweep(&relative);
                 Ok(file_is_up_to_date(
+                    &dir,
                     &dest,
                     size,
                     modified,
@@ -463,9 +479,10 @@ impl Job {
     }
 }
 
-/// Whether the file at `dest` stands for an object of `size` bytes last modified at
-/// `modified` with `etag`, by `rule`.
+/// Whether the file at `dest` in `dir` stands for an object of `size` bytes last modified
+/// at `modified` with `etag`, by `rule`.
 fn file_is_up_to_date(
+    dir: &DownloadDir,
     dest: &Path,
     size: u64,
     modified: Option<std::time::SystemTime>,
@@ -482,27 +499,10 @@ fn file_is_up_to_date(
             Skip::Never => false,
             Skip::SameSize => true,
             Skip::SameSizeAndTime => same_time(),
-            Skip::SameSizeTimeAndEtag => same_time() && same_etag(dest, etag),
-        }
-}
-
-/// Whether the ETag recorded on the file at `path` is `etag`. A file system without extended
-/// attributes keeps no record: said once per process, and the object is downloaded again.
-fn same_etag(path: &Path, etag: Option<&str>) -> bool {
-    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    match crate::write::recorded_etag(path) {
-        Ok(recorded) => etag.is_some() && recorded.as_deref() == etag,
-        Err(error) => {
-            if !SAID.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    path = %path.display(),
-                    %error,
-                    "this file system keeps no extended attributes, where s3fetch records ETags: compare etag downloads the objects again"
-                );
+            Skip::SameSizeTimeAndEtag => {
+                same_time() && etag.is_some() && dir.recorded_etag(dest).as_deref() == etag
             }
-            false
         }
-    }
 }
 
 /// Whether two times fall in the same second since the epoch (S3 keeps LastModified to the

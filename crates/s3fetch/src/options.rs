@@ -71,8 +71,9 @@ pub enum Compare {
     #[default]
     Mtime,
     /// The modification time and the ETag recorded on the file when it was downloaded (an
-    /// extended attribute, `user.s3fetch.etag`): also catches an object rewritten with the
-    /// same size within the same second, or a local edit that kept the time.
+    /// extended attribute, `user.s3fetch.etag`, or where the file system has none the index
+    /// `.s3fetch-etags.jsonl` in the download directory): also catches an object rewritten
+    /// with the same size within the same second, or a local edit that kept the time.
     Etag,
 }
 

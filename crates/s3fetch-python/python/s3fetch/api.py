@@ -118,8 +118,8 @@ def download(
             ``skipped=True``; ``on_complete`` and the tracker are not called for them.
         compare: What ``sync`` compares besides the size: ``"mtime"`` (default), or ``"etag"``
             — the modification time and the ETag s3fetch recorded on the file (an extended
-            attribute, ``user.s3fetch.etag``) when it downloaded it; ``"etag"`` implies
-            ``sync``.
+            attribute, ``user.s3fetch.etag``, else the index ``.s3fetch-etags.jsonl`` in the
+            download directory) when it downloaded it; ``"etag"`` implies ``sync``.
         preserve_mtime: Set each file's modification time to its object's LastModified
             (default ``True``).
         resume: Continue large downloads an interrupted run left unfinished (partial files

@@ -46,7 +46,8 @@ pub(crate) struct Seen {
 struct Object {
     bytes: Bytes,
     etag: String,
-    crc: u64,
+    /// The full-object CRC the store vouches for (`None`: a multipart ETag and no checksum).
+    crc: Option<u64>,
 }
 
 #[derive(Default)]
@@ -60,9 +61,21 @@ pub(crate) struct FakeStore {
 
 impl FakeStore {
     pub fn put(&self, key: &str, bytes: impl Into<Bytes>) -> ObjectInfo {
-        let bytes = bytes.into();
+        self.insert(key, bytes.into(), true)
+    }
+
+    /// An object with no checksum to verify: a multipart ETag, no full-object CRC.
+    pub fn put_unchecked(&self, key: &str, bytes: impl Into<Bytes>) -> ObjectInfo {
+        self.insert(key, bytes.into(), false)
+    }
+
+    fn insert(&self, key: &str, bytes: Bytes, with_crc: bool) -> ObjectInfo {
         let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, &bytes);
-        let etag = format!("\"{crc:016x}\"");
+        let etag = match with_crc {
+            true => format!("\"{crc:016x}\""),
+            false => format!("\"{crc:016x}-2\""),
+        };
+        let crc = with_crc.then_some(crc);
         let info = ObjectInfo {
             key: key.to_owned(),
             size: bytes.len() as u64,
@@ -129,7 +142,7 @@ impl FakeStore {
         &self,
         key: &str,
         if_match: Option<&str>,
-    ) -> Result<(Bytes, String, u64), ServiceError> {
+    ) -> Result<(Bytes, String, Option<u64>), ServiceError> {
         let objects = self.objects.lock().unwrap();
         let object = objects.get(key).ok_or_else(|| Self::error(404))?;
         if if_match.is_some_and(|etag| etag != object.etag) {
@@ -192,9 +205,9 @@ impl Store for FakeStore {
             let head = ObjectHead {
                 etag: Some(etag),
                 length: Some(slice.len() as u64),
-                checksum: range
-                    .is_none()
-                    .then_some(Expected::Crc(CrcKind::Crc64Nvme, crc)),
+                checksum: crc
+                    .filter(|_| range.is_none())
+                    .map(|crc| Expected::Crc(CrcKind::Crc64Nvme, crc)),
                 last_modified: None,
             };
             let mut body = slice.to_vec();
@@ -248,7 +261,7 @@ impl Store for FakeStore {
             Ok(ObjectHead {
                 etag: Some(etag),
                 length: Some(bytes.len() as u64),
-                checksum: Some(Expected::Crc(CrcKind::Crc64Nvme, crc)),
+                checksum: crc.map(|crc| Expected::Crc(CrcKind::Crc64Nvme, crc)),
                 last_modified: None,
             })
         })

@@ -10,13 +10,17 @@
 //! Into a resumable partial file ([`crate::resume`]), the parts its journal lists are not
 //! fetched again: each is read back and its CRC checked against the journal's first (a part
 //! that does not match is fetched), and each part fetched now is journaled when it is done.
+//! Every journaled part has a CRC, whatever the object's checksum: where the object has no
+//! CRC (an MD5 or multipart ETag, or checksums off) the part's is a CRC64NVME of its bytes
+//! made for the journal alone. So the journal is never written with `fsync` and need not be:
+//! a part the journal lists whose bytes a power loss took is told by its CRC and fetched.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use crate::checksum::Expected;
+use crate::checksum::{CrcKind, Expected};
 use crate::error::Result;
 use crate::limit::Permit;
 use crate::object::ObjectInfo;
@@ -28,7 +32,7 @@ use crate::write::TempFile;
 const PARTS_PER_OBJECT: usize = 6;
 
 /// Fetches every part of `object` into `temp`; returns each part's `(crc, len)` in order (CRCs
-/// are 0 unless `checksum` is a CRC).
+/// of `checksum`'s kind when it is a CRC; else CRC64NVMEs for a partial file's journal, or 0).
 pub(super) async fn fetch(
     fetcher: &Fetcher,
     object: &ObjectInfo,
@@ -36,7 +40,9 @@ pub(super) async fn fetch(
     first: Option<Permit>,
     checksum: Option<Expected>,
 ) -> Result<Vec<(u64, u64)>> {
-    let crc = checksum.filter(|e| matches!(e, Expected::Crc(..)));
+    let crc = checksum
+        .filter(|e| matches!(e, Expected::Crc(..)))
+        .or_else(|| temp.journal().map(|_| Expected::Crc(CrcKind::Crc64Nvme, 0)));
     let part_size = fetcher.parts.part_size.max(1);
     let parts = object.size.div_ceil(part_size);
     let mut crcs = vec![(0u64, 0u64); parts as usize];
@@ -100,8 +106,8 @@ pub(super) async fn fetch(
 }
 
 /// The parts of a resumed partial file that are done and check out: by index, (length, CRC).
-/// Each is read back and hashed (on the blocking pool) when the object has a CRC to build
-/// from them; a part whose bytes do not match its journal entry is forgotten and fetched.
+/// Each is read back and hashed (on the blocking pool) with `crc`'s kind; a part whose bytes
+/// do not match its journal entry is forgotten and fetched.
 async fn resumed_parts(
     fetcher: &Fetcher,
     object: &ObjectInfo,
@@ -117,8 +123,8 @@ async fn resumed_parts(
         let start = index * part_size;
         let fits = start < object.size && len == part_size.min(object.size - start);
         let checks = match (fits, crc) {
-            (false, _) => false,
-            (true, None) => true,
+            // A journal always has a CRC kind to check with (see `fetch`).
+            (false, _) | (true, None) => false,
             (true, Some(expected)) => {
                 let (temp, key) = (temp.clone(), object.key.clone());
                 let hasher = fetcher

@@ -287,37 +287,38 @@ async fn cancelling_a_transfer_removes_its_temporary_file_and_keeps_a_large_ones
     assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
 }
 
+/// `large` (8 parts) fetched into `dir` until a few parts are journaled, then cancelled: the
+/// HEAD and three parts pass, the next three stall until the try is dropped. Returns the
+/// fetcher, the journal's path and its contents.
+async fn interrupted(
+    store: &Arc<FakeStore>,
+    dir: &Path,
+    large: &ObjectInfo,
+) -> (Fetcher, std::path::PathBuf, serde_json::Value) {
+    let stall = Fault::Stall(Duration::from_secs(30));
+    let faults = [Fault::Pass, Fault::Pass, Fault::Pass, Fault::Pass];
+    store.fail(&large.key, faults.into_iter().chain([stall; 3]));
+    let fetcher = fetcher(store, dir);
+    cancel(&fetcher, large).await;
+    let name = entries(dir)
+        .into_iter()
+        .find(|n| n.ends_with(".json"))
+        .expect("a journal");
+    let journal_path = dir.join(name);
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
+    let done = journal["done"].as_array().unwrap().len();
+    assert!((3..8).contains(&done), "{journal}");
+    (fetcher, journal_path, journal)
+}
+
 #[tokio::test]
 async fn a_resumed_partial_fetches_only_the_missing_parts_and_checks_the_rest() {
     let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
     let body = bytes(2 * 1024 * KIB); // 8 parts of 256 KiB
     let large = store.put("large", body.clone());
-    // HEAD and three parts pass; the next three stall until the first try is dropped.
-    let stall = Fault::Stall(Duration::from_secs(30));
-    store.fail(
-        "large",
-        [
-            Fault::Pass,
-            Fault::Pass,
-            Fault::Pass,
-            Fault::Pass,
-            stall,
-            stall,
-            stall,
-        ],
-    );
-    let fetcher = fetcher(&store, tmp.path());
-    cancel(&fetcher, &large).await;
-    let journal_path = tmp.path().join(
-        entries(tmp.path())
-            .into_iter()
-            .find(|n| n.ends_with(".json"))
-            .expect("a journal"),
-    );
-    let journal: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
+    let (fetcher, journal_path, journal) = interrupted(&store, tmp.path(), &large).await;
     let done = journal["done"].as_array().unwrap().len();
-    assert!((3..8).contains(&done), "{journal}");
 
     // One journaled part's bytes go bad on disk (a torn write, power loss): refetched.
     let partial = journal_path.with_extension("");
@@ -341,6 +342,40 @@ async fn a_resumed_partial_fetches_only_the_missing_parts_and_checks_the_rest() 
         .resumed_bytes
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(resumed, (done as u64 - 1) * 256 * KIB);
+}
+
+/// An object with no checksum of its own: its journal's parts still carry CRCs, so a part
+/// the journal lists whose bytes were lost (a power loss before they reached the disk) is
+/// fetched again instead of trusted.
+#[tokio::test]
+async fn a_resumed_partial_of_an_object_without_a_checksum_still_checks_each_part() {
+    let (store, tmp) = (Arc::new(FakeStore::default()), tempfile::tempdir().unwrap());
+    let body = bytes(2 * 1024 * KIB);
+    let large = store.put_unchecked("large", body.clone());
+    let (fetcher, journal_path, journal) = interrupted(&store, tmp.path(), &large).await;
+    let done = journal["done"].as_array().unwrap().len();
+    assert!(
+        journal["done"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|part| part[2].as_u64().unwrap() != 0),
+        "each part has a CRC: {journal}"
+    );
+
+    // A journaled part's bytes never reached the disk: zeros where they should be.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(journal_path.with_extension(""))
+        .unwrap();
+    let first_done = journal["done"][0][0].as_u64().unwrap();
+    std::os::unix::fs::FileExt::write_at(&file, &[0; 4096], first_done * 256 * KIB).unwrap();
+    drop(file);
+
+    let before = gets(&store).len();
+    assert_eq!(fetch(&fetcher, &large).await.unwrap(), body.len() as u64);
+    assert_eq!(gets(&store).len() - before, 8 - done + 1);
+    assert_eq!(std::fs::read(tmp.path().join("large")).unwrap(), body);
 }
 
 #[tokio::test]

@@ -1,9 +1,13 @@
-//! Command-line arguments (clap derive only; checks across flags live in `settings`).
+//! Command-line arguments (clap derive; checks across flags live in `settings`). The one
+//! thing derive cannot say is the order of `--include` and `--exclude` among each other,
+//! which decides what they select: [`Args::parse_ordered`] reads it from clap's indices.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::SystemTime;
 
-use clap::{Parser, ValueEnum};
-use s3fetch::S3Uri;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use s3fetch::{GlobRule, S3Uri};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -12,6 +16,9 @@ Examples:
 
   # Only the JSON files, 200 at a time, into ./data
   s3fetch s3://my-bucket/logs/ --regex '\\.json$' -c 200 --download-dir ./data
+
+  # CSV files at any depth, but none under tmp/, changed in the last 7 days, 1 KiB or more
+  s3fetch s3://my-bucket/exports/ --include '**/*.csv' --exclude 'tmp/**' --newer-than 7d --min-size 1KiB
 
   # What would be downloaded, without downloading
   s3fetch s3://my-bucket/images/ --regex 'cat|dog' --dry-run
@@ -55,6 +62,38 @@ pub struct Args {
     /// backreferences work as in Python's `re`
     #[arg(short, long, value_name = "RE")]
     pub regex: Option<String>,
+
+    /// Only keys matching this glob, relative to the URI's prefix (`*` within a path segment,
+    /// `**` across them); repeatable. --include and --exclude apply in the order given, the
+    /// last one that matches deciding; when the first is an --include, keys no rule matches
+    /// are left out
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Leave out keys matching this glob (see --include); repeatable
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Only objects of at least this size (e.g. 1MiB), from the listing
+    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size)]
+    pub min_size: Option<u64>,
+
+    /// Only objects of at most this size (e.g. 10GB), from the listing
+    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size)]
+    pub max_size: Option<u64>,
+
+    /// Only objects modified at or after T: a date (2024-06-01, UTC), an RFC 3339 time
+    /// (2024-06-01T12:00:00+02:00) or an age (7d, 12h, 1w2d), from the listing
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub newer_than: Option<SystemTime>,
+
+    /// Only objects modified before T (as for --newer-than)
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub older_than: Option<SystemTime>,
+
+    /// --include and --exclude in the order given (filled by [`Args::parse_ordered`]).
+    #[arg(skip)]
+    pub globs: Vec<GlobRule>,
 
     /// Downloads in flight at once
     #[arg(short = 'c', long, value_name = "N", default_value_t = s3fetch::DEFAULT_CONCURRENCY)]
@@ -220,6 +259,35 @@ pub enum ProgressMode {
     LiveUpdate,
     /// A progress bar, then a summary
     Fancy,
+}
+
+impl Args {
+    /// Parses the command line (the program name first), with the globs in their order.
+    pub fn parse_ordered<I, T>(args: I) -> Result<Args, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Args::command().try_get_matches_from(args)?;
+        let mut args = Args::from_arg_matches(&matches)?;
+        let mut rules: Vec<(usize, GlobRule)> = Vec::new();
+        let mut add = |id: &str, rule: fn(String) -> GlobRule| {
+            if let (Some(at), Some(globs)) =
+                (matches.indices_of(id), matches.get_many::<String>(id))
+            {
+                rules.extend(at.zip(globs.cloned().map(rule)));
+            }
+        };
+        add("include", GlobRule::Include);
+        add("exclude", GlobRule::Exclude);
+        rules.sort_by_key(|(at, _)| *at);
+        args.globs = rules.into_iter().map(|(_, rule)| rule).collect();
+        Ok(args)
+    }
+}
+
+fn parse_time(text: &str) -> Result<SystemTime, String> {
+    s3fetch::parse_time(text, SystemTime::now())
 }
 
 fn parse_uri(text: &str) -> Result<S3Uri, String> {

@@ -10,7 +10,6 @@ mod signal;
 
 use std::ffi::OsString;
 
-use clap::Parser;
 use s3fetch::Downloader;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +23,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args = match args::Args::try_parse_from(args) {
+    let args = match args::Args::parse_ordered(args) {
         Ok(args) => args,
         // Help and version (exit 0) and usage errors (exit 2), as clap prints them.
         Err(error) => {

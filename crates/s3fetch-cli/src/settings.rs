@@ -79,6 +79,11 @@ impl Settings {
             .resume(!args.no_resume)
             .client_options(client_options);
         options.regex = args.regex;
+        options.globs = args.globs;
+        options.min_size = args.min_size;
+        options.max_size = args.max_size;
+        options.newer_than = args.newer_than;
+        options.older_than = args.older_than;
         options.failed_keys = args.failed_keys;
         options.keys_from = args.keys_from;
 

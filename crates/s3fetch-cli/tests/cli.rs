@@ -260,6 +260,52 @@ async fn usage_errors_exit_2_with_a_clear_message() {
         (
             vec![
                 "s3://bkt",
+                "--include",
+                "a",
+                "--exclude",
+                "[z",
+                "--download-dir",
+                &d,
+            ],
+            "--exclude \"[z\": unclosed character class",
+        ),
+        (
+            vec![
+                "s3://bkt",
+                "--newer-than",
+                "yesterday",
+                "--download-dir",
+                &d,
+            ],
+            "\"yesterday\" is not a time (examples: 2024-06-01",
+        ),
+        (
+            vec![
+                "s3://bkt",
+                "--min-size",
+                "2KiB",
+                "--max-size",
+                "1KiB",
+                "--download-dir",
+                &d,
+            ],
+            "--min-size 2048 bytes is more than the maximum size (1024 bytes)",
+        ),
+        (
+            vec![
+                "s3://bkt",
+                "--newer-than",
+                "1d",
+                "--older-than",
+                "2d",
+                "--download-dir",
+                &d,
+            ],
+            "--newer-than is not earlier than the older-than limit",
+        ),
+        (
+            vec![
+                "s3://bkt",
                 "--endpoint-url",
                 "ftp://x",
                 "--download-dir",
@@ -286,6 +332,74 @@ async fn usage_errors_exit_2_with_a_clear_message() {
         0,
         "usage errors send no request"
     );
+}
+
+/// `--include` and `--exclude` take effect in the order they are given on the command line
+/// (clap hands them over as two lists); sizes and ages reach the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn globs_apply_in_command_line_order_and_limits_reach_the_engine() {
+    let server = server().await;
+    let when = std::time::SystemTime::now() - Duration::from_secs(10 * 86_400);
+    server.put_object_at("bkt", "data/sub/old.json", "{ }", when);
+    let keys = |args: &[&str]| {
+        let mut cmd = s3fetch(&server);
+        cmd.args(["s3://bkt/data/", "--dry-run"]).args(args);
+        let label = format!("{args:?}");
+        async move {
+            let out = output(cmd).await;
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{label}: {stderr}");
+            stdout_lines(&out)
+        }
+    };
+    let sub: BTreeSet<String> = ["data/sub/deep.json", "data/sub/old.json"]
+        .map(String::from)
+        .into();
+    assert_eq!(keys(&["--exclude", "**", "--include", "sub/**"]).await, sub);
+    assert!(keys(&["--include", "sub/**", "--exclude", "**"])
+        .await
+        .is_empty());
+    assert_eq!(
+        keys(&[
+            "--include=sub/**",
+            "--exclude",
+            "*.txt",
+            "--include",
+            "0000[12].txt"
+        ])
+        .await,
+        sub.iter()
+            .cloned()
+            .chain(["data/00001.txt".into(), "data/00002.txt".into()])
+            .collect()
+    );
+    assert_eq!(
+        keys(&["--include", "sub/*", "--older-than", "2d"]).await,
+        ["data/sub/old.json".to_string()].into()
+    );
+    assert_eq!(
+        keys(&[
+            "--include",
+            "sub/*",
+            "--newer-than",
+            "2d",
+            "--min-size",
+            "2"
+        ])
+        .await,
+        ["data/sub/deep.json".to_string()].into(),
+        "{{}}: 2 bytes, and --min-size is inclusive"
+    );
+    assert!(keys(&[
+        "--include",
+        "sub/*",
+        "--newer-than",
+        "2d",
+        "--min-size",
+        "3"
+    ])
+    .await
+    .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

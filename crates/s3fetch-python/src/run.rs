@@ -16,14 +16,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use s3fetch::aws_credential_types::provider::SharedCredentialsProvider;
 use s3fetch::{
-    ChecksumMode, ClientOptions, DownloadOptions, DownloadResult, Downloader, Error, JsonLines,
-    ObjectInfo, Reporter, S3Uri, Summary,
+    ChecksumMode, ClientOptions, DownloadOptions, DownloadResult, Downloader, Error, GlobRule,
+    JsonLines, ObjectInfo, Reporter, S3Uri, Summary,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -250,7 +250,8 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
 /// from `wait` as the matching exception, before any request) and returns it.
 #[pyfunction]
 #[pyo3(signature = (
-    s3_uri, download_dir, *, regex=None, concurrent_downloads=None, list_concurrency=None,
+    s3_uri, download_dir, *, regex=None, include=Vec::new(), exclude=Vec::new(), min_size=None,
+    max_size=None, newer_than=None, older_than=None, concurrent_downloads=None, list_concurrency=None,
     multipart_threshold=None, part_size=None, retries=None, idle_timeout=None,
     checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, skip_existing=false,
     sync=false, compare="mtime", preserve_mtime=true, resume=true, failed_keys=None, keys_from=None, output=None,
@@ -264,6 +265,12 @@ pub(crate) fn start(
     s3_uri: &str,
     download_dir: PathBuf,
     regex: Option<String>,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    min_size: Option<String>,
+    max_size: Option<String>,
+    newer_than: Option<String>,
+    older_than: Option<String>,
     concurrent_downloads: Option<usize>,
     list_concurrency: Option<usize>,
     multipart_threshold: Option<String>,
@@ -306,6 +313,24 @@ pub(crate) fn start(
         .resume(resume)
         .checksum_mode(checksum_mode.parse::<ChecksumMode>().map_err(fail)?);
     options.regex = regex;
+    // The keywords cannot tell their order: includes first, then excludes (an exclude wins).
+    options.globs = include
+        .into_iter()
+        .map(GlobRule::Include)
+        .chain(exclude.into_iter().map(GlobRule::Exclude))
+        .collect();
+    let size = |option, text: Option<String>| text.map(|t| size_option(option, &t)).transpose();
+    options.min_size = size("min_size", min_size).map_err(fail)?;
+    options.max_size = size("max_size", max_size).map_err(fail)?;
+    let now = SystemTime::now();
+    let time = |option, text: Option<String>| {
+        text.map(|t| {
+            s3fetch::parse_time(&t, now).map_err(|reason| Error::InvalidOption { option, reason })
+        })
+        .transpose()
+    };
+    options.newer_than = time("newer_than", newer_than).map_err(fail)?;
+    options.older_than = time("older_than", older_than).map_err(fail)?;
     options.failed_keys = failed_keys;
     options.keys_from = keys_from;
     let json = match output.as_deref() {

@@ -163,7 +163,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 def temporary_files(root: Path) -> list[str]:
     """Temporary files of s3fetch left under ``root`` (there must be none)."""
-    return [str(p) for p in root.rglob("*") if p.name.startswith(".s3fetch-")]
+    return [str(p) for p in root.rglob("*") if p.name.startswith(".s3fetch-") and p.name != ".s3fetch-etags.jsonl"]
 
 
 SAMPLE = {

@@ -290,6 +290,11 @@ impl Job {
                     object.size = head.length.unwrap_or(0);
                     object.etag = head.etag;
                     object.last_modified = head.last_modified;
+                    // The size and time limits could not be asked of the key alone.
+                    if !self.filter.wants_object(&object) {
+                        self.tally.found.fetch_sub(1, Ordering::Relaxed);
+                        return;
+                    }
                     reporter.object_found(&object);
                 }
                 Err(error) => {

@@ -106,7 +106,7 @@ impl FirstLevel {
         FirstLevel {
             objects: objects
                 .into_iter()
-                .filter(|o| filter.wants(&o.key))
+                .filter(|o| filter.wants_object(o))
                 .map(|o| (o.key.clone(), o))
                 .collect(),
             upto,

@@ -235,7 +235,7 @@ pub(crate) async fn list_into<S: PageSource>(
                         break;
                     }
                     last = Some(object.key.clone());
-                    if filter.wants(&object.key) && !send!(object, range.ancestry) {
+                    if filter.wants_object(&object) && !send!(object, range.ancestry) {
                         return Ok(found);
                     }
                 }

@@ -11,14 +11,14 @@
 //! [`validate`]: DownloadOptions::validate
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::ClientOptions;
 use crate::error::{Error, Result};
-use crate::filter::KeyFilter;
+use crate::filter::{GlobRule, KeyFilter};
 use crate::retry::RetryPolicy;
 use crate::uri::S3Uri;
 use crate::write::DownloadDir;
@@ -102,6 +102,17 @@ pub struct DownloadOptions {
     /// Searched (not anchored) in each full key; `None` takes every key. Rust `regex`
     /// syntax, and Python `re`'s look-around and backreferences too.
     pub regex: Option<String>,
+    /// `include` / `exclude` glob rules, in order (see [`GlobRule`]): matched against the key
+    /// relative to the URI's prefix, the last matching rule deciding.
+    pub globs: Vec<GlobRule>,
+    /// Only objects of at least this many bytes.
+    pub min_size: Option<u64>,
+    /// Only objects of at most this many bytes.
+    pub max_size: Option<u64>,
+    /// Only objects last modified at or after this time.
+    pub newer_than: Option<SystemTime>,
+    /// Only objects last modified before this time.
+    pub older_than: Option<SystemTime>,
     /// Downloads in flight at once (at least 1).
     pub concurrent_downloads: usize,
     /// List requests in flight at once; 1 lists sequentially.
@@ -153,6 +164,11 @@ impl DownloadOptions {
             uri,
             download_dir: PathBuf::from("."),
             regex: None,
+            globs: Vec::new(),
+            min_size: None,
+            max_size: None,
+            newer_than: None,
+            older_than: None,
             concurrent_downloads: DEFAULT_CONCURRENCY,
             list_concurrency: DEFAULT_LIST_CONCURRENCY,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
@@ -181,6 +197,38 @@ impl DownloadOptions {
 
     pub fn regex(mut self, regex: impl Into<String>) -> Self {
         self.regex = Some(regex.into());
+        self
+    }
+
+    /// Adds an include rule after the rules so far (`--include`).
+    pub fn include(mut self, glob: impl Into<String>) -> Self {
+        self.globs.push(GlobRule::Include(glob.into()));
+        self
+    }
+
+    /// Adds an exclude rule after the rules so far (`--exclude`).
+    pub fn exclude(mut self, glob: impl Into<String>) -> Self {
+        self.globs.push(GlobRule::Exclude(glob.into()));
+        self
+    }
+
+    pub fn min_size(mut self, bytes: u64) -> Self {
+        self.min_size = Some(bytes);
+        self
+    }
+
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    pub fn newer_than(mut self, time: SystemTime) -> Self {
+        self.newer_than = Some(time);
+        self
+    }
+
+    pub fn older_than(mut self, time: SystemTime) -> Self {
+        self.older_than = Some(time);
         self
     }
 
@@ -315,7 +363,10 @@ impl DownloadOptions {
         if self.client.is_none() {
             self.client_options.validate()?;
         }
-        let filter = KeyFilter::new(self.regex.as_deref(), &self.delimiter)?;
+        let filter = KeyFilter::new(self.regex.as_deref(), &self.delimiter)?
+            .globs(&self.uri.prefix, &self.globs)?
+            .sizes(self.min_size, self.max_size)?
+            .times(self.newer_than, self.older_than)?;
         if let Some(path) = &self.failed_keys {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
             if parent.is_some_and(|p| !p.is_dir()) {

@@ -8,11 +8,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use s3fetch::aws_credential_types::provider::SharedCredentialsProvider;
-use s3fetch::aws_credential_types::Credentials;
+mod common;
+
 use s3fetch::{
-    ClientOptions, DownloadOptions, Downloader, Error, JsonLines, ObjectInfo, Reporter, S3Uri,
-    Summary,
+    DownloadOptions, Downloader, Error, JsonLines, ObjectInfo, Reporter, S3Uri, Summary,
 };
 use s3fetch_testkit::fixtures::{assert_no_temp_files, files};
 use s3fetch_testkit::TestServer;
@@ -34,22 +33,11 @@ fn big() -> Vec<u8> {
 }
 
 fn options(server: &TestServer, dir: &Path) -> DownloadOptions {
-    let mut client = ClientOptions::default();
-    client.endpoint_url = Some(server.endpoint());
-    client.region = Some(server.region().to_owned());
-    client.credentials = Some(SharedCredentialsProvider::new(Credentials::new(
-        server.access_key(),
-        server.secret_key(),
-        None,
-        None,
-        "test",
-    )));
-    client.ignore_environment = true;
     DownloadOptions::new(S3Uri::parse("s3://bkt/d/").unwrap())
         .download_dir(dir)
         .multipart_threshold(1024 * 1024)
         .part_size(1024 * 1024)
-        .client_options(client)
+        .client_options(common::client_options(server))
 }
 
 async fn run_with(options: DownloadOptions, reporter: Arc<dyn Reporter>) -> Summary {

@@ -15,7 +15,7 @@ from .exceptions import InvalidOptionError, InvalidUriError, NoCredentialsError,
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from ._protocol import ProgressProtocol
@@ -37,6 +37,12 @@ def download(
     download_dir: str | os.PathLike[str] = ".",
     *,
     regex: str | None = None,
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    min_size: int | str | None = None,
+    max_size: int | str | None = None,
+    newer_than: str | datetime.date | datetime.timedelta | None = None,
+    older_than: str | datetime.date | datetime.timedelta | None = None,
     threads: int | None = None,
     region: str | None = None,
     delimiter: str = "/",
@@ -78,6 +84,19 @@ def download(
             of each key becomes directories under it.
         regex: Only keys in which this pattern is found (searched in the full key). Python
             ``re`` look-around and backreferences work.
+        include: Glob(s) a key must match, relative to the URI's prefix (``*`` within a
+            path segment, ``**`` across them: ``"**/*.csv"``); keys no include matches are
+            left out. Both ``regex`` and the globs must pass.
+        exclude: Glob(s) that leave keys out, even when an include matches them (here the
+            includes apply first, then the excludes; the CLI takes ``--include`` and
+            ``--exclude`` in the order given, the last match deciding).
+        min_size: Only objects of at least this size (bytes, or a size such as ``"1MiB"``),
+            from the listing.
+        max_size: Only objects of at most this size.
+        newer_than: Only objects modified at or after this time: a timezone-aware
+            ``datetime``, a ``date`` (midnight UTC), a ``timedelta`` (that long before now),
+            or a str (``"2024-06-01"``, ``"2024-06-01T12:00:00Z"``, ``"7d"``, ``"12h"``).
+        older_than: Only objects modified before this time (as for ``newer_than``).
         threads: The original's name for ``concurrent_downloads``.
         region: AWS region; default: from the environment or profile, else ``us-east-1``.
         delimiter: Separates "directories" in keys; keys ending with it are skipped.
@@ -164,6 +183,12 @@ async def download_async(
     download_dir: str | os.PathLike[str] = ".",
     *,
     regex: str | None = None,
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    min_size: int | str | None = None,
+    max_size: int | str | None = None,
+    newer_than: str | datetime.date | datetime.timedelta | None = None,
+    older_than: str | datetime.date | datetime.timedelta | None = None,
     threads: int | None = None,
     region: str | None = None,
     delimiter: str = "/",
@@ -261,6 +286,12 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         s3_uri,
         download_dir,
         regex=args["regex"],
+        include=_globs("include", args["include"]),
+        exclude=_globs("exclude", args["exclude"]),
+        min_size=_size(args["min_size"]),
+        max_size=_size(args["max_size"]),
+        newer_than=_time("newer_than", args["newer_than"]),
+        older_than=_time("older_than", args["older_than"]),
         concurrent_downloads=_count("concurrent_downloads", concurrency),
         list_concurrency=_count("list_concurrency", args["list_concurrency"]),
         multipart_threshold=_size(args["multipart_threshold"]),
@@ -356,6 +387,40 @@ def _size(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidOptionError(f"sizes must be an int or a str like '8MiB', not {type(value).__name__}")
     return str(value)
+
+
+def _globs(name: str, value: Any) -> list[str]:
+    """One glob or a sequence of them."""
+    if value is None:
+        return []
+    globs = [value] if isinstance(value, str) else value
+    try:
+        globs = list(globs)
+    except TypeError:
+        raise InvalidOptionError(f"{name} must be a str or a list of str, not {type(value).__name__}") from None
+    for glob in globs:
+        if not isinstance(glob, str):
+            raise InvalidOptionError(f"{name} must hold str globs, not {type(glob).__name__}")
+    return globs
+
+
+def _time(name: str, value: Any) -> str | None:
+    """Times go to the engine as text it parses (RFC 3339, a date, or an age such as "7d")."""
+    import datetime
+
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime.timedelta):
+        if value < datetime.timedelta(0):
+            raise InvalidOptionError(f"{name}: a timedelta is an age before now and cannot be negative")
+        return f"{int(value.total_seconds())}s"
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidOptionError(f"{name} must be a timezone-aware datetime (e.g. tzinfo=datetime.timezone.utc)")
+        return value.isoformat()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    raise InvalidOptionError(f"{name} must be a datetime, date, timedelta or str, not {type(value).__name__}")
 
 
 def _number(name: str, value: Any) -> float | None:

@@ -1,0 +1,76 @@
+"""Choosing what to fetch: include/exclude globs, size and time limits — the CLI's flags as
+keywords, against the test kit's server."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+from conftest import Server, tree
+from s3fetch import download
+from s3fetch.exceptions import InvalidOptionError
+
+
+def fetched(server: Server, dest: Path, **options: object) -> set[str]:
+    success, failures = download("s3://bkt/data/", dest, endpoint_url=server.endpoint, **options)  # type: ignore[arg-type]
+    assert failures == []
+    files = set(tree(dest))
+    assert success == len(files)
+    return files
+
+
+def test_include_and_exclude_globs(sample: Server, tmp_path: Path) -> None:
+    cases: list[tuple[dict[str, object], set[str]]] = [
+        ({"include": "2024/**", "exclude": ["**/*.csv"]}, {"2024/a.json", "2024/sub/c.json"}),
+        ({"include": ["*/a.json", "tmp/*"]}, {"2024/a.json", "tmp/e.json"}),
+        ({"include": ("**/*.csv",)}, {"2024/b.csv"}),
+        ({"exclude": ["2024/**", "tmp/**"]}, {"2023/d.json"}),
+        # Here the includes apply first and an exclude wins.
+        ({"exclude": "**", "include": "2023/*"}, set()),
+        ({"include": "2024/*", "regex": r"\.json$"}, {"2024/a.json"}),
+    ]
+    for n, (options, want) in enumerate(cases):
+        dest = tmp_path / str(n)
+        dest.mkdir()
+        assert fetched(sample, dest, **options) == want, options
+
+
+def test_size_and_time_limits(sample: Server, tmp_path: Path) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    everything = {"2024/a.json", "2024/b.csv", "2024/sub/c.json", "2023/d.json", "tmp/e.json"}
+    cases: list[tuple[dict[str, object], set[str]]] = [
+        ({"max_size": 4}, {"2024/b.csv"}),
+        ({"min_size": "5"}, everything - {"2024/b.csv"}),
+        ({"newer_than": datetime.timedelta(hours=1)}, everything),
+        ({"newer_than": "1h", "older_than": now + datetime.timedelta(hours=1)}, everything),
+        ({"older_than": datetime.timedelta(hours=1)}, set()),
+        ({"newer_than": now + datetime.timedelta(hours=1)}, set()),
+        ({"older_than": (now + datetime.timedelta(days=2)).date()}, everything),
+    ]
+    for n, (options, want) in enumerate(cases):
+        dest = tmp_path / str(n)
+        dest.mkdir()
+        assert fetched(sample, dest, **options) == want, options
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"include": 5}, "include must be a str or a list of str"),
+        ({"exclude": ["ok", b"bytes"]}, "exclude must hold str globs"),
+        ({"exclude": "[z"}, "exclude"),
+        ({"newer_than": datetime.datetime(2024, 1, 1)}, "timezone-aware"),
+        ({"older_than": "yesterday"}, "is not a time"),
+        ({"older_than": datetime.timedelta(hours=-1)}, "cannot be negative"),
+        ({"min_size": 10, "max_size": 9}, "nothing could match"),
+        ({"min_size": 1.5}, "sizes must be an int or a str"),
+    ],
+)
+def test_bad_selections_raise_before_any_request(
+    sample: Server, dest: Path, options: dict[str, object], message: str
+) -> None:
+    before = sum(sample.requests().values())
+    with pytest.raises(InvalidOptionError, match=message):
+        download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, **options)  # type: ignore[arg-type]
+    assert sum(sample.requests().values()) == before

@@ -1,0 +1,202 @@
+//! Choosing what to fetch: include/exclude globs (in order, with the regex), size and time
+//! limits from the listing, and the narrowed listing — against the test kit's S3 server
+//! over HTTP, with request counts taken at the server.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use s3fetch::{DownloadOptions, Error, S3Uri, Summary};
+use s3fetch_testkit::fixtures::files;
+use s3fetch_testkit::TestServer;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Bucket `bkt` under `d/`: `a.txt` (5 bytes, 1 h old), `b.csv` (2 KiB, 48 h old),
+/// `logs/2024-01.json` (3 bytes, 10 h old), `logs/2023-12.json` (3 bytes, 1,000 h old),
+/// `tmp/x.txt` (1 byte, now), and 1,500 keys under `d/other/` (two pages of a listing).
+async fn server() -> TestServer {
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    let now = SystemTime::now();
+    server.put_object_at("bkt", "d/a.txt", "alpha", now - HOUR);
+    server.put_object_at("bkt", "d/b.csv", vec![b'b'; 2048], now - 48 * HOUR);
+    server.put_object_at("bkt", "d/logs/2024-01.json", "{1}", now - 10 * HOUR);
+    server.put_object_at("bkt", "d/logs/2023-12.json", "{2}", now - 1000 * HOUR);
+    server.put_object("bkt", "d/tmp/x.txt", "x");
+    for i in 0..1500 {
+        server.put_object("bkt", &format!("d/other/{i:04}"), "o");
+    }
+    server
+}
+
+fn options(server: &TestServer, dir: &Path) -> DownloadOptions {
+    DownloadOptions::new(S3Uri::parse("s3://bkt/d/").unwrap())
+        .download_dir(dir)
+        .client_options(common::client_options(server))
+}
+
+/// The files a run with `options` writes (into a fresh directory), and its summary.
+async fn selected(
+    server: &TestServer,
+    options: impl FnOnce(DownloadOptions) -> DownloadOptions,
+) -> (BTreeSet<String>, Summary) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = s3fetch::download(options(self::options(server, dir.path())));
+    let summary = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run finishes")
+        .expect("the run starts");
+    let got = files(dir.path())
+        .into_iter()
+        .filter(|f| !f.starts_with("other/"))
+        .collect();
+    (got, summary)
+}
+
+fn set<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn include_and_exclude_apply_in_order_the_last_match_deciding() {
+    let server = server().await;
+    // aws cli's idiom: everything out, then some back in.
+    let (got, summary) = selected(&server, |o| o.exclude("**").include("*.txt")).await;
+    assert_eq!(got, set(["a.txt"]), "`*` stays within one segment");
+    assert_eq!(summary.objects_found, 1);
+    // The reverse order: the exclude comes last and wins.
+    let (got, _) = selected(&server, |o| o.include("*.txt").exclude("**")).await;
+    assert_eq!(got, set([]));
+    // A first include leaves out what no rule matches; `**` crosses segments.
+    let (got, _) = selected(&server, |o| o.include("**/*.txt").exclude("tmp/**")).await;
+    assert_eq!(got, set(["a.txt"]));
+    let (got, _) = selected(&server, |o| o.include("**/*.txt")).await;
+    assert_eq!(got, set(["a.txt", "tmp/x.txt"]));
+    // Excludes alone keep the rest.
+    let (got, summary) = selected(&server, |o| o.exclude("other/**").exclude("*.csv")).await;
+    assert_eq!(
+        got,
+        set([
+            "a.txt",
+            "logs/2023-12.json",
+            "logs/2024-01.json",
+            "tmp/x.txt"
+        ])
+    );
+    assert_eq!(summary.objects_found, 4);
+    // With the regex: both must pass.
+    let (got, _) = selected(&server, |o| o.include("logs/*").regex("2024")).await;
+    assert_eq!(got, set(["logs/2024-01.json"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_include_s_literal_head_narrows_the_listing_to_one_request() {
+    let server = server().await;
+    server.reset_request_counts();
+    let (got, _) = selected(&server, |o| o.include("logs/2024-*")).await;
+    assert_eq!(got, set(["logs/2024-01.json"]));
+    assert_eq!(
+        server.request_counts().list,
+        1,
+        "only d/logs/2024- is listed, not the 1,500 keys beside it"
+    );
+    server.reset_request_counts();
+    let (got, _) = selected(&server, |o| o.include("**/2024-*")).await;
+    assert_eq!(got, set(["logs/2024-01.json"]));
+    assert!(
+        server.request_counts().list > 1,
+        "no literal head: all listed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sizes_and_times_come_from_the_listing_without_extra_requests() {
+    let server = server().await;
+    let now = SystemTime::now();
+    server.reset_request_counts();
+    let (got, _) = selected(&server, |o| o.exclude("other/**").min_size(4)).await;
+    assert_eq!(got, set(["a.txt", "b.csv"]));
+    let counts = server.request_counts();
+    assert_eq!(
+        (counts.head, counts.get),
+        (0, 2),
+        "a GET per selected object, no HEAD"
+    );
+    let (got, _) = selected(&server, |o| o.exclude("other/**").max_size(3)).await;
+    assert_eq!(
+        got,
+        set(["logs/2023-12.json", "logs/2024-01.json", "tmp/x.txt"])
+    );
+    let (got, _) = selected(&server, |o| o.min_size(3).max_size(5).exclude("other/**")).await;
+    assert_eq!(
+        got,
+        set(["a.txt", "logs/2023-12.json", "logs/2024-01.json"])
+    );
+
+    let (got, _) = selected(&server, |o| {
+        o.exclude("other/**").newer_than(now - 24 * HOUR)
+    })
+    .await;
+    assert_eq!(got, set(["a.txt", "logs/2024-01.json", "tmp/x.txt"]));
+    let (got, _) = selected(&server, |o| {
+        o.older_than(now - 24 * HOUR).exclude("other/**")
+    })
+    .await;
+    assert_eq!(got, set(["b.csv", "logs/2023-12.json"]));
+    let (got, _) = selected(&server, |o| {
+        o.newer_than(now - 100 * HOUR)
+            .older_than(now - 5 * HOUR)
+            .exclude("other/**")
+    })
+    .await;
+    assert_eq!(got, set(["b.csv", "logs/2024-01.json"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_applies_the_limits_after_each_head() {
+    let server = server().await;
+    let list = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(list.path(), "d/a.txt\nd/b.csv\nd/tmp/x.txt\n").unwrap();
+    let keys = list.path().to_owned();
+    server.reset_request_counts();
+    let (got, summary) = selected(&server, |mut o| {
+        o.keys_from = Some(keys);
+        o.min_size(2).include("*")
+    })
+    .await;
+    assert_eq!(
+        got,
+        set(["a.txt", "b.csv"]),
+        "tmp/x.txt: the glob; x: 1 byte"
+    );
+    assert_eq!((summary.objects_found, summary.objects_downloaded), (2, 2));
+    let counts = server.request_counts();
+    assert_eq!((counts.list, counts.head, counts.get), (0, 2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_globs_and_limits_are_refused_before_any_request() {
+    let server = server().await;
+    server.reset_request_counts();
+    let dir = tempfile::tempdir().unwrap();
+    let check = |o: DownloadOptions| async move {
+        let err = s3fetch::download(o).await.unwrap_err();
+        match err {
+            Error::InvalidOption { option, .. } => option,
+            other => panic!("{other}"),
+        }
+    };
+    let base = || options(&server, dir.path());
+    assert_eq!(check(base().include("a").exclude("[z")).await, "exclude");
+    assert_eq!(check(base().include("{a")).await, "include");
+    assert_eq!(check(base().min_size(10).max_size(9)).await, "min_size");
+    let now = SystemTime::now();
+    assert_eq!(
+        check(base().newer_than(now).older_than(now - HOUR)).await,
+        "newer_than"
+    );
+    assert_eq!(server.request_counts().http_requests, 0);
+}

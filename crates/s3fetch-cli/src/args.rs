@@ -91,6 +91,11 @@ pub struct Args {
     #[arg(long, value_name = "T", value_parser = parse_time)]
     pub older_than: Option<SystemTime>,
 
+    /// Try objects in GLACIER or DEEP_ARCHIVE that are not restored instead of skipping them
+    /// (they fail unless restored since the listing); restored ones download either way
+    #[arg(long)]
+    pub include_archived: bool,
+
     /// --include and --exclude in the order given (filled by [`Args::parse_ordered`]).
     #[arg(skip)]
     pub globs: Vec<GlobRule>,

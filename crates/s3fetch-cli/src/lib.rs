@@ -89,6 +89,12 @@ async fn download(settings: Settings) -> u8 {
         }
     };
     console.finish(&summary);
+    if summary.objects_archived > 0 {
+        console.err(&format!(
+            "note: {} archived object(s) (GLACIER or DEEP_ARCHIVE, not restored) were skipped: restore them first, or add --include-archived to try them",
+            summary.objects_archived
+        ));
+    }
 
     if summary.cancelled {
         let kept = match summary.partials_kept {

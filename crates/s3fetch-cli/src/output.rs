@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
 
-use s3fetch::{DownloadResult, JsonLines, ObjectInfo, Reporter, Summary};
+use s3fetch::{DownloadResult, JsonLines, ObjectInfo, Reporter, SkipReason, Summary};
 
 use crate::args::ProgressMode;
 use crate::settings::Output;
@@ -181,16 +181,16 @@ impl Reporter for Console {
         }
     }
 
-    fn object_skipped(&self, object: &ObjectInfo, dest: &Path) {
+    fn object_skipped(&self, object: &ObjectInfo, dest: &Path, reason: SkipReason) {
         if let Some(json) = &self.json {
-            json.object_skipped(object, dest);
+            json.object_skipped(object, dest, reason);
         }
         if let Some(bar) = &self.bar {
             // Up to date: counts as done for the bar.
             bar.inc(object.size);
         }
         if self.output == Output::Progress(ProgressMode::Detailed) {
-            self.out(&format!("{} (skipped: up to date)\n", object.key));
+            self.out(&format!("{} (skipped: {})\n", object.key, reason.as_str()));
         }
     }
 
@@ -232,7 +232,11 @@ pub fn summary_text(summary: &Summary, skipping: bool) -> String {
         String::new()
     };
     let skipped = if skipping || summary.objects_skipped > 0 {
-        format!("  Objects skipped: {}\n", summary.objects_skipped)
+        let archived = match summary.objects_archived {
+            0 => String::new(),
+            n => format!(" (archived: {n})"),
+        };
+        format!("  Objects skipped: {}{archived}\n", summary.objects_skipped)
     } else {
         String::new()
     };

@@ -84,6 +84,7 @@ impl Settings {
         options.max_size = args.max_size;
         options.newer_than = args.newer_than;
         options.older_than = args.older_than;
+        options.include_archived = args.include_archived;
         options.failed_keys = args.failed_keys;
         options.keys_from = args.keys_from;
 

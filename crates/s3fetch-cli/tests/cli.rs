@@ -402,6 +402,60 @@ async fn globs_apply_in_command_line_order_and_limits_reach_the_engine() {
     .is_empty());
 }
 
+/// An archived object is skipped with a note, exit 0; `--include-archived` tries it and it
+/// fails as S3 answers, exit 1; JSON lines say why it was skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_objects_are_skipped_with_a_note_unless_included() {
+    let server = server().await;
+    server.archive_key("bkt", "data/00003.txt", "DEEP_ARCHIVE", false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = fetch_into(
+        &server,
+        dir.path(),
+        &["s3://bkt/data/", "--progress", "detailed"],
+    )
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("note: 1 archived object(s)"), "{stderr}");
+    assert!(
+        stdout.contains("data/00003.txt (skipped: archived)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Objects skipped: 1 (archived: 1)"),
+        "{stdout}"
+    );
+    assert!(!dir.path().join("00003.txt").exists());
+
+    let json = fetch_into(
+        &server,
+        dir.path(),
+        &["s3://bkt/data/0000", "--output", "json"],
+    )
+    .await;
+    let skipped: Vec<serde_json::Value> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["event"] == "skipped")
+        .collect();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["reason"], "archived");
+
+    let out = fetch_into(
+        &server,
+        dir.path(),
+        &["s3://bkt/data/", "--include-archived", "-q"],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("data/00003.txt") && stderr.contains("InvalidObjectState"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_errors_exit_1_with_the_code_and_a_hint() {
     let server = server().await;

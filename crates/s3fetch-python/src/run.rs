@@ -23,7 +23,7 @@ use pyo3::types::{PyList, PyTuple};
 use s3fetch::aws_credential_types::provider::SharedCredentialsProvider;
 use s3fetch::{
     ChecksumMode, ClientOptions, DownloadOptions, DownloadResult, Downloader, Error, GlobRule,
-    JsonLines, ObjectInfo, Reporter, S3Uri, Summary,
+    JsonLines, ObjectInfo, Reporter, S3Uri, SkipReason, Summary,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +58,7 @@ enum Event {
         key: String,
         dest: PathBuf,
         size: u64,
+        reason: SkipReason,
     },
     Done(Result<Summary, Error>),
 }
@@ -83,15 +84,16 @@ impl Reporter for Forward {
         }
     }
 
-    fn object_skipped(&self, object: &ObjectInfo, dest: &Path) {
+    fn object_skipped(&self, object: &ObjectInfo, dest: &Path, reason: SkipReason) {
         if let Some(json) = &self.json {
-            json.object_skipped(object, dest);
+            json.object_skipped(object, dest, reason);
         }
         if self.skipped {
             let _ = self.events.send(Event::Skipped {
                 key: object.key.clone(),
                 dest: dest.to_owned(),
                 size: object.size,
+                reason,
             });
         }
     }
@@ -227,7 +229,18 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
                     .into_pyobject(py)?
                     .into_any()
             }
-            Event::Skipped { key, dest, size } => (SKIPPED, key.as_str(), dest.as_path(), *size)
+            Event::Skipped {
+                key,
+                dest,
+                size,
+                reason,
+            } => (
+                SKIPPED,
+                key.as_str(),
+                dest.as_path(),
+                *size,
+                reason.as_str(),
+            )
                 .into_pyobject(py)?
                 .into_any(),
             Event::Failed { key, dest, error } => (
@@ -251,7 +264,8 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
 #[pyfunction]
 #[pyo3(signature = (
     s3_uri, download_dir, *, regex=None, include=Vec::new(), exclude=Vec::new(), min_size=None,
-    max_size=None, newer_than=None, older_than=None, concurrent_downloads=None, list_concurrency=None,
+    max_size=None, newer_than=None, older_than=None, include_archived=false,
+    concurrent_downloads=None, list_concurrency=None,
     multipart_threshold=None, part_size=None, retries=None, idle_timeout=None,
     checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, skip_existing=false,
     sync=false, compare="mtime", preserve_mtime=true, resume=true, failed_keys=None, keys_from=None, output=None,
@@ -271,6 +285,7 @@ pub(crate) fn start(
     max_size: Option<String>,
     newer_than: Option<String>,
     older_than: Option<String>,
+    include_archived: bool,
     concurrent_downloads: Option<usize>,
     list_concurrency: Option<usize>,
     multipart_threshold: Option<String>,
@@ -331,6 +346,7 @@ pub(crate) fn start(
     };
     options.newer_than = time("newer_than", newer_than).map_err(fail)?;
     options.older_than = time("older_than", older_than).map_err(fail)?;
+    options.include_archived = include_archived;
     options.failed_keys = failed_keys;
     options.keys_from = keys_from;
     let json = match output.as_deref() {

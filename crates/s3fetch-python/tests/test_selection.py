@@ -7,8 +7,8 @@ import datetime
 from pathlib import Path
 
 import pytest
-from conftest import Server, tree
-from s3fetch import download
+from conftest import SAMPLE, Server, start_server, tree
+from s3fetch import DownloadResult, download
 from s3fetch.exceptions import InvalidOptionError
 
 
@@ -74,3 +74,33 @@ def test_bad_selections_raise_before_any_request(
     with pytest.raises(InvalidOptionError, match=message):
         download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, **options)  # type: ignore[arg-type]
     assert sum(sample.requests().values()) == before
+
+
+def test_archived_objects_are_skipped_unless_included(tmp_path: Path, aws_env: None) -> None:
+    server = start_server(
+        tmp_path / "server",
+        "--archived",
+        "bkt/data/2024/a.json=GLACIER",
+        "--archived",
+        "bkt/data/2023/d.json=DEEP_ARCHIVE:restored",
+    )
+    try:
+        server.bucket("bkt", SAMPLE)
+        dest = tmp_path / "dest"
+        dest.mkdir()
+        results: list[DownloadResult] = []
+        success, failures = download(
+            "s3://bkt/data/2024/", dest, endpoint_url=server.endpoint, on_result=results.append
+        )
+        assert (success, failures) == (2, [])
+        skipped = [(r.key, r.skip_reason) for r in results if r.skipped]
+        assert skipped == [("data/2024/a.json", "archived")]
+        assert download("s3://bkt/data/2023/", dest, endpoint_url=server.endpoint) == (1, []), "restored"
+
+        success, failures = download(
+            "s3://bkt/data/2024/a.json", dest, endpoint_url=server.endpoint, include_archived=True
+        )
+        assert success == 0
+        assert [(key, error.code) for key, error in failures] == [("data/2024/a.json", "InvalidObjectState")]
+    finally:
+        server.stop()

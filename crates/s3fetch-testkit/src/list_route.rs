@@ -28,6 +28,7 @@
 //! (control characters, U+FFFE, U+FFFF) as `&#xN;` references instead of raw bytes (no
 //! XML parser accepts either form; clients must use `encoding-type=url` for such keys).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -39,7 +40,7 @@ use s3s::{s3_error, Body, S3Request, S3Response, S3Result};
 use crate::s3::{
     authorize, decode_token, encode_token, list_prelude, max_keys_of, store_err, url_encode_into,
 };
-use crate::state::Shared;
+use crate::state::{Archive, Shared};
 use crate::store::{ListEntry, ListQuery, ObjectMeta, Store, StoreResult, MAX_KEY_LEN};
 
 const OP: &str = "ListObjectsV2";
@@ -59,6 +60,8 @@ pub(crate) struct ListV2Params {
     pub(crate) start_after: Option<String>,
     pub(crate) max_keys: Option<i32>,
     pub(crate) encoding_type: Option<String>,
+    /// `x-amz-optional-object-attributes: RestoreStatus`: archived objects' restore status.
+    pub(crate) restore_status: bool,
 }
 
 /// `/{bucket}` or `/{bucket}/` with a valid bucket name (nothing to percent-decode).
@@ -160,11 +163,15 @@ impl S3Route for ListV2Route {
         &self,
         method: &Method,
         uri: &Uri,
-        _headers: &HeaderMap,
+        headers: &HeaderMap,
         extensions: &mut Extensions,
     ) -> bool {
         match parse_request(method, uri) {
-            Some(p) => {
+            Some(mut p) => {
+                p.restore_status = headers
+                    .get("x-amz-optional-object-attributes")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.split(',').any(|a| a.trim() == "RestoreStatus"));
                 extensions.insert(p);
                 true
             }
@@ -196,7 +203,14 @@ impl S3Route for ListV2Route {
             start_after: token_key.as_deref().or(start_after),
             max_keys,
         };
-        let xml = render_list_v2(&self.shared.store, &p, &query).map_err(store_err)?;
+        let controls = self
+            .shared
+            .controls
+            .read()
+            .map_err(|_| s3_error!(InternalError))?;
+        let archived = controls.archived.get(&p.bucket);
+        let xml = render_list_v2(&self.shared.store, &p, &query, archived).map_err(store_err)?;
+        drop(controls);
         let mut resp = S3Response::new(Body::from(xml));
         resp.headers.insert(
             hyper::header::CONTENT_TYPE,
@@ -303,7 +317,13 @@ fn push_element(out: &mut Vec<u8>, name: &str, value: &str, url: bool) {
     out.push(b'>');
 }
 
-fn push_object(out: &mut Vec<u8>, key: &str, meta: &ObjectMeta, url: bool) {
+fn push_object(
+    out: &mut Vec<u8>,
+    key: &str,
+    meta: &ObjectMeta,
+    url: bool,
+    (archive, restore_status): (Option<&Archive>, bool),
+) {
     out.extend_from_slice(b"<Contents><Key>");
     push_value(out, key, url);
     out.extend_from_slice(b"</Key><LastModified>");
@@ -312,7 +332,23 @@ fn push_object(out: &mut Vec<u8>, key: &str, meta: &ObjectMeta, url: bool) {
     out.extend_from_slice(meta.etag_hex_bytes());
     out.extend_from_slice(b"&quot;</ETag><Size>");
     push_u64(out, meta.size);
-    out.extend_from_slice(b"</Size><StorageClass>STANDARD</StorageClass></Contents>");
+    out.extend_from_slice(b"</Size><StorageClass>");
+    let Some(archive) = archive else {
+        out.extend_from_slice(b"STANDARD</StorageClass></Contents>");
+        return;
+    };
+    out.extend_from_slice(archive.class.as_bytes());
+    out.extend_from_slice(b"</StorageClass>");
+    if restore_status {
+        out.extend_from_slice(b"<RestoreStatus><IsRestoreInProgress>false</IsRestoreInProgress>");
+        if archive.restored {
+            out.extend_from_slice(
+                b"<RestoreExpiryDate>2099-01-01T00:00:00.000Z</RestoreExpiryDate>",
+            );
+        }
+        out.extend_from_slice(b"</RestoreStatus>");
+    }
+    out.extend_from_slice(b"</Contents>");
 }
 
 /// Renders the ListObjectsV2 response body (UTF-8) for `p` (the request) and `query`
@@ -325,6 +361,7 @@ pub(crate) fn render_list_v2(
     store: &Store,
     p: &ListV2Params,
     query: &ListQuery<'_>,
+    archived: Option<&HashMap<String, Archive>>,
 ) -> StoreResult<Bytes> {
     let url = p.encoding_type.as_deref() == Some("url");
     // Fixed parts, ≤ 6 bytes per escaped input byte, hex of the last key.
@@ -337,7 +374,10 @@ pub(crate) fn render_list_v2(
     out.resize(gap, b' ');
     let mut prefixes = Vec::new();
     let summary = store.list_visit(&p.bucket, query, |entry| match entry {
-        ListEntry::Object(key, meta) => push_object(&mut out, key, meta, url),
+        ListEntry::Object(key, meta) => {
+            let archive = archived.and_then(|a| a.get(key));
+            push_object(&mut out, key, meta, url, (archive, p.restore_status));
+        }
         ListEntry::CommonPrefix(cp) => {
             prefixes.extend_from_slice(b"<CommonPrefixes><Prefix>");
             push_value(&mut prefixes, cp, url);
@@ -420,6 +460,7 @@ mod tests {
                 start_after: Some(String::new()),
                 max_keys: Some(7),
                 encoding_type: Some("url".into()),
+                restore_status: false,
             }
         );
         assert_eq!(
@@ -499,7 +540,7 @@ mod tests {
         let mut len = 0;
         let t = Instant::now();
         for _ in 0..fast_rounds {
-            len = render_list_v2(&store, &p, &q).unwrap().len();
+            len = render_list_v2(&store, &p, &q, None).unwrap().len();
         }
         let fast = t.elapsed() / fast_rounds;
         let t = Instant::now();

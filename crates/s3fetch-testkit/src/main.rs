@@ -67,6 +67,11 @@ struct ServeArgs {
     /// Allow anonymous reads of this bucket (repeatable).
     #[arg(long = "public-bucket", value_name = "BUCKET")]
     public_buckets: Vec<String>,
+    /// Put an object in an archive storage class (repeatable): `bkt/key=GLACIER`, or
+    /// `bkt/key=DEEP_ARCHIVE:restored` for one with a restored copy. A GET of an archived
+    /// object that is not restored answers 403 InvalidObjectState.
+    #[arg(long = "archived", value_name = "BUCKET/KEY=CLASS[:restored]", value_parser = parse_archived)]
+    archived: Vec<(String, String, String, bool)>,
     /// Cap the bytes sent on every connection, in megabits per second (1 Mbps = 125,000
     /// bytes/s; 0 = no cap). Applied per TCP connection, responses only.
     #[arg(long, default_value_t = 0.0)]
@@ -203,6 +208,20 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_archived(text: &str) -> Result<(String, String, String, bool), String> {
+    let bad = || format!("{text:?}: expected BUCKET/KEY=CLASS or BUCKET/KEY=CLASS:restored");
+    let (object, class) = text.rsplit_once('=').ok_or_else(bad)?;
+    let (bucket, key) = object.split_once('/').ok_or_else(bad)?;
+    let (class, restored) = match class.strip_suffix(":restored") {
+        Some(class) => (class, true),
+        None => (class, false),
+    };
+    if bucket.is_empty() || key.is_empty() || class.is_empty() {
+        return Err(bad());
+    }
+    Ok((bucket.into(), key.into(), class.into(), restored))
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for b in &args.public_buckets {
         anyhow::ensure!(
@@ -246,6 +265,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Before the ready line: a SIGUSR1 sent as soon as it is read must not kill us.
         let mut signals = Signals::install()?;
         let server = TestServer::start_with(options).await?;
+        for (bucket, key, class, restored) in &args.archived {
+            server.archive_key(bucket, key, class, *restored);
+        }
         for b in server.store().list_buckets() {
             let n = server.store().object_count(&b.name).unwrap_or(0);
             tracing::info!(bucket = %b.name, objects = n, "serving bucket");

@@ -26,7 +26,7 @@ use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
 use crate::checksum::crc64nvme_header;
-use crate::state::Shared;
+use crate::state::{Archive, Shared};
 use crate::store::{DataSlice, ListPage, ListQuery, ObjectMeta, StoreError};
 
 /// Chunk size for streamed GET bodies.
@@ -92,6 +92,16 @@ pub(crate) fn authorize(
                 .contains(&(bucket.to_owned(), key.to_owned()))
             {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+            if op == "GetObject"
+                && controls
+                    .archive(bucket, key)
+                    .is_some_and(Archive::blocks_reads)
+            {
+                return Err(s3_error!(
+                    InvalidObjectState,
+                    "The operation is not valid for the object's storage class"
+                ));
             }
         }
     }

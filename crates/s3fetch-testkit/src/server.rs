@@ -345,6 +345,22 @@ impl TestServer {
             .insert((bucket.to_owned(), key.to_owned()));
     }
 
+    /// Puts an existing object in the archive storage class `class` (`GLACIER`,
+    /// `DEEP_ARCHIVE`, ...): listings show the class (and, when asked with
+    /// `x-amz-optional-object-attributes: RestoreStatus`, its restore status), and a GET
+    /// answers 403 `InvalidObjectState` unless `restored`.
+    pub fn archive_key(&self, bucket: &str, key: &str, class: &str, restored: bool) {
+        let archive = crate::state::Archive {
+            class: class.to_owned(),
+            restored,
+        };
+        self.controls()
+            .archived
+            .entry(bucket.to_owned())
+            .or_default()
+            .insert(key.to_owned(), archive);
+    }
+
     /// Undoes [`TestServer::deny_key`].
     pub fn allow_key(&self, bucket: &str, key: &str) {
         self.controls()

@@ -7,7 +7,7 @@
 //! modules lend nothing back to each other: the server builds a `Shared`, the rest only
 //! read it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -106,6 +106,30 @@ pub(crate) struct Controls {
     pub(crate) public_buckets: HashSet<String>,
     pub(crate) denied_buckets: HashSet<String>,
     pub(crate) denied_keys: HashSet<(String, String)>,
+    /// Objects in an archive storage class: bucket → key → class and restore state.
+    pub(crate) archived: HashMap<String, HashMap<String, Archive>>,
+}
+
+/// An object's archive storage class (`GLACIER`, `DEEP_ARCHIVE`, ...) and whether a restored
+/// copy is readable. A GET of one not restored answers 403 `InvalidObjectState`, as S3 does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Archive {
+    pub(crate) class: String,
+    pub(crate) restored: bool,
+}
+
+impl Archive {
+    /// Whether a GET fails: `GLACIER` and `DEEP_ARCHIVE` until restored (`GLACIER_IR` and
+    /// the other classes read at once).
+    pub(crate) fn blocks_reads(&self) -> bool {
+        !self.restored && matches!(self.class.as_str(), "GLACIER" | "DEEP_ARCHIVE")
+    }
+}
+
+impl Controls {
+    pub(crate) fn archive(&self, bucket: &str, key: &str) -> Option<&Archive> {
+        self.archived.get(bucket)?.get(key)
+    }
 }
 
 /// Per-operation request counters.

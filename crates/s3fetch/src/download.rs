@@ -32,7 +32,7 @@ use crate::listing::{self, Listed};
 use crate::object::ObjectInfo;
 use crate::options::{DownloadOptions, Skip};
 use crate::paths;
-use crate::progress::{DownloadResult, NoReporter, Reporter, Summary, Tally};
+use crate::progress::{DownloadResult, NoReporter, Reporter, SkipReason, Summary, Tally};
 use crate::retry::RetryStats;
 use crate::transfer::{Fetcher, PartOptions};
 use crate::write::DownloadDir;
@@ -161,6 +161,7 @@ impl Downloader {
             tally: tally.clone(),
             dry_run: options.dry_run,
             skip: options.skip,
+            include_archived: options.include_archived,
             from_keys,
         });
 
@@ -183,8 +184,9 @@ impl Downloader {
             };
             let Some(listed) = object else { break };
             tally.found.fetch_add(1, Ordering::Relaxed);
-            // An up-to-date file is told here, without a task: the permit serves the next.
-            if job.skipped_at_once(&listed) {
+            // An up-to-date file or an archived object is told here, without a task: the
+            // permit serves the next.
+            if job.skipped_archived(&listed.object) || job.skipped_at_once(&listed) {
                 spare = Some(permit);
                 continue;
             }
@@ -277,6 +279,8 @@ struct Job {
     skip: Skip,
     /// The objects come from `keys_from`, not a listing: each takes a HEAD first.
     from_keys: bool,
+    /// Archived objects are tried instead of skipped.
+    include_archived: bool,
 }
 
 impl Job {
@@ -324,7 +328,7 @@ impl Job {
                     }),
                     Ok(_) if self.is_up_to_date(&object, &relative, &dest).await => {
                         self.tally.skipped.fetch_add(1, Ordering::Relaxed);
-                        reporter.object_skipped(&object, &dest);
+                        reporter.object_skipped(&object, &dest, SkipReason::UpToDate);
                         return;
                     }
                     Ok(_) if self.dry_run => Ok(object.size),
@@ -339,7 +343,33 @@ impl Job {
                 (Some(dest), outcome)
             }
         };
+        // Archived after all (a storage class the listing does not tell, such as
+        // Intelligent-Tiering's archive tiers, or a `keys_from` key): skipped, not failed.
+        let archived = |e: &Error| e.code() == Some("InvalidObjectState");
+        if let (Some(dest), Err(error)) = (&dest, &outcome) {
+            if !self.include_archived && archived(error) {
+                return self.skip_archived(&object, dest);
+            }
+        }
         self.record(object, dest, outcome, started);
+    }
+
+    /// For an archived object (not restored) that the run leaves alone: whether `object` is
+    /// one, as its listing says; counts and reports it.
+    fn skipped_archived(&self, object: &ObjectInfo) -> bool {
+        if !object.archived || self.include_archived {
+            return false;
+        }
+        self.skip_archived(object, &self.local_path(&object.key));
+        true
+    }
+
+    fn skip_archived(&self, object: &ObjectInfo, dest: &Path) {
+        self.tally.skipped.fetch_add(1, Ordering::Relaxed);
+        self.tally.archived.fetch_add(1, Ordering::Relaxed);
+        self.fetcher
+            .reporter
+            .object_skipped(object, dest, SkipReason::Archived);
     }
 
     fn record(
@@ -394,7 +424,9 @@ impl Job {
             return false;
         }
         self.tally.skipped.fetch_add(1, Ordering::Relaxed);
-        self.fetcher.reporter.object_skipped(object, &dest);
+        self.fetcher
+            .reporter
+            .object_skipped(object, &dest, SkipReason::UpToDate);
         true
     }
 
@@ -547,6 +579,7 @@ async fn send_keys(
             size: 0,
             etag: None,
             last_modified: None,
+            archived: false,
         };
         if tx.send(Listed { object, parent }).await.is_err() {
             break;

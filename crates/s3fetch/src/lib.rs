@@ -85,7 +85,7 @@ pub use options::{
     parse_size, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
-pub use progress::{DownloadResult, Failure, NoReporter, Reporter, Summary};
+pub use progress::{DownloadResult, Failure, NoReporter, Reporter, SkipReason, Summary};
 pub use report::JsonLines;
 pub use retry::{RetryPolicy, DEFAULT_RETRIES};
 pub use uri::S3Uri;

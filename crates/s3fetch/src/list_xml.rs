@@ -146,7 +146,17 @@ fn object(contents: &str) -> Option<ObjectInfo> {
             .unwrap_or(0),
         etag: ETAG.first(contents).and_then(unescape),
         last_modified: LAST_MODIFIED.first(contents).and_then(parse_timestamp),
+        archived: is_archived(contents),
     })
+}
+
+/// Whether a `<Contents>` element is of an archived object that is not restored: class
+/// `GLACIER` or `DEEP_ARCHIVE` (not `GLACIER_IR`, read at once), and no `RestoreExpiryDate`
+/// in its `RestoreStatus` (sent when the request asks for it, as s3fetch's do).
+fn is_archived(contents: &str) -> bool {
+    let class = STORAGE_CLASS.first(contents).map(str::trim);
+    matches!(class, Some("GLACIER" | "DEEP_ARCHIVE"))
+        && RESTORE_EXPIRY_DATE.first(contents).is_none()
 }
 
 static IS_TRUNCATED: LazyLock<Tag> = LazyLock::new(|| Tag::new("<IsTruncated>", "</IsTruncated>"));
@@ -156,6 +166,10 @@ static SIZE: LazyLock<Tag> = LazyLock::new(|| Tag::new("<Size>", "</Size>"));
 static ETAG: LazyLock<Tag> = LazyLock::new(|| Tag::new("<ETag>", "</ETag>"));
 static LAST_MODIFIED: LazyLock<Tag> =
     LazyLock::new(|| Tag::new("<LastModified>", "</LastModified>"));
+static STORAGE_CLASS: LazyLock<Tag> =
+    LazyLock::new(|| Tag::new("<StorageClass>", "</StorageClass>"));
+static RESTORE_EXPIRY_DATE: LazyLock<Tag> =
+    LazyLock::new(|| Tag::new("<RestoreExpiryDate>", "</RestoreExpiryDate>"));
 static COMMON_PREFIXES: LazyLock<Tag> =
     LazyLock::new(|| Tag::new("<CommonPrefixes>", "</CommonPrefixes>"));
 static PREFIX: LazyLock<Tag> = LazyLock::new(|| Tag::new("<Prefix>", "</Prefix>"));
@@ -317,6 +331,20 @@ mod tests {
             .feed(b"<Error><Code>NoSuchBucket</Code></Error>")
             .unwrap();
         assert!(reader.finish().is_none(), "not a listing");
+    }
+
+    #[test]
+    fn archived_objects_are_told_by_class_and_restore_status() {
+        let page = |contents: &str| {
+            let xml = format!("<ListBucketResult><Contents><Key>k</Key><Size>1</Size>{contents}</Contents></ListBucketResult>");
+            parse(&xml).unwrap().objects[0].archived
+        };
+        assert!(page("<StorageClass>GLACIER</StorageClass>"));
+        assert!(page("<StorageClass>DEEP_ARCHIVE</StorageClass><RestoreStatus><IsRestoreInProgress>true</IsRestoreInProgress></RestoreStatus>"));
+        assert!(!page("<StorageClass>GLACIER</StorageClass><RestoreStatus><IsRestoreInProgress>false</IsRestoreInProgress><RestoreExpiryDate>2099-01-01T00:00:00.000Z</RestoreExpiryDate></RestoreStatus>"), "restored");
+        assert!(!page("<StorageClass>GLACIER_IR</StorageClass>"));
+        assert!(!page("<StorageClass>STANDARD</StorageClass>"));
+        assert!(!page(""));
     }
 
     #[test]

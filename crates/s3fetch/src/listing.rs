@@ -699,6 +699,7 @@ mod tests {
             size: 1,
             etag: None,
             last_modified: None,
+            archived: false,
         }
     }
 

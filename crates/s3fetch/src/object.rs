@@ -10,4 +10,7 @@ pub struct ObjectInfo {
     pub size: u64,
     pub etag: Option<String>,
     pub last_modified: Option<SystemTime>,
+    /// In an archive storage class (`GLACIER`, `DEEP_ARCHIVE`) with no restored copy, as
+    /// far as the listing says: a GET would fail (`InvalidObjectState`).
+    pub archived: bool,
 }

@@ -113,6 +113,10 @@ pub struct DownloadOptions {
     pub newer_than: Option<SystemTime>,
     /// Only objects last modified before this time.
     pub older_than: Option<SystemTime>,
+    /// Try objects in an archive storage class (`GLACIER`, `DEEP_ARCHIVE`) that are not
+    /// restored, instead of skipping them (reason `archived`): their GETs fail unless a
+    /// restored copy appeared since the listing.
+    pub include_archived: bool,
     /// Downloads in flight at once (at least 1).
     pub concurrent_downloads: usize,
     /// List requests in flight at once; 1 lists sequentially.
@@ -169,6 +173,7 @@ impl DownloadOptions {
             max_size: None,
             newer_than: None,
             older_than: None,
+            include_archived: false,
             concurrent_downloads: DEFAULT_CONCURRENCY,
             list_concurrency: DEFAULT_LIST_CONCURRENCY,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
@@ -229,6 +234,11 @@ impl DownloadOptions {
 
     pub fn older_than(mut self, time: SystemTime) -> Self {
         self.older_than = Some(time);
+        self
+    }
+
+    pub fn include_archived(mut self, yes: bool) -> Self {
+        self.include_archived = yes;
         self
     }
 
@@ -404,6 +414,7 @@ impl DownloadOptions {
             dry_run: self.dry_run,
             skip,
             preserve_mtime: self.preserve_mtime,
+            include_archived: self.include_archived,
             resume: self.resume,
             failed_keys: self.failed_keys,
             keys,
@@ -476,6 +487,7 @@ pub(crate) struct Validated {
     pub dry_run: bool,
     pub skip: Skip,
     pub preserve_mtime: bool,
+    pub include_archived: bool,
     pub resume: bool,
     pub failed_keys: Option<PathBuf>,
     /// The keys of `keys_from`, read and checked.

@@ -40,9 +40,29 @@ pub trait Reporter: Send + Sync {
     fn bytes_written(&self, _key: &str, _bytes: u64) {}
     /// The object is done, successfully or not.
     fn download_finished(&self, _result: &DownloadResult) {}
-    /// The object was not downloaded: its file at `dest` is up to date (`skip_existing`,
-    /// `sync`). No `download_finished` follows.
-    fn object_skipped(&self, _object: &ObjectInfo, _dest: &Path) {}
+    /// The object was not downloaded, for `reason`: its file at `dest` is up to date
+    /// (`skip_existing`, `sync`), or the object is archived. No `download_finished` follows.
+    fn object_skipped(&self, _object: &ObjectInfo, _dest: &Path, _reason: SkipReason) {}
+}
+
+/// Why an object was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Its file is up to date (`skip_existing`, `sync`, `compare`).
+    UpToDate,
+    /// It is in an archive storage class (`GLACIER`, `DEEP_ARCHIVE`) and not restored, so a
+    /// GET cannot succeed; `include_archived` tries such objects anyway.
+    Archived,
+}
+
+impl SkipReason {
+    /// As reports write it: `"up to date"`, `"archived"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::UpToDate => "up to date",
+            SkipReason::Archived => "archived",
+        }
+    }
 }
 
 /// A reporter that ignores every event.
@@ -60,8 +80,11 @@ pub struct Summary {
     pub objects_downloaded: u64,
     /// Bytes of the objects written into place.
     pub bytes_downloaded: u64,
-    /// Objects whose files were up to date already (`skip_existing`, `sync`).
+    /// Objects not downloaded on purpose: their files were up to date already
+    /// (`skip_existing`, `sync`), or they are archived ([`Summary::objects_archived`]).
     pub objects_skipped: u64,
+    /// Of the skipped objects, those archived (`GLACIER`, `DEEP_ARCHIVE`, not restored).
+    pub objects_archived: u64,
     pub elapsed: Duration,
     /// One entry per object that failed, in the order they failed.
     pub failures: Vec<Failure>,
@@ -106,6 +129,7 @@ pub(crate) struct Tally {
     pub downloaded: AtomicU64,
     pub bytes: AtomicU64,
     pub skipped: AtomicU64,
+    pub archived: AtomicU64,
     pub failures: Mutex<Vec<Failure>>,
 }
 
@@ -134,6 +158,7 @@ impl Tally {
             objects_downloaded: self.downloaded.into_inner(),
             bytes_downloaded: self.bytes.into_inner(),
             objects_skipped: self.skipped.into_inner(),
+            objects_archived: self.archived.into_inner(),
             elapsed,
             failures: self
                 .failures

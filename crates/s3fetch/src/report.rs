@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::error::{error_chain, Error};
 use crate::object::ObjectInfo;
-use crate::progress::{DownloadResult, Reporter, Summary};
+use crate::progress::{DownloadResult, Reporter, SkipReason, Summary};
 
 /// Writes each event as one JSON object per line (see the module note).
 pub struct JsonLines {
@@ -55,6 +55,7 @@ impl JsonLines {
             "found": summary.objects_found,
             "downloaded": summary.objects_downloaded,
             "skipped": summary.objects_skipped,
+            "archived": summary.objects_archived,
             "failed": summary.failures.len(),
             "bytes": summary.bytes_downloaded,
             "seconds": seconds(summary.elapsed.as_secs_f64()),
@@ -105,14 +106,14 @@ impl Reporter for JsonLines {
         }));
     }
 
-    fn object_skipped(&self, object: &ObjectInfo, dest: &Path) {
+    fn object_skipped(&self, object: &ObjectInfo, dest: &Path, reason: SkipReason) {
         self.line(&json!({
             "event": "skipped",
             "key": object.key,
             "path": dest.to_string_lossy(),
             "size": object.size,
             "etag": object.etag,
-            "reason": "up to date",
+            "reason": reason.as_str(),
         }));
     }
 

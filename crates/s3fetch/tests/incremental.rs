@@ -76,7 +76,7 @@ impl Reporter for Seen {
             .unwrap()
             .insert(object.key.clone(), object.clone());
     }
-    fn object_skipped(&self, object: &ObjectInfo, _dest: &Path) {
+    fn object_skipped(&self, object: &ObjectInfo, _dest: &Path, _reason: s3fetch::SkipReason) {
         self.skipped.lock().unwrap().push(object.key.clone());
     }
 }

@@ -200,3 +200,57 @@ async fn bad_globs_and_limits_are_refused_before_any_request() {
     );
     assert_eq!(server.request_counts().http_requests, 0);
 }
+
+/// Archived objects: skipped (reason `archived`, no request) unless restored; with
+/// `include_archived` tried, and failing as S3 answers (`InvalidObjectState`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_objects_are_skipped_unless_restored_or_included() {
+    let server = server().await;
+    server.archive_key("bkt", "d/a.txt", "GLACIER", false);
+    server.archive_key("bkt", "d/b.csv", "DEEP_ARCHIVE", false);
+    server.archive_key("bkt", "d/tmp/x.txt", "GLACIER", true);
+    server.archive_key("bkt", "d/logs/2024-01.json", "GLACIER_IR", false);
+    let only_ours = |o: DownloadOptions| o.exclude("other/**");
+    server.reset_request_counts();
+    let (got, summary) = selected(&server, only_ours).await;
+    assert_eq!(
+        got,
+        set(["logs/2023-12.json", "logs/2024-01.json", "tmp/x.txt"]),
+        "the restored one and instant retrieval download"
+    );
+    assert_eq!((summary.objects_skipped, summary.objects_archived), (2, 2));
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    assert_eq!(
+        server.request_counts().get,
+        3,
+        "no GET for an archived object"
+    );
+
+    let (got, summary) = selected(&server, |o| only_ours(o).include_archived(true)).await;
+    assert_eq!(got.len(), 3);
+    let mut failed: Vec<_> = summary
+        .failures
+        .iter()
+        .map(|f| (f.key.as_str(), f.error.code()))
+        .collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        [
+            ("d/a.txt", Some("InvalidObjectState")),
+            ("d/b.csv", Some("InvalidObjectState"))
+        ]
+    );
+
+    // Without a listing (`keys_from`), the GET's answer tells: skipped, not failed.
+    let list = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(list.path(), "d/a.txt\nd/tmp/x.txt\n").unwrap();
+    let keys = list.path().to_owned();
+    let (got, summary) = selected(&server, |mut o| {
+        o.keys_from = Some(keys);
+        o
+    })
+    .await;
+    assert_eq!(got, set(["tmp/x.txt"]));
+    assert_eq!((summary.objects_archived, summary.failures.len()), (1, 0));
+}

@@ -30,6 +30,7 @@ def start(
     max_size: str | None = None,
     newer_than: str | None = None,
     older_than: str | None = None,
+    include_archived: bool = False,
     concurrent_downloads: int | None = None,
     list_concurrency: int | None = None,
     multipart_threshold: str | None = None,

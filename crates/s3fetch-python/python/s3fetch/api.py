@@ -43,6 +43,7 @@ def download(
     max_size: int | str | None = None,
     newer_than: str | datetime.date | datetime.timedelta | None = None,
     older_than: str | datetime.date | datetime.timedelta | None = None,
+    include_archived: bool = False,
     threads: int | None = None,
     region: str | None = None,
     delimiter: str = "/",
@@ -97,6 +98,9 @@ def download(
             ``datetime``, a ``date`` (midnight UTC), a ``timedelta`` (that long before now),
             or a str (``"2024-06-01"``, ``"2024-06-01T12:00:00Z"``, ``"7d"``, ``"12h"``).
         older_than: Only objects modified before this time (as for ``newer_than``).
+        include_archived: Try objects in GLACIER or DEEP_ARCHIVE that are not restored
+            instead of skipping them (``on_result`` gets them with ``skipped=True`` and
+            ``skip_reason="archived"``); restored ones download either way.
         threads: The original's name for ``concurrent_downloads``.
         region: AWS region; default: from the environment or profile, else ``us-east-1``.
         delimiter: Separates "directories" in keys; keys ending with it are skipped.
@@ -189,6 +193,7 @@ async def download_async(
     max_size: int | str | None = None,
     newer_than: str | datetime.date | datetime.timedelta | None = None,
     older_than: str | datetime.date | datetime.timedelta | None = None,
+    include_archived: bool = False,
     threads: int | None = None,
     region: str | None = None,
     delimiter: str = "/",
@@ -292,6 +297,7 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         max_size=_size(args["max_size"]),
         newer_than=_time("newer_than", args["newer_than"]),
         older_than=_time("older_than", args["older_than"]),
+        include_archived=bool(args["include_archived"]),
         concurrent_downloads=_count("concurrent_downloads", concurrency),
         list_concurrency=_count("list_concurrency", args["list_concurrency"]),
         multipart_threshold=_size(args["multipart_threshold"]),
@@ -347,8 +353,8 @@ def _dispatcher(
                     on_result(DownloadResult(key, Path(dest), True, 0 if dry_run else size))
             elif kind == _SKIPPED:
                 if on_result is not None:
-                    _, key, dest, size = event
-                    on_result(DownloadResult(key, Path(dest), True, size, skipped=True))
+                    _, key, dest, size, reason = event
+                    on_result(DownloadResult(key, Path(dest), True, size, skipped=True, skip_reason=reason))
             elif on_result is not None:
                 _, key, dest, error = event
                 on_result(DownloadResult(key, None if dest is None else Path(dest), False, 0, error))

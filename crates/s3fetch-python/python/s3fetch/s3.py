@@ -23,8 +23,11 @@ class DownloadResult:
         error: The exception that caused the download to fail (a
             :class:`s3fetch.exceptions.S3FetchError`), or None on success.
         skipped: True if the object was not downloaded because its file was up to date
-            (``skip_existing`` / ``sync``); ``success`` is True and ``file_size`` the
-            object's size then.
+            (``skip_existing`` / ``sync``) or it is archived; ``success`` is True and
+            ``file_size`` the object's size then.
+        skip_reason: Why it was skipped: ``"up to date"``, or ``"archived"`` (in GLACIER or
+            DEEP_ARCHIVE and not restored; ``include_archived=True`` tries it); ``None``
+            when it was not skipped.
 
     """
 
@@ -34,3 +37,4 @@ class DownloadResult:
     file_size: int = 0
     error: Exception | None = field(default=None, repr=False)
     skipped: bool = False
+    skip_reason: str | None = None

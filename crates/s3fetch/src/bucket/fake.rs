@@ -81,6 +81,7 @@ impl FakeStore {
             size: bytes.len() as u64,
             etag: Some(etag.clone()),
             last_modified: None,
+            archived: false,
         };
         self.objects
             .lock()
@@ -170,6 +171,7 @@ impl Store for FakeStore {
                 size: object.bytes.len() as u64,
                 etag: Some(object.etag.clone()),
                 last_modified: None,
+                archived: false,
             })
             .collect();
         let truncated = listed.len() == 1000;

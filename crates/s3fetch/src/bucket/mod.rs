@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::OptionalObjectAttributes;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -259,6 +260,8 @@ impl S3 {
             .prefix(prefix)
             .set_start_after(start_after.map(str::to_owned))
             .set_delimiter(delimiter.map(str::to_owned))
+            // Archived objects' restore status: a restored one is downloaded, others skipped.
+            .optional_object_attributes(OptionalObjectAttributes::RestoreStatus)
             .customize()
             .interceptor(take.clone())
             .send()

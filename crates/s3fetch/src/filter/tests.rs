@@ -114,6 +114,7 @@ fn object(key: &str, size: u64, age_secs: Option<u64>) -> ObjectInfo {
         size,
         etag: None,
         last_modified: age_secs.map(|s| SystemTime::now() - Duration::from_secs(s)),
+        archived: false,
     }
 }
 

@@ -19,12 +19,12 @@ rm -rf "$wheels" "$venv"
 echo "== building the wheel ($profile)" >&2
 MATURIN_PEP517_ARGS="--profile $profile" "$python" -m pip wheel --no-deps -q -w "$wheels" "./$package"
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "$wheels"/s3fetch-*.whl pytest boto3 ruff mypy
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "$wheels"/s3fetch-*.whl pytest boto3 ruff mypy pyyaml distributed
 echo "== ruff, mypy" >&2
 (
     cd "$package"
-    "../../$venv/bin/ruff" check python tests
-    "../../$venv/bin/ruff" format --check python tests
+    "../../$venv/bin/ruff" check python tests ../../examples
+    "../../$venv/bin/ruff" format --check python tests ../../examples
     "../../$venv/bin/mypy" python/s3fetch
 )
 echo "== pytest" >&2

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use s3fetch::{GlobRule, S3Uri};
+use s3fetch::{GlobRule, S3Uri, Shard};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -95,6 +95,18 @@ pub struct Args {
     /// (they fail unless restored since the listing); restored ones download either way
     #[arg(long)]
     pub include_archived: bool,
+
+    /// Take the K-th of N disjoint parts of the selected keys (a stable hash of each key
+    /// decides; the N shards' union is the whole selection): `K/N` counting from 0, or
+    /// `auto` for an orchestrator's index (Kubernetes JOB_COMPLETION_INDEX, AWS Batch
+    /// AWS_BATCH_JOB_ARRAY_INDEX, Slurm SLURM_ARRAY_TASK_ID)
+    #[arg(long, value_name = "K/N|auto", value_parser = parse_shard)]
+    pub shard: Option<ShardArg>,
+
+    /// N for --shard auto where the orchestrator does not say it (Kubernetes); also
+    /// S3FETCH_SHARD_COUNT
+    #[arg(long, value_name = "N", requires = "shard")]
+    pub shard_count: Option<u32>,
 
     /// --include and --exclude in the order given (filled by [`Args::parse_ordered`]).
     #[arg(skip)]
@@ -288,6 +300,25 @@ impl Args {
         rules.sort_by_key(|(at, _)| *at);
         args.globs = rules.into_iter().map(|(_, rule)| rule).collect();
         Ok(args)
+    }
+}
+
+/// `--shard`: a given shard, or one to read from the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardArg {
+    Fixed(Shard),
+    Auto,
+}
+
+fn parse_shard(text: &str) -> Result<ShardArg, String> {
+    match text.trim() {
+        "auto" => Ok(ShardArg::Auto),
+        _ => Shard::parse(text)
+            .map(ShardArg::Fixed)
+            .map_err(|e| match e {
+                s3fetch::Error::InvalidOption { reason, .. } => reason,
+                other => other.to_string(),
+            }),
     }
 }
 

@@ -31,10 +31,19 @@ where
             return u8::try_from(error.exit_code()).unwrap_or(exit::USAGE);
         }
     };
-    let settings = Settings::from_args(args);
+    let settings = match Settings::from_args(args) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {}", exit::message(&error));
+            return exit::code(&error);
+        }
+    };
     init_logging(settings.debug);
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
+    }
+    for note in &settings.notes {
+        eprintln!("note: {note}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,13 +1,14 @@
 //! Arguments -> library options, plus what only the CLI needs (output mode, warnings). No
 //! option is checked here: the library validates them all and its typed errors name the
-//! option, which [`crate::exit::message`] turns into the flag.
+//! option, which [`crate::exit::message`] turns into the flag. The one thing resolved here
+//! is `--shard auto`, from the environment (by the library's [`Shard::from_env`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use s3fetch::{ChecksumMode, ClientOptions, Compare, DownloadOptions};
+use s3fetch::{ChecksumMode, ClientOptions, Compare, DownloadOptions, Shard};
 
-use crate::args::{Args, ChecksumModeArg, CompareArg, OutputFormat, ProgressMode};
+use crate::args::{Args, ChecksumModeArg, CompareArg, OutputFormat, ProgressMode, ShardArg};
 
 /// Above this, warn: each download holds a connection and a file.
 const MANY_DOWNLOADS: usize = 1000;
@@ -27,11 +28,26 @@ pub struct Settings {
     pub debug: bool,
     /// Warnings to show once logging is set up.
     pub warnings: Vec<String>,
+    /// Notes for stderr (which shard `--shard auto` took).
+    pub notes: Vec<String>,
 }
 
 impl Settings {
-    pub fn from_args(args: Args) -> Settings {
+    /// The settings of `args`; an error only for a `--shard auto` the environment cannot
+    /// satisfy.
+    pub fn from_args(args: Args) -> Result<Settings, s3fetch::Error> {
         let mut warnings = Vec::new();
+        let mut notes = Vec::new();
+        let shard = match args.shard {
+            None => None,
+            Some(ShardArg::Fixed(shard)) => Some(shard),
+            Some(ShardArg::Auto) => {
+                let (shard, source) =
+                    Shard::from_env(args.shard_count, |name| std::env::var(name).ok())?;
+                notes.push(format!("shard {shard} (from {source})"));
+                Some(shard)
+            }
+        };
         let concurrent_downloads = match args.threads {
             Some(n) => {
                 warnings.push("-t/--threads is deprecated: use -c/--concurrent-downloads".into());
@@ -85,6 +101,7 @@ impl Settings {
         options.newer_than = args.newer_than;
         options.older_than = args.older_than;
         options.include_archived = args.include_archived;
+        options.shard = shard;
         options.failed_keys = args.failed_keys;
         options.keys_from = args.keys_from;
 
@@ -100,11 +117,12 @@ impl Settings {
         } else {
             Output::Progress(args.progress.unwrap_or_default())
         };
-        Settings {
+        Ok(Settings {
             options,
             output,
             debug: args.debug,
             warnings,
-        }
+            notes,
+        })
     }
 }

@@ -456,6 +456,99 @@ async fn archived_objects_are_skipped_with_a_note_unless_included() {
     );
 }
 
+/// `--shard auto` with each orchestrator's variables: it says which it used, and the shards
+/// of one job take every key once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_auto_reads_each_orchestrators_variables() {
+    let server = server().await;
+    let run = |env: Vec<(&str, String)>, args: &[&str]| {
+        let mut cmd = s3fetch(&server);
+        cmd.args(["s3://bkt/data/", "--dry-run"])
+            .args(args)
+            .envs(env);
+        output(cmd)
+    };
+    let all = stdout_lines(&run(Vec::new(), &[]).await);
+    assert_eq!(all.len(), 31);
+    type Env = fn(u32) -> Vec<(&'static str, String)>;
+    let orchestrators: [(&str, Env, &[&str]); 3] = [
+        (
+            "Kubernetes",
+            |k| vec![("JOB_COMPLETION_INDEX", k.to_string())],
+            &["--shard-count", "3"],
+        ),
+        (
+            "AWS Batch",
+            |k| {
+                vec![
+                    ("AWS_BATCH_JOB_ARRAY_INDEX", k.to_string()),
+                    ("AWS_BATCH_JOB_ARRAY_SIZE", "3".into()),
+                ]
+            },
+            &[],
+        ),
+        (
+            "Slurm",
+            |k| {
+                vec![
+                    ("SLURM_ARRAY_TASK_ID", (k + 1).to_string()),
+                    ("SLURM_ARRAY_TASK_MIN", "1".into()),
+                    ("SLURM_ARRAY_TASK_COUNT", "3".into()),
+                ]
+            },
+            &[],
+        ),
+    ];
+    for (name, env, extra) in orchestrators {
+        let mut union = BTreeSet::new();
+        let mut total = 0;
+        for k in 0..3 {
+            let args: Vec<&str> = ["--shard", "auto"].iter().chain(extra).copied().collect();
+            let out = run(env(k), &args).await;
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
+            assert!(
+                stderr.contains(&format!("note: shard {k}/3 (from ")) && stderr.contains(name),
+                "{stderr}"
+            );
+            let keys = stdout_lines(&out);
+            total += keys.len();
+            union.extend(keys);
+        }
+        assert_eq!((total, &union), (31, &all), "{name}");
+    }
+
+    // The same split as --shard K/N, and the JSON summary says which shard it was.
+    let out = run(Vec::new(), &["--shard", "1/3", "--output", "json"]).await;
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        summary["shard"],
+        serde_json::json!({"index": 1, "count": 3})
+    );
+    for (args, needle) in [
+        (&["--shard", "auto"][..], "none of JOB_COMPLETION_INDEX"),
+        (&["--shard", "3/3"][..], "K must be less than N"),
+        (&["--shard", "x"][..], "is not K/N"),
+    ] {
+        let out = run(Vec::new(), args).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let out = run(
+        vec![("JOB_COMPLETION_INDEX", "0".into())],
+        &["--shard", "auto"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--shard-count"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_errors_exit_1_with_the_code_and_a_hint() {
     let server = server().await;

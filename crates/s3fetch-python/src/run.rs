@@ -23,7 +23,7 @@ use pyo3::types::{PyList, PyTuple};
 use s3fetch::aws_credential_types::provider::SharedCredentialsProvider;
 use s3fetch::{
     ChecksumMode, ClientOptions, DownloadOptions, DownloadResult, Downloader, Error, GlobRule,
-    JsonLines, ObjectInfo, Reporter, S3Uri, SkipReason, Summary,
+    JsonLines, ObjectInfo, Reporter, S3Uri, Shard, SkipReason, Summary,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -264,7 +264,7 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
 #[pyfunction]
 #[pyo3(signature = (
     s3_uri, download_dir, *, regex=None, include=Vec::new(), exclude=Vec::new(), min_size=None,
-    max_size=None, newer_than=None, older_than=None, include_archived=false,
+    max_size=None, newer_than=None, older_than=None, include_archived=false, shard=None, shard_count=None,
     concurrent_downloads=None, list_concurrency=None,
     multipart_threshold=None, part_size=None, retries=None, idle_timeout=None,
     checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, skip_existing=false,
@@ -286,6 +286,8 @@ pub(crate) fn start(
     newer_than: Option<String>,
     older_than: Option<String>,
     include_archived: bool,
+    shard: Option<String>,
+    shard_count: Option<u32>,
     concurrent_downloads: Option<usize>,
     list_concurrency: Option<usize>,
     multipart_threshold: Option<String>,
@@ -347,6 +349,15 @@ pub(crate) fn start(
     options.newer_than = time("newer_than", newer_than).map_err(fail)?;
     options.older_than = time("older_than", older_than).map_err(fail)?;
     options.include_archived = include_archived;
+    options.shard = match shard.as_deref().map(str::trim) {
+        None => None,
+        Some("auto") => {
+            let (shard, _source) =
+                Shard::from_env(shard_count, |name| std::env::var(name).ok()).map_err(fail)?;
+            Some(shard)
+        }
+        Some(text) => Some(Shard::parse(text).map_err(fail)?),
+    };
     options.failed_keys = failed_keys;
     options.keys_from = keys_from;
     let json = match output.as_deref() {

@@ -104,3 +104,37 @@ def test_archived_objects_are_skipped_unless_included(tmp_path: Path, aws_env: N
         assert [(key, error.code) for key, error in failures] == [("data/2024/a.json", "InvalidObjectState")]
     finally:
         server.stop()
+
+
+def test_shards_split_the_selection(sample: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "all").mkdir()
+    everything = fetched(sample, tmp_path / "all")
+    parts = []
+    for k in range(3):
+        dest = tmp_path / f"shard{k}"
+        dest.mkdir()
+        parts.append(fetched(sample, dest, shard=(k, 3)))
+    assert sum(len(p) for p in parts) == len(everything) == 5
+    assert set().union(*parts) == everything
+    # "auto" from an orchestrator's variables, "k/n" as text: the same split.
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "2")
+    dest = tmp_path / "auto"
+    dest.mkdir()
+    assert fetched(sample, dest, shard="auto", shard_count=3) == parts[2]
+    dest = tmp_path / "text"
+    dest.mkdir()
+    assert fetched(sample, dest, shard="1/3") == parts[1]
+
+
+@pytest.mark.parametrize(
+    ("shard", "message"),
+    [
+        ((3, 3), "K must be less than N"),
+        ((1,), "must be a \\(k, n\\) tuple"),
+        ((-1, 2), "negative"),
+        ("auto", "none of"),
+    ],
+)
+def test_bad_shards_raise(sample: Server, dest: Path, shard: object, message: str) -> None:
+    with pytest.raises(InvalidOptionError, match=message):
+        download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, shard=shard)  # type: ignore[arg-type]

@@ -256,6 +256,7 @@ impl Downloader {
                 source,
             })?;
         }
+        summary.shard = options.shard;
         summary.retries = stats.retries.load(Ordering::Relaxed);
         summary.resumes = stats.resumes.load(Ordering::Relaxed);
         summary.throttled = stats.throttled.load(Ordering::Relaxed);

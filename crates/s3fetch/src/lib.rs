@@ -79,7 +79,7 @@ pub use write::remove_temporary_files;
 pub use client::ClientOptions;
 pub use download::{download, Downloader};
 pub use error::{error_chain, DirProblem, Error, Result, ServiceError, ServiceErrorKind};
-pub use filter::{parse_time, GlobRule, KeyFilter};
+pub use filter::{parse_time, shard_of, GlobRule, KeyFilter, Shard};
 pub use object::ObjectInfo;
 pub use options::{
     parse_size, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT,

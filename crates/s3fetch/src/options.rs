@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::ClientOptions;
 use crate::error::{Error, Result};
-use crate::filter::{GlobRule, KeyFilter};
+use crate::filter::{GlobRule, KeyFilter, Shard};
 use crate::retry::RetryPolicy;
 use crate::uri::S3Uri;
 use crate::write::DownloadDir;
@@ -117,6 +117,9 @@ pub struct DownloadOptions {
     /// restored, instead of skipping them (reason `archived`): their GETs fail unless a
     /// restored copy appeared since the listing.
     pub include_archived: bool,
+    /// Take only this shard of the selected keys (see [`Shard`]): N processes with
+    /// `0/N` .. `N-1/N` download the selection between them, each key once.
+    pub shard: Option<Shard>,
     /// Downloads in flight at once (at least 1).
     pub concurrent_downloads: usize,
     /// List requests in flight at once; 1 lists sequentially.
@@ -174,6 +177,7 @@ impl DownloadOptions {
             newer_than: None,
             older_than: None,
             include_archived: false,
+            shard: None,
             concurrent_downloads: DEFAULT_CONCURRENCY,
             list_concurrency: DEFAULT_LIST_CONCURRENCY,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
@@ -234,6 +238,11 @@ impl DownloadOptions {
 
     pub fn older_than(mut self, time: SystemTime) -> Self {
         self.older_than = Some(time);
+        self
+    }
+
+    pub fn shard(mut self, shard: Shard) -> Self {
+        self.shard = Some(shard);
         self
     }
 
@@ -376,7 +385,8 @@ impl DownloadOptions {
         let filter = KeyFilter::new(self.regex.as_deref(), &self.delimiter)?
             .globs(&self.uri.prefix, &self.globs)?
             .sizes(self.min_size, self.max_size)?
-            .times(self.newer_than, self.older_than)?;
+            .times(self.newer_than, self.older_than)?
+            .shard(self.shard);
         if let Some(path) = &self.failed_keys {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
             if parent.is_some_and(|p| !p.is_dir()) {
@@ -415,6 +425,7 @@ impl DownloadOptions {
             skip,
             preserve_mtime: self.preserve_mtime,
             include_archived: self.include_archived,
+            shard: self.shard,
             resume: self.resume,
             failed_keys: self.failed_keys,
             keys,
@@ -488,6 +499,7 @@ pub(crate) struct Validated {
     pub skip: Skip,
     pub preserve_mtime: bool,
     pub include_archived: bool,
+    pub shard: Option<Shard>,
     pub resume: bool,
     pub failed_keys: Option<PathBuf>,
     /// The keys of `keys_from`, read and checked.

@@ -85,6 +85,8 @@ pub struct Summary {
     pub objects_skipped: u64,
     /// Of the skipped objects, those archived (`GLACIER`, `DEEP_ARCHIVE`, not restored).
     pub objects_archived: u64,
+    /// The shard this run took, if it took one.
+    pub shard: Option<crate::filter::Shard>,
     pub elapsed: Duration,
     /// One entry per object that failed, in the order they failed.
     pub failures: Vec<Failure>,

@@ -67,6 +67,7 @@ impl JsonLines {
             "verified": summary.verified,
             "bytes_resumed": summary.bytes_resumed,
             "partials_kept": summary.partials_kept,
+            "shard": summary.shard.map(|s| json!({ "index": s.index, "count": s.count })),
         }));
     }
 

@@ -254,3 +254,32 @@ async fn archived_objects_are_skipped_unless_restored_or_included() {
     assert_eq!(got, set(["tmp/x.txt"]));
     assert_eq!((summary.objects_archived, summary.failures.len()), (1, 0));
 }
+
+/// N shards take the selection between them: each key once, the union all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_the_selection_exactly() {
+    let server = server().await;
+    let (all, _) = selected(&server, |o| o).await;
+    let everything = |dir: &Path| files(dir).into_iter().collect::<BTreeSet<String>>();
+    for count in [1, 3, 4] {
+        let mut union = BTreeSet::new();
+        let mut total = 0;
+        for index in 0..count {
+            let dir = tempfile::tempdir().unwrap();
+            let shard = s3fetch::Shard::new(index, count).unwrap();
+            let run = s3fetch::download(options(&server, dir.path()).shard(shard));
+            let summary = run.await.unwrap();
+            assert_eq!(summary.shard, Some(shard));
+            let got = everything(dir.path());
+            total += got.len();
+            assert!(
+                count == 1 || got.len() < 1505,
+                "{index}/{count} took everything"
+            );
+            union.extend(got);
+        }
+        assert_eq!(total, 1505, "{count} shards: every key once");
+        assert_eq!(union.len(), 1505);
+        assert!(all.iter().all(|f| union.contains(f)));
+    }
+}

@@ -31,6 +31,8 @@ def start(
     newer_than: str | None = None,
     older_than: str | None = None,
     include_archived: bool = False,
+    shard: str | None = None,
+    shard_count: int | None = None,
     concurrent_downloads: int | None = None,
     list_concurrency: int | None = None,
     multipart_threshold: str | None = None,

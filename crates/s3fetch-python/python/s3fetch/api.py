@@ -44,6 +44,8 @@ def download(
     newer_than: str | datetime.date | datetime.timedelta | None = None,
     older_than: str | datetime.date | datetime.timedelta | None = None,
     include_archived: bool = False,
+    shard: tuple[int, int] | str | None = None,
+    shard_count: int | None = None,
     threads: int | None = None,
     region: str | None = None,
     delimiter: str = "/",
@@ -101,6 +103,12 @@ def download(
         include_archived: Try objects in GLACIER or DEEP_ARCHIVE that are not restored
             instead of skipping them (``on_result`` gets them with ``skipped=True`` and
             ``skip_reason="archived"``); restored ones download either way.
+        shard: ``(k, n)`` (or ``"k/n"``): take the k-th of n disjoint parts of the selected
+            keys (``0 <= k < n``; a stable hash of each key decides, so the n parts'
+            union is the whole selection), e.g. one per Ray or Dask task; ``"auto"``: k (and
+            n) from an orchestrator's variables (Kubernetes ``JOB_COMPLETION_INDEX``, AWS
+            Batch ``AWS_BATCH_JOB_ARRAY_INDEX``, Slurm ``SLURM_ARRAY_TASK_ID``).
+        shard_count: n for ``shard="auto"`` where the orchestrator does not say it.
         threads: The original's name for ``concurrent_downloads``.
         region: AWS region; default: from the environment or profile, else ``us-east-1``.
         delimiter: Separates "directories" in keys; keys ending with it are skipped.
@@ -194,6 +202,8 @@ async def download_async(
     newer_than: str | datetime.date | datetime.timedelta | None = None,
     older_than: str | datetime.date | datetime.timedelta | None = None,
     include_archived: bool = False,
+    shard: tuple[int, int] | str | None = None,
+    shard_count: int | None = None,
     threads: int | None = None,
     region: str | None = None,
     delimiter: str = "/",
@@ -298,6 +308,8 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         newer_than=_time("newer_than", args["newer_than"]),
         older_than=_time("older_than", args["older_than"]),
         include_archived=bool(args["include_archived"]),
+        shard=_shard(args["shard"]),
+        shard_count=_count("shard_count", args["shard_count"]),
         concurrent_downloads=_count("concurrent_downloads", concurrency),
         list_concurrency=_count("list_concurrency", args["list_concurrency"]),
         multipart_threshold=_size(args["multipart_threshold"]),
@@ -408,6 +420,21 @@ def _globs(name: str, value: Any) -> list[str]:
         if not isinstance(glob, str):
             raise InvalidOptionError(f"{name} must hold str globs, not {type(glob).__name__}")
     return globs
+
+
+def _shard(value: Any) -> str | None:
+    """``(k, n)``, ``"k/n"`` or ``"auto"``, as the engine's text (it checks the range)."""
+    if value is None or isinstance(value, str):
+        return value
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in value)
+    ):
+        if min(value) < 0:
+            raise InvalidOptionError(f"shard {value}: k and n cannot be negative")
+        return f"{value[0]}/{value[1]}"
+    raise InvalidOptionError(f"shard must be a (k, n) tuple of ints, 'k/n' or 'auto', not {value!r}")
 
 
 def _time(name: str, value: Any) -> str | None:

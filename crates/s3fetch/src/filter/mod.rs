@@ -12,11 +12,13 @@
 
 mod glob;
 mod regex;
+mod shard;
 mod time;
 
 use std::time::SystemTime;
 
 pub use glob::GlobRule;
+pub use shard::{shard_of, Shard};
 pub use time::parse_time;
 
 use crate::error::{Error, Result};
@@ -31,6 +33,7 @@ pub struct KeyFilter {
     /// The literal every regex match starts with, when the pattern is anchored on one.
     anchored: Option<String>,
     globs: Option<Globs>,
+    shard: Option<Shard>,
     delimiter: String,
     min_size: Option<u64>,
     max_size: Option<u64>,
@@ -56,6 +59,7 @@ impl KeyFilter {
             matcher,
             anchored,
             globs: None,
+            shard: None,
             delimiter: delimiter.to_owned(),
             min_size: None,
             max_size: None,
@@ -68,6 +72,12 @@ impl KeyFilter {
     pub fn globs(mut self, prefix: &str, rules: &[GlobRule]) -> Result<Self> {
         self.globs = Globs::new(prefix, rules)?;
         Ok(self)
+    }
+
+    /// Wants only the keys of `shard` (see [`Shard`]).
+    pub fn shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard;
+        self
     }
 
     /// Wants only objects of `min..=max` bytes.
@@ -124,12 +134,13 @@ impl KeyFilter {
             })
     }
 
-    /// True if the key rules take `key`: it is no directory marker, and passes the regex
-    /// and the globs.
+    /// True if the key rules take `key`: it is no directory marker, passes the regex and
+    /// the globs, and is of this process's shard.
     pub fn wants(&self, key: &str) -> bool {
         !key.ends_with(&self.delimiter)
             && self.matcher.as_ref().is_none_or(|m| m.is_match(key))
             && self.globs.as_ref().is_none_or(|g| g.wants(key))
+            && self.shard.is_none_or(|s| s.contains(key))
     }
 
     /// True if `object` should be downloaded: its key is wanted, its size and time within

@@ -1,0 +1,141 @@
+"""The orchestrator examples in ``examples/``, checked as far as this machine allows: each
+file parses, its shard count matches its array size, and its very command runs — once per
+array index, with the orchestrator's variables set as the orchestrator would set them,
+against the test kit's server — so that the shards are disjoint and their union is exact.
+The Dask recipe runs on a local Dask cluster."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import SAMPLE, Server, tree
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+# What the examples select under s3://bkt/data/ of the sample: every file but the marker.
+WANTED = {k.removeprefix("data/"): v for k, v in SAMPLE.items() if k.startswith("data/") and not k.endswith("/")}
+
+
+def s3fetch_command() -> str:
+    script = shutil.which("s3fetch", path=os.path.dirname(sys.executable))
+    assert script, "the wheel installs the s3fetch command"
+    return script
+
+
+def stand_in(tmp_path: Path, server: Server) -> Path:
+    """A directory holding an ``s3fetch`` that runs the real one on the test kit's bucket:
+    the examples' ``s3://my-bucket/...`` becomes ``s3://bkt/data/``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "s3fetch"
+    wrapper.write_text(
+        "#!/usr/bin/env bash\n"
+        "args=()\n"
+        'for a in "$@"; do case $a in s3://my-bucket/*) a=s3://bkt/data/;; esac; args+=("$a"); done\n'
+        f'exec {s3fetch_command()} "${{args[@]}}" --endpoint-url {server.endpoint}\n'
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    return bin_dir
+
+
+def run_shards(argv_env: list[tuple[list[str], dict[str, str]]], path: Path) -> list[dict[str, object]]:
+    """Runs each (argv, extra environment) and returns each run's JSON summary line."""
+    summaries = []
+    for argv, extra in argv_env:
+        env = {**os.environ, "PATH": f"{path}:{os.environ['PATH']}", **extra}
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+        assert out.returncode == 0, (argv, extra, out.stderr)
+        assert "note: shard " in out.stderr, out.stderr
+        summaries.append(json.loads(out.stdout.splitlines()[-1]))
+    return summaries
+
+
+def check_job(summaries: list[dict[str, object]], count: int, dest: Path) -> None:
+    assert [s["shard"] for s in summaries] == [{"index": k, "count": count} for k in range(count)]
+    assert all(s["event"] == "summary" and s["failed"] == 0 for s in summaries)
+    assert sum(int(s["downloaded"]) for s in summaries) == len(WANTED), "each key by one shard"  # type: ignore[call-overload]
+    assert tree(dest) == WANTED
+
+
+def test_kubernetes_indexed_job(sample: Server, tmp_path: Path) -> None:
+    import yaml  # installed with the test tools (scripts/python-tests.sh)
+
+    job = yaml.safe_load((EXAMPLES / "kubernetes" / "job.yaml").read_text())
+    assert (job["kind"], job["spec"]["completionMode"]) == ("Job", "Indexed")
+    completions = job["spec"]["completions"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert int(env["S3FETCH_SHARD_COUNT"]) == completions
+    args = container["args"]
+    assert "--shard" in args and args[args.index("--shard") + 1] == "auto"
+    mount = container["volumeMounts"][0]["mountPath"]
+    dest = tmp_path / "data"
+    dest.mkdir()
+    argv = ["s3fetch", *[str(dest) if a == mount else a for a in args]]
+    runs = [(argv, {**env, "JOB_COMPLETION_INDEX": str(k)}) for k in range(completions)]
+    check_job(run_shards(runs, stand_in(tmp_path, sample)), completions, dest)
+
+
+def test_aws_batch_array_job(sample: Server, tmp_path: Path) -> None:
+    definition = json.loads((EXAMPLES / "aws-batch" / "job-definition.json").read_text())
+    submit = json.loads((EXAMPLES / "aws-batch" / "submit-job.json").read_text())
+    assert submit["jobDefinition"] == definition["jobDefinitionName"]
+    size = submit["arrayProperties"]["size"]
+    container = definition["containerProperties"]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert int(env["S3FETCH_SHARD_COUNT"]) == size
+    dest = tmp_path / "data"
+    dest.mkdir()
+    argv = [str(dest) if a == "/data" else a for a in container["command"]]
+    assert argv[0] == "s3fetch" and "auto" in argv
+    runs = [(argv, {**env, "AWS_BATCH_JOB_ARRAY_INDEX": str(k)}) for k in range(size)]
+    check_job(run_shards(runs, stand_in(tmp_path, sample)), size, dest)
+
+
+def test_slurm_job_array(sample: Server, tmp_path: Path) -> None:
+    script = EXAMPLES / "slurm" / "fetch.sbatch"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    first, last = map(int, re.search(r"^#SBATCH --array=(\d+)-(\d+)$", text, re.M).groups())  # type: ignore[union-attr]
+    shards = int(re.search(r"^SHARDS=(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+    assert shards == last - first + 1
+    dest = tmp_path / "data"
+    runs = [
+        (
+            ["bash", str(script)],
+            {
+                "SLURM_ARRAY_TASK_ID": str(task),
+                "SLURM_ARRAY_TASK_MIN": str(first),
+                "SLURM_ARRAY_TASK_COUNT": str(shards),
+                "DEST": str(dest),
+            },
+        )
+        for task in range(first, last + 1)
+    ]
+    check_job(run_shards(runs, stand_in(tmp_path, sample)), shards, dest)
+
+
+def test_dask_recipe_on_a_local_cluster(sample: Server, tmp_path: Path) -> None:
+    import distributed  # installed with the test tools (scripts/python-tests.sh)
+
+    spec = importlib.util.spec_from_file_location("fetch_sharded", EXAMPLES / "dask" / "fetch_sharded.py")
+    assert spec and spec.loader
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    dest = tmp_path / "data"
+    dest.mkdir()
+    # Worker processes, so that results and exceptions travel pickled, as on a cluster.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            client.upload_file(str(EXAMPLES / "dask" / "fetch_sharded.py"))
+            results = recipe.fetch_sharded(client, "s3://bkt/data/", str(dest), 4, endpoint_url=sample.endpoint)
+    assert [failures for _, failures in results] == [[], [], [], []]
+    assert sum(success for success, _ in results) == len(WANTED), "each key by one shard"
+    assert tree(dest) == WANTED

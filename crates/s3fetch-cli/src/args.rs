@@ -108,6 +108,12 @@ pub struct Args {
     #[arg(long, value_name = "N", requires = "shard")]
     pub shard_count: Option<u32>,
 
+    /// Download the objects an S3 Inventory report lists instead of listing
+    /// (s3://bucket/path/manifest.json, CSV format): no LIST request; sizes, times and ETags
+    /// from the report; the URI's prefix and every filter still apply
+    #[arg(long, value_name = "MANIFEST_URI", value_parser = parse_uri)]
+    pub inventory: Option<S3Uri>,
+
     /// --include and --exclude in the order given (filled by [`Args::parse_ordered`]).
     #[arg(skip)]
     pub globs: Vec<GlobRule>,

@@ -102,6 +102,7 @@ impl Settings {
         options.older_than = args.older_than;
         options.include_archived = args.include_archived;
         options.shard = shard;
+        options.inventory = args.inventory;
         options.failed_keys = args.failed_keys;
         options.keys_from = args.keys_from;
 

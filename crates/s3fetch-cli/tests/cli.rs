@@ -549,6 +549,49 @@ async fn shard_auto_reads_each_orchestrators_variables() {
     );
 }
 
+/// `--inventory`: the objects of an S3 Inventory report, no LIST request; a report that
+/// cannot be read ends the run with exit 1 and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_replaces_the_listing() {
+    let server = server().await;
+    server.create_bucket("inv");
+    let manifest = server.put_inventory("bkt", "inv", "reports/bkt", 10);
+    let dir = tempfile::tempdir().unwrap();
+    server.reset_request_counts();
+    let inventory = format!("s3://inv/{manifest}");
+    let out = fetch_into(
+        &server,
+        dir.path(),
+        &["s3://bkt/data/", "--inventory", &inventory],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(stdout_lines(&out), expected_keys());
+    assert_eq!(server.request_counts().list, 0);
+
+    server.put_object(
+        "inv",
+        "reports/bad/manifest.json",
+        r#"{"fileFormat":"ORC"}"#,
+    );
+    let out = fetch_into(
+        &server,
+        dir.path(),
+        &[
+            "s3://bkt/data/",
+            "--inventory",
+            "s3://inv/reports/bad/manifest.json",
+        ],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("only CSV inventories can be read"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_errors_exit_1_with_the_code_and_a_hint() {
     let server = server().await;

@@ -264,7 +264,7 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
 #[pyfunction]
 #[pyo3(signature = (
     s3_uri, download_dir, *, regex=None, include=Vec::new(), exclude=Vec::new(), min_size=None,
-    max_size=None, newer_than=None, older_than=None, include_archived=false, shard=None, shard_count=None,
+    max_size=None, newer_than=None, older_than=None, include_archived=false, shard=None, shard_count=None, inventory=None,
     concurrent_downloads=None, list_concurrency=None,
     multipart_threshold=None, part_size=None, retries=None, idle_timeout=None,
     checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, skip_existing=false,
@@ -288,6 +288,7 @@ pub(crate) fn start(
     include_archived: bool,
     shard: Option<String>,
     shard_count: Option<u32>,
+    inventory: Option<String>,
     concurrent_downloads: Option<usize>,
     list_concurrency: Option<usize>,
     multipart_threshold: Option<String>,
@@ -349,6 +350,10 @@ pub(crate) fn start(
     options.newer_than = time("newer_than", newer_than).map_err(fail)?;
     options.older_than = time("older_than", older_than).map_err(fail)?;
     options.include_archived = include_archived;
+    options.inventory = inventory
+        .map(|uri| S3Uri::parse(&uri))
+        .transpose()
+        .map_err(fail)?;
     options.shard = match shard.as_deref().map(str::trim) {
         None => None,
         Some("auto") => {

@@ -138,3 +138,31 @@ def test_shards_split_the_selection(sample: Server, tmp_path: Path, monkeypatch:
 def test_bad_shards_raise(sample: Server, dest: Path, shard: object, message: str) -> None:
     with pytest.raises(InvalidOptionError, match=message):
         download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, shard=shard)  # type: ignore[arg-type]
+
+
+def test_inventory_replaces_the_listing(sample: Server, dest: Path) -> None:
+    """An S3 Inventory report written as S3 writes one (gzip'd CSV, URL-encoded keys)."""
+    import gzip
+    import json
+    from urllib.parse import quote_plus
+
+    client = sample.client()
+    rows = "".join(
+        f'"bkt","{quote_plus(key)}","{len(body)}","2024-06-01T00:00:00.000Z","x"\n'
+        for key, body in SAMPLE.items()
+        if not key.endswith("/")
+    )
+    client.create_bucket(Bucket="inv")  # type: ignore[attr-defined]
+    client.put_object(Bucket="inv", Key="r/data/0.csv.gz", Body=gzip.compress(rows.encode()))  # type: ignore[attr-defined]
+    manifest = {
+        "sourceBucket": "bkt",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag",
+        "files": [{"key": "r/data/0.csv.gz", "size": 1, "MD5checksum": "x"}],
+    }
+    client.put_object(Bucket="inv", Key="r/manifest.json", Body=json.dumps(manifest).encode())  # type: ignore[attr-defined]
+    before = sample.requests().get("ListObjectsV2", 0)
+    assert fetched(sample, dest, inventory="s3://inv/r/manifest.json", max_size=4) == {"2024/b.csv"}
+    assert sample.requests().get("ListObjectsV2", 0) == before, "no LIST request"
+    with pytest.raises(InvalidOptionError, match="inventory must be an s3:// URI str"):
+        download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, inventory=5)  # type: ignore[arg-type]

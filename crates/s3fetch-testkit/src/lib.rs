@@ -71,6 +71,7 @@ pub mod checksum;
 pub mod faults;
 pub mod fixtures;
 pub mod generate;
+mod inventory;
 mod list_route;
 mod s3;
 pub mod server;

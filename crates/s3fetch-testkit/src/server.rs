@@ -361,6 +361,40 @@ impl TestServer {
             .insert(key.to_owned(), archive);
     }
 
+    /// Writes an S3 Inventory report of every object now in `bucket` into bucket `into`
+    /// (which must exist) under `path`, as S3 Inventory writes one: gzip'd CSV data files of
+    /// at most `rows_per_file` rows (`path/data/NNNN.csv.gz`) and `path/manifest.json`
+    /// naming them (schema `Bucket, Key, Size, LastModifiedDate, ETag, StorageClass`).
+    /// Returns the manifest's key.
+    ///
+    /// # Panics
+    /// If a bucket does not exist or on I/O error.
+    pub fn put_inventory(
+        &self,
+        bucket: &str,
+        into: &str,
+        path: &str,
+        rows_per_file: usize,
+    ) -> String {
+        let files = {
+            let controls = self.controls();
+            crate::inventory::build(
+                &self.shared.store,
+                &controls,
+                bucket,
+                into,
+                path,
+                rows_per_file,
+            )
+            .expect("put_inventory")
+        };
+        let manifest = files.last().expect("a manifest").0.clone();
+        for (key, body) in files {
+            self.put_object(into, &key, body);
+        }
+        manifest
+    }
+
     /// Undoes [`TestServer::deny_key`].
     pub fn allow_key(&self, bucket: &str, key: &str) {
         self.controls()

@@ -91,6 +91,19 @@ impl Downloader {
         let tally = Arc::new(Tally::default());
         let stats = Arc::new(RetryStats::default());
         let budget = Arc::new(Budget::new(concurrency, options.list_concurrency));
+        // The manifest's bucket (often another one), when the objects come from an inventory.
+        let inventory = options.inventory.map(|manifest| {
+            let store = Arc::new(S3::new(client.clone(), manifest.bucket.clone(), false));
+            let bucket = Bucket::new(
+                store,
+                manifest.bucket.clone(),
+                manifest.prefix.clone(),
+                budget.clone(),
+                options.retry,
+                stats.clone(),
+            );
+            (bucket, manifest)
+        });
         let bucket = Arc::new(Bucket::new(
             Arc::new(S3::new(client, uri.bucket.clone(), options.verify)),
             uri.bucket.clone(),
@@ -110,9 +123,29 @@ impl Downloader {
         let mut lister = tokio::spawn({
             let (bucket, reporter) = (bucket.clone(), reporter.clone());
             let keys = options.keys;
+            let (source, prefix) = (uri.bucket.clone(), uri.prefix.clone());
             async move {
                 if let Some(keys) = keys {
-                    return Ok(send_keys(keys, &filter, &delimiter, tx).await);
+                    let objects = keys
+                        .into_iter()
+                        .filter(|k| filter.wants(k))
+                        .map(|key| ObjectInfo {
+                            key,
+                            size: 0,
+                            etag: None,
+                            last_modified: None,
+                            archived: false,
+                        })
+                        .collect();
+                    return Ok(send_objects(objects, &delimiter, None, tx).await);
+                }
+                if let Some((bucket, manifest)) = inventory {
+                    let objects =
+                        crate::inventory::objects(&bucket, &manifest, &source, &prefix, |o| {
+                            filter.wants_object(o)
+                        })
+                        .await?;
+                    return Ok(send_objects(objects, &delimiter, Some(&*reporter), tx).await);
                 }
                 let Some(prefix) = list_prefix else {
                     return Ok(0);
@@ -553,20 +586,22 @@ fn same_second(a: std::time::SystemTime, b: std::time::SystemTime) -> bool {
     secs(a) == secs(b)
 }
 
-/// Sends the wanted keys of a `keys_from` list to the downloads, as a listing would (sizes
-/// unknown until each key's HEAD); returns how many were sent. A key that names a folder on
-/// another key's path takes it as its file, as with a listing (see [`crate::folders`]).
-async fn send_keys(
-    keys: Vec<String>,
-    filter: &KeyFilter,
+/// Sends wanted objects that did not come from a listing — a `keys_from` list (sizes
+/// unknown until each key's HEAD) or an inventory — to the downloads, as a listing would;
+/// returns how many were sent. A key that names a folder on another key's path takes it as
+/// its file, as with a listing (see [`crate::folders`]). `found` reports each as found
+/// (a `keys_from` key is reported after its HEAD instead).
+async fn send_objects(
+    objects: Vec<ObjectInfo>,
     delimiter: &str,
+    found: Option<&dyn Reporter>,
     tx: mpsc::Sender<Listed>,
 ) -> u64 {
-    let wanted: Vec<String> = keys.into_iter().filter(|k| filter.wants(k)).collect();
-    let names: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let names: HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
     let mut sent = 0;
     let mut seen = HashSet::new();
-    for key in &wanted {
+    for object in &objects {
+        let key = &object.key;
         if !seen.insert(key.as_str()) {
             continue; // listed twice: downloaded once
         }
@@ -575,13 +610,10 @@ async fn send_keys(
             .map(|(at, _)| &key[..at])
             .find(|folder| names.contains(folder))
             .map_or(Parent::Clear, |folder| Parent::File(folder.to_owned()));
-        let object = ObjectInfo {
-            key: key.clone(),
-            size: 0,
-            etag: None,
-            last_modified: None,
-            archived: false,
-        };
+        if let Some(reporter) = found {
+            reporter.object_found(object);
+        }
+        let object = object.clone();
         if tx.send(Listed { object, parent }).await.is_err() {
             break;
         }

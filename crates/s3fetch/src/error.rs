@@ -122,6 +122,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// An S3 Inventory report (`inventory`) could not be read: the run stops.
+    #[error("reading the inventory {uri} failed: {reason}")]
+    Inventory { uri: String, reason: String },
+
     /// A request got no response, or a body no bytes, in time.
     #[error("timed out: {reason}")]
     Timeout { key: Option<String>, reason: String },

@@ -242,7 +242,7 @@ fn unescape(text: &str) -> Option<String> {
 }
 
 /// `2024-03-01T12:34:56.789Z` (ISO 8601 in UTC, as S3 writes it).
-fn parse_timestamp(text: &str) -> Option<SystemTime> {
+pub(crate) fn parse_timestamp(text: &str) -> Option<SystemTime> {
     let t = text.trim().as_bytes();
     let num = |range: std::ops::Range<usize>| -> Option<u64> {
         std::str::from_utf8(t.get(range)?).ok()?.parse().ok()

@@ -156,6 +156,10 @@ pub struct DownloadOptions {
     /// standard input) instead of listing: each key's size comes from a HEAD. Keys must be
     /// under the URI's prefix; the regex still applies.
     pub keys_from: Option<PathBuf>,
+    /// Download the objects an S3 Inventory report lists (`s3://bucket/path/manifest.json`,
+    /// CSV format) instead of listing: no LIST request; sizes, times and ETags from the
+    /// report. The URI's prefix and every filter apply.
+    pub inventory: Option<S3Uri>,
     /// How to build the client, unless `client` is given.
     pub client_options: ClientOptions,
     /// A ready client (custom credentials, roles, middleware); overrides `client_options`.
@@ -193,6 +197,7 @@ impl DownloadOptions {
             resume: true,
             failed_keys: None,
             keys_from: None,
+            inventory: None,
             client_options: ClientOptions::default(),
             client: None,
             cancel: CancellationToken::new(),
@@ -335,6 +340,12 @@ impl DownloadOptions {
         self
     }
 
+    /// Objects from this S3 Inventory manifest instead of a listing.
+    pub fn inventory(mut self, manifest: S3Uri) -> Self {
+        self.inventory = Some(manifest);
+        self
+    }
+
     pub fn client_options(mut self, options: ClientOptions) -> Self {
         self.client_options = options;
         self
@@ -396,6 +407,20 @@ impl DownloadOptions {
                 ));
             }
         }
+        if let Some(manifest) = &self.inventory {
+            if self.keys_from.is_some() {
+                return Err(Error::option(
+                    "inventory",
+                    "and keys_from both say which objects to fetch: give one",
+                ));
+            }
+            if manifest.prefix.is_empty() || manifest.prefix.ends_with('/') {
+                return Err(Error::option(
+                    "inventory",
+                    format!("{manifest} names no manifest: give s3://bucket/path/manifest.json"),
+                ));
+            }
+        }
         let keys = match &self.keys_from {
             Some(path) => Some(read_keys(path, &self.uri.prefix)?),
             None => None,
@@ -429,6 +454,7 @@ impl DownloadOptions {
             resume: self.resume,
             failed_keys: self.failed_keys,
             keys,
+            inventory: self.inventory,
             client_options: self.client_options,
             client: self.client,
             cancel: self.cancel,
@@ -504,6 +530,7 @@ pub(crate) struct Validated {
     pub failed_keys: Option<PathBuf>,
     /// The keys of `keys_from`, read and checked.
     pub keys: Option<Vec<String>>,
+    pub inventory: Option<S3Uri>,
     pub client_options: ClientOptions,
     pub client: Option<Client>,
     pub cancel: CancellationToken,

@@ -283,3 +283,72 @@ async fn shards_split_the_selection_exactly() {
         assert!(all.iter().all(|f| union.contains(f)));
     }
 }
+
+/// An S3 Inventory report instead of a listing: the same files as the listing, no LIST
+/// request, sizes and times from the report (filters need no HEAD).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_run_equals_a_listing_run_without_a_list_request() {
+    let server = server().await;
+    server.create_bucket("inv");
+    let manifest = server.put_inventory("bkt", "inv", "bkt/daily/2024-06-01", 400);
+    let inventory = S3Uri::parse(&format!("s3://inv/{manifest}")).unwrap();
+    let (listed, _) = selected(&server, |o| o).await;
+    server.reset_request_counts();
+    let (got, summary) = selected(&server, |o| o.inventory(inventory.clone())).await;
+    assert_eq!(got, listed);
+    assert_eq!(summary.objects_downloaded, 1505);
+    let counts = server.request_counts();
+    assert_eq!(counts.list, 0, "no LIST request");
+    assert_eq!(counts.head, 0, "sizes from the report");
+    assert_eq!(
+        counts.get,
+        1505 + 1 + 4,
+        "the objects, the manifest, 4 data files"
+    );
+
+    // Filters and sync apply as to a listing.
+    let (got, _) = selected(&server, |o| {
+        o.inventory(inventory.clone())
+            .min_size(4)
+            .exclude("other/**")
+    })
+    .await;
+    assert_eq!(got, set(["a.txt", "b.csv"]));
+    let dir = tempfile::tempdir().unwrap();
+    let sync = || {
+        options(&server, dir.path())
+            .inventory(inventory.clone())
+            .sync(true)
+    };
+    s3fetch::download(sync()).await.unwrap();
+    server.reset_request_counts();
+    let summary = s3fetch::download(sync()).await.unwrap();
+    assert_eq!(summary.objects_skipped, 1505);
+    assert_eq!(server.request_counts().get, 5, "only the report");
+
+    // A report of another bucket, a manifest that is not there, keys_from as well.
+    server.create_bucket("two");
+    server.put_object("two", "k", "v");
+    let other = server.put_inventory("two", "inv", "two/daily", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |uri: &str| {
+        let o = options(&server, dir.path()).inventory(S3Uri::parse(uri).unwrap());
+        s3fetch::download(o)
+    };
+    let err = run(&format!("s3://inv/{other}")).await.unwrap_err();
+    assert!(matches!(err, Error::Inventory { .. }), "{err}");
+    assert!(err.to_string().contains("not \"bkt\""), "{err}");
+    let err = run("s3://inv/missing/manifest.json").await.unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchKey"), "{err}");
+    let err = run("s3://inv/").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "inventory",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

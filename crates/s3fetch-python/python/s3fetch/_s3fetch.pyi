@@ -33,6 +33,7 @@ def start(
     include_archived: bool = False,
     shard: str | None = None,
     shard_count: int | None = None,
+    inventory: str | None = None,
     concurrent_downloads: int | None = None,
     list_concurrency: int | None = None,
     multipart_threshold: str | None = None,

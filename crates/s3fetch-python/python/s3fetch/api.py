@@ -46,6 +46,7 @@ def download(
     include_archived: bool = False,
     shard: tuple[int, int] | str | None = None,
     shard_count: int | None = None,
+    inventory: str | None = None,
     threads: int | None = None,
     region: str | None = None,
     delimiter: str = "/",
@@ -109,6 +110,9 @@ def download(
             n) from an orchestrator's variables (Kubernetes ``JOB_COMPLETION_INDEX``, AWS
             Batch ``AWS_BATCH_JOB_ARRAY_INDEX``, Slurm ``SLURM_ARRAY_TASK_ID``).
         shard_count: n for ``shard="auto"`` where the orchestrator does not say it.
+        inventory: ``s3://bucket/path/manifest.json`` of an S3 Inventory report (CSV): its
+            objects are downloaded instead of listing the prefix (no LIST request); the
+            URI's prefix and every filter still apply.
         threads: The original's name for ``concurrent_downloads``.
         region: AWS region; default: from the environment or profile, else ``us-east-1``.
         delimiter: Separates "directories" in keys; keys ending with it are skipped.
@@ -204,6 +208,7 @@ async def download_async(
     include_archived: bool = False,
     shard: tuple[int, int] | str | None = None,
     shard_count: int | None = None,
+    inventory: str | None = None,
     threads: int | None = None,
     region: str | None = None,
     delimiter: str = "/",
@@ -276,6 +281,8 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
     for name in ("checksum_mode", "compare"):
         if not isinstance(args[name], str):
             raise InvalidOptionError(f"{name} must be a str, not {type(args[name]).__name__}")
+    if args["inventory"] is not None and not isinstance(args["inventory"], str):
+        raise InvalidOptionError(f"inventory must be an s3:// URI str, not {type(args['inventory']).__name__}")
 
     idle_timeout = args["idle_timeout"]
     if hasattr(idle_timeout, "total_seconds"):  # a datetime.timedelta
@@ -310,6 +317,7 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         include_archived=bool(args["include_archived"]),
         shard=_shard(args["shard"]),
         shard_count=_count("shard_count", args["shard_count"]),
+        inventory=args["inventory"],
         concurrent_downloads=_count("concurrent_downloads", concurrency),
         list_concurrency=_count("list_concurrency", args["list_concurrency"]),
         multipart_threshold=_size(args["multipart_threshold"]),

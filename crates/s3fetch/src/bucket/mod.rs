@@ -186,6 +186,22 @@ impl Bucket {
             .await
     }
 
+    /// A whole (small) object's bytes, retried, holding a transfer permit: the manifest and
+    /// data files of an inventory.
+    pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
+        let _permit = self.budget.transfer().await?;
+        self.retry
+            .run(&self.stats, &mut || async move {
+                let mut response = self.get(key, None, None).await?;
+                let mut bytes = Vec::new();
+                while let Some(chunk) = futures::StreamExt::next(&mut response.body).await {
+                    bytes.extend_from_slice(&chunk.map_err(|e| self.get_error(key, e))?);
+                }
+                Ok(bytes)
+            })
+            .await
+    }
+
     /// Whether `key` exists: one HEAD. Access denied counts as absent: such a key cannot be
     /// downloaded either.
     pub async fn exists(&self, key: &str) -> Result<bool> {

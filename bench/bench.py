@@ -37,7 +37,11 @@ MIB = 1024 * 1024
 
 OURS = "s3fetch"
 LIMIT = "server-limit"
-CLI_TOOLS = [OURS, "s3fetch-py", "aws-cli", "s5cmd", "rclone", LIMIT]
+# Four `s3fetch --shard K/4` processes at once on this machine (one job split as on four
+# machines): wall = the slowest shard, LIST requests = all four's. Only where listing matters.
+SHARDS = "s3fetch-4-shards"
+SHARD_SCENARIOS = {"needle", "flat", "million"}
+CLI_TOOLS = [OURS, SHARDS, "s3fetch-py", "aws-cli", "s5cmd", "rclone", LIMIT]
 # Python-API tools: programs in bench/python_peers.py, each run as its own process.
 PY_OURS = "py-s3fetch"
 PY_PEERS = ["py-s3fetch-2.1.2", "py-boto3", "py-s3fs", "py-obstore"]
@@ -67,6 +71,7 @@ PAGE = 1000  # keys per ListObjectsV2 page (S3's and the test kit's maximum)
 # py-s3fetch's ca_bundle=, py-obstore's client_options root_certificate).
 TLS_TRUST = {
     OURS: "--ca-bundle", LIMIT: "--ca-bundle", LISTING: "--ca-bundle", "s3fetch-py": "env",
+    SHARDS: "",  # given to each shard's command inside the invocation
     "aws-cli": "env", "s5cmd": "env", "rclone": "--ca-cert", PY_OURS: "--ca-bundle",
     "py-s3fetch-2.1.2": "env", "py-boto3": "env", "py-s3fs": "env", "py-obstore": "--ca-bundle",
 }
@@ -108,6 +113,8 @@ class Scenario:
 
 
 def runs_on(tool: str, scenario: str) -> bool:
+    if tool == SHARDS:
+        return scenario in SHARD_SCENARIOS
     if scenario in SYNC_SCENARIOS:
         return tool in SYNC_TOOLS
     return scenario in PY_SCENARIOS.get(tool, {scenario})
@@ -388,6 +395,7 @@ class Tools:
         self.bins = {
             OURS: args.bin_dir / "s3fetch",
             LISTING: args.bin_dir / "s3fetch",
+            SHARDS: args.bin_dir / "s3fetch",
             LIMIT: args.bin_dir / "s3fetch-bench",
             "s3fetch-py": venv / "bin" / "s3fetch" if venv else None,
             "aws-cli": venv / "bin" / "aws" if venv else None,
@@ -463,7 +471,7 @@ class Tools:
     def available(self, tool: str) -> tuple[bool, str]:
         b = self.bins.get(tool)
         if b is None or not Path(b).exists():
-            return False, ("not installed" if tool not in (OURS, LISTING, LIMIT)
+            return False, ("not installed" if tool not in (OURS, LISTING, LIMIT, SHARDS)
                            else f"missing binary {b}")
         if tool in PY_TOOLS:
             ok, v = self._py_version(tool)
@@ -514,6 +522,16 @@ class Tools:
             argv = [b, f"s3://{sc.bucket}/", "--download-dir", d, "-q", "--endpoint-url", ep]
             if sc.regex:
                 argv[2:2] = ["--regex", sc.regex]
+        elif tool == SHARDS:
+            one = [b, f"s3://{sc.bucket}/", "--download-dir", d, "-q", "--endpoint-url", ep]
+            if sc.regex:
+                one += ["--regex", sc.regex]
+            if self.ca:
+                one += ["--ca-bundle", self.ca]
+            # All four at once; the exit code is 1 if any shard failed.
+            script = ('pids=; for k in 0 1 2 3; do "$@" --shard "$k/4" & pids="$pids $!"; done; '
+                      'rc=0; for p in $pids; do wait "$p" || rc=1; done; exit $rc')
+            argv = ["sh", "-c", script, "sh", *one]
         elif tool == "s3fetch-py":
             env["AWS_ENDPOINT_URL"] = ep
             argv = [b, f"s3://{sc.bucket}/", "--download-dir", d, "-q",
@@ -550,7 +568,7 @@ class Tools:
                 argv += ["--part-size", str(sc.part_size)]
         else:
             raise ValueError(tool)
-        if self.ca:  # HTTPS: each tool trusts the server's CA through its own option
+        if self.ca and TLS_TRUST[tool]:  # HTTPS: each tool trusts the CA its own way
             how = TLS_TRUST[tool]
             if how == "env":
                 env["AWS_CA_BUNDLE"] = self.ca
@@ -563,6 +581,7 @@ class Tools:
                 a = a.replace(self.ca, "$CA")
             if a == b:
                 a = {OURS: "target/release/s3fetch", LISTING: "target/release/s3fetch",
+                     SHARDS: "target/release/s3fetch",
                      LIMIT: "target/release/s3fetch-bench"}.get(
                     tool, rel(Path(b)) if tool in PY_TOOLS else Path(b).name)
             elif a == str(PY_PEERS_SCRIPT):
@@ -936,7 +955,7 @@ def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) 
             return min(peers.items(), key=lambda kv: kv[1]["wall_s"]) if peers else None
 
         # CLI tools are compared with the CLI peers, Python tools with the Python peers.
-        best = best_of(rows, [t for t in CLI_TOOLS if t not in (OURS, LIMIT)])
+        best = best_of(rows, [t for t in CLI_TOOLS if t not in (OURS, SHARDS, LIMIT)])
         best_py = best_of(rows, PY_PEERS)
         limit = rows.get(LIMIT)
         limit_wall = limit["wall_s"] if limit and limit["status"] == "OK" else None

@@ -379,9 +379,8 @@ impl Job {
         };
         // Archived after all (a storage class the listing does not tell, such as
         // Intelligent-Tiering's archive tiers, or a `keys_from` key): skipped, not failed.
-        let archived = |e: &Error| e.code() == Some("InvalidObjectState");
         if let (Some(dest), Err(error)) = (&dest, &outcome) {
-            if !self.include_archived && archived(error) {
+            if !self.include_archived && error.code() == Some("InvalidObjectState") {
                 return self.skip_archived(&object, dest);
             }
         }

@@ -60,6 +60,7 @@ mod download;
 mod error;
 mod filter;
 mod folders;
+mod hash;
 mod inventory;
 mod limit;
 mod list_xml;

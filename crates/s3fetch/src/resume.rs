@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::hash::fnv1a;
+
 /// The longest a finished part may wait to be journaled.
 const JOURNAL_EVERY: Duration = Duration::from_secs(1);
 
@@ -39,14 +41,6 @@ pub(crate) fn partial_paths(dest: &Path) -> (PathBuf, PathBuf) {
         dir.join(format!(".s3fetch-part-{hash:016x}")),
         dir.join(format!(".s3fetch-part-{hash:016x}.json")),
     )
-}
-
-/// FNV-1a, 64 bits: stable across versions and platforms (the names must be found again by
-/// the next run, whatever its build).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// What identifies the download a journal belongs to.

@@ -135,9 +135,7 @@ impl std::fmt::Display for Shard {
 
 /// The shard of `key` among `count`.
 pub fn shard_of(key: &str, count: u32) -> u32 {
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = crate::hash::fnv1a(key.as_bytes());
     // `hash % count` < `count`, a u32.
     (hash % u64::from(count.max(1))) as u32
 }

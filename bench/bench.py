@@ -40,8 +40,11 @@ LIMIT = "server-limit"
 # Four `s3fetch --shard K/4` processes at once on this machine (one job split as on four
 # machines): wall = the slowest shard, LIST requests = all four's. Only where listing matters.
 SHARDS = "s3fetch-4-shards"
+# The same with range shards: `s3fetch plan --shards 4` first (its LIST requests and time
+# count), then four `s3fetch --shard K/4 --plan` at once, each listing only its own range.
+RANGES = "s3fetch-4-ranges"
 SHARD_SCENARIOS = {"needle", "flat", "million"}
-CLI_TOOLS = [OURS, SHARDS, "s3fetch-py", "aws-cli", "s5cmd", "rclone", LIMIT]
+CLI_TOOLS = [OURS, SHARDS, RANGES, "s3fetch-py", "aws-cli", "s5cmd", "rclone", LIMIT]
 # Python-API tools: programs in bench/python_peers.py, each run as its own process.
 PY_OURS = "py-s3fetch"
 PY_PEERS = ["py-s3fetch-2.1.2", "py-boto3", "py-s3fs", "py-obstore"]
@@ -71,7 +74,7 @@ PAGE = 1000  # keys per ListObjectsV2 page (S3's and the test kit's maximum)
 # py-s3fetch's ca_bundle=, py-obstore's client_options root_certificate).
 TLS_TRUST = {
     OURS: "--ca-bundle", LIMIT: "--ca-bundle", LISTING: "--ca-bundle", "s3fetch-py": "env",
-    SHARDS: "",  # given to each shard's command inside the invocation
+    SHARDS: "", RANGES: "",  # given to each shard's command inside the invocation
     "aws-cli": "env", "s5cmd": "env", "rclone": "--ca-cert", PY_OURS: "--ca-bundle",
     "py-s3fetch-2.1.2": "env", "py-boto3": "env", "py-s3fs": "env", "py-obstore": "--ca-bundle",
 }
@@ -113,7 +116,7 @@ class Scenario:
 
 
 def runs_on(tool: str, scenario: str) -> bool:
-    if tool == SHARDS:
+    if tool in (SHARDS, RANGES):
         return scenario in SHARD_SCENARIOS
     if scenario in SYNC_SCENARIOS:
         return tool in SYNC_TOOLS
@@ -396,6 +399,7 @@ class Tools:
             OURS: args.bin_dir / "s3fetch",
             LISTING: args.bin_dir / "s3fetch",
             SHARDS: args.bin_dir / "s3fetch",
+            RANGES: args.bin_dir / "s3fetch",
             LIMIT: args.bin_dir / "s3fetch-bench",
             "s3fetch-py": venv / "bin" / "s3fetch" if venv else None,
             "aws-cli": venv / "bin" / "aws" if venv else None,
@@ -471,7 +475,7 @@ class Tools:
     def available(self, tool: str) -> tuple[bool, str]:
         b = self.bins.get(tool)
         if b is None or not Path(b).exists():
-            return False, ("not installed" if tool not in (OURS, LISTING, LIMIT, SHARDS)
+            return False, ("not installed" if tool not in (OURS, LISTING, LIMIT, SHARDS, RANGES)
                            else f"missing binary {b}")
         if tool in PY_TOOLS:
             ok, v = self._py_version(tool)
@@ -532,6 +536,19 @@ class Tools:
             script = ('pids=; for k in 0 1 2 3; do "$@" --shard "$k/4" & pids="$pids $!"; done; '
                       'rc=0; for p in $pids; do wait "$p" || rc=1; done; exit $rc')
             argv = ["sh", "-c", script, "sh", *one]
+        elif tool == RANGES:
+            one = [b, f"s3://{sc.bucket}/", "--download-dir", d, "-q", "--endpoint-url", ep]
+            if sc.regex:
+                one += ["--regex", sc.regex]
+            if self.ca:
+                one += ["--ca-bundle", self.ca]
+            # `$1 plan $2 <connection flags>` makes the plan; then the four shards at once.
+            connection = sh_join(["--endpoint-url", ep] + (["--ca-bundle", self.ca] if self.ca else []))
+            script = ('plan=$(mktemp) && "$1" plan "$2" --shards 4 ' + connection
+                      + ' > "$plan" || exit 1; pids=; for k in 0 1 2 3; do '
+                      '"$@" --shard "$k/4" --plan "$plan" & pids="$pids $!"; done; '
+                      'rc=0; for p in $pids; do wait "$p" || rc=1; done; rm -f "$plan"; exit $rc')
+            argv = ["sh", "-c", script, "sh", *one]
         elif tool == "s3fetch-py":
             env["AWS_ENDPOINT_URL"] = ep
             argv = [b, f"s3://{sc.bucket}/", "--download-dir", d, "-q",
@@ -581,7 +598,7 @@ class Tools:
                 a = a.replace(self.ca, "$CA")
             if a == b:
                 a = {OURS: "target/release/s3fetch", LISTING: "target/release/s3fetch",
-                     SHARDS: "target/release/s3fetch",
+                     SHARDS: "target/release/s3fetch", RANGES: "target/release/s3fetch",
                      LIMIT: "target/release/s3fetch-bench"}.get(
                     tool, rel(Path(b)) if tool in PY_TOOLS else Path(b).name)
             elif a == str(PY_PEERS_SCRIPT):
@@ -955,7 +972,7 @@ def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) 
             return min(peers.items(), key=lambda kv: kv[1]["wall_s"]) if peers else None
 
         # CLI tools are compared with the CLI peers, Python tools with the Python peers.
-        best = best_of(rows, [t for t in CLI_TOOLS if t not in (OURS, SHARDS, LIMIT)])
+        best = best_of(rows, [t for t in CLI_TOOLS if t not in (OURS, SHARDS, RANGES, LIMIT)])
         best_py = best_of(rows, PY_PEERS)
         limit = rows.get(LIMIT)
         limit_wall = limit["wall_s"] if limit and limit["status"] == "OK" else None

@@ -32,9 +32,16 @@ Examples:
   # Run again later: fetch only what is new or changed (size and modification time)
   s3fetch s3://my-bucket/datasets/ --download-dir ./data --sync
 
+  # One job over 8 machines, each listing only its own key range (K = 0..7)
+  s3fetch plan s3://my-bucket/datasets/ --shards 8 > plan.json
+  s3fetch s3://my-bucket/datasets/ --shard K/8 --plan plan.json
+
   # For scripts: JSON lines on stdout; then retry just the failures
   s3fetch s3://my-bucket/logs/ --output json --failed-keys failed.txt > run.jsonl
   s3fetch s3://my-bucket/logs/ --keys-from failed.txt
+
+Commands:
+  s3fetch plan S3_URI --shards N   split points for range shards (see `s3fetch plan --help`)
 
 Exit codes:
   0    every selected object was downloaded (also when the filter matched nothing)
@@ -108,6 +115,17 @@ pub struct Args {
     #[arg(long, value_name = "N", requires = "shard")]
     pub shard_count: Option<u32>,
 
+    /// How --shard deals out keys: `hash` (the default without --plan) or `range` (the
+    /// default with it: each shard lists only its own key range, so N shards send about as
+    /// many LIST requests as one run)
+    #[arg(long, value_enum, value_name = "HOW", requires = "shard")]
+    pub shard_by: Option<ShardByArg>,
+
+    /// The split points of range shards, made once by `s3fetch plan S3_URI --shards N >
+    /// plan.json` and given to every shard
+    #[arg(long, value_name = "FILE", requires = "shard")]
+    pub plan: Option<PathBuf>,
+
     /// Download the objects an S3 Inventory report lists instead of listing
     /// (s3://bucket/path/manifest.json, CSV format): no LIST request; sizes, times and ETags
     /// from the report; the URI's prefix and every filter still apply
@@ -159,10 +177,6 @@ pub struct Args {
         conflicts_with = "concurrent_downloads"
     )]
     pub threads: Option<usize>,
-
-    /// AWS region [default: from the environment or profile, else us-east-1]
-    #[arg(long)]
-    pub region: Option<String>,
 
     /// Separator of "directories" in keys; keys ending with it are skipped
     #[arg(long, default_value = "/")]
@@ -226,6 +240,17 @@ pub struct Args {
     #[arg(short, long)]
     pub debug: bool,
 
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Where S3 is and who we are there: the same flags for a download and for `s3fetch plan`.
+#[derive(Debug, clap::Args)]
+pub struct Connection {
+    /// AWS region [default: from the environment or profile, else us-east-1]
+    #[arg(long)]
+    pub region: Option<String>,
+
     /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 [env: AWS_ENDPOINT_URL]
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
@@ -246,6 +271,28 @@ pub struct Args {
     /// S3-compatible store) [env: AWS_CA_BUNDLE]
     #[arg(long, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
+}
+
+impl Connection {
+    pub fn client_options(self) -> s3fetch::ClientOptions {
+        let mut options = s3fetch::ClientOptions::default();
+        options.region = self.region;
+        options.endpoint_url = self.endpoint_url;
+        options.force_path_style = self.force_path_style.then_some(true);
+        options.profile = self.profile;
+        options.no_sign_request = self.no_sign_request;
+        options.ca_bundle = self.ca_bundle;
+        options
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "lower")]
+pub enum ShardByArg {
+    /// A stable hash of each key; every shard lists the whole prefix
+    Hash,
+    /// The key ranges of --plan; each shard lists only its own range
+    Range,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -332,6 +379,6 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
     s3fetch::parse_time(text, SystemTime::now())
 }
 
-fn parse_uri(text: &str) -> Result<S3Uri, String> {
+pub(crate) fn parse_uri(text: &str) -> Result<S3Uri, String> {
     S3Uri::parse(text).map_err(|e| s3fetch::error_chain(&e))
 }

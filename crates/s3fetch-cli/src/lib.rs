@@ -5,6 +5,7 @@
 mod args;
 mod exit;
 mod output;
+mod plan;
 mod settings;
 mod signal;
 
@@ -23,6 +24,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if args.get(1).is_some_and(|a| a == "plan") {
+        init_logging(false);
+        return plan::run(args[1..].to_vec());
+    }
     let args = match args::Args::parse_ordered(args) {
         Ok(args) => args,
         // Help and version (exit 0) and usage errors (exit 2), as clap prints them.

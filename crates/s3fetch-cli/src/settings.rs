@@ -6,9 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use s3fetch::{ChecksumMode, ClientOptions, Compare, DownloadOptions, Shard};
+use s3fetch::{ChecksumMode, Compare, DownloadOptions, Plan, Shard, ShardBy};
 
-use crate::args::{Args, ChecksumModeArg, CompareArg, OutputFormat, ProgressMode, ShardArg};
+use crate::args::{
+    Args, ChecksumModeArg, CompareArg, OutputFormat, ProgressMode, ShardArg, ShardByArg,
+};
 
 /// Above this, warn: each download holds a connection and a file.
 const MANY_DOWNLOADS: usize = 1000;
@@ -61,13 +63,16 @@ impl Settings {
             ));
         }
 
-        let mut client_options = ClientOptions::default();
-        client_options.region = args.region;
-        client_options.endpoint_url = args.endpoint_url;
-        client_options.force_path_style = args.force_path_style.then_some(true);
-        client_options.profile = args.profile;
-        client_options.no_sign_request = args.no_sign_request;
-        client_options.ca_bundle = args.ca_bundle;
+        let client_options = args.connection.client_options();
+        let plan = match &args.plan {
+            Some(path) => Some(Plan::read(path)?),
+            None => None,
+        };
+        if let (Some(plan), Some(shard)) = (&plan, shard) {
+            if shard.count == plan.shards() {
+                notes.push(format!("shard {shard}: keys {}", plan.range(shard.index)));
+            }
+        }
 
         let mut options = DownloadOptions::new(args.uri)
             .download_dir(args.download_dir.unwrap_or_else(|| PathBuf::from(".")))
@@ -102,6 +107,11 @@ impl Settings {
         options.older_than = args.older_than;
         options.include_archived = args.include_archived;
         options.shard = shard;
+        options.shard_by = args.shard_by.map(|by| match by {
+            ShardByArg::Hash => ShardBy::Hash,
+            ShardByArg::Range => ShardBy::Range,
+        });
+        options.plan = plan;
         options.inventory = args.inventory;
         options.failed_keys = args.failed_keys;
         options.keys_from = args.keys_from;

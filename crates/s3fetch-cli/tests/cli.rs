@@ -524,7 +524,7 @@ async fn shard_auto_reads_each_orchestrators_variables() {
         serde_json::from_str(text(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(
         summary["shard"],
-        serde_json::json!({"index": 1, "count": 3})
+        serde_json::json!({"index": 1, "count": 3, "by": "hash"})
     );
     for (args, needle) in [
         (&["--shard", "auto"][..], "none of JOB_COMPLETION_INDEX"),
@@ -1383,14 +1383,20 @@ async fn a_killed_run_is_resumed_by_the_next_and_leaves_nothing_behind() {
     std::fs::write(dir.path().join(format!(".s3fetch-{dead}-9.tmp")), "x").unwrap();
 
     server.reset_request_counts();
-    let out = fetch_into(&server, dir.path(), &BIG_RUN).await;
+    let mut args: Vec<&str> = BIG_RUN.iter().copied().filter(|a| *a != "-q").collect();
+    args.extend(["--output", "json"]);
+    let out = fetch_into(&server, dir.path(), &args).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let gets = server.request_counts().get;
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().last().unwrap()).unwrap();
+    // A retry or a resumed body (a loaded machine) is one more GET, and says so.
+    let again = summary["retries"].as_u64().unwrap() + summary["resumes"].as_u64().unwrap();
     // 32 parts in all and the small objects' GETs (4): the parts journaled before the kill
     // are not fetched again.
     assert!(
-        gets <= 32 + 4 - done as u64,
-        "{gets} GETs with {done} parts journaled: finished parts were fetched again"
+        gets <= 32 + 4 - done as u64 + again,
+        "{gets} GETs with {done} parts journaled ({again} retried): finished parts were fetched again"
     );
     for i in 0..2u8 {
         let body = std::fs::read(dir.path().join(format!("{i}.bin"))).unwrap();
@@ -1424,4 +1430,106 @@ async fn no_resume_removes_partial_files_and_starts_over() {
         "every part fetched again"
     );
     assert_no_temp_files(dir.path());
+}
+
+/// `s3fetch plan` prints a plan; `--shard K/N --plan` shards by its key ranges (each key
+/// once, the range in the JSON summary); the flags are checked against the plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_range_shards() {
+    let server = server().await;
+    let work = tempfile::tempdir().unwrap();
+    let plan_file = work.path().join("plan.json");
+    let mut cmd = s3fetch(&server);
+    cmd.args(["plan", "s3://bkt/data/", "--shards", "3"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["shards"], 3);
+    assert_eq!(plan["exact"], true, "one page: every key seen");
+    assert_eq!(plan["list_requests"], 1);
+    assert!(text(&out.stderr).contains("plan: 3 shards of s3://bkt/data/"));
+    std::fs::write(&plan_file, &out.stdout).unwrap();
+
+    let mut union = BTreeSet::new();
+    let mut total = 0;
+    for k in 0..3 {
+        let mut cmd = s3fetch(&server);
+        cmd.args(["s3://bkt/data/", "--dry-run", "--output", "json", "--plan"])
+            .arg(&plan_file)
+            .args(["--shard", &format!("{k}/3")]);
+        let out = output(cmd).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(&format!("note: shard {k}/3: keys (")));
+        let lines: Vec<serde_json::Value> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let summary = lines.last().unwrap();
+        assert_eq!(summary["shard"]["by"], "range");
+        assert_eq!(summary["shard"]["index"], k);
+        let keys: Vec<String> = lines
+            .iter()
+            .filter(|l| l["event"] == "found")
+            .map(|l| l["key"].as_str().unwrap().to_owned())
+            .collect();
+        assert!((10..=11).contains(&keys.len()), "{k}: {keys:?}");
+        total += keys.len();
+        union.extend(keys);
+    }
+    assert_eq!((total, union), (31, expected_keys()));
+
+    let bad_plan = work.path().join("bad.json");
+    std::fs::write(&bad_plan, "{\"splits\": []}").unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--shard", "0/4", "--plan", "P"], "--plan has 3 shards"),
+        (&["--shard", "0/3", "--shard-by", "range"], "s3fetch plan"),
+        (
+            &["--shard", "0/3", "--shard-by", "hash", "--plan", "P"],
+            "by hash",
+        ),
+        (
+            &["--shard", "0/3", "--plan", "BAD"],
+            "is not an s3fetch plan",
+        ),
+        (
+            &["--shard", "0/3", "--plan", "/nonexistent/plan.json"],
+            "--plan /nonexistent",
+        ),
+        (&["--plan", "P"], "--shard"),
+    ];
+    for (args, says) in cases {
+        let mut cmd = s3fetch(&server);
+        cmd.args(["s3://bkt/data/", "--dry-run"]);
+        for arg in args {
+            match *arg {
+                "P" => cmd.arg(&plan_file),
+                "BAD" => cmd.arg(&bad_plan),
+                _ => cmd.arg(arg),
+            };
+        }
+        let out = output(cmd).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Another prefix than the plan's; `plan` without --shards.
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://bkt/data/sub/", "--shard", "0/3", "--plan"])
+        .arg(&plan_file);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("was made for s3://bkt/data/"));
+    let mut cmd = s3fetch(&server);
+    cmd.args(["plan", "s3://bkt/data/"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--shards"));
 }

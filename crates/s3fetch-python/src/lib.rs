@@ -10,6 +10,7 @@
 
 mod credentials;
 mod errors;
+mod plan;
 mod run;
 mod runtime;
 
@@ -29,6 +30,7 @@ fn _s3fetch(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_function(wrap_pyfunction!(main, module)?)?;
     module.add_function(wrap_pyfunction!(run::start, module)?)?;
+    module.add_function(wrap_pyfunction!(plan::plan, module)?)?;
     module.add_class::<run::Run>()?;
     Ok(())
 }

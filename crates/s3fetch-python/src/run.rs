@@ -32,7 +32,7 @@ use crate::errors::{self, ErrorInfo};
 use crate::runtime;
 
 /// How often `wait` wakes up without events to check for Ctrl-C.
-const TICK: Duration = Duration::from_millis(50);
+pub(crate) const TICK: Duration = Duration::from_millis(50);
 /// Events in the channel at most; also the largest batch handed to Python.
 const EVENTS: usize = 4096;
 
@@ -259,12 +259,41 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
     Ok(())
 }
 
+/// Where S3 is and who we are there: the same keywords for `download` and `plan`.
+pub(crate) struct Connection {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+    pub no_sign_request: bool,
+    pub force_path_style: Option<bool>,
+    pub ca_bundle: Option<PathBuf>,
+    pub credentials: Option<Py<PyAny>>,
+    pub ignore_environment: bool,
+}
+
+impl Connection {
+    pub fn client_options(self) -> ClientOptions {
+        let mut client = ClientOptions::default();
+        client.region = self.region;
+        client.endpoint_url = self.endpoint_url;
+        client.profile = self.profile;
+        client.no_sign_request = self.no_sign_request;
+        client.force_path_style = self.force_path_style;
+        client.ca_bundle = self.ca_bundle;
+        client.credentials = self
+            .credentials
+            .map(|c| SharedCredentialsProvider::new(Botocore::new(c)));
+        client.ignore_environment = self.ignore_environment;
+        client
+    }
+}
+
 /// Starts a run with the library's options (checked by the library: a bad one comes back
 /// from `wait` as the matching exception, before any request) and returns it.
 #[pyfunction]
 #[pyo3(signature = (
     s3_uri, download_dir, *, regex=None, include=Vec::new(), exclude=Vec::new(), min_size=None,
-    max_size=None, newer_than=None, older_than=None, include_archived=false, shard=None, shard_count=None, inventory=None,
+    max_size=None, newer_than=None, older_than=None, include_archived=false, shard=None, shard_count=None, shard_by=None, plan=None, inventory=None,
     concurrent_downloads=None, list_concurrency=None,
     multipart_threshold=None, part_size=None, retries=None, idle_timeout=None,
     checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, skip_existing=false,
@@ -288,6 +317,8 @@ pub(crate) fn start(
     include_archived: bool,
     shard: Option<String>,
     shard_count: Option<u32>,
+    shard_by: Option<String>,
+    plan: Option<String>,
     inventory: Option<String>,
     concurrent_downloads: Option<usize>,
     list_concurrency: Option<usize>,
@@ -363,6 +394,14 @@ pub(crate) fn start(
         }
         Some(text) => Some(Shard::parse(text).map_err(fail)?),
     };
+    options.shard_by = shard_by
+        .map(|by| s3fetch::ShardBy::parse(&by))
+        .transpose()
+        .map_err(fail)?;
+    options.plan = plan
+        .map(|json| s3fetch::Plan::from_json(&json))
+        .transpose()
+        .map_err(fail)?;
     options.failed_keys = failed_keys;
     options.keys_from = keys_from;
     let json = match output.as_deref() {
@@ -395,16 +434,19 @@ pub(crate) fn start(
         // Out of range (negative, NaN) becomes zero, which the library refuses with the range.
         options = options.idle_timeout(Duration::try_from_secs_f64(seconds).unwrap_or_default());
     }
-    let mut client = ClientOptions::default();
-    client.region = region;
-    client.endpoint_url = endpoint_url;
-    client.profile = profile;
-    client.no_sign_request = no_sign_request;
-    client.force_path_style = force_path_style;
-    client.ca_bundle = ca_bundle;
-    client.credentials = credentials.map(|c| SharedCredentialsProvider::new(Botocore::new(c)));
-    client.ignore_environment = ignore_environment;
-    options = options.client_options(client);
+    options = options.client_options(
+        Connection {
+            region,
+            endpoint_url,
+            profile,
+            no_sign_request,
+            force_path_style,
+            ca_bundle,
+            credentials,
+            ignore_environment,
+        }
+        .client_options(),
+    );
 
     let cancel = CancellationToken::new();
     options = options.cancel_token(cancel.clone());

@@ -58,7 +58,8 @@ def run_shards(argv_env: list[tuple[list[str], dict[str, str]]], path: Path) -> 
 
 
 def check_job(summaries: list[dict[str, object]], count: int, dest: Path) -> None:
-    assert [s["shard"] for s in summaries] == [{"index": k, "count": count} for k in range(count)]
+    shards = [s["shard"] for s in summaries]
+    assert [(s["index"], s["count"]) for s in shards] == [(k, count) for k in range(count)]  # type: ignore[index]
     assert all(s["event"] == "summary" and s["failed"] == 0 for s in summaries)
     assert sum(int(s["downloaded"]) for s in summaries) == len(WANTED), "each key by one shard"  # type: ignore[call-overload]
     assert tree(dest) == WANTED
@@ -81,6 +82,43 @@ def test_kubernetes_indexed_job(sample: Server, tmp_path: Path) -> None:
     argv = ["s3fetch", *[str(dest) if a == mount else a for a in args]]
     runs = [(argv, {**env, "JOB_COMPLETION_INDEX": str(k)}) for k in range(completions)]
     check_job(run_shards(runs, stand_in(tmp_path, sample)), completions, dest)
+
+
+def test_kubernetes_range_shards(sample: Server, tmp_path: Path) -> None:
+    """The plan step of the manifest's comment, then each pod with the plan mounted."""
+    import yaml
+
+    text = (EXAMPLES / "kubernetes" / "job-range.yaml").read_text()
+    job = yaml.safe_load(text)
+    completions = job["spec"]["completions"]
+    plan_line = next(line for line in text.splitlines() if "s3fetch plan" in line)
+    plan_argv = plan_line.lstrip("# ").split(">")[0].split()
+    assert plan_argv[plan_argv.index("--shards") + 1] == str(completions)
+    bin_dir = stand_in(tmp_path, sample)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    made = subprocess.run(plan_argv, capture_output=True, text=True, timeout=120, env=env, check=True)
+    spec = job["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert {v["name"] for v in spec["volumes"]} == set(mounts)
+    plan_dir, dest = tmp_path / "plan", tmp_path / "data"
+    plan_dir.mkdir()
+    dest.mkdir()
+    (plan_dir / "plan.json").write_text(made.stdout)
+    local = {mounts["data"]: str(dest), mounts["plan"]: str(plan_dir)}
+
+    def localise(arg: str) -> str:
+        for mount, path in local.items():
+            if arg == mount or arg.startswith(mount + "/"):
+                return path + arg[len(mount) :]
+        return arg
+
+    argv = ["s3fetch", *[localise(a) for a in container["args"]]]
+    pod_env = {e["name"]: e["value"] for e in container["env"]}
+    runs = [(argv, {**pod_env, "JOB_COMPLETION_INDEX": str(k)}) for k in range(completions)]
+    summaries = run_shards(runs, bin_dir)
+    assert all(s["shard"]["by"] == "range" for s in summaries)  # type: ignore[index]
+    check_job(summaries, completions, dest)
 
 
 def test_aws_batch_array_job(sample: Server, tmp_path: Path) -> None:
@@ -135,7 +173,12 @@ def test_dask_recipe_on_a_local_cluster(sample: Server, tmp_path: Path) -> None:
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
             client.upload_file(str(EXAMPLES / "dask" / "fetch_sharded.py"))
-            results = recipe.fetch_sharded(client, "s3://bkt/data/", str(dest), 4, endpoint_url=sample.endpoint)
-    assert [failures for _, failures in results] == [[], [], [], []]
-    assert sum(success for success, _ in results) == len(WANTED), "each key by one shard"
-    assert tree(dest) == WANTED
+            for by in ("hash", "range"):
+                dest = tmp_path / by
+                dest.mkdir()
+                results = recipe.fetch_sharded(
+                    client, "s3://bkt/data/", str(dest), 4, by=by, endpoint_url=sample.endpoint
+                )
+                assert [failures for _, failures in results] == [[], [], [], []]
+                assert sum(success for success, _ in results) == len(WANTED), "each key by one shard"
+                assert tree(dest) == WANTED

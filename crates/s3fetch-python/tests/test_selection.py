@@ -4,12 +4,13 @@ keywords, against the test kit's server."""
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 import pytest
 from conftest import SAMPLE, Server, start_server, tree
-from s3fetch import DownloadResult, download
-from s3fetch.exceptions import InvalidOptionError
+from s3fetch import DownloadResult, download, plan
+from s3fetch.exceptions import InvalidOptionError, InvalidUriError, S3FetchError
 
 
 def fetched(server: Server, dest: Path, **options: object) -> set[str]:
@@ -166,3 +167,50 @@ def test_inventory_replaces_the_listing(sample: Server, dest: Path) -> None:
     assert sample.requests().get("ListObjectsV2", 0) == before, "no LIST request"
     with pytest.raises(InvalidOptionError, match="inventory must be an s3:// URI str"):
         download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, inventory=5)  # type: ignore[arg-type]
+
+
+def test_range_shards_from_a_plan(sample: Server, tmp_path: Path) -> None:
+    (tmp_path / "all").mkdir()
+    everything = fetched(sample, tmp_path / "all")
+    the_plan = plan("s3://bkt/data/", 3, endpoint_url=sample.endpoint)
+    assert the_plan["shards"] == 3 and len(the_plan["splits"]) == 2
+    # Every key under the prefix counts, the directory marker too.
+    assert the_plan["exact"] is True and sum(the_plan["estimated_objects"]) == 6
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(the_plan))
+    parts = []
+    for k in range(3):
+        dest = tmp_path / f"shard{k}"
+        dest.mkdir()
+        # The dict and the file are the same plan.
+        parts.append(fetched(sample, dest, shard=(k, 3), plan=the_plan if k % 2 else saved))
+    assert sum(len(p) for p in parts) == len(everything)
+    assert set().union(*parts) == everything
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"shard": (0, 3), "shard_by": "range"}, "s3fetch plan"),
+        ({"shard": (0, 3), "shard_by": 3}, "shard_by must be"),
+        ({"shard": (0, 3), "shard_by": "sideways"}, "neither hash nor range"),
+        ({"plan": {"s3fetch_plan": 1, "uri": "s3://bkt/data/", "shards": 1, "splits": []}}, "needs a shard"),
+        ({"shard": (0, 2), "plan": "/nonexistent/plan.json"}, "plan /nonexistent"),
+        (
+            {"shard": (0, 2), "plan": {"s3fetch_plan": 1, "uri": "s3://bkt/data/", "shards": 3, "splits": ["a", "b"]}},
+            "has 3 shards",
+        ),
+    ],
+)
+def test_bad_range_shards_raise(sample: Server, dest: Path, options: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidOptionError, match=message):
+        download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, **options)  # type: ignore[arg-type]
+
+
+def test_plan_errors_raise_promptly(sample: Server) -> None:
+    with pytest.raises(InvalidOptionError, match="shards must be"):
+        plan("s3://bkt/data/", 0, endpoint_url=sample.endpoint)
+    with pytest.raises(InvalidUriError):
+        plan("bkt/data/", 2, endpoint_url=sample.endpoint)
+    with pytest.raises(S3FetchError, match=r"NoSuchBucket|does not exist"):
+        plan("s3://no-such-bucket/", 2, endpoint_url=sample.endpoint)

@@ -290,6 +290,7 @@ impl Downloader {
             })?;
         }
         summary.shard = options.shard;
+        summary.shard_range = options.shard_range;
         summary.retries = stats.retries.load(Ordering::Relaxed);
         summary.resumes = stats.resumes.load(Ordering::Relaxed);
         summary.throttled = stats.throttled.load(Ordering::Relaxed);

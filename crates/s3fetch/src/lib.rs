@@ -68,6 +68,7 @@ mod listing;
 mod object;
 mod options;
 pub mod paths;
+mod plan;
 mod progress;
 mod report;
 mod resume;
@@ -81,12 +82,13 @@ pub use write::remove_temporary_files;
 pub use client::ClientOptions;
 pub use download::{download, Downloader};
 pub use error::{error_chain, DirProblem, Error, Result, ServiceError, ServiceErrorKind};
-pub use filter::{parse_time, shard_of, GlobRule, KeyFilter, Shard};
+pub use filter::{parse_time, shard_of, GlobRule, KeyFilter, KeyRange, Shard, ShardBy};
 pub use object::ObjectInfo;
 pub use options::{
     parse_size, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
+pub use plan::{Plan, PlanOptions, MAX_SHARDS};
 pub use progress::{DownloadResult, Failure, NoReporter, Reporter, SkipReason, Summary};
 pub use report::JsonLines;
 pub use retry::{RetryPolicy, DEFAULT_RETRIES};

@@ -167,15 +167,21 @@ pub(crate) async fn list_into<S: PageSource>(
 ) -> Result<u64> {
     let concurrency = concurrency.max(1);
     let folders = Folders::new(prefix, delimiter.unwrap_or("/"));
-    let mut queue = VecDeque::from([Range {
-        after: None,
-        upto: None,
-        scope: None,
-        ancestry: Ancestry::from_start(),
-    }]);
     // The sub-folders, once known (split points), and the wanted objects beside them.
     let mut seeds: BTreeSet<String> = BTreeSet::new();
     let mut first_level = FirstLevel::default();
+    // A range shard lists its own keys only.
+    let whole = filter.key_range().cloned().unwrap_or_default();
+    let ancestry = match &whole.after {
+        None => Ancestry::from_start(),
+        Some(after) => Ancestry::after(after, &folders, &first_level),
+    };
+    let mut queue = VecDeque::from([Range {
+        after: whole.after,
+        upto: whole.upto,
+        scope: None,
+        ancestry,
+    }]);
     let mut requests = JoinSet::new();
     let mut budget = RequestBudget {
         opened: 1,
@@ -622,17 +628,28 @@ fn char_class(c: u8) -> Option<(u8, u8)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// An in-memory bucket with S3's listing semantics and a small page size.
-    struct Model {
-        keys: BTreeSet<String>,
-        prefix: String,
-        max_keys: usize,
-        requests: AtomicUsize,
+    pub(crate) struct Model {
+        pub keys: BTreeSet<String>,
+        pub prefix: String,
+        pub max_keys: usize,
+        pub requests: AtomicUsize,
+    }
+
+    impl Model {
+        pub fn new(keys: BTreeSet<String>, prefix: &str, max_keys: usize) -> Self {
+            Model {
+                keys,
+                prefix: prefix.to_owned(),
+                max_keys,
+                requests: AtomicUsize::new(0),
+            }
+        }
     }
 
     impl PageSource for Model {
@@ -693,7 +710,7 @@ mod tests {
         }
     }
 
-    fn object(key: String) -> ObjectInfo {
+    pub(crate) fn object(key: String) -> ObjectInfo {
         ObjectInfo {
             key,
             size: 1,
@@ -725,12 +742,7 @@ mod tests {
         concurrency: usize,
         filter: &KeyFilter,
     ) -> (Vec<Listed>, usize, std::time::Duration) {
-        let model = Arc::new(Model {
-            keys: keys.clone(),
-            prefix: prefix.to_owned(),
-            max_keys,
-            requests: AtomicUsize::new(0),
-        });
+        let model = Arc::new(Model::new(keys.clone(), prefix, max_keys));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
@@ -984,6 +996,31 @@ mod tests {
             if under <= max_keys {
                 prop_assert_eq!(requests, 1);
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// A range shard's listing sends exactly the keys of its range, and reads at most
+        /// one page past it.
+        #[test]
+        fn a_range_lists_exactly_its_keys(
+            keys in proptest::collection::btree_set(key_strategy(), 0..400),
+            after in proptest::option::of(key_strategy()),
+            upto in proptest::option::of(key_strategy()),
+            max_keys in 1usize..12,
+            concurrency in 1usize..16,
+            prefix in prop_oneof![Just(""), Just("data/"), Just("data/hot/")],
+        ) {
+            let range = crate::filter::KeyRange { after, upto };
+            let filter = KeyFilter::new(None, "/").unwrap().range(Some(range.clone()));
+            let (requests, _) = check_with(&keys, prefix, max_keys, concurrency, &filter);
+            let inside = keys
+                .iter()
+                .filter(|k| k.starts_with(prefix) && range.contains(k))
+                .count();
+            let pages = inside.div_ceil(max_keys) + 1;
+            prop_assert!(2 * requests <= 3 * pages + 4, "{} requests for {} pages", requests, pages);
         }
     }
 

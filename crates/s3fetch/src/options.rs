@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::ClientOptions;
 use crate::error::{Error, Result};
-use crate::filter::{GlobRule, KeyFilter, Shard};
+use crate::filter::{GlobRule, KeyFilter, KeyRange, Shard, ShardBy};
+use crate::plan::Plan;
 use crate::retry::RetryPolicy;
 use crate::uri::S3Uri;
 use crate::write::DownloadDir;
@@ -120,6 +121,12 @@ pub struct DownloadOptions {
     /// Take only this shard of the selected keys (see [`Shard`]): N processes with
     /// `0/N` .. `N-1/N` download the selection between them, each key once.
     pub shard: Option<Shard>,
+    /// How `shard` deals out keys: by hash (the default without a plan) or by the key
+    /// ranges of `plan` (the default with one).
+    pub shard_by: Option<ShardBy>,
+    /// The split points of range shards (`s3fetch plan`): this shard then lists only its
+    /// own range of keys.
+    pub plan: Option<Plan>,
     /// Downloads in flight at once (at least 1).
     pub concurrent_downloads: usize,
     /// List requests in flight at once; 1 lists sequentially.
@@ -182,6 +189,8 @@ impl DownloadOptions {
             older_than: None,
             include_archived: false,
             shard: None,
+            shard_by: None,
+            plan: None,
             concurrent_downloads: DEFAULT_CONCURRENCY,
             list_concurrency: DEFAULT_LIST_CONCURRENCY,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
@@ -248,6 +257,16 @@ impl DownloadOptions {
 
     pub fn shard(mut self, shard: Shard) -> Self {
         self.shard = Some(shard);
+        self
+    }
+
+    pub fn shard_by(mut self, by: ShardBy) -> Self {
+        self.shard_by = Some(by);
+        self
+    }
+
+    pub fn plan(mut self, plan: Plan) -> Self {
+        self.plan = Some(plan);
         self
     }
 
@@ -393,11 +412,13 @@ impl DownloadOptions {
         if self.client.is_none() {
             self.client_options.validate()?;
         }
+        let (hash_shard, range) = self.shard_split()?;
         let filter = KeyFilter::new(self.regex.as_deref(), &self.delimiter)?
             .globs(&self.uri.prefix, &self.globs)?
             .sizes(self.min_size, self.max_size)?
             .times(self.newer_than, self.older_than)?
-            .shard(self.shard);
+            .shard(hash_shard)
+            .range(range.clone());
         if let Some(path) = &self.failed_keys {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
             if parent.is_some_and(|p| !p.is_dir()) {
@@ -451,6 +472,7 @@ impl DownloadOptions {
             preserve_mtime: self.preserve_mtime,
             include_archived: self.include_archived,
             shard: self.shard,
+            shard_range: range,
             resume: self.resume,
             failed_keys: self.failed_keys,
             keys,
@@ -459,6 +481,40 @@ impl DownloadOptions {
             client: self.client,
             cancel: self.cancel,
         })
+    }
+}
+
+impl DownloadOptions {
+    /// The shard as a hash shard or a key range (from the plan), checked.
+    fn shard_split(&self) -> Result<(Option<Shard>, Option<KeyRange>)> {
+        let by = self.shard_by.unwrap_or(match self.plan {
+            Some(_) => ShardBy::Range,
+            None => ShardBy::Hash,
+        });
+        let Some(shard) = self.shard else {
+            if self.plan.is_some() {
+                return Err(Error::option(
+                    "plan",
+                    "needs a shard (K/N or auto): which of the plan's shards this run takes",
+                ));
+            }
+            if self.shard_by.is_some() {
+                return Err(Error::option("shard_by", "needs a shard (K/N or auto)"));
+            }
+            return Ok((None, None));
+        };
+        match (by, &self.plan) {
+            (ShardBy::Hash, None) => Ok((Some(shard), None)),
+            (ShardBy::Hash, Some(_)) => Err(Error::option(
+                "plan",
+                "holds key ranges, but the shards are by hash: leave out shard_by hash",
+            )),
+            (ShardBy::Range, None) => Err(Error::option(
+                "shard_by",
+                "range needs the plan every shard shares: make one with `s3fetch plan s3://bucket/prefix --shards N > plan.json` and give it as the plan",
+            )),
+            (ShardBy::Range, Some(plan)) => Ok((None, Some(plan.range_for(&self.uri, shard)?))),
+        }
     }
 }
 
@@ -526,6 +582,8 @@ pub(crate) struct Validated {
     pub preserve_mtime: bool,
     pub include_archived: bool,
     pub shard: Option<Shard>,
+    /// The shard's keys, for a range shard.
+    pub shard_range: Option<KeyRange>,
     pub resume: bool,
     pub failed_keys: Option<PathBuf>,
     /// The keys of `keys_from`, read and checked.

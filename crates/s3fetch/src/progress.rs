@@ -87,6 +87,8 @@ pub struct Summary {
     pub objects_archived: u64,
     /// The shard this run took, if it took one.
     pub shard: Option<crate::filter::Shard>,
+    /// A range shard's keys (from its plan); `None` for a hash shard or no shard.
+    pub shard_range: Option<crate::filter::KeyRange>,
     pub elapsed: Duration,
     /// One entry per object that failed, in the order they failed.
     pub failures: Vec<Failure>,

@@ -67,7 +67,13 @@ impl JsonLines {
             "verified": summary.verified,
             "bytes_resumed": summary.bytes_resumed,
             "partials_kept": summary.partials_kept,
-            "shard": summary.shard.map(|s| json!({ "index": s.index, "count": s.count })),
+            "shard": summary.shard.map(|s| match &summary.shard_range {
+                None => json!({ "index": s.index, "count": s.count, "by": "hash" }),
+                Some(range) => json!({
+                    "index": s.index, "count": s.count, "by": "range",
+                    "after": range.after, "upto": range.upto,
+                }),
+            }),
         }));
     }
 

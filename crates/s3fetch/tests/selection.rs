@@ -352,3 +352,132 @@ async fn an_inventory_run_equals_a_listing_run_without_a_list_request() {
         "{err}"
     );
 }
+
+/// Range shards from a plan: each lists only its own keys (the shards' LIST requests add up
+/// to about one listing's), the union is exact, and a plan from an inventory is exact with
+/// no LIST request at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_shards_list_only_their_own_keys() {
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    let mut keys = BTreeSet::new();
+    for (folder, n) in [("a", 4000), ("b", 500), ("c", 3500)] {
+        for i in 0..n {
+            let key = format!("r/{folder}/{i:05}.bin");
+            server.put_object("bkt", &key, "r");
+            keys.insert(key);
+        }
+    }
+    let uri = S3Uri::parse("s3://bkt/r/").unwrap();
+    let run = |dir: &Path, options: DownloadOptions| {
+        s3fetch::download(
+            options
+                .download_dir(dir)
+                .client_options(common::client_options(&server)),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    server.reset_request_counts();
+    run(dir.path(), DownloadOptions::new(uri.clone()).dry_run(true))
+        .await
+        .unwrap();
+    let unsharded = server.request_counts().list;
+
+    let mut plan_options = s3fetch::PlanOptions::new(uri.clone(), 4);
+    plan_options.client_options = common::client_options(&server);
+    server.reset_request_counts();
+    let plan = plan_options.clone().run().await.unwrap();
+    assert_eq!(server.request_counts().list, plan.list_requests);
+    assert!(plan.list_requests <= 16, "{plan:?}");
+    assert_eq!(plan.shards(), 4);
+
+    server.create_bucket("inv");
+    let manifest = server.put_inventory("bkt", "inv", "bkt/daily", 3000);
+    let inventory = S3Uri::parse(&format!("s3://inv/{manifest}")).unwrap();
+    server.reset_request_counts();
+    let exact = plan_options.inventory(inventory).run().await.unwrap();
+    assert_eq!((server.request_counts().list, exact.list_requests), (0, 0));
+    assert!(exact.exact);
+    assert_eq!(exact.estimated_objects, vec![2000; 4]);
+
+    for plan in [plan, exact] {
+        server.reset_request_counts();
+        let mut union = BTreeSet::new();
+        let mut total = 0;
+        for index in 0..4 {
+            let dir = tempfile::tempdir().unwrap();
+            let shard = s3fetch::Shard::new(index, 4).unwrap();
+            let options = DownloadOptions::new(uri.clone())
+                .shard(shard)
+                .plan(plan.clone());
+            let summary = run(dir.path(), options).await.unwrap();
+            assert_eq!(summary.shard_range, Some(plan.range(index)));
+            let got: BTreeSet<String> = files(dir.path())
+                .into_iter()
+                .map(|f| format!("r/{f}"))
+                .collect();
+            assert!(got.iter().all(|k| plan.range(index).contains(k)));
+            total += got.len();
+            union.extend(got);
+        }
+        assert_eq!((total, &union), (keys.len(), &keys), "every key once");
+        let sharded = server.request_counts().list;
+        println!(
+            "{} plan: {} LIST; shards {sharded}, unsharded {unsharded}",
+            plan.source, plan.list_requests
+        );
+        assert!(
+            sharded <= unsharded + 2 * 4,
+            "4 range shards sent {sharded} LIST requests, one listing {unsharded}"
+        );
+    }
+}
+
+/// A plan goes with a range shard of its own URI and N, and range shards need a plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_shard_options_are_checked() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = s3fetch::Plan::from_json(
+        r#"{"s3fetch_plan": 1, "uri": "s3://bkt/d/", "shards": 2, "splits": ["d/m"]}"#,
+    )
+    .unwrap();
+    let shard = |k, n| s3fetch::Shard::new(k, n).unwrap();
+    let cases: [(DownloadOptions, &str); 5] = [
+        (
+            options(&server, dir.path()).plan(plan.clone()),
+            "needs a shard",
+        ),
+        (
+            options(&server, dir.path())
+                .shard(shard(0, 2))
+                .shard_by(s3fetch::ShardBy::Range),
+            "s3fetch plan",
+        ),
+        (
+            options(&server, dir.path())
+                .shard(shard(0, 3))
+                .plan(plan.clone()),
+            "has 2 shards",
+        ),
+        (
+            options(&server, dir.path())
+                .shard(shard(0, 2))
+                .shard_by(s3fetch::ShardBy::Hash)
+                .plan(plan.clone()),
+            "by hash",
+        ),
+        (
+            DownloadOptions::new(S3Uri::parse("s3://bkt/e/").unwrap())
+                .download_dir(dir.path())
+                .shard(shard(0, 2))
+                .plan(plan),
+            "was made for s3://bkt/d/",
+        ),
+    ];
+    for (options, says) in cases {
+        let error = s3fetch::download(options).await.unwrap_err();
+        assert!(matches!(error, Error::InvalidOption { .. }), "{error:?}");
+        assert!(error.to_string().contains(says), "{error}");
+    }
+}

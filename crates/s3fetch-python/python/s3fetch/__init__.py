@@ -9,7 +9,7 @@ running, one prefix is listed in parallel, and the GIL is released for the whole
 """
 
 from ._s3fetch import __version__
-from .api import download, download_async
+from .api import download, download_async, plan
 from .utils import ProgressTracker
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "__version__",
     "download",
     "download_async",
+    "plan",
 ]
 
 

@@ -33,6 +33,8 @@ def start(
     include_archived: bool = False,
     shard: str | None = None,
     shard_count: int | None = None,
+    shard_by: str | None = None,
+    plan: str | None = None,
     inventory: str | None = None,
     concurrent_downloads: int | None = None,
     list_concurrency: int | None = None,
@@ -68,3 +70,20 @@ def start(
 
 def main(argv: list[str]) -> int:
     """Run the ``s3fetch`` command line ``argv`` (program name first); return its exit code."""
+
+def plan(
+    s3_uri: str,
+    shards: int,
+    *,
+    inventory: str | None = None,
+    max_requests: int | None = None,
+    retries: int | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    no_sign_request: bool = False,
+    force_path_style: bool | None = None,
+    ca_bundle: str | None = None,
+    credentials: Any = None,
+    ignore_environment: bool = False,
+) -> str: ...

@@ -46,6 +46,8 @@ def download(
     include_archived: bool = False,
     shard: tuple[int, int] | str | None = None,
     shard_count: int | None = None,
+    shard_by: str | None = None,
+    plan: str | os.PathLike[str] | dict[str, Any] | None = None,
     inventory: str | None = None,
     threads: int | None = None,
     region: str | None = None,
@@ -110,6 +112,11 @@ def download(
             n) from an orchestrator's variables (Kubernetes ``JOB_COMPLETION_INDEX``, AWS
             Batch ``AWS_BATCH_JOB_ARRAY_INDEX``, Slurm ``SLURM_ARRAY_TASK_ID``).
         shard_count: n for ``shard="auto"`` where the orchestrator does not say it.
+        shard_by: ``"hash"`` (the default without a plan) or ``"range"`` (the default with
+            one): how ``shard`` deals out keys.
+        plan: A plan of range shards from :func:`plan` (its dict, or the path of its JSON
+            file, as ``s3fetch plan`` writes it): shard k then lists only its own range of
+            keys, so n shards send about as many LIST requests as one run.
         inventory: ``s3://bucket/path/manifest.json`` of an S3 Inventory report (CSV): its
             objects are downloaded instead of listing the prefix (no LIST request); the
             URI's prefix and every filter still apply.
@@ -208,6 +215,8 @@ async def download_async(
     include_archived: bool = False,
     shard: tuple[int, int] | str | None = None,
     shard_count: int | None = None,
+    shard_by: str | None = None,
+    plan: str | os.PathLike[str] | dict[str, Any] | None = None,
     inventory: str | None = None,
     threads: int | None = None,
     region: str | None = None,
@@ -284,24 +293,14 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
     if args["inventory"] is not None and not isinstance(args["inventory"], str):
         raise InvalidOptionError(f"inventory must be an s3:// URI str, not {type(args['inventory']).__name__}")
 
+    if args["shard_by"] is not None and not isinstance(args["shard_by"], str):
+        raise InvalidOptionError(f"shard_by must be 'hash' or 'range', not {args['shard_by']!r}")
+
     idle_timeout = args["idle_timeout"]
     if hasattr(idle_timeout, "total_seconds"):  # a datetime.timedelta
         idle_timeout = idle_timeout.total_seconds()
 
-    connection: dict[str, Any] = {
-        "region": args["region"],
-        "endpoint_url": args["endpoint_url"],
-        "profile": args["profile"],
-        "no_sign_request": bool(args["no_sign_request"]),
-        "force_path_style": True if args["force_path_style"] else None,
-        "ca_bundle": None if args["ca_bundle"] is None else os.fspath(args["ca_bundle"]),
-        "credentials": None,
-        "ignore_environment": False,
-    }
-    if args["client"] is not None:
-        explicit_ca = connection["ca_bundle"]
-        connection.update(_from_boto3(args["client"]))
-        connection["ca_bundle"] = explicit_ca or connection["ca_bundle"]
+    connection = _connection(args)
 
     dry_run = bool(args["dry_run"])
     run = _s3fetch.start(
@@ -317,6 +316,8 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         include_archived=bool(args["include_archived"]),
         shard=_shard(args["shard"]),
         shard_count=_count("shard_count", args["shard_count"]),
+        shard_by=args["shard_by"],
+        plan=_plan_json(args["plan"]),
         inventory=args["inventory"],
         concurrent_downloads=_count("concurrent_downloads", concurrency),
         list_concurrency=_count("list_concurrency", args["list_concurrency"]),
@@ -344,6 +345,93 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
     if on_complete is None and tracker is None and on_result is None:
         return run, None
     return run, _dispatcher(dry_run, on_complete, tracker, on_result)
+
+
+def plan(
+    s3_uri: str,
+    shards: int,
+    *,
+    inventory: str | None = None,
+    max_requests: int | None = None,
+    retries: int | None = None,
+    region: str | None = None,
+    client: Any = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    no_sign_request: bool = False,
+    force_path_style: bool = False,
+    ca_bundle: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Compute the split points of ``shards`` range shards of ``s3_uri``.
+
+    Each shard then runs ``download(s3_uri, ..., shard=(k, shards), plan=the_plan)`` and
+    lists only its own range of keys. The plan comes from a few sampled listing pages (its
+    ``estimated_objects`` are estimates) or, exactly and with no LIST request, from an S3
+    Inventory report (``inventory="s3://bucket/path/manifest.json"``). It is a plain dict
+    (JSON-ready, picklable): save it with ``json.dump`` to share it as ``s3fetch plan``
+    would. Its ranges cover every possible key, so keys added later fall in one shard.
+
+    Raises:
+        InvalidUriError, InvalidOptionError: bad arguments, before any request.
+        S3FetchError (a subclass): the listing or the inventory could not be read.
+
+    """
+    import json
+
+    if not isinstance(s3_uri, str):
+        raise InvalidUriError(f"the S3 URI must be a str like 's3://bucket/prefix', not {type(s3_uri).__name__}")
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise InvalidOptionError(f"shards must be an int of at least 1, not {shards!r}")
+    if inventory is not None and not isinstance(inventory, str):
+        raise InvalidOptionError(f"inventory must be an s3:// URI str, not {type(inventory).__name__}")
+    text = _s3fetch.plan(
+        s3_uri,
+        shards,
+        inventory=inventory,
+        max_requests=_count("max_requests", max_requests),
+        retries=_count("retries", retries),
+        **_connection(locals()),
+    )
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def _connection(args: dict[str, Any]) -> dict[str, Any]:
+    """The keywords that say where S3 is and who we are there, for the engine."""
+    connection: dict[str, Any] = {
+        "region": args["region"],
+        "endpoint_url": args["endpoint_url"],
+        "profile": args["profile"],
+        "no_sign_request": bool(args["no_sign_request"]),
+        "force_path_style": True if args["force_path_style"] else None,
+        "ca_bundle": None if args["ca_bundle"] is None else os.fspath(args["ca_bundle"]),
+        "credentials": None,
+        "ignore_environment": False,
+    }
+    if args["client"] is not None:
+        explicit_ca = connection["ca_bundle"]
+        connection.update(_from_boto3(args["client"]))
+        connection["ca_bundle"] = explicit_ca or connection["ca_bundle"]
+    return connection
+
+
+def _plan_json(value: Any) -> str | None:
+    """A plan as the engine reads it (JSON text): from :func:`plan`'s dict or a file."""
+    import json
+
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        try:
+            return json.dumps(value)
+        except (TypeError, ValueError) as e:
+            raise InvalidOptionError(f"plan is not a plan dict: {e}") from None
+    path = _path("plan", value)
+    try:
+        with open(path, encoding="utf-8") as file:  # type: ignore[arg-type]
+            return file.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidOptionError(f"plan {path}: {e}") from None
 
 
 def _dispatcher(

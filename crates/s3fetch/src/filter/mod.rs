@@ -11,6 +11,7 @@
 //! listing ([`KeyFilter::narrow_prefix`]).
 
 mod glob;
+mod range;
 mod regex;
 mod shard;
 mod time;
@@ -18,7 +19,8 @@ mod time;
 use std::time::SystemTime;
 
 pub use glob::GlobRule;
-pub use shard::{shard_of, Shard};
+pub use range::KeyRange;
+pub use shard::{shard_of, Shard, ShardBy};
 pub use time::parse_time;
 
 use crate::error::{Error, Result};
@@ -34,6 +36,7 @@ pub struct KeyFilter {
     anchored: Option<String>,
     globs: Option<Globs>,
     shard: Option<Shard>,
+    range: Option<KeyRange>,
     delimiter: String,
     min_size: Option<u64>,
     max_size: Option<u64>,
@@ -60,6 +63,7 @@ impl KeyFilter {
             anchored,
             globs: None,
             shard: None,
+            range: None,
             delimiter: delimiter.to_owned(),
             min_size: None,
             max_size: None,
@@ -78,6 +82,18 @@ impl KeyFilter {
     pub fn shard(mut self, shard: Option<Shard>) -> Self {
         self.shard = shard;
         self
+    }
+
+    /// Wants only the keys of `range` (a range shard, see [`KeyRange`]); the listing then
+    /// lists only that range.
+    pub fn range(mut self, range: Option<KeyRange>) -> Self {
+        self.range = range;
+        self
+    }
+
+    /// The range of keys this filter can want: all the listing needs to list.
+    pub fn key_range(&self) -> Option<&KeyRange> {
+        self.range.as_ref()
     }
 
     /// Wants only objects of `min..=max` bytes.
@@ -138,6 +154,7 @@ impl KeyFilter {
     /// the globs, and is of this process's shard.
     pub fn wants(&self, key: &str) -> bool {
         !key.ends_with(&self.delimiter)
+            && self.range.as_ref().is_none_or(|r| r.contains(key))
             && self.matcher.as_ref().is_none_or(|m| m.is_match(key))
             && self.globs.as_ref().is_none_or(|g| g.wants(key))
             && self.shard.is_none_or(|s| s.contains(key))

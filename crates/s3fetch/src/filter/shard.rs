@@ -13,6 +13,37 @@
 
 use crate::error::{Error, Result};
 
+/// How keys are dealt out to shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShardBy {
+    /// By a stable hash of the key (see [`shard_of`]); every shard lists the whole prefix.
+    #[default]
+    Hash,
+    /// By key ranges from a plan (see [`crate::Plan`]); each shard lists only its range.
+    Range,
+}
+
+impl ShardBy {
+    /// `hash` or `range`.
+    pub fn parse(text: &str) -> Result<ShardBy> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "hash" => Ok(ShardBy::Hash),
+            "range" => Ok(ShardBy::Range),
+            _ => Err(Error::option(
+                "shard_by",
+                format!("{text:?} is neither hash nor range"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShardBy::Hash => "hash",
+            ShardBy::Range => "range",
+        }
+    }
+}
+
 /// The K-th of N parts of the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {

@@ -1,0 +1,578 @@
+//! Split points for N range shards from a handful of listing pages, not a whole listing.
+//!
+//! A page asked with `StartAfter = p` holds exactly the keys of `(p, its last key]`: each
+//! probe makes one stretch of the key space *known*. Between known stretches lie gaps whose
+//! number of keys is estimated from the density of the stretches beside them, the keys read
+//! as numbers (see [`Scale`]). The sampling
+//! 1. lists the first page (a prefix of one page is then known exactly: one request);
+//! 2. bounds the end: probes just past the block of keys sharing the first and last keys'
+//!    common prefix (`c` + DEL), shrinking `c` until a probe comes back empty or complete;
+//! 3. probes the middle of the gap estimated to hold the most keys, a few gaps at once,
+//!    until no gap could hold more than a small part of a shard (or half a page), or the
+//!    probes reach N plus a quarter of the pages the listing takes, or the cap.
+//!
+//! The splits are then the N-quantiles of the estimated distribution: an actual key where a
+//! quantile falls in a known stretch, an interpolated string in a gap. A poor estimate only
+//! unbalances the shards: the ranges cover the key space whatever the splits are.
+
+use std::cmp::Ordering;
+
+use crate::error::Result;
+use crate::listing::{Page, PageSource};
+
+/// Exactly `keys` lie in `(after, upto]` (`None`: from the start, to the end).
+#[derive(Debug, Clone)]
+struct Known {
+    after: Option<String>,
+    upto: Option<String>,
+    keys: Vec<String>,
+}
+
+/// What the sampling found: `shards - 1` splits, the keys each shard is expected to get.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sampled {
+    pub splits: Vec<String>,
+    pub estimated: Vec<u64>,
+    /// True when every key was seen (the splits are exact quantiles).
+    pub exact: bool,
+    pub requests: u64,
+}
+
+/// Probes at most this many pages in one round (independent gaps).
+const PROBES_AT_ONCE: usize = 4;
+
+/// Samples the listing of `prefix` through `source` with at most `max_requests` pages, and
+/// splits it into `shards` ranges.
+pub(crate) async fn sample<S: PageSource>(
+    source: &S,
+    prefix: &str,
+    shards: u32,
+    max_requests: u64,
+) -> Result<Sampled> {
+    let first = source.page(None, None).await?;
+    let mut requests = 1;
+    if first.objects.is_empty() {
+        return Ok(Sampled {
+            splits: even_splits(prefix, shards),
+            estimated: vec![0; shards as usize],
+            exact: true,
+            requests,
+        });
+    }
+    // Keys in a full page (1,000 on S3).
+    let page_len = first.objects.len() as f64;
+    let mut known = vec![stretch(None, first, None)];
+
+    // 2. The end of the key space.
+    while requests < max_requests {
+        let last = known.last().expect("one page");
+        let Some(largest) = last.upto.clone() else {
+            break; // the last page was complete: the end is known
+        };
+        let common = common_prefix(&known[0].keys[0], &largest);
+        let point = format!("{common}\u{7f}");
+        if point <= largest {
+            break; // keys past DEL: the end stays open
+        }
+        let page = source.page(Some(point.clone()), None).await?;
+        requests += 1;
+        known.push(stretch(Some(point), page, None));
+    }
+
+    // 3. The gaps most likely to hold many keys.
+    let mut stuck: Vec<(String, String)> = Vec::new();
+    while requests < max_requests {
+        let scale = Scale::new(&known);
+        let gaps = gaps(&known, &scale);
+        let total: f64 = known.iter().map(|k| k.keys.len() as f64).sum::<f64>()
+            + gaps.iter().map(|g| g.estimate).sum::<f64>();
+        // A gap of less than a page is not worth a request, nor a plan costing more than
+        // a quarter of the listing it saves.
+        let enough = (total / (8.0 * f64::from(shards))).max(page_len / 2.0);
+        if requests as f64 >= f64::from(shards) + total / page_len / 4.0 {
+            break;
+        }
+        let mut order: Vec<&Gap> = gaps
+            .iter()
+            .filter(|g| g.estimate > enough.max(1.0))
+            .filter(|g| !stuck.contains(&(g.from.clone(), g.to.clone())))
+            .collect();
+        order.sort_by(|a, b| {
+            b.estimate
+                .partial_cmp(&a.estimate)
+                .unwrap_or(Ordering::Equal)
+        });
+        let round = (max_requests - requests).min(PROBES_AT_ONCE as u64) as usize;
+        let mut probes = Vec::new();
+        for gap in order.into_iter().take(round) {
+            match scale.between(&gap.from, &gap.to) {
+                Some(point) => probes.push((point, gap.to.clone())),
+                None => stuck.push((gap.from.clone(), gap.to.clone())),
+            }
+        }
+        if probes.is_empty() {
+            if gaps
+                .iter()
+                .any(|g| g.estimate > enough.max(1.0) && !stuck_at(&stuck, g))
+            {
+                continue; // only unsplittable gaps were picked: try the next ones
+            }
+            break;
+        }
+        let pages = futures::future::join_all(
+            probes
+                .iter()
+                .map(|(point, _)| source.page(Some(point.clone()), None)),
+        )
+        .await;
+        for ((point, to), page) in probes.into_iter().zip(pages) {
+            requests += 1;
+            insert(&mut known, stretch(Some(point), page?, Some(&to)));
+        }
+    }
+
+    Ok(split(&known, shards, requests))
+}
+
+fn stuck_at(stuck: &[(String, String)], gap: &Gap) -> bool {
+    stuck.iter().any(|(f, t)| *f == gap.from && *t == gap.to)
+}
+
+/// What a page asked after `after` makes known; `next` is where the next known stretch
+/// begins: the page's keys past it are known already, and reaching it closes the gap.
+fn stretch(after: Option<String>, page: Page, next: Option<&String>) -> Known {
+    let complete = !page.truncated;
+    let mut keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
+    if let Some(next) = next {
+        if keys.last().is_some_and(|k| k > next) || complete {
+            keys.retain(|k| k <= next);
+            return Known {
+                after,
+                upto: Some(next.clone()),
+                keys,
+            };
+        }
+    }
+    let upto = match complete {
+        true => None,
+        false => keys.last().cloned(),
+    };
+    Known { after, upto, keys }
+}
+
+/// Puts `new` into its place among the known stretches and joins those that touch.
+fn insert(known: &mut Vec<Known>, new: Known) {
+    let at = known.partition_point(|k| k.after < new.after);
+    known.insert(at, new);
+    let mut joined: Vec<Known> = Vec::with_capacity(known.len());
+    for stretch in known.drain(..) {
+        match joined.last_mut() {
+            Some(last) if last.upto.is_some() && last.upto == stretch.after => {
+                last.keys.extend(stretch.keys);
+                last.upto = stretch.upto;
+            }
+            _ => joined.push(stretch),
+        }
+    }
+    *known = joined;
+}
+
+/// The unknown stretch `(from, to]` between two known ones, and the keys it may hold.
+#[derive(Debug)]
+struct Gap {
+    from: String,
+    to: String,
+    estimate: f64,
+}
+
+fn gaps(known: &[Known], scale: &Scale) -> Vec<Gap> {
+    known
+        .windows(2)
+        .filter_map(|pair| {
+            let (left, right) = (&pair[0], &pair[1]);
+            let (from, to) = (left.upto.clone()?, right.after.clone()?);
+            let densities: Vec<f64> = [scale.density(left), scale.density(right)]
+                .into_iter()
+                .flatten()
+                .collect();
+            let density = match densities.len() {
+                0 => 0.0,
+                n => densities.iter().sum::<f64>() / n as f64,
+            };
+            let width = scale.value(&to).saturating_sub(scale.value(&from)) as f64;
+            Some(Gap {
+                from,
+                to,
+                estimate: width * density,
+            })
+        })
+        .collect()
+}
+
+/// The N-quantiles of the known keys and estimated gaps.
+fn split(known: &[Known], shards: u32, requests: u64) -> Sampled {
+    let scale = Scale::new(known);
+    let gaps = gaps(known, &scale);
+    enum Piece<'a> {
+        Keys(&'a [String]),
+        Gap(&'a Gap),
+    }
+    let mut pieces = Vec::new();
+    for (i, stretch) in known.iter().enumerate() {
+        pieces.push(Piece::Keys(&stretch.keys));
+        if let Some(gap) = gaps.iter().find(|g| Some(&g.from) == stretch.upto.as_ref()) {
+            if known.get(i + 1).and_then(|k| k.after.as_ref()) == Some(&gap.to) {
+                pieces.push(Piece::Gap(gap));
+            }
+        }
+    }
+    let count = |piece: &Piece| match piece {
+        Piece::Keys(keys) => keys.len() as f64,
+        Piece::Gap(gap) => gap.estimate,
+    };
+    let total: f64 = pieces.iter().map(count).sum();
+    let exact =
+        gaps.iter().all(|g| g.estimate == 0.0) && known.last().is_some_and(|k| k.upto.is_none());
+    let mut splits = Vec::new();
+    let mut at = Vec::new(); // the estimated number of keys up to each split
+    let (mut piece, mut before) = (0, 0.0);
+    for j in 1..shards {
+        let target = total * f64::from(j) / f64::from(shards);
+        while piece + 1 < pieces.len() && before + count(&pieces[piece]) < target {
+            before += count(&pieces[piece]);
+            piece += 1;
+        }
+        let (point, upto) = match &pieces[piece] {
+            Piece::Keys(keys) if !keys.is_empty() => {
+                let take = ((target - before).round() as usize).clamp(1, keys.len());
+                (keys[take - 1].clone(), before + take as f64)
+            }
+            Piece::Gap(gap) => {
+                let fraction = ((target - before) / gap.estimate).clamp(0.0, 1.0);
+                let (from, to) = (scale.value(&gap.from), scale.value(&gap.to));
+                let value = from + ((to - from) as f64 * fraction) as u128;
+                let point = scale.short_key(value, &gap.from, &gap.to);
+                (point, target)
+            }
+            Piece::Keys(_) => (splits.last().cloned().unwrap_or_default(), before),
+        };
+        // Splits never go down (an empty shard is allowed, a range turned inside out not).
+        let point = match splits.last() {
+            Some(last) if *last > point => last.clone(),
+            _ => point,
+        };
+        splits.push(point);
+        at.push(upto);
+    }
+    at.push(total);
+    let mut estimated = Vec::with_capacity(shards as usize);
+    let mut previous = 0.0;
+    for upto in at {
+        estimated.push((upto - previous).max(0.0).round() as u64);
+        previous = upto;
+    }
+    Sampled {
+        splits,
+        estimated,
+        exact,
+        requests,
+    }
+}
+
+/// Exact splits of all the keys there are (sorted, no duplicates), with no request.
+pub(crate) fn exact(prefix: &str, keys: Vec<String>, shards: u32) -> Sampled {
+    if keys.is_empty() {
+        return Sampled {
+            splits: even_splits(prefix, shards),
+            estimated: vec![0; shards as usize],
+            exact: true,
+            requests: 0,
+        };
+    }
+    let known = [Known {
+        after: None,
+        upto: None,
+        keys,
+    }];
+    split(&known, shards, 0)
+}
+
+/// Splits for a prefix with no keys yet: its next character, spread over digits and letters.
+pub(crate) fn even_splits(prefix: &str, shards: u32) -> Vec<String> {
+    const CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (1..shards as usize)
+        .map(|j| {
+            let c = CHARS[(j * CHARS.len() / shards as usize).min(CHARS.len() - 1)];
+            format!("{prefix}{}", char::from(c))
+        })
+        .collect()
+}
+
+/// The longest common prefix of `a` and `b`, ending on a character boundary.
+fn common_prefix<'a>(a: &'a str, b: &str) -> &'a str {
+    let mut end = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    while !a.is_char_boundary(end) {
+        end -= 1;
+    }
+    &a[..end]
+}
+
+/// Keys read as numbers, so that a stretch of the key space has a width: after the prefix
+/// `base` that all sampled keys share, each character is a digit of base `alphabet.len() +
+/// 1` (0: the key has ended), for `width` characters. Order is kept (a key before another
+/// never reads as a larger number); a character outside the alphabet reads as the largest
+/// number below the next alphabet character.
+#[derive(Debug)]
+struct Scale {
+    base: String,
+    alphabet: Vec<u8>,
+    width: u32,
+}
+
+impl Scale {
+    fn new(known: &[Known]) -> Scale {
+        let smallest = known.iter().flat_map(|k| k.keys.first()).next();
+        let largest = known
+            .iter()
+            .rev()
+            .flat_map(|k| k.upto.iter().chain(k.keys.last()).chain(k.after.iter()))
+            .max();
+        let base = match (smallest, largest) {
+            (Some(a), Some(b)) => common_prefix(a, b).to_owned(),
+            _ => String::new(),
+        };
+        let mut seen = [false; 128];
+        for key in known.iter().flat_map(|k| &k.keys) {
+            for &c in key.as_bytes().get(base.len()..).unwrap_or_default() {
+                if (b' '..=b'~').contains(&c) {
+                    seen[c as usize] = true;
+                }
+            }
+        }
+        let mut alphabet: Vec<u8> = (0u8..128).filter(|&c| seen[c as usize]).collect();
+        if alphabet.len() < 2 {
+            alphabet = (b' '..=b'~').collect();
+        }
+        let radix = alphabet.len() as u128 + 1;
+        let mut width = 1;
+        while width < 40 && radix.checked_pow(width + 1).is_some_and(|v| v < 1 << 120) {
+            width += 1;
+        }
+        Scale {
+            base,
+            alphabet,
+            width,
+        }
+    }
+
+    fn radix(&self) -> u128 {
+        self.alphabet.len() as u128 + 1
+    }
+
+    fn value(&self, key: &str) -> u128 {
+        let radix = self.radix();
+        let top = radix.pow(self.width) - 1;
+        let Some(rest) = key.as_bytes().strip_prefix(self.base.as_bytes()) else {
+            return if key < self.base.as_str() { 0 } else { top };
+        };
+        let mut value = 0u128;
+        let mut fill = false;
+        for i in 0..self.width as usize {
+            let digit = match (fill, rest.get(i)) {
+                (true, _) => radix - 1,
+                (false, None) => 0,
+                (false, Some(c)) => match self.alphabet.binary_search(c) {
+                    Ok(j) => j as u128 + 1,
+                    Err(j) => {
+                        fill = true;
+                        j as u128
+                    }
+                },
+            };
+            value = value * radix + digit;
+        }
+        value
+    }
+
+    /// A key that reads as about `value`.
+    fn key(&self, mut value: u128) -> String {
+        let radix = self.radix();
+        let mut digits = vec![0u128; self.width as usize];
+        for slot in digits.iter_mut().rev() {
+            *slot = value % radix;
+            value /= radix;
+        }
+        let used = digits.iter().rposition(|&d| d != 0).map_or(0, |i| i + 1);
+        let mut key = self.base.clone();
+        for &d in &digits[..used] {
+            let c = self.alphabet[d.saturating_sub(1) as usize];
+            key.push(char::from(c));
+        }
+        key
+    }
+
+    /// A key in `(low, high]` that reads as about `value` (within a thousandth of the
+    /// stretch), as short as that allows: a split point people can read.
+    fn short_key(&self, value: u128, low: &str, high: &str) -> String {
+        let full = self.key(value).clamp(low.to_owned(), high.to_owned());
+        let slack = self.value(high).saturating_sub(self.value(low)) / 1000;
+        (self.base.len() + 1..full.len())
+            .filter(|&end| full.is_char_boundary(end))
+            .map(|end| &full[..end])
+            .find(|short| {
+                *short > low && *short <= high && self.value(short).abs_diff(value) <= slack
+            })
+            .map_or(full.clone(), str::to_owned)
+    }
+
+    /// A key strictly between `low` and `high`, about halfway, if the scale has one.
+    fn between(&self, low: &str, high: &str) -> Option<String> {
+        let (a, b) = (self.value(low), self.value(high));
+        if b <= a + 1 {
+            return None;
+        }
+        let middle = self.key(a + (b - a) / 2);
+        (low < middle.as_str() && middle.as_str() < high).then_some(middle)
+    }
+
+    /// Keys per unit of value in a known stretch; `None` when it does not say.
+    fn density(&self, stretch: &Known) -> Option<f64> {
+        let first = stretch.keys.first()?;
+        let (from, count) = match &stretch.after {
+            Some(after) => (self.value(after), stretch.keys.len()),
+            None => (self.value(first), stretch.keys.len() - 1),
+        };
+        let to = match &stretch.upto {
+            Some(upto) => self.value(upto),
+            None if stretch.keys.len() >= 2 => self.value(stretch.keys.last()?),
+            None => return None,
+        };
+        let width = to.saturating_sub(from).max(1);
+        Some(count as f64 / width as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::tests::Model;
+    use std::collections::BTreeSet;
+    use std::sync::atomic::Ordering as AtomicOrdering;
+
+    fn run(keys: &BTreeSet<String>, prefix: &str, page: usize, shards: u32) -> (Sampled, usize) {
+        let model = Model::new(keys.clone(), prefix, page);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let sampled = runtime
+            .block_on(sample(&model, prefix, shards, 8 + 2 * u64::from(shards)))
+            .unwrap();
+        assert_eq!(sampled.splits.len() + 1, shards as usize);
+        assert_eq!(sampled.estimated.len(), shards as usize);
+        assert!(
+            sampled.splits.windows(2).all(|w| w[0] <= w[1]),
+            "{sampled:?}"
+        );
+        (sampled, model.requests.load(AtomicOrdering::Relaxed))
+    }
+
+    /// Keys per shard with these splits.
+    fn counts(keys: &BTreeSet<String>, prefix: &str, splits: &[String]) -> Vec<usize> {
+        let mut counts = vec![0; splits.len() + 1];
+        for key in keys.iter().filter(|k| k.starts_with(prefix)) {
+            counts[splits.partition_point(|s| s < key)] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn numbered_keys_split_evenly_from_a_few_pages() {
+        let keys: BTreeSet<String> = (0..100_000).map(|i| format!("p/key-{i:06}")).collect();
+        let (sampled, requests) = run(&keys, "p/", 1000, 4);
+        let counts = counts(&keys, "p/", &sampled.splits);
+        println!("{sampled:?} {counts:?} in {requests} requests");
+        assert_eq!(requests as u64, sampled.requests);
+        assert!(requests <= 16, "{requests} requests");
+        assert!(
+            counts.iter().all(|&c| (20_000..=30_000).contains(&c)),
+            "{counts:?}"
+        );
+        assert!(!sampled.exact);
+    }
+
+    #[test]
+    fn random_hex_names_split_evenly() {
+        let mut state = 0x9e3779b97f4a7c15u64;
+        let keys: BTreeSet<String> = (0..50_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                format!("h/{state:016x}.bin")
+            })
+            .collect();
+        let (sampled, requests) = run(&keys, "h/", 1000, 8);
+        let counts = counts(&keys, "h/", &sampled.splits);
+        println!("{counts:?} in {requests} requests");
+        assert!(
+            counts.iter().all(|&c| (4_000..=8_500).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn a_prefix_of_one_page_is_split_exactly_in_one_request() {
+        let keys: BTreeSet<String> = (0..10).map(|i| format!("k{i}")).collect();
+        let (sampled, requests) = run(&keys, "", 1000, 3);
+        assert_eq!(requests, 1);
+        assert!(sampled.exact);
+        assert_eq!(counts(&keys, "", &sampled.splits), vec![3, 4, 3]);
+        assert_eq!(sampled.estimated, vec![3, 4, 3]);
+    }
+
+    #[test]
+    fn empty_and_small_prefixes() {
+        let (sampled, requests) = run(&BTreeSet::new(), "x/", 1000, 4);
+        assert_eq!((requests, sampled.exact), (1, true));
+        assert!(sampled.splits.iter().all(|s| s.starts_with("x/")));
+        let two: BTreeSet<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let (sampled, _) = run(&two, "", 1000, 5);
+        assert_eq!(counts(&two, "", &sampled.splits).iter().sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn scale_keeps_order() {
+        let keys: BTreeSet<String> = ["a/0", "a/05", "a/1", "a/1~", "a/9", "a/é", "b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let known = vec![Known {
+            after: None,
+            upto: None,
+            keys: keys.iter().cloned().collect(),
+        }];
+        let scale = Scale::new(&known);
+        let values: Vec<u128> = keys.iter().map(|k| scale.value(k)).collect();
+        assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the keys, the splits are ordered and the sampling stays within its
+        /// request cap; skewed folders still give every shard some keys when there are
+        /// enough.
+        #[test]
+        fn splits_are_ordered_for_any_keys(
+            keys in proptest::collection::btree_set("d/[a-c0-9é~/]{0,8}", 0..600),
+            page in 1usize..50,
+            shards in 1u32..9,
+        ) {
+            let (sampled, requests) = run(&keys, "d/", page, shards);
+            proptest::prop_assert!(requests as u64 <= 8 + 2 * u64::from(shards));
+            let total: usize = counts(&keys, "d/", &sampled.splits).iter().sum();
+            proptest::prop_assert_eq!(total, keys.len());
+        }
+    }
+}

@@ -18,6 +18,7 @@
 //!  "source": "listing", "list_requests": 16}
 //! ```
 
+mod folders;
 mod sample;
 
 use std::path::Path;
@@ -311,6 +312,24 @@ mod tests {
             assert_eq!(owners.len(), 1, "{key:?} in {owners:?}");
         }
         assert!(plan.range(2).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Whatever the splits (sorted, repeats allowed) and N in 1..=16, every key is in
+        /// exactly one shard's range: the range shards partition any key set.
+        #[test]
+        fn range_shards_partition_any_keys(
+            mut splits in proptest::collection::vec("p/[a-c0-9é~]{0,4}", 0..16),
+            keys in proptest::collection::btree_set("[a-q]?/?[a-c0-9é~]{0,5}", 0..200),
+        ) {
+            splits.sort();
+            let plan = plan(&splits.iter().map(String::as_str).collect::<Vec<_>>());
+            proptest::prop_assert!((1..=16).contains(&plan.shards()));
+            for key in &keys {
+                let owners = (0..plan.shards()).filter(|&k| plan.range(k).contains(key)).count();
+                proptest::prop_assert_eq!(owners, 1, "{:?}", key);
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Split points for N range shards from a handful of listing pages, not a whole listing.
 //!
+//! A prefix whose first page holds sub-folders is split folder by folder instead (see
+//! [`super::folders`]); this is the way for flat prefixes, and inside a big folder.
+//!
 //! A page asked with `StartAfter = p` holds exactly the keys of `(p, its last key]`: each
 //! probe makes one stretch of the key space *known*. Between known stretches lie gaps whose
 //! number of keys is estimated from the density of the stretches beside them, the keys read
@@ -42,7 +45,8 @@ pub(crate) struct Sampled {
 const PROBES_AT_ONCE: usize = 4;
 
 /// Samples the listing of `prefix` through `source` with at most `max_requests` pages, and
-/// splits it into `shards` ranges.
+/// splits it into `shards` ranges: by its sub-folders where it has them (see
+/// [`super::folders`]), else by the keys read as numbers.
 pub(crate) async fn sample<S: PageSource>(
     source: &S,
     prefix: &str,
@@ -50,7 +54,47 @@ pub(crate) async fn sample<S: PageSource>(
     max_requests: u64,
 ) -> Result<Sampled> {
     let first = source.page(None, None).await?;
+    if first.objects.is_empty() || !first.truncated {
+        let keys = first.objects.into_iter().map(|o| o.key).collect();
+        let mut sampled = exact(prefix, keys, shards);
+        sampled.requests = 1;
+        return Ok(sampled);
+    }
+    let nested = first.objects.iter().any(|o| {
+        o.key
+            .get(prefix.len()..)
+            .is_some_and(|rest| rest.contains('/'))
+    });
+    if nested && max_requests >= 4 {
+        let delimited = source.first_level("/".to_owned()).await?;
+        if !delimited.truncated && delimited.prefixes.len() >= 2 {
+            let mut sampled =
+                super::folders::sample(source, delimited, shards, max_requests - 2).await?;
+            sampled.requests += 2;
+            return Ok(sampled);
+        }
+        return flat(source, None, first, prefix, shards, max_requests - 1)
+            .await
+            .map(|s| Sampled {
+                requests: s.requests + 1,
+                ..s
+            });
+    }
+    flat(source, None, first, prefix, shards, max_requests).await
+}
+
+/// [`sample`] by the keys read as numbers, within `scope` (a sub-folder) if given, from its
+/// first page (counted as a request).
+pub(super) async fn flat<S: PageSource>(
+    source: &S,
+    scope: Option<&str>,
+    first: Page,
+    prefix: &str,
+    shards: u32,
+    max_requests: u64,
+) -> Result<Sampled> {
     let mut requests = 1;
+    let scope = scope.map(str::to_owned);
     if first.objects.is_empty() {
         return Ok(Sampled {
             splits: even_splits(prefix, shards),
@@ -74,7 +118,7 @@ pub(crate) async fn sample<S: PageSource>(
         if point <= largest {
             break; // keys past DEL: the end stays open
         }
-        let page = source.page(Some(point.clone()), None).await?;
+        let page = source.page(Some(point.clone()), scope.clone()).await?;
         requests += 1;
         known.push(stretch(Some(point), page, None));
     }
@@ -82,7 +126,7 @@ pub(crate) async fn sample<S: PageSource>(
     // 3. The gaps most likely to hold many keys.
     let mut stuck: Vec<(String, String)> = Vec::new();
     while requests < max_requests {
-        let scale = Scale::new(&known);
+        let scale = Scale::new(&known, 4 * u128::from(shards));
         let gaps = gaps(&known, &scale);
         let total: f64 = known.iter().map(|k| k.keys.len() as f64).sum::<f64>()
             + gaps.iter().map(|g| g.estimate).sum::<f64>();
@@ -122,7 +166,7 @@ pub(crate) async fn sample<S: PageSource>(
         let pages = futures::future::join_all(
             probes
                 .iter()
-                .map(|(point, _)| source.page(Some(point.clone()), None)),
+                .map(|(point, _)| source.page(Some(point.clone()), scope.clone())),
         )
         .await;
         for ((point, to), page) in probes.into_iter().zip(pages) {
@@ -211,7 +255,7 @@ fn gaps(known: &[Known], scale: &Scale) -> Vec<Gap> {
 
 /// The N-quantiles of the known keys and estimated gaps.
 fn split(known: &[Known], shards: u32, requests: u64) -> Sampled {
-    let scale = Scale::new(known);
+    let scale = Scale::new(known, 4 * u128::from(shards));
     let gaps = gaps(known, &scale);
     enum Piece<'a> {
         Keys(&'a [String]),
@@ -317,20 +361,54 @@ fn common_prefix<'a>(a: &'a str, b: &str) -> &'a str {
     &a[..end]
 }
 
+/// Every digit where one was seen, and the letters between the least and the greatest seen
+/// (hex names use a..f, not a..z).
+fn widen(chars: &mut [bool; 128]) {
+    let digits = b'0' as usize..=b'9' as usize;
+    if chars[digits.clone()].iter().any(|&s| s) {
+        chars[digits].fill(true);
+    }
+    for (low, high) in [(b'a', b'z'), (b'A', b'Z')] {
+        let class = low as usize..=high as usize;
+        let first = chars[class.clone()].iter().position(|&s| s);
+        let last = chars[class].iter().rposition(|&s| s);
+        if let (Some(first), Some(last)) = (first, last) {
+            chars[low as usize + first..=low as usize + last].fill(true);
+        }
+    }
+}
+
 /// Keys read as numbers, so that a stretch of the key space has a width: after the prefix
-/// `base` that all sampled keys share, each character is a digit of base `alphabet.len() +
-/// 1` (0: the key has ended), for `width` characters. Order is kept (a key before another
-/// never reads as a larger number); a character outside the alphabet reads as the largest
-/// number below the next alphabet character.
+/// `base` that all sampled keys share, the character at each position is a digit whose
+/// values are that position's [`Slots`]. Order is kept: a key before another never reads as
+/// a larger number.
 #[derive(Debug)]
 struct Scale {
     base: String,
-    alphabet: Vec<u8>,
-    width: u32,
+    positions: Vec<Slots>,
+}
+
+/// What one position's digit can be: the key ended here (if a sampled key did), or one
+/// of the characters seen here, widened (see [`widen`]); on the first level of names (the
+/// positions before the first that holds one character in every sampled key, as the `/` of
+/// `folder-0042/obj-0042000.bin`), the characters seen anywhere on that level. A position
+/// of one character has one value and no weight.
+#[derive(Debug)]
+struct Slots {
+    end: bool,
+    chars: Vec<u8>,
+}
+
+impl Slots {
+    fn radix(&self) -> u128 {
+        (usize::from(self.end) + self.chars.len()) as u128
+    }
 }
 
 impl Scale {
-    fn new(known: &[Known]) -> Scale {
+    /// The scale of the `known` stretches, telling at least `resolution` places apart
+    /// where the first level of names can.
+    fn new(known: &[Known], resolution: u128) -> Scale {
         let smallest = known.iter().flat_map(|k| k.keys.first()).next();
         let largest = known
             .iter()
@@ -341,51 +419,106 @@ impl Scale {
             (Some(a), Some(b)) => common_prefix(a, b).to_owned(),
             _ => String::new(),
         };
-        let mut seen = [false; 128];
+        // Per position: the ASCII characters seen, and whether a key ended there.
+        let mut seen: Vec<([bool; 128], bool)> = Vec::new();
         for key in known.iter().flat_map(|k| &k.keys) {
-            for &c in key.as_bytes().get(base.len()..).unwrap_or_default() {
-                if (b' '..=b'~').contains(&c) {
-                    seen[c as usize] = true;
+            let rest = key.as_bytes().get(base.len()..).unwrap_or_default();
+            for i in 0..=rest.len() {
+                if i == seen.len() {
+                    seen.push(([false; 128], false));
+                }
+                match rest.get(i) {
+                    None => seen[i].1 = true,
+                    Some(&c) if (b' '..=b'~').contains(&c) => seen[i].0[c as usize] = true,
+                    Some(_) => {} // non-ASCII: above every character
                 }
             }
         }
-        let mut alphabet: Vec<u8> = (0u8..128).filter(|&c| seen[c as usize]).collect();
-        if alphabet.len() < 2 {
-            alphabet = (b' '..=b'~').collect();
+        for (chars, _) in &mut seen {
+            widen(chars);
         }
-        let radix = alphabet.len() as u128 + 1;
-        let mut width = 1;
-        while width < 40 && radix.checked_pow(width + 1).is_some_and(|v| v < 1 << 120) {
-            width += 1;
+        // The first level of names shares one alphabet: its first positions hold few of
+        // the characters in sorted samples (hex names all start `0` in the first page).
+        let level = seen
+            .iter()
+            .position(|(chars, _)| chars.iter().filter(|&&s| s).count() == 1)
+            .unwrap_or(seen.len());
+        let mut shared = [false; 128];
+        for (chars, _) in &seen[..level] {
+            for (all, &one) in shared.iter_mut().zip(chars.iter()) {
+                *all |= one;
+            }
         }
-        Scale {
-            base,
-            alphabet,
-            width,
+        // As many positions as the number's 120 bits hold.
+        let mut positions = Vec::new();
+        let mut span: u128 = 1;
+        for (i, (chars, end)) in seen.into_iter().enumerate() {
+            let chars = if i < level { shared } else { chars };
+            let chars: Vec<u8> = (0u8..128).filter(|&c| chars[c as usize]).collect();
+            if chars.is_empty() {
+                break; // nothing but ends and non-ASCII here
+            }
+            // Widths are read on the first level of names only, where it tells enough
+            // places apart: under `folder-0042/` the keys fill a sliver of the numbers
+            // (`obj-0042000..0042999` of `obj-*`), and widths taken across levels would
+            // weigh far too much.
+            if i == level && span >= resolution {
+                break;
+            }
+            let slots = Slots { end, chars };
+            match span.checked_mul(slots.radix()) {
+                Some(wider) if wider < 1 << 120 => span = wider,
+                _ => break,
+            }
+            positions.push(slots);
         }
+        Scale { base, positions }
     }
 
-    fn radix(&self) -> u128 {
-        self.alphabet.len() as u128 + 1
+    fn top(&self) -> u128 {
+        self.positions
+            .iter()
+            .fold(1u128, |span, p| span * p.radix())
+            - 1
     }
 
     fn value(&self, key: &str) -> u128 {
-        let radix = self.radix();
-        let top = radix.pow(self.width) - 1;
         let Some(rest) = key.as_bytes().strip_prefix(self.base.as_bytes()) else {
-            return if key < self.base.as_str() { 0 } else { top };
+            return if key < self.base.as_str() {
+                0
+            } else {
+                self.top()
+            };
         };
+        // After a character between two slots, every later digit is its greatest (`Max`)
+        // or, below the first slot, its least (`Min`).
+        #[derive(PartialEq)]
+        enum Fill {
+            No,
+            Max,
+            Min,
+        }
         let mut value = 0u128;
-        let mut fill = false;
-        for i in 0..self.width as usize {
-            let digit = match (fill, rest.get(i)) {
-                (true, _) => radix - 1,
-                (false, None) => 0,
-                (false, Some(c)) => match self.alphabet.binary_search(c) {
-                    Ok(j) => j as u128 + 1,
+        let mut fill = Fill::No;
+        for (i, slots) in self.positions.iter().enumerate() {
+            let radix = slots.radix();
+            let first_char = u128::from(slots.end);
+            let digit = match (&fill, rest.get(i)) {
+                (Fill::Max, _) => radix - 1,
+                (Fill::Min, _) | (Fill::No, None) => 0,
+                (Fill::No, Some(c)) => match slots.chars.binary_search(c) {
+                    Ok(j) => first_char + j as u128,
+                    Err(0) if slots.end => {
+                        fill = Fill::Max;
+                        0
+                    }
+                    Err(0) => {
+                        fill = Fill::Min;
+                        0
+                    }
                     Err(j) => {
-                        fill = true;
-                        j as u128
+                        fill = Fill::Max;
+                        first_char + j as u128 - 1
                     }
                 },
             };
@@ -396,16 +529,20 @@ impl Scale {
 
     /// A key that reads as about `value`.
     fn key(&self, mut value: u128) -> String {
-        let radix = self.radix();
-        let mut digits = vec![0u128; self.width as usize];
-        for slot in digits.iter_mut().rev() {
-            *slot = value % radix;
-            value /= radix;
+        let mut digits = vec![0u128; self.positions.len()];
+        for (slot, slots) in digits.iter_mut().zip(&self.positions).rev() {
+            *slot = value % slots.radix();
+            value /= slots.radix();
         }
-        let used = digits.iter().rposition(|&d| d != 0).map_or(0, |i| i + 1);
         let mut key = self.base.clone();
-        for &d in &digits[..used] {
-            let c = self.alphabet[d.saturating_sub(1) as usize];
+        for (i, (&d, slots)) in digits.iter().zip(&self.positions).enumerate() {
+            let d = d as usize;
+            let rest_zero = digits[i + 1..].iter().all(|&d| d == 0);
+            let c = match (slots.end, d) {
+                (true, 0) if rest_zero => break,
+                (true, 0) => slots.chars[0],
+                (end, d) => slots.chars[d - usize::from(end)],
+            };
             key.push(char::from(c));
         }
         key
@@ -437,18 +574,14 @@ impl Scale {
 
     /// Keys per unit of value in a known stretch; `None` when it does not say.
     fn density(&self, stretch: &Known) -> Option<f64> {
-        let first = stretch.keys.first()?;
-        let (from, count) = match &stretch.after {
-            Some(after) => (self.value(after), stretch.keys.len()),
-            None => (self.value(first), stretch.keys.len() - 1),
-        };
-        let to = match &stretch.upto {
-            Some(upto) => self.value(upto),
-            None if stretch.keys.len() >= 2 => self.value(stretch.keys.last()?),
-            None => return None,
-        };
-        let width = to.saturating_sub(from).max(1);
-        Some(count as f64 / width as f64)
+        // From its own keys: the stretch between a probe's point and its first key is
+        // known to be empty, and would dilute the density of the keys beside a gap.
+        let (first, last) = (stretch.keys.first()?, stretch.keys.last()?);
+        if stretch.keys.len() < 2 {
+            return None;
+        }
+        let width = self.value(last).saturating_sub(self.value(first)).max(1);
+        Some((stretch.keys.len() - 1) as f64 / width as f64)
     }
 }
 
@@ -502,6 +635,65 @@ mod tests {
         assert!(!sampled.exact);
     }
 
+    /// The benchmark's layouts: `folder-FFFF/obj-NNNNNNNN.bin`, folders one after another.
+    fn folders(folders: u64, per_folder: u64) -> BTreeSet<String> {
+        (0..folders * per_folder)
+            .map(|i| format!("b/folder-{:04}/obj-{i:08}.bin", i / per_folder))
+            .collect()
+    }
+
+    #[test]
+    fn nested_folders_split_evenly() {
+        for (keys, shards, cap) in [
+            (folders(100, 1000), 4, 16),
+            (folders(100, 1000), 16, 40),
+            (folders(1000, 200), 4, 16),
+            (folders(1000, 200), 16, 40),
+        ] {
+            let (sampled, requests) = run(&keys, "b/", 1000, shards);
+            let counts = counts(&keys, "b/", &sampled.splits);
+            let even = keys.len() / shards as usize;
+            println!(
+                "{} keys / {shards}: {counts:?} in {requests} requests, estimated {:?}",
+                keys.len(),
+                sampled.estimated
+            );
+            assert!(requests <= cap);
+            assert!(
+                counts.iter().all(|&c| c * 2 >= even && c <= even * 3 / 2),
+                "{} keys / {shards}: {counts:?}",
+                keys.len()
+            );
+        }
+    }
+
+    /// Folders of other names and sizes (`test/`, `train/`, `val/`) of random names: split
+    /// folder by folder (see `folders.rs`), the big ones each sampled on its own.
+    #[test]
+    fn folders_of_other_names_and_sizes_split_evenly() {
+        let mut state = 0x2545f4914f6cdd1du64;
+        let mut keys = BTreeSet::new();
+        for (folder, n) in [("train", 60_000), ("test", 5_000), ("val", 15_000)] {
+            for _ in 0..n {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                keys.insert(format!("ds/{folder}/{state:016x}.jpg"));
+            }
+        }
+        for shards in [4, 8] {
+            let (sampled, requests) = run(&keys, "ds/", 1000, shards);
+            let counts = counts(&keys, "ds/", &sampled.splits);
+            let even = keys.len() / shards as usize;
+            println!("test/train/val / {shards}: {counts:?} (even: {even}) in {requests} requests");
+            assert!(requests as u64 <= 8 + 2 * u64::from(shards));
+            assert!(
+                counts.iter().all(|&c| c * 2 >= even && c <= even * 3 / 2),
+                "{counts:?}"
+            );
+        }
+    }
+
     #[test]
     fn random_hex_names_split_evenly() {
         let mut state = 0x9e3779b97f4a7c15u64;
@@ -553,7 +745,7 @@ mod tests {
             upto: None,
             keys: keys.iter().cloned().collect(),
         }];
-        let scale = Scale::new(&known);
+        let scale = Scale::new(&known, 1);
         let values: Vec<u128> = keys.iter().map(|k| scale.value(k)).collect();
         assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
     }

@@ -57,7 +57,11 @@ struct PlanArgs {
 }
 
 /// Runs `s3fetch plan` with `args` (from `plan` on); returns the exit code.
-pub fn run(args: Vec<OsString>) -> u8 {
+pub fn run(mut args: Vec<OsString>) -> u8 {
+    // Help and errors say `s3fetch plan`, not `plan`.
+    if let Some(name) = args.first_mut() {
+        *name = "s3fetch plan".into();
+    }
     let args = match PlanArgs::try_parse_from(args) {
         Ok(args) => args,
         Err(error) => {

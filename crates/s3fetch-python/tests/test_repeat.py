@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE, Server, start_server, tree
-from s3fetch import DownloadResult, download
+from s3fetch import DownloadResult, download, plan
 from s3fetch.exceptions import InvalidOptionError
 
 HOUR_AGO = time.time() - 3600
@@ -125,7 +125,18 @@ def test_every_cli_flag_is_a_keyword_of_download() -> None:
     # Only the command's own: how it prints, its help, and an alias.
     cli_only = {"help", "version", "quiet", "progress", "debug", "list-only", "threads", "download-dir"}
     parameters = inspect.signature(download).parameters
-    for flag in sorted(flags - cli_only):
+    # `s3fetch plan`'s own flags (its example is in the command's help): keywords of plan().
+    plan_help = subprocess.run(
+        [sys.executable, "-m", "s3fetch", "plan", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    options = plan_help.split("Options:")[1].split("Examples:")[0]
+    plan_flags = set(re.findall(r"^\s+--([a-z][a-z-]+)", options, re.M)) - {"help"}
+    assert {"shards", "inventory", "max-requests", "endpoint-url"} <= plan_flags
+    plan_parameters = inspect.signature(plan).parameters
+    for flag in sorted(plan_flags):
+        assert flag.replace("-", "_") in plan_parameters, f"plan --{flag} has no keyword"
+    plan_only = {f for f in plan_flags if f.replace("-", "_") not in parameters}
+    for flag in sorted(flags - cli_only - plan_only):
         name = flag.replace("-", "_")
         name = {"no_preserve_mtime": "preserve_mtime", "no_resume": "resume"}.get(name, name)
         assert name in parameters, f"--{flag} has no keyword {name!r}"

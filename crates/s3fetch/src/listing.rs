@@ -172,6 +172,9 @@ pub(crate) async fn list_into<S: PageSource>(
     let mut first_level = FirstLevel::default();
     // A range shard lists its own keys only.
     let whole = filter.key_range().cloned().unwrap_or_default();
+    if whole.is_empty() {
+        return Ok(0); // a range shard with no keys (two equal splits)
+    }
     let ancestry = match &whole.after {
         None => Ancestry::from_start(),
         Some(after) => Ancestry::after(after, &folders, &first_level),

@@ -132,7 +132,9 @@ pub(super) async fn sample<S: PageSource>(
             inside: Vec::new(),
         }));
     }
-    parts.sort_by(|a, b| a.before.cmp(&b.before));
+    // In key order: by each part's upper edge (an object `p/ab` sorts after the keys of the
+    // folder `p/a/`, though its name minus a character does not).
+    parts.sort_by(|a, b| a.after.cmp(&b.after));
     Ok(split(&parts, shards, requests, exact))
 }
 

@@ -79,6 +79,15 @@ impl Plan {
                 format!("was made for {}, not {uri}", self.uri),
             ));
         }
+        if self.splits.windows(2).any(|w| w[0] > w[1]) {
+            return Err(Error::option("plan", "has splits out of order"));
+        }
+        if shard.index >= shard.count {
+            return Err(Error::option(
+                "shard",
+                format!("{shard}: K must be less than N (shards count from 0)"),
+            ));
+        }
         if shard.count != self.shards() {
             return Err(Error::option(
                 "plan",
@@ -382,5 +391,14 @@ mod tests {
         );
         let error = plan.range_for(&uri, Shard::new(0, 3).unwrap()).unwrap_err();
         assert!(error.to_string().contains("K/2"), "{error}");
+        // Fields set by hand are checked too: no index past the end, no splits out of order.
+        let past = Shard { index: 2, count: 2 };
+        assert!(plan.range_for(&uri, past).is_err());
+        let mut unsorted = plan.clone();
+        unsorted.splits = vec!["p/z".into(), "p/a".into()];
+        let error = unsorted
+            .range_for(&uri, Shard::new(0, 3).unwrap())
+            .unwrap_err();
+        assert!(error.to_string().contains("out of order"), "{error}");
     }
 }

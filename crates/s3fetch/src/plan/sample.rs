@@ -667,6 +667,22 @@ mod tests {
         }
     }
 
+    /// More folders than the probes cover, each bigger than a page (each probed one is
+    /// then counted as its first page, the others as the probed on average: even when the
+    /// folders are alike, see the note in BENCHMARKS.md, Shards, for when they are not).
+    #[test]
+    fn many_big_folders_split_evenly() {
+        let keys = folders(20, 5000);
+        let (sampled, requests) = run(&keys, "b/", 1000, 4);
+        let counts = counts(&keys, "b/", &sampled.splits);
+        println!("20 big folders / 4: {counts:?} in {requests} requests");
+        assert!(requests <= 16);
+        assert!(
+            counts.iter().all(|&c| c * 2 >= 25_000 && c <= 37_500),
+            "{counts:?}"
+        );
+    }
+
     /// Folders of other names and sizes (`test/`, `train/`, `val/`) of random names: split
     /// folder by folder (see `folders.rs`), the big ones each sampled on its own.
     #[test]

@@ -142,8 +142,8 @@ pub(super) async fn sample<S: PageSource>(
 /// point in a sampled one, else the nearer edge of the folder.
 fn split(parts: &[Part], shards: u32, requests: u64, exact: bool) -> Sampled {
     let total: f64 = parts.iter().map(|p| p.count).sum();
-    let mut splits: Vec<String> = Vec::new();
-    let mut at = Vec::new();
+    // Each split, and the estimated number of keys up to it.
+    let mut cuts: Vec<(String, f64)> = Vec::new();
     let (mut i, mut before) = (0, 0.0);
     for j in 1..shards {
         let target = total * f64::from(j) / f64::from(shards);
@@ -173,26 +173,9 @@ fn split(parts: &[Part], shards: u32, requests: u64, exact: bool) -> Sampled {
                 (point, before + n)
             }
         };
-        let point = match splits.last() {
-            Some(last) if *last > point => last.clone(),
-            _ => point,
-        };
-        splits.push(point);
-        at.push(upto);
+        cuts.push((point, upto));
     }
-    at.push(total);
-    let mut estimated = Vec::with_capacity(shards as usize);
-    let mut previous = 0.0;
-    for upto in at {
-        estimated.push((upto - previous).max(0.0).round() as u64);
-        previous = upto;
-    }
-    Sampled {
-        splits,
-        estimated,
-        exact,
-        requests,
-    }
+    Sampled::from_cuts(cuts, total, exact, requests)
 }
 
 /// A string just below `key`: `key` without its last character (every key of a folder

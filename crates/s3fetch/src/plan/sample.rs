@@ -41,6 +41,38 @@ pub(crate) struct Sampled {
     pub requests: u64,
 }
 
+impl Sampled {
+    /// From each split in order and the estimated number of keys up to it, of `total`.
+    /// Splits never go down (an empty shard is allowed, a range turned inside out not).
+    pub(super) fn from_cuts(
+        cuts: Vec<(String, f64)>,
+        total: f64,
+        exact: bool,
+        requests: u64,
+    ) -> Self {
+        let mut estimated = Vec::with_capacity(cuts.len() + 1);
+        let mut previous = 0.0;
+        for upto in cuts.iter().map(|c| c.1).chain([total]) {
+            estimated.push((upto - previous).max(0.0).round() as u64);
+            previous = upto;
+        }
+        let mut splits: Vec<String> = Vec::with_capacity(cuts.len());
+        for (point, _) in cuts {
+            let point = match splits.last() {
+                Some(last) if *last > point => last.clone(),
+                _ => point,
+            };
+            splits.push(point);
+        }
+        Sampled {
+            splits,
+            estimated,
+            exact,
+            requests,
+        }
+    }
+}
+
 /// Probes at most this many pages in one round (independent gaps).
 const PROBES_AT_ONCE: usize = 4;
 
@@ -277,8 +309,8 @@ fn split(known: &[Known], shards: u32, requests: u64) -> Sampled {
     let total: f64 = pieces.iter().map(count).sum();
     let exact =
         gaps.iter().all(|g| g.estimate == 0.0) && known.last().is_some_and(|k| k.upto.is_none());
-    let mut splits = Vec::new();
-    let mut at = Vec::new(); // the estimated number of keys up to each split
+    // Each split, and the estimated number of keys up to it.
+    let mut cuts: Vec<(String, f64)> = Vec::new();
     let (mut piece, mut before) = (0, 0.0);
     for j in 1..shards {
         let target = total * f64::from(j) / f64::from(shards);
@@ -298,29 +330,11 @@ fn split(known: &[Known], shards: u32, requests: u64) -> Sampled {
                 let point = scale.short_key(value, &gap.from, &gap.to);
                 (point, target)
             }
-            Piece::Keys(_) => (splits.last().cloned().unwrap_or_default(), before),
+            Piece::Keys(_) => (cuts.last().map(|c| c.0.clone()).unwrap_or_default(), before),
         };
-        // Splits never go down (an empty shard is allowed, a range turned inside out not).
-        let point = match splits.last() {
-            Some(last) if *last > point => last.clone(),
-            _ => point,
-        };
-        splits.push(point);
-        at.push(upto);
+        cuts.push((point, upto));
     }
-    at.push(total);
-    let mut estimated = Vec::with_capacity(shards as usize);
-    let mut previous = 0.0;
-    for upto in at {
-        estimated.push((upto - previous).max(0.0).round() as u64);
-        previous = upto;
-    }
-    Sampled {
-        splits,
-        estimated,
-        exact,
-        requests,
-    }
+    Sampled::from_cuts(cuts, total, exact, requests)
 }
 
 /// Exact splits of all the keys there are (sorted, no duplicates), with no request.

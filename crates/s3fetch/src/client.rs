@@ -166,9 +166,14 @@ impl ClientOptions {
     }
 }
 
-/// The HTTP client: rustls on aws-lc, trusting the system's roots and `ca` (PEM), idle
-/// connections dropped before S3 drops them.
+/// The HTTP client: rustls on aws-lc with a read buffer under TLS (see [`crate::http`]),
+/// trusting the system's roots and `ca` (PEM), idle connections dropped before S3 drops
+/// them.
 fn http_client(ca: Option<Vec<u8>>) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    // The SDK's own client stays available for comparison (`S3FETCH_HTTP_CLIENT=sdk`).
+    if std::env::var_os("S3FETCH_HTTP_CLIENT").is_none_or(|v| v != "sdk") {
+        return crate::http::client(ca.as_deref(), POOL_IDLE_TIMEOUT, CONNECT_TIMEOUT);
+    }
     let mut trust = tls::TrustStore::default();
     if let Some(ca) = ca {
         trust = trust.with_pem_certificate(ca);

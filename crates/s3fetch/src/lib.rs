@@ -61,6 +61,7 @@ mod error;
 mod filter;
 mod folders;
 mod hash;
+mod http;
 mod inventory;
 mod limit;
 mod list_xml;

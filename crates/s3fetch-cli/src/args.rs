@@ -158,7 +158,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = s3fetch::DEFAULT_RETRIES)]
     pub retries: u32,
 
-    /// Abandon (and resume) a download that receives no bytes for this many seconds
+    /// Abandon (and resume) a download that receives no bytes for this many seconds (after
+    /// one second already, if other downloads completed meanwhile: a stuck connection)
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub idle_timeout: f64,
 

@@ -112,6 +112,8 @@ async fn survives(spec: &str, kind: &str) {
         server.fault_counts()
     );
     assert!(stdout.contains("Retries: "), "{spec}: {stdout}");
+    // Recovered faults are counted, not logged as errors (by us or by the SDK beneath).
+    assert!(!stderr.contains("ERROR"), "{spec}: {stderr}");
     let landed = tree(dir.path());
     assert_eq!(
         landed.len(),

@@ -302,7 +302,8 @@ impl DownloadOptions {
         self
     }
 
-    /// A download that receives nothing this long is abandoned and resumed.
+    /// A download that receives nothing this long is abandoned and resumed (after one second
+    /// already if other requests completed meanwhile).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.retry.idle_timeout = timeout;
         self

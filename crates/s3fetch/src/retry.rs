@@ -16,7 +16,11 @@
 //!   that fails half of all requests at random still delivers every object.
 //!
 //! A failure that made progress (bytes arrived before the body broke off) starts the count
-//! again. The first retry after a reset, a 5xx or a broken body is immediate (a new
+//! again. A body that goes silent is abandoned (and resumed) after the idle timeout, or
+//! sooner, after [`STALL_GRACE`], if the run completed [`STALL_PEERS`] other requests
+//! meanwhile: then the store is answering and this connection is stuck, and waiting for it
+//! holds a place in the budget (a store that stalls 2 % of bodies for 3 s otherwise keeps
+//! half of 64 places waiting). The first retry after a reset, a 5xx or a broken body is immediate (a new
 //! connection); later ones, and every retry after SlowDown, wait a jittered, doubling delay.
 
 use std::future::Future;
@@ -33,6 +37,11 @@ const PERSISTENCE: u32 = 4;
 const CHECKSUM_ATTEMPTS: u32 = 3;
 /// The immediate retry waits up to this (jitter, so that retries do not arrive in lockstep).
 const QUICK_RETRY: Duration = Duration::from_millis(10);
+
+/// Silence after which a body is abandoned if the rest of the run is moving...
+const STALL_GRACE: Duration = Duration::from_secs(1);
+/// ...as shown by this many requests completed during it.
+const STALL_PEERS: u64 = 1;
 
 /// How failed requests are retried.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +137,7 @@ impl RetryPolicy {
             let error = match outcome {
                 Ok(output) => {
                     stats.progressed();
+                    stats.completed.fetch_add(1, Ordering::Relaxed);
                     return Ok(output);
                 }
                 Err(error) => error,
@@ -161,6 +171,34 @@ impl RetryPolicy {
         }
     }
 
+    /// The next item of `body`, or, as `Err`, how long it was silent when it was given up:
+    /// after the idle timeout, or after [`STALL_GRACE`] if [`STALL_PEERS`] other requests of
+    /// the run completed meanwhile.
+    pub(crate) async fn next_chunk<S>(
+        &self,
+        stats: &RetryStats,
+        body: &mut S,
+    ) -> std::result::Result<Option<S::Item>, Duration>
+    where
+        S: futures::Stream + Unpin,
+    {
+        use futures::StreamExt;
+        let (start, completed) = (tokio::time::Instant::now(), stats.completed());
+        let mut next = body.next();
+        let mut wait = STALL_GRACE.min(self.idle_timeout);
+        loop {
+            if let Ok(item) = tokio::time::timeout(wait, &mut next).await {
+                return Ok(item);
+            }
+            let silent = start.elapsed();
+            let moving = stats.completed().saturating_sub(completed) >= STALL_PEERS;
+            if silent >= self.idle_timeout || (silent >= STALL_GRACE && moving) {
+                return Err(silent);
+            }
+            wait = (STALL_GRACE / 4).min(self.idle_timeout.saturating_sub(silent));
+        }
+    }
+
     /// `future` (a `request` about `key`) bounded by the attempt timeout; running out is a
     /// retryable error.
     pub(crate) async fn timed<T>(
@@ -189,6 +227,8 @@ pub(crate) struct RetryStats {
     pub verified: AtomicU64,
     /// Bytes of partial files left by earlier runs that were taken instead of fetched.
     pub resumed_bytes: AtomicU64,
+    /// Requests that succeeded.
+    completed: AtomicU64,
     started: Instant,
     /// One more than the microseconds from `started` to the last success or progress of any
     /// request; 0: none yet.
@@ -203,6 +243,7 @@ impl Default for RetryStats {
             resumed_bytes: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             verified: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
             started: Instant::now(),
             last_progress: AtomicU64::new(0),
         }
@@ -219,6 +260,10 @@ impl RetryStats {
     pub fn progressed(&self) {
         self.last_progress
             .fetch_max(self.now().saturating_add(1), Ordering::Relaxed);
+    }
+
+    fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
     }
 
     /// Whether anything progressed at or after `since` (from [`RetryStats::now`]).
@@ -376,5 +421,54 @@ mod tests {
             .await;
         assert!(matches!(outcome, Err(Error::Checksum { .. })));
         assert_eq!(calls, CHECKSUM_ATTEMPTS);
+    }
+
+    /// A body that never yields.
+    fn silent() -> futures::stream::Pending<Result<bytes::Bytes>> {
+        futures::stream::pending()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_body_waits_the_idle_timeout_while_nothing_else_completes() {
+        let stats = RetryStats::default();
+        let policy = RetryPolicy {
+            idle_timeout: Duration::from_secs(30),
+            ..policy()
+        };
+        let start = tokio::time::Instant::now();
+        let silent_for = policy.next_chunk(&stats, &mut silent()).await.unwrap_err();
+        assert_eq!(silent_for, Duration::from_secs(30));
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_body_is_given_up_early_while_other_requests_complete() {
+        let stats = RetryStats::default();
+        let policy = RetryPolicy {
+            idle_timeout: Duration::from_secs(30),
+            ..policy()
+        };
+        let start = tokio::time::Instant::now();
+        let others = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _: Result<()> = policy.run(&stats, &mut || async { Ok(()) }).await;
+            std::future::pending::<()>().await
+        };
+        let mut body = silent();
+        let silent_for = tokio::select! {
+            outcome = policy.next_chunk(&stats, &mut body) => outcome.unwrap_err(),
+            _ = others => unreachable!(),
+        };
+        assert!(
+            silent_for >= STALL_GRACE && silent_for < 2 * STALL_GRACE,
+            "{silent_for:?}"
+        );
+        assert!(start.elapsed() < 2 * STALL_GRACE);
+        // A body that speaks is passed on.
+        let mut talking = futures::stream::iter([Ok::<_, Error>(bytes::Bytes::from("x"))]);
+        assert!(matches!(
+            policy.next_chunk(&stats, &mut talking).await,
+            Ok(Some(Ok(_)))
+        ));
     }
 }

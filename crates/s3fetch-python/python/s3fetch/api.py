@@ -143,7 +143,8 @@ def download(
         part_size: Size of each ranged part (default 8 MiB).
         retries: Retries of each request after a transient failure (default 5).
         idle_timeout: Seconds a download may receive nothing before it is abandoned and
-            resumed (default 30).
+            resumed (default 30; after one second already if other downloads completed
+            meanwhile).
         checksum_mode: ``"enabled"`` (default: verify every object against S3's checksum)
             or ``"disabled"``.
         endpoint_url: An S3-compatible endpoint, e.g. ``http://127.0.0.1:9000``.

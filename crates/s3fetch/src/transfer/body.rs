@@ -10,9 +10,9 @@
 //! there.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 
 use crate::bucket::ByteRange;
 use crate::checksum::{Expected, Hasher};
@@ -98,12 +98,12 @@ impl<'a> Span<'a> {
         }
     }
 
-    fn stalled(&self) -> Error {
+    fn stalled(&self, silent: Duration) -> Error {
         Error::Timeout {
             key: Some(self.object.key.clone()),
             reason: format!(
-                "GET s3://{}/{}: no bytes for {:?}",
-                self.fetcher.bucket.name, self.object.key, self.fetcher.bucket.retry.idle_timeout
+                "GET s3://{}/{}: no bytes for {silent:.1?}",
+                self.fetcher.bucket.name, self.object.key
             ),
         }
     }
@@ -173,14 +173,13 @@ impl Attempt for Span<'_> {
             false => WRITE_BATCH,
         };
         let mut batch = Batch::default();
-        let idle = bucket.retry.idle_timeout;
         loop {
             // A broken or stalled body ends this try; what arrived is written first.
-            let (chunk, error) = match tokio::time::timeout(idle, body.next()).await {
+            let (chunk, error) = match bucket.retry.next_chunk(&bucket.stats, &mut body).await {
                 Ok(Some(Ok(chunk))) => (Some(chunk), None),
                 Ok(None) => (None, None),
                 Ok(Some(Err(e))) => (None, Some(bucket.get_error(key, e))),
-                Err(_) => (None, Some(self.stalled())),
+                Err(silent) => (None, Some(self.stalled(silent))),
             };
             let done = chunk.is_none();
             if let Some(chunk) = chunk {

@@ -9,7 +9,6 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use futures::StreamExt;
 
 use crate::checksum::Expected;
 use crate::error::{Error, Result};
@@ -33,17 +32,16 @@ pub(super) async fn fetch(
             let checksum = response.head.checksum;
             let mut body = response.body;
             let mut chunks: Vec<Bytes> = Vec::new();
-            let idle = bucket.retry.idle_timeout;
             loop {
-                match tokio::time::timeout(idle, body.next()).await {
+                match bucket.retry.next_chunk(&bucket.stats, &mut body).await {
                     Ok(Some(Ok(chunk))) => chunks.push(chunk),
                     Ok(None) => break,
                     Ok(Some(Err(e))) => return Err(bucket.get_error(key, e)),
-                    Err(_) => {
+                    Err(silent) => {
                         return Err(Error::Timeout {
                             key: Some(key.to_owned()),
                             reason: format!(
-                                "GET s3://{}/{key}: no bytes for {idle:?}",
+                                "GET s3://{}/{key}: no bytes for {silent:.1?}",
                                 bucket.name
                             ),
                         })

@@ -20,8 +20,9 @@
 //! sooner, after [`STALL_GRACE`], if the run completed [`STALL_PEERS`] other requests
 //! meanwhile: then the store is answering and this connection is stuck, and waiting for it
 //! holds a place in the budget (a store that stalls 2 % of bodies for 3 s otherwise keeps
-//! half of 64 places waiting). The first retry after a reset, a 5xx or a broken body is immediate (a new
-//! connection); later ones, and every retry after SlowDown, wait a jittered, doubling delay.
+//! half of 64 places waiting). The first retry after a reset, a 5xx or a broken body is
+//! immediate (a new connection); later ones, and every retry after SlowDown, wait a
+//! jittered, doubling delay.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -423,6 +424,14 @@ mod tests {
         assert_eq!(calls, CHECKSUM_ATTEMPTS);
     }
 
+    /// The default idle timeout, which a silent body waits out when nothing else completes.
+    fn patient() -> RetryPolicy {
+        RetryPolicy {
+            idle_timeout: Duration::from_secs(30),
+            ..policy()
+        }
+    }
+
     /// A body that never yields.
     fn silent() -> futures::stream::Pending<Result<bytes::Bytes>> {
         futures::stream::pending()
@@ -430,11 +439,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_body_waits_the_idle_timeout_while_nothing_else_completes() {
-        let stats = RetryStats::default();
-        let policy = RetryPolicy {
-            idle_timeout: Duration::from_secs(30),
-            ..policy()
-        };
+        let (stats, policy) = (RetryStats::default(), patient());
         let start = tokio::time::Instant::now();
         let silent_for = policy.next_chunk(&stats, &mut silent()).await.unwrap_err();
         assert_eq!(silent_for, Duration::from_secs(30));
@@ -443,11 +448,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_body_is_given_up_early_while_other_requests_complete() {
-        let stats = RetryStats::default();
-        let policy = RetryPolicy {
-            idle_timeout: Duration::from_secs(30),
-            ..policy()
-        };
+        let (stats, policy) = (RetryStats::default(), patient());
         let start = tokio::time::Instant::now();
         let others = async {
             tokio::time::sleep(Duration::from_millis(300)).await;

@@ -17,8 +17,11 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::{tls, Builder as HttpClientBuilder, ConnectorBuilder};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
+use crate::bucket::lean::Direct;
 use crate::error::{Error, Result};
+use crate::http::Pool;
 
 /// S3 closes idle connections after about 20 s; a pooled connection older than that fails
 /// with a reset when reused (aws-sdk-rust #1417, #1106). Drop them well before.
@@ -100,13 +103,20 @@ impl ClientOptions {
     /// Builds a client with the standard credential chain (environment, profiles, SSO, web
     /// identity, ECS/IMDS) and a connection pool sized for many concurrent requests.
     pub async fn build(&self) -> Client {
+        self.connect().await.client
+    }
+
+    /// The client, and what GETs sent on its pool without it need (see
+    /// [`crate::bucket::lean`]).
+    pub(crate) async fn connect(&self) -> Connection {
         // Read when the options were validated: it is there.
         let ca = self.ca_certificates().ok().flatten();
+        let (http, pool) = http_client(ca);
         if self.ignore_environment {
-            return self.build_isolated(ca);
+            return self.build_isolated(http, pool);
         }
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client(ca))
+            .http_client(http)
             .timeout_config(timeouts());
         if let Some(profile) = &self.profile {
             loader = loader.profile_name(profile);
@@ -137,22 +147,32 @@ impl ClientOptions {
         let config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(path_style)
             .build();
-        Client::from_conf(config)
+        Connection {
+            client: Client::from_conf(config),
+            direct: pool.map(|pool| Direct {
+                pool,
+                endpoint_url: shared.endpoint_url().map(str::to_owned),
+                force_path_style: path_style,
+                use_fips: shared.use_fips().unwrap_or(false),
+                use_dual_stack: shared.use_dual_stack().unwrap_or(false),
+                credentials: shared.credentials_provider(),
+            }),
+        }
     }
 
     /// A client from these options alone.
-    fn build_isolated(&self, ca: Option<Vec<u8>>) -> Client {
+    fn build_isolated(&self, http: SharedHttpClient, pool: Option<Pool>) -> Connection {
+        let path_style = self
+            .force_path_style
+            .unwrap_or_else(|| self.endpoint_url.as_deref().is_some_and(is_local_endpoint));
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(http_client(ca))
+            .http_client(http)
             .timeout_config(timeouts())
             .region(Region::new(
                 self.region.clone().unwrap_or_else(|| DEFAULT_REGION.into()),
             ))
-            .force_path_style(
-                self.force_path_style
-                    .unwrap_or_else(|| self.endpoint_url.as_deref().is_some_and(is_local_endpoint)),
-            );
+            .force_path_style(path_style);
         if let Some(endpoint) = &self.endpoint_url {
             config = config.endpoint_url(endpoint);
         }
@@ -162,17 +182,44 @@ impl ClientOptions {
             }
             _ => config = config.allow_no_auth(),
         }
-        Client::from_conf(config.build())
+        Connection {
+            client: Client::from_conf(config.build()),
+            direct: pool.map(|pool| Direct {
+                pool,
+                endpoint_url: self.endpoint_url.clone(),
+                force_path_style: path_style,
+                use_fips: false,
+                use_dual_stack: false,
+                credentials: self.credentials.clone().filter(|_| !self.no_sign_request),
+            }),
+        }
+    }
+}
+
+/// The run's client, and its pool and endpoint settings when s3fetch built it (`None` for a
+/// client the caller supplied, or the SDK's own HTTP client: GETs then go through the SDK).
+pub(crate) struct Connection {
+    pub client: Client,
+    pub direct: Option<Direct>,
+}
+
+impl From<Client> for Connection {
+    fn from(client: Client) -> Self {
+        Connection {
+            client,
+            direct: None,
+        }
     }
 }
 
 /// The HTTP client: rustls on aws-lc with a read buffer under TLS (see [`crate::http`]),
 /// trusting the system's roots and `ca` (PEM), idle connections dropped before S3 drops
-/// them.
-fn http_client(ca: Option<Vec<u8>>) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// them; and its pool.
+fn http_client(ca: Option<Vec<u8>>) -> (SharedHttpClient, Option<Pool>) {
     // The SDK's own client stays available for comparison (`S3FETCH_HTTP_CLIENT=sdk`).
     if std::env::var_os("S3FETCH_HTTP_CLIENT").is_none_or(|v| v != "sdk") {
-        return crate::http::client(ca.as_deref(), POOL_IDLE_TIMEOUT, CONNECT_TIMEOUT);
+        let (http, pool) = crate::http::client(ca.as_deref(), POOL_IDLE_TIMEOUT, CONNECT_TIMEOUT);
+        return (http, Some(pool));
     }
     let mut trust = tls::TrustStore::default();
     if let Some(ca) = ca {
@@ -182,7 +229,7 @@ fn http_client(ca: Option<Vec<u8>>) -> aws_smithy_runtime_api::client::http::Sha
         .with_trust_store(trust)
         .build()
         .expect("a TLS context with a trust store builds");
-    HttpClientBuilder::new().build_with_connector_fn(move |settings, components| {
+    let http = HttpClientBuilder::new().build_with_connector_fn(move |settings, components| {
         let mut conn = ConnectorBuilder::default()
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tls_provider(tls::Provider::Rustls(
@@ -194,7 +241,8 @@ fn http_client(ca: Option<Vec<u8>>) -> aws_smithy_runtime_api::client::http::Sha
             conn.set_sleep_impl(components.sleep_impl());
         }
         conn.build()
-    })
+    });
+    (http, None)
 }
 
 fn timeouts() -> TimeoutConfig {

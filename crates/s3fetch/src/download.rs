@@ -82,9 +82,9 @@ impl Downloader {
         let job_filter = filter.clone();
         let concurrency = options.concurrent_downloads;
         let dir = Arc::new(options.dir);
-        let client = match options.client {
-            Some(client) => client,
-            None => options.client_options.build().await,
+        let connection = match options.client {
+            Some(client) => client.into(),
+            None => options.client_options.connect().await,
         };
         let cancel = options.cancel;
         let uri = options.uri;
@@ -92,20 +92,23 @@ impl Downloader {
         let stats = Arc::new(RetryStats::default());
         let budget = Arc::new(Budget::new(concurrency, options.list_concurrency));
         // The manifest's bucket (often another one), when the objects come from an inventory.
-        let inventory = options.inventory.map(|manifest| {
-            let store = Arc::new(S3::new(client.clone(), manifest.bucket.clone(), false));
-            let bucket = Bucket::new(
-                store,
-                manifest.bucket.clone(),
-                manifest.prefix.clone(),
-                budget.clone(),
-                options.retry,
-                stats.clone(),
-            );
-            (bucket, manifest)
-        });
+        let inventory = match options.inventory {
+            Some(manifest) => {
+                let store = S3::new(&connection, manifest.bucket.clone(), false).await;
+                let bucket = Bucket::new(
+                    Arc::new(store),
+                    manifest.bucket.clone(),
+                    manifest.prefix.clone(),
+                    budget.clone(),
+                    options.retry,
+                    stats.clone(),
+                );
+                Some((bucket, manifest))
+            }
+            None => None,
+        };
         let bucket = Arc::new(Bucket::new(
-            Arc::new(S3::new(client, uri.bucket.clone(), options.verify)),
+            Arc::new(S3::new(&connection, uri.bucket.clone(), options.verify).await),
             uri.bucket.clone(),
             uri.prefix.clone(),
             budget.clone(),

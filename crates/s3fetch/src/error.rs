@@ -355,20 +355,8 @@ impl ServiceError {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
                 let message = error_chain(&err);
                 let kind = match credentials_error(&err) {
-                    // hyper-rustls reports it as text in an I/O error: no type to look for.
-                    None if message.contains("TLS handshake failed")
-                        || message.contains("invalid peer certificate") =>
-                    {
-                        ServiceErrorKind::Tls
-                    }
-                    // A provider that timed out (IMDS, a slow STS) may answer next time.
-                    Some(CredentialsError::ProviderTimedOut(_)) | None => {
-                        ServiceErrorKind::Connection
-                    }
-                    Some(CredentialsError::CredentialsNotLoaded(_)) => {
-                        ServiceErrorKind::NoCredentials
-                    }
-                    Some(_) => ServiceErrorKind::Credentials,
+                    Some(credentials) => credentials_kind(credentials),
+                    None => dispatch_kind(&message),
                 };
                 (kind, None, message)
             }
@@ -379,6 +367,47 @@ impl ServiceError {
             status,
             message,
             kind,
+        }))
+    }
+
+    /// An error answer: its status, and the code and message of its body if it had them.
+    pub(crate) fn response(status: u16, code: Option<String>, message: Option<String>) -> Self {
+        ServiceError(Box::new(Details {
+            code: code.or_else(|| code_for_status(status).map(str::to_owned)),
+            status: Some(status),
+            message: message.unwrap_or_else(|| format!("HTTP {status}")),
+            kind: ServiceErrorKind::Response,
+        }))
+    }
+
+    /// A request that got no answer: no connection, a TLS failure, a connection closed.
+    pub(crate) fn dispatch(err: &dyn std::error::Error) -> Self {
+        let message = error_chain(err);
+        ServiceError(Box::new(Details {
+            code: None,
+            status: None,
+            kind: dispatch_kind(&message),
+            message,
+        }))
+    }
+
+    /// Credentials that could not be had.
+    pub(crate) fn credentials(err: &CredentialsError) -> Self {
+        ServiceError(Box::new(Details {
+            code: None,
+            status: None,
+            kind: credentials_kind(err),
+            message: error_chain(err),
+        }))
+    }
+
+    /// A request that could not be built or signed.
+    pub(crate) fn request(message: String) -> Self {
+        ServiceError(Box::new(Details {
+            code: None,
+            status: None,
+            message,
+            kind: ServiceErrorKind::Request,
         }))
     }
 
@@ -452,6 +481,25 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Where a request without an answer failed, from its error's text: hyper-rustls reports TLS
+/// failures as text in an I/O error, with no type to look for.
+fn dispatch_kind(message: &str) -> ServiceErrorKind {
+    if message.contains("TLS handshake failed") || message.contains("invalid peer certificate") {
+        ServiceErrorKind::Tls
+    } else {
+        ServiceErrorKind::Connection
+    }
+}
+
+fn credentials_kind(err: &CredentialsError) -> ServiceErrorKind {
+    match err {
+        // A provider that timed out (IMDS, a slow STS) may answer next time.
+        CredentialsError::ProviderTimedOut(_) => ServiceErrorKind::Connection,
+        CredentialsError::CredentialsNotLoaded(_) => ServiceErrorKind::NoCredentials,
+        _ => ServiceErrorKind::Credentials,
+    }
 }
 
 fn code_for_status(status: u16) -> Option<&'static str> {

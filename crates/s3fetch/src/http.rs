@@ -43,9 +43,17 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Bytes read from a TLS connection's socket at a time.
 const READ_BUFFER: usize = 256 * 1024;
 
+/// The connection pool itself, for requests sent without the SDK (see [`crate::bucket::lean`]).
+pub(crate) type Pool = Client<HttpsConnector<BufferedTcp>, SdkBody>;
+
 /// The client: HTTPS (and HTTP) with idle connections dropped after `idle`, trusting the
-/// system's roots and the PEM certificates of `ca`.
-pub(crate) fn client(ca: Option<&[u8]>, idle: Duration, connect: Duration) -> SharedHttpClient {
+/// system's roots and the PEM certificates of `ca`; as the SDK's client and as the pool it
+/// draws from.
+pub(crate) fn client(
+    ca: Option<&[u8]>,
+    idle: Duration,
+    connect: Duration,
+) -> (SharedHttpClient, Pool) {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
@@ -71,9 +79,12 @@ pub(crate) fn client(ca: Option<&[u8]>, idle: Duration, connect: Duration) -> Sh
         .pool_idle_timeout(idle)
         .pool_timer(TokioTimer::new())
         .build(https);
-    SharedHttpClient::new(Https {
-        connector: SharedHttpConnector::new(Connector { client }),
-    })
+    let sdk = SharedHttpClient::new(Https {
+        connector: SharedHttpConnector::new(Connector {
+            client: client.clone(),
+        }),
+    });
+    (sdk, client)
 }
 
 #[derive(Debug)]
@@ -93,7 +104,7 @@ impl HttpClient for Https {
 
 #[derive(Clone)]
 struct Connector {
-    client: Client<HttpsConnector<BufferedTcp>, SdkBody>,
+    client: Pool,
 }
 
 impl fmt::Debug for Connector {
@@ -165,7 +176,7 @@ fn connector_error(error: hyper_util::client::legacy::Error) -> ConnectorError {
 
 /// hyper-util's TCP connector, its streams read through a buffer when they carry TLS.
 #[derive(Clone)]
-struct BufferedTcp(Tcp);
+pub(crate) struct BufferedTcp(Tcp);
 
 impl tower_service::Service<Uri> for BufferedTcp {
     type Response = Buffered;
@@ -193,7 +204,7 @@ impl tower_service::Service<Uri> for BufferedTcp {
 
 /// A TCP stream whose reads go through `buf` (TLS), or straight through (plain HTTP, where
 /// hyper's own buffer is the right size already).
-struct Buffered {
+pub(crate) struct Buffered {
     inner: TokioIo<TcpStream>,
     buf: Option<Box<[u8]>>,
     start: usize,

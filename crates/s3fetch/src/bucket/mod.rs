@@ -18,7 +18,9 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{self, Stream};
 
+use self::lean::Lean;
 use crate::checksum::Expected;
+use crate::client::Connection;
 use crate::error::{Error, Result, ServiceError};
 use crate::limit::Budget;
 use crate::list_xml::{ListReader, Listing, TakeListBody};
@@ -26,6 +28,7 @@ use crate::retry::{RetryPolicy, RetryStats};
 
 #[cfg(test)]
 pub(crate) mod fake;
+pub(crate) mod lean;
 
 /// A response body: its chunks as they arrive.
 pub(crate) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, ServiceError>> + Send>>;
@@ -244,21 +247,37 @@ impl Bucket {
     }
 }
 
-/// The AWS SDK's client, for one bucket.
+/// The AWS SDK's client, for one bucket, and its GETs sent without the SDK where they can
+/// be (see [`lean`]).
 pub(crate) struct S3 {
     client: Client,
     bucket: String,
     /// Checksums are asked for (see [`configure`]) and read from answers.
     verify: bool,
+    lean: Option<Lean>,
 }
 
 impl S3 {
-    /// `client` configured for the run: see [`configure`].
-    pub fn new(client: Client, bucket: String, verify: bool) -> Self {
+    /// The connection's client configured for the run (see [`configure`]), its GETs sent
+    /// without it where they can be.
+    pub async fn new(connection: &Connection, bucket: String, verify: bool) -> Self {
+        let lean = match &connection.direct {
+            Some(direct) => Lean::new(direct, &connection.client, &bucket, verify).await,
+            None => None,
+        };
+        S3 {
+            lean,
+            ..S3::sdk(connection.client.clone(), bucket, verify)
+        }
+    }
+
+    /// Every request through the SDK's `client`, configured for the run.
+    pub fn sdk(client: Client, bucket: String, verify: bool) -> Self {
         S3 {
             client: configure(client, verify),
             bucket,
             verify,
+            lean: None,
         }
     }
 
@@ -403,7 +422,10 @@ impl Store for S3 {
         range: Option<ByteRange>,
         if_match: Option<&'a str>,
     ) -> BoxFuture<'a, Result<GetResponse, ServiceError>> {
-        Box::pin(self.get_object(key, range, if_match))
+        match &self.lean {
+            Some(lean) => Box::pin(lean.get(key, range, if_match)),
+            None => Box::pin(self.get_object(key, range, if_match)),
+        }
     }
 
     fn head<'a>(

@@ -225,7 +225,7 @@ impl PlanOptions {
         let stats = Arc::new(RetryStats::default());
         let bucket = |uri: &S3Uri| {
             Bucket::new(
-                Arc::new(S3::new(client.clone(), uri.bucket.clone(), false)),
+                Arc::new(S3::sdk(client.clone(), uri.bucket.clone(), false)),
                 uri.bucket.clone(),
                 uri.prefix.clone(),
                 budget.clone(),

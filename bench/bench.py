@@ -708,6 +708,21 @@ class FirstFileWatcher(threading.Thread):
             self.stop.wait(self.interval)
 
 
+def rotated(tools: list[str], rep: int) -> list[str]:
+    """`tools` in the order of repetition `rep`: each repetition starts one tool later, so no
+    tool is always the first after a scenario's set-up (or the last before the next's)."""
+    k = (rep - 1) % len(tools) if tools else 0
+    return tools[k:] + tools[:k]
+
+
+def settle() -> None:
+    """Writes back what earlier runs left dirty in the page cache, before a run starts: the
+    writeback (and the reclaim of those pages) would otherwise be charged to whichever tool
+    runs next. Each run still ends when its tool exits, its own writes in the cache, as a
+    user's would."""
+    os.sync()
+
+
 def run_measured(inv: Invocation, dest: Path | None, expected_sizes: dict[str, int],
                  timeout: float, poll: float, log_path: Path, launcher: Path | None) -> RunResult:
     """Runs one tool. With `launcher` (`s3fetch-bench run`), CPU and peak RSS come from the
@@ -1364,7 +1379,11 @@ def write_report(path: Path, meta: dict, summary: dict, commands: dict, scen: di
              "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=… RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true "
              "RCLONE_CONFIG_BENCH_REGION=us-east-1` (empty `RCLONE_CONFIG` file).\n")
     L.append("## Method\n")
-    L.append("Each run downloads into a fresh empty directory. Wall = process start to exit; "
+    L.append("Each run downloads into a fresh empty directory, after a `sync` (what earlier "
+             "runs left dirty is written back first, not during the next tool's run); each "
+             "repetition starts with the next tool in the list (rep 1 with the first, rep 2 "
+             "with the second, ...), so no tool is always the first after a scenario's set-up. "
+             "Wall = process start to exit; "
              "CPU = user + sys of the tool's process tree and peak RSS = `ru_maxrss` (both from "
              "`getrusage(RUSAGE_CHILDREN)` in a small launcher, `s3fetch-bench run`, so the "
              "driver's own memory does not leak into the tool's high-water mark); "
@@ -1585,7 +1604,7 @@ def run_faults(args, argv: list[str]) -> int:
             f"faults {spec if len(spec) < 300 else spec[:120] + '…'}")
         case_dir = runs_dir / case.name
         for rep in range(1, args.reps + 1):
-            for t in active:
+            for t in rotated(active, rep):
                 dest = case_dir / f"{t}-{rep}"
                 TRASH.discard(dest)
                 dest.mkdir(parents=True)
@@ -1598,6 +1617,7 @@ def run_faults(args, argv: list[str]) -> int:
                     commands.setdefault(case.name, {})[t] = tools.invocation(
                         t, sc, Path("/DEST")).display
                     server_cmd = sh_join(["s3fetch-testkit", *server.cmd[1:-1], "SPEC"])
+                    settle()
                     r = run_measured(inv, None, {}, args.timeout, args.poll_ms / 1000, logp,
                                      launcher)
                 finally:
@@ -1981,7 +2001,7 @@ def run_main(argv=None) -> int:
             commands[name] = {t: tools.invocation(t, sc, Path("/DEST")).display for t in here}
             log(f"scenario {name}: {len(exp):,} files, {want_bytes:,} bytes selected")
             for rep in range(1, args.reps + 1):
-                for t in here:
+                for t in here if sc.sync else rotated(here, rep):
                     dest = runs_dir / name / f"{t}-{rep}"
                     TRASH.discard(dest)
                     dest.mkdir(parents=True)
@@ -2006,6 +2026,7 @@ def run_main(argv=None) -> int:
                         if r.status == "OK" and not args.keep_runs:
                             TRASH.discard(dest)
                         continue
+                    settle()
                     before = server.counts()
                     r = run_measured(inv, dest if inv.writes_files else None, exp_sizes,
                                      args.timeout, args.poll_ms / 1000, logp, launcher)

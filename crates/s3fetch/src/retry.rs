@@ -20,7 +20,10 @@
 //! sooner, after [`STALL_GRACE`], if the run completed [`STALL_PEERS`] other requests
 //! meanwhile: then the store is answering and this connection is stuck, and waiting for it
 //! holds a place in the budget (a store that stalls 2 % of bodies for 3 s otherwise keeps
-//! half of 64 places waiting). The first retry after a reset, a 5xx or a broken body is
+//! half of 64 places waiting). A store that is merely slow (reading cold data from its disks,
+//! every body in bursts with pauses between) must not look stuck: a body that speaks again
+//! after a pause of `p` raises the grace to [`STALL_MARGIN`] × `p` for [`SLOW_MEMORY`] (one
+//! such store turned a 2.4 s run into 18.8 s of abandoned and re-sent parts). The first retry after a reset, a 5xx or a broken body is
 //! immediate (a new connection); later ones, and every retry after SlowDown, wait a
 //! jittered, doubling delay.
 
@@ -43,6 +46,12 @@ const QUICK_RETRY: Duration = Duration::from_millis(10);
 const STALL_GRACE: Duration = Duration::from_secs(1);
 /// ...as shown by this many requests completed during it.
 const STALL_PEERS: u64 = 1;
+/// A body that spoke again after a pause shows how long the store's pauses are: the grace is
+/// at least this many times the longest one seen...
+const STALL_MARGIN: u32 = 3;
+/// ...within this long (pauses shorter than [`SLOW_PAUSE`] are not worth recording).
+const SLOW_MEMORY: Duration = Duration::from_secs(10);
+const SLOW_PAUSE: Duration = Duration::from_millis(100);
 
 /// How failed requests are retried.
 #[derive(Debug, Clone, Copy)]
@@ -173,8 +182,9 @@ impl RetryPolicy {
     }
 
     /// The next item of `body`, or, as `Err`, how long it was silent when it was given up:
-    /// after the idle timeout, or after [`STALL_GRACE`] if [`STALL_PEERS`] other requests of
-    /// the run completed meanwhile.
+    /// after the idle timeout, or after the stall grace ([`STALL_GRACE`], or more after long
+    /// pauses of other bodies) if [`STALL_PEERS`] other requests of the run completed
+    /// meanwhile.
     pub(crate) async fn next_chunk<S>(
         &self,
         stats: &RetryStats,
@@ -186,14 +196,18 @@ impl RetryPolicy {
         use futures::StreamExt;
         let (start, completed) = (tokio::time::Instant::now(), stats.completed());
         let mut next = body.next();
-        let mut wait = STALL_GRACE.min(self.idle_timeout);
+        let mut wait = stats.stall_grace().min(self.idle_timeout);
         loop {
             if let Ok(item) = tokio::time::timeout(wait, &mut next).await {
+                let silent = start.elapsed();
+                if silent >= SLOW_PAUSE {
+                    stats.paused(silent);
+                }
                 return Ok(item);
             }
             let silent = start.elapsed();
             let moving = stats.completed().saturating_sub(completed) >= STALL_PEERS;
-            if silent >= self.idle_timeout || (silent >= STALL_GRACE && moving) {
+            if silent >= self.idle_timeout || (silent >= stats.stall_grace() && moving) {
                 return Err(silent);
             }
             wait = (STALL_GRACE / 4).min(self.idle_timeout.saturating_sub(silent));
@@ -234,6 +248,10 @@ pub(crate) struct RetryStats {
     /// One more than the microseconds from `started` to the last success or progress of any
     /// request; 0: none yet.
     last_progress: AtomicU64,
+    /// The longest pause after which a body spoke again (microseconds), and when (from
+    /// `started`, microseconds).
+    slow_pause: AtomicU64,
+    slow_pause_at: AtomicU64,
 }
 
 impl Default for RetryStats {
@@ -247,6 +265,8 @@ impl Default for RetryStats {
             completed: AtomicU64::new(0),
             started: Instant::now(),
             last_progress: AtomicU64::new(0),
+            slow_pause: AtomicU64::new(0),
+            slow_pause_at: AtomicU64::new(0),
         }
     }
 }
@@ -263,6 +283,31 @@ impl RetryStats {
             .fetch_max(self.now().saturating_add(1), Ordering::Relaxed);
     }
 
+    /// A body spoke again after `pause`.
+    fn paused(&self, pause: Duration) {
+        let (now, pause) = (self.now(), micros(pause));
+        // Racing updates may keep the smaller of two pauses seen at once: harmless.
+        if pause > self.recent_pause(now) {
+            self.slow_pause.store(pause, Ordering::Relaxed);
+            self.slow_pause_at.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// The longest pause seen within [`SLOW_MEMORY`] (microseconds), 0 if none.
+    fn recent_pause(&self, now: u64) -> u64 {
+        let at = self.slow_pause_at.load(Ordering::Relaxed);
+        if now.saturating_sub(at) > micros(SLOW_MEMORY) {
+            return 0;
+        }
+        self.slow_pause.load(Ordering::Relaxed)
+    }
+
+    /// How long a body may be silent, while others complete, before it counts as stuck.
+    fn stall_grace(&self) -> Duration {
+        let pause = Duration::from_micros(self.recent_pause(self.now()));
+        STALL_GRACE.max(pause.saturating_mul(STALL_MARGIN))
+    }
+
     fn completed(&self) -> u64 {
         self.completed.load(Ordering::Relaxed)
     }
@@ -271,6 +316,10 @@ impl RetryStats {
     fn progressed_since(&self, since: u64) -> bool {
         self.last_progress.load(Ordering::Relaxed) > since
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -471,5 +520,37 @@ mod tests {
             policy.next_chunk(&stats, &mut talking).await,
             Ok(Some(Ok(_)))
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_long_pause_of_a_body_that_went_on_others_get_longer() {
+        let (stats, policy) = (RetryStats::default(), patient());
+        // A slow store: this body speaks after 900 ms of silence.
+        let mut slow = Box::pin(futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            Ok::<_, Error>(bytes::Bytes::from("x"))
+        }));
+        assert!(policy.next_chunk(&stats, &mut slow).await.is_ok());
+        assert_eq!(stats.stall_grace(), Duration::from_millis(2_700));
+        // Now a silent body, while others complete, is given up after 2.7 s, not 1 s.
+        let others = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _: Result<()> = policy.run(&stats, &mut || async { Ok(()) }).await;
+            }
+        };
+        let mut body = silent();
+        let silent_for = tokio::select! {
+            outcome = policy.next_chunk(&stats, &mut body) => outcome.unwrap_err(),
+            _ = others => unreachable!(),
+        };
+        assert!(
+            silent_for >= Duration::from_millis(2_700) && silent_for < Duration::from_secs(3),
+            "{silent_for:?}"
+        );
+        // Short pauses leave the grace as it was.
+        let fresh = RetryStats::default();
+        fresh.paused(Duration::from_millis(200));
+        assert_eq!(fresh.stall_grace(), STALL_GRACE);
     }
 }

@@ -3,10 +3,11 @@
 //! [`Store`] is one attempt of each request, with S3's answer turned into this crate's terms
 //! (a listing page, the head of a GET with its body as a stream of chunks, the checksum an
 //! answer vouches for, [`ServiceError`]s). [`S3`] implements it with the AWS SDK, whose client
-//! is configured once per run (its own retries off: they are made in [`crate::retry`]); tests
-//! plug in a fake bucket instead. [`Bucket`] is what the rest of the crate uses: the store,
-//! the run's [`Budget`] and [`RetryPolicy`], and errors that name the bucket and key. Nothing
-//! outside this module touches the SDK's request builders.
+//! is configured once per run (its own retries off: they are made in [`crate::retry`]); its
+//! GETs, the one request sent once per object, skip the SDK's per-request machinery where
+//! that sends the same request ([`lean`]). Tests plug in a fake bucket instead. [`Bucket`] is
+//! what the rest of the crate uses: the store, the run's [`Budget`] and [`RetryPolicy`], and
+//! errors that name the bucket and key. Nothing outside this module sends a request.
 
 use std::pin::Pin;
 use std::sync::Arc;

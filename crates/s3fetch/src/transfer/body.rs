@@ -3,11 +3,10 @@
 //! A [`Span`] is `start..end` of an object (a ranged part) or all of it, as an [`Attempt`] of
 //! the retry loop: each try asks for the bytes still missing (a Range from the last byte
 //! written, `If-Match` on the ETag first seen, so a resumed body is of the same version), and
-//! writes what arrives in batches of about [`WRITE_BATCH`] bytes ([`PART_WRITE_BATCH`] for
-//! parts): the chunks as they came, in one vectored write on the blocking pool (no copy), so
-//! memory per request stays bounded whatever the object's size. A body that breaks off or stalls (nothing for the idle
-//! timeout) ends the try; what arrived is written first, and the next try continues from
-//! there.
+//! writes what arrives in batches of about [`WRITE_BATCH`] bytes: the chunks as they came, in
+//! one vectored write on the blocking pool (no copy), so memory per request stays bounded
+//! whatever the object's size. A body that breaks off or stalls ends the try; what arrived is
+//! written first, and the next try continues from there.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +21,11 @@ use crate::retry::Attempt;
 use crate::transfer::Fetcher;
 use crate::write::TempFile;
 
-/// Bytes gathered from a body before they are written.
+/// Bytes gathered from a body before they are written: small enough that they are still in
+/// the CPU's cache when the kernel copies them into the page cache (512 KiB batches for parts
+/// cost a third more system time and ~20 % more wall on `large`, BENCHMARKS.md), large enough
+/// that the hop to the blocking pool is paid once per 128 KiB.
 const WRITE_BATCH: usize = 128 * 1024;
-/// Larger batches for ranged parts: each batch is one write and one thread hop, and a large
-/// object's parts are many.
-const PART_WRITE_BATCH: usize = 512 * 1024;
 
 /// Chunks of a body not yet written, as they arrived.
 #[derive(Default)]
@@ -168,10 +167,6 @@ impl Attempt for Span<'_> {
             }
         }
         let mut body = response.body;
-        let limit = match self.part {
-            true => PART_WRITE_BATCH,
-            false => WRITE_BATCH,
-        };
         let mut batch = Batch::default();
         loop {
             // A broken or stalled body ends this try; what arrived is written first.
@@ -189,7 +184,7 @@ impl Attempt for Span<'_> {
                 batch.len += chunk.len();
                 batch.chunks.push(chunk);
             }
-            if batch.len >= limit || (done && batch.len > 0) {
+            if batch.len >= WRITE_BATCH || (done && batch.len > 0) {
                 batch = self.write(batch).await?;
             }
             if let Some(error) = error {

@@ -894,6 +894,43 @@ async fn missing_or_expired_credentials_exit_1_with_a_hint() {
     assert_eq!(server.request_counts().list, 0, "nothing unsigned was sent");
 }
 
+/// An endpoint given for S3 alone (`AWS_ENDPOINT_URL_S3`, or a profile's `services` section)
+/// is where every request goes, GETs sent without the SDK included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_given_for_s3_alone_is_used_for_every_request() {
+    let server = server().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\nservices = local\n[services local]\ns3 =\n  endpoint_url = {}\n",
+            server.endpoint()
+        ),
+    )
+    .unwrap();
+    for by_profile in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = s3fetch(&server);
+        cmd.env_remove("AWS_ENDPOINT_URL");
+        if by_profile {
+            cmd.env("AWS_CONFIG_FILE", &config);
+        } else {
+            cmd.env("AWS_ENDPOINT_URL_S3", server.endpoint());
+        }
+        cmd.args(["s3://bkt/data/", "-q", "--download-dir"])
+            .arg(dir.path());
+        let out = output(cmd).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "profile {by_profile}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("00000.txt")).unwrap(),
+            "object 0",
+            "profile {by_profile}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_open_file_limit_lowers_concurrency_instead_of_failing() {
     let server = TestServer::start().await;

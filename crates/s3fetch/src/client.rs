@@ -18,6 +18,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::{tls, Builder as HttpClientBuilder, ConnectorBuilder};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_types::service_config::ServiceConfigKey;
 
 use crate::bucket::lean::Direct;
 use crate::error::{Error, Result};
@@ -151,7 +152,7 @@ impl ClientOptions {
             client: Client::from_conf(config),
             direct: pool.map(|pool| Direct {
                 pool,
-                endpoint_url: shared.endpoint_url().map(str::to_owned),
+                endpoint_url: s3_endpoint_url(&shared, self.endpoint_url.as_deref()),
                 force_path_style: path_style,
                 use_fips: shared.use_fips().unwrap_or(false),
                 use_dual_stack: shared.use_dual_stack().unwrap_or(false),
@@ -243,6 +244,25 @@ fn http_client(ca: Option<Vec<u8>>) -> (SharedHttpClient, Option<Pool>) {
         conn.build()
     });
     (http, None)
+}
+
+/// The endpoint the SDK's S3 client was given: `given`, else `AWS_ENDPOINT_URL_S3` or the
+/// profile's `services` section for S3, else the shared `AWS_ENDPOINT_URL` / `endpoint_url`
+/// (as `aws_sdk_s3::config::Builder::from(&SdkConfig)` chooses it; the client has no getter).
+fn s3_endpoint_url(shared: &aws_config::SdkConfig, given: Option<&str>) -> Option<String> {
+    if let Some(url) = given {
+        return Some(url.to_owned());
+    }
+    let key = ServiceConfigKey::builder()
+        .service_id("S3")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .expect("every field is set");
+    shared
+        .service_config()
+        .and_then(|config| config.load_config(key))
+        .or_else(|| shared.endpoint_url().map(str::to_owned))
 }
 
 fn timeouts() -> TimeoutConfig {

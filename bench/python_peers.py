@@ -45,7 +45,7 @@ import re
 import sys
 import time
 
-CONCURRENCY = 64  # every peer: requests in flight (py-s3fetch: its default, which is 64)
+CONCURRENCY = 64  # every peer but py-s3fetch: requests in flight (py-s3fetch runs on its default, 256)
 TOOLS = ["py-s3fetch", "py-s3fetch-2.1.2", "py-boto3", "py-s3fs", "py-obstore"]
 # The distributions whose versions --version prints, per tool.
 DISTS = {

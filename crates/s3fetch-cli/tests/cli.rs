@@ -1371,22 +1371,27 @@ const BIG_RUN: [&str; 6] = [
     "1MiB",
 ];
 
-/// Parts listed as finished in the journals of the partial files under `dir`.
-fn journaled(dir: &Path) -> usize {
+/// Parts listed as finished in each journal of a partial file under `dir`.
+fn journals(dir: &Path) -> Vec<usize> {
     files(dir)
         .iter()
         .filter(|f| is_partial_file(f) && f.ends_with(".json"))
         .filter_map(|f| std::fs::read(dir.join(f)).ok())
         .filter_map(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .map(|journal| journal["done"].as_array().map_or(0, Vec::len))
-        .sum()
+        .collect()
 }
 
-/// Waits (at most 30 s) until the journals under `dir` list `parts` finished parts (1 MiB
-/// each at 1 MiB/s per connection in [`interrupted_mid_download`]).
-async fn until_journaled(dir: &Path, parts: usize) {
+/// Parts listed as finished in the journals of the partial files under `dir`.
+fn journaled(dir: &Path) -> usize {
+    journals(dir).iter().sum()
+}
+
+/// Waits (at most 30 s) until `objects` journals under `dir` list a finished part each (1 MiB
+/// at 1 MiB/s per connection in [`interrupted_mid_download`], all parts at once).
+async fn until_journaled(dir: &Path, objects: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while journaled(dir) < parts {
+    while journals(dir).iter().filter(|&&parts| parts > 0).count() < objects {
         assert!(
             std::time::Instant::now() < deadline,
             "no part was journaled"

@@ -21,7 +21,6 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, OnceCell, Semaphore};
 use tokio::task::JoinSet;
-use tokio_util::task::TaskTracker;
 
 use crate::bucket::{Bucket, S3};
 use crate::error::{Error, Result};
@@ -34,7 +33,7 @@ use crate::options::{DownloadOptions, Skip};
 use crate::paths;
 use crate::progress::{DownloadResult, NoReporter, Reporter, SkipReason, Summary, Tally};
 use crate::retry::RetryStats;
-use crate::transfer::{Fetcher, PartOptions};
+use crate::transfer::{Disk, Fetcher, PartOptions};
 use crate::write::DownloadDir;
 
 /// Downloads everything `options` selects; see [`Downloader`] to receive progress events.
@@ -183,7 +182,7 @@ impl Downloader {
                 },
                 preserve_mtime: options.preserve_mtime,
                 resume: options.resume,
-                blocking: TaskTracker::new(),
+                disk: Disk::default(),
                 dir_ops: Semaphore::new(
                     std::thread::available_parallelism()
                         .map_or(2, |n| n.get())
@@ -264,8 +263,7 @@ impl Downloader {
             }
         }
         // File writes of aborted tasks run on: wait until they have finished or cleaned up.
-        job.fetcher.blocking.close();
-        job.fetcher.blocking.wait().await;
+        job.fetcher.disk.settle().await;
         // After a complete listing, a partial file of a selected key that was not listed is
         // of an object since deleted: nothing will resume it.
         if matches!(listed, Some(Ok(_))) && !from_keys && !options.dry_run {
@@ -495,7 +493,8 @@ impl Job {
             dest.to_owned(),
         );
         self.fetcher
-            .blocking(move || {
+            .disk
+            .pool(move || {
                 dir.sweep(&relative);
                 Ok(file_is_up_to_date(
                     &dir,

@@ -136,7 +136,7 @@ def download(
             :class:`s3fetch.utils.ProgressTracker`).
         on_result: Called with a :class:`s3fetch.DownloadResult` per object, success or
             failure.
-        concurrent_downloads: Downloads in flight at once (default 64).
+        concurrent_downloads: Downloads in flight at once (default 256).
         list_concurrency: List requests in flight at once (default 64; 1 lists page by page).
         multipart_threshold: Objects larger than this are fetched in ranged parts
             (bytes, or a size such as ``"16MiB"``; default 16 MiB).

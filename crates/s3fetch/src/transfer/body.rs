@@ -4,7 +4,7 @@
 //! the retry loop: each try asks for the bytes still missing (a Range from the last byte
 //! written, `If-Match` on the ETag first seen, so a resumed body is of the same version), and
 //! writes what arrives in batches of about [`WRITE_BATCH`] bytes: the chunks as they came, in
-//! one vectored write on the blocking pool (no copy), so memory per request stays bounded
+//! one vectored write (no copy; where it runs: [`super::disk`]), so memory per request stays bounded
 //! whatever the object's size. A body that breaks off or stalls ends the try; what arrived is
 //! written first, and the next try continues from there.
 
@@ -24,7 +24,8 @@ use crate::write::TempFile;
 /// Bytes gathered from a body before they are written: small enough that they are still in
 /// the CPU's cache when the kernel copies them into the page cache (512 KiB batches for parts
 /// cost a third more system time and ~20 % more wall on `large`, BENCHMARKS.md), large enough
-/// that the hop to the blocking pool is paid once per 128 KiB.
+/// that a write's fixed cost (and, when writes go to the blocking pool, the hop there) is paid
+/// once per 128 KiB.
 const WRITE_BATCH: usize = 128 * 1024;
 
 /// Chunks of a body not yet written, as they arrived.
@@ -113,12 +114,13 @@ impl<'a> Span<'a> {
             .get_error(&self.object.key, ServiceError::protocol(message))
     }
 
-    /// Writes `batch` at the current offset on the blocking pool; returns it emptied.
+    /// Writes `batch` at the current offset; returns it emptied.
     async fn write(&mut self, batch: Batch) -> Result<Batch> {
         let (temp, key, at) = (self.temp.clone(), self.object.key.clone(), self.offset);
         let (result, mut batch) = self
             .fetcher
-            .blocking(move || Ok((temp.write_chunks_at(&key, &batch.chunks, at), batch)))
+            .disk
+            .quick(move || Ok((temp.write_chunks_at(&key, &batch.chunks, at), batch)))
             .await?;
         result?;
         let len = batch.len as u64;

@@ -1,8 +1,8 @@
 //! Fetching one object into its file, by size:
 //!
 //! - **Small** objects (by listed size, up to [`SMALL_OBJECT`]) take one GET whose body is
-//!   collected in memory, verified, and written by one blocking call that also creates the
-//!   directories and renames the file into place: one thread hop per object ([`small`]).
+//!   collected in memory, verified, and written by one call that also creates the
+//!   directories and renames the file into place ([`small`]).
 //! - **Medium** objects take one GET streamed into a temporary file ([`body`]).
 //! - **Large** objects (above the multipart threshold) come as ranged GETs of `part_size`
 //!   bytes, several at once, each written at its offset with `If-Match` on the listed ETag, so
@@ -18,6 +18,7 @@
 //! [`Budget`]: crate::limit::Budget
 
 mod body;
+mod disk;
 mod parts;
 mod small;
 #[cfg(test)]
@@ -28,7 +29,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
-use tokio_util::task::TaskTracker;
 
 use crate::bucket::Bucket;
 use crate::checksum::{self, Expected};
@@ -39,6 +39,7 @@ use crate::progress::Reporter;
 use crate::resume;
 use crate::retry::Attempt;
 use crate::write::{DownloadDir, Stamp, TempFile};
+pub(crate) use disk::Disk;
 
 /// Objects up to this size are collected in memory and written with one call.
 const SMALL_OBJECT: u64 = 256 * 1024;
@@ -62,8 +63,8 @@ pub(crate) struct Fetcher {
     pub preserve_mtime: bool,
     /// Large objects go to resumable partial files ([`crate::resume`]).
     pub resume: bool,
-    /// File-system work on the blocking pool, tracked so the run can wait for it.
-    pub blocking: TaskTracker,
+    /// Where file-system work runs ([`disk`]).
+    pub disk: Disk,
     /// Creating, linking and renaming files takes the directory's lock in the kernel: with
     /// many at once they spin on it (a fifth of the CPU samples of one profiled run of small
     /// files). These permits keep them to about one per core.
@@ -93,7 +94,8 @@ impl Fetcher {
         let clear = ranged && !self.resume;
         let entry = self.dir_ops.acquire().await.map_err(|_| Error::Cancelled)?;
         let temp = self
-            .blocking(move || {
+            .disk
+            .quick(move || {
                 let dest = dir.prepare(&key, &relative_path)?;
                 if clear {
                     resume::discard(&dest);
@@ -129,7 +131,7 @@ impl Fetcher {
         let temp = Arc::into_inner(temp).expect("every part has finished");
         let stamp = self.stamp(object);
         let _entry = self.dir_ops.acquire().await.map_err(|_| Error::Cancelled)?;
-        self.blocking(move || temp.commit(&key, &stamp)).await?;
+        self.disk.quick(move || temp.commit(&key, &stamp)).await?;
         Ok(written)
     }
 
@@ -161,20 +163,6 @@ impl Fetcher {
             permit: Some(permit),
         };
         self.bucket.retry.run(&self.bucket.stats, &mut whole).await
-    }
-
-    /// Runs file-system work on the blocking pool, tracked so that the run can wait for it:
-    /// a write that outlives its cancelled task still finishes (or cleans up) before the run
-    /// ends.
-    pub(crate) async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        match self.blocking.spawn_blocking(f).await {
-            Ok(result) => result,
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(_) => Err(Error::Cancelled),
-        }
     }
 
     /// What `object`'s file is to carry: its modification time (unless not preserved) and
@@ -258,7 +246,8 @@ impl Attempt for Whole<'_> {
                     let (temp, key) = (self.temp.clone(), key.clone());
                     let len = READ_BACK_SLICE.min(size - start);
                     hasher = fetcher
-                        .blocking(move || temp.read_back(&key, hasher, start, len))
+                        .disk
+                        .pool(move || temp.read_back(&key, hasher, start, len))
                         .await?;
                 }
                 hasher.verify(expected).map_err(mismatch)?

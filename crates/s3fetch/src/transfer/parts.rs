@@ -128,7 +128,8 @@ async fn resumed_parts(
             (true, Some(expected)) => {
                 let (temp, key) = (temp.clone(), object.key.clone());
                 let hasher = fetcher
-                    .blocking(move || temp.read_back(&key, expected.hasher(), start, len))
+                    .disk
+                    .pool(move || temp.read_back(&key, expected.hasher(), start, len))
                     .await?;
                 hasher.crc() == want
             }

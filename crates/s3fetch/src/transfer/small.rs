@@ -1,10 +1,10 @@
-//! A small object: one GET collected in memory, verified, written by one blocking call.
+//! A small object: one GET collected in memory, verified, written by one call.
 //!
 //! The body's chunks are kept as received (no copy into one buffer) and checked against the
 //! checksum the answer carries before anything touches the disk; a failed try, whether the
 //! body broke off or did not match, fetches the object again whole (it is at most 256 KiB).
-//! The file is created, filled and linked in with one hop to the blocking pool, taking one of
-//! the directory-operation permits.
+//! The file is created, filled and linked in with one call (see [`super::disk`] for where it
+//! runs), taking one of the directory-operation permits.
 
 use std::path::Path;
 
@@ -68,7 +68,8 @@ pub(super) async fn fetch(
         .await
         .map_err(|_| Error::Cancelled)?;
     fetcher
-        .blocking(move || write::write_whole(&dir, &key_owned, &relative, &chunks, &stamp))
+        .disk
+        .quick(move || write::write_whole(&dir, &key_owned, &relative, &chunks, &stamp))
         .await?;
     // Held until written: a download's memory is bounded by the requests in flight.
     drop(permit);

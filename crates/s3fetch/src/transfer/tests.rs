@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio_util::task::TaskTracker;
 
-use super::{Fetcher, PartOptions};
+use super::{Disk, Fetcher, PartOptions};
 use crate::bucket::fake::{FakeStore, Fault};
 use crate::bucket::{Bucket, ByteRange};
 use crate::error::{Error, Result};
@@ -44,7 +43,7 @@ fn fetcher(store: &Arc<FakeStore>, dir: &Path) -> Fetcher {
         },
         preserve_mtime: true,
         resume: true,
-        blocking: TaskTracker::new(),
+        disk: Disk::default(),
         dir_ops: Semaphore::new(2),
     }
 }
@@ -257,9 +256,7 @@ async fn an_object_replaced_since_the_listing_fails_and_leaves_nothing() {
 async fn cancel(fetcher: &Fetcher, object: &ObjectInfo) {
     let cut_short = tokio::time::timeout(Duration::from_millis(150), fetch(fetcher, object));
     assert!(cut_short.await.is_err(), "still running when dropped");
-    fetcher.blocking.close();
-    fetcher.blocking.wait().await;
-    fetcher.blocking.reopen();
+    fetcher.disk.settle().await;
 }
 
 #[tokio::test]

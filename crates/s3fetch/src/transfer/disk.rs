@@ -4,17 +4,18 @@
 //! Writing a batch of a body into the page cache takes tens of microseconds, and its bytes
 //! were received on this very thread a moment ago. Done right here, the kernel copies them
 //! from this core's cache, and no thread is woken to do it and then to report back: on the
-//! benchmark's `large` (4 × 512 MiB) that took 0.15–0.2 s of user and a third of the system
-//! time away, and `small` (5,000 files) ran in 0.6 s instead of 1.1 s (BENCHMARKS.md,
-//! "Writes on the worker"). But a file system can be slow — a network file system, a disk
-//! whose dirty limit makes every writer wait in the kernel — and an async worker that waits
-//! holds up every connection it serves. So [`Disk::quick`] runs work inline while it is
-//! quick, and sends it to the blocking pool while a running average of how long such calls
-//! take is above [`SLOW`] (every call is timed, on the pool too; back inline once the average
-//! is under half of it). An average, not a single call: on a busy machine a thread is
-//! sometimes descheduled in the middle of a write, and one in 200 writes of a `large` run
-//! took 5–10 ms that way; a slow file system makes every call slow. Work known to be long
-//! (hashing a file read back, sweeping a directory) always goes to the pool ([`Disk::pool`]).
+//! benchmark's `large` (4 × 512 MiB) that halved the user time and took 0.2 s off the wall
+//! (1.52 against 1.71 s), and `small` (5,000 files) ran in 1.17 instead of 1.34 s
+//! (BENCHMARKS.md, "Writes on the worker"). But a file system can be slow — a network file
+//! system, a disk whose dirty limit makes every writer wait in the kernel — and an async
+//! worker that waits holds up every connection it serves. So [`Disk::quick`] runs work
+//! inline while it is quick, and sends it to the blocking pool while a running average of
+//! how long such calls take is above [`SLOW`] (every call is timed, on the pool too; back
+//! inline once the average is under half of it). An average, not a single call: on a busy
+//! machine a thread is sometimes descheduled in the middle of a write, and one in 200 writes
+//! of a `large` run took 5–10 ms that way; a slow file system makes every call slow. Work
+//! known to be long (hashing a file read back, sweeping a directory) always goes to the pool
+//! ([`Disk::pool`]).
 //!
 //! `S3FETCH_FS=pool` (or `inline`) fixes the choice, for comparisons.
 

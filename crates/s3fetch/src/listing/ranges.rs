@@ -160,11 +160,7 @@ pub(super) fn pages_ahead(
     listed: usize,
 ) -> Option<Vec<String>> {
     let (first_bytes, last_bytes) = (first.as_bytes(), last.as_bytes());
-    let common = first_bytes
-        .iter()
-        .zip(last_bytes)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let common = common_len(first_bytes, last_bytes);
     let digit = |c: u8| alphabet.iter().position(|&a| a == c);
     digit(*last_bytes.get(common)?)?;
     let base = alphabet.len() as u128;
@@ -255,12 +251,8 @@ pub(super) fn split_points(
     alphabet: &[u8],
     budget: usize,
 ) -> Vec<String> {
-    let (first, last_bytes) = (first.as_bytes(), last.as_bytes());
-    let common = first
-        .iter()
-        .zip(last_bytes)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let last_bytes = last.as_bytes();
+    let common = common_len(first.as_bytes(), last_bytes);
     let start = prefix.len().min(last_bytes.len());
     let deepest = common.min(last_bytes.len().saturating_sub(1));
     let mut cuts = Vec::new();
@@ -293,6 +285,11 @@ pub(super) fn split_points(
     cuts.sort();
     cuts.dedup();
     cuts
+}
+
+/// How many leading bytes `a` and `b` share.
+fn common_len(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The printable ASCII characters of the positions where a page's keys take many values

@@ -146,14 +146,15 @@ pub(crate) fn verify_parts(parts: &[(u64, u64)], expected: Expected) -> Result<(
             expected,
         );
     };
-    let mut append: Option<Append> = None;
-    let crc = parts[1..].iter().fold(first, |crc, &(next, len)| {
-        // Parts are of one length but the last: one operator serves them all.
-        let append = match append.take() {
-            Some(known) if known.len == len => append.insert(known),
-            _ => append.insert(Append::new(kind.algorithm(), len)),
-        };
-        append.combine(crc, next)
+    // Parts are of one length but the last: one operator serves them all, where there are
+    // enough of them to pay for building it (about three combines' work).
+    let rest = &parts[1..];
+    let part_len = rest.first().map_or(0, |&(_, len)| len);
+    let shared = rest.iter().filter(|&&(_, len)| len == part_len).count();
+    let append = (shared >= 4).then(|| Append::new(kind.algorithm(), part_len));
+    let crc = rest.iter().fold(first, |crc, &(next, len)| match &append {
+        Some(append) if append.len == len => append.combine(crc, next),
+        _ => crc_fast::checksum_combine(kind.algorithm(), crc, next, len),
     });
     check(Expected::Crc(kind, crc), expected)
 }
@@ -356,7 +357,20 @@ mod tests {
             let err = verify_parts(&parts[1..], Expected::Crc(kind, whole)).unwrap_err();
             assert!(err.contains("mismatch"), "{err}");
         }
-        // Parts of one length and a shorter last one; a length of 0 and of 1.
+        // Many parts of one length (combined by one operator) and a shorter last one; few
+        // parts; lengths of 0 and of 1.
+        for kind in [CrcKind::Crc64Nvme, CrcKind::Crc32c, CrcKind::Crc32] {
+            let crc = |bytes: &[u8]| crc_fast::checksum(kind.algorithm(), bytes);
+            let parts: Vec<(u64, u64)> = data
+                .chunks(8192)
+                .map(|c| (crc(c), c.len() as u64))
+                .collect();
+            assert_eq!(parts.len(), 13);
+            assert!(verify_parts(&parts, Expected::Crc(kind, crc(&data))).is_ok());
+            let mut swapped = parts.clone();
+            swapped.swap(3, 4);
+            assert!(verify_parts(&swapped, Expected::Crc(kind, crc(&data))).is_err());
+        }
         let data = &data[..(3 * 8192 + 5)];
         for kind in [CrcKind::Crc64Nvme, CrcKind::Crc32c, CrcKind::Crc32] {
             let crc = |bytes: &[u8]| crc_fast::checksum(kind.algorithm(), bytes);

@@ -22,10 +22,11 @@
 //! holds a place in the budget (a store that stalls 2 % of bodies for 3 s otherwise keeps
 //! half of 64 places waiting). A store that is merely slow (reading cold data from its disks,
 //! every body in bursts with pauses between) must not look stuck: a body that speaks again
-//! after a pause of `p` raises the grace to [`STALL_MARGIN`] × `p` for [`SLOW_MEMORY`] (one
-//! such store turned a 2.4 s run into 18.8 s of abandoned and re-sent parts). The first retry after a reset, a 5xx or a broken body is
-//! immediate (a new connection); later ones, and every retry after SlowDown, wait a
-//! jittered, doubling delay.
+//! after a pause of `p` raises the grace to [`STALL_MARGIN`] × `p` for [`SLOW_MEMORY`]. (A
+//! guard against a case seen once: a `large` run on a loaded machine took 18.8 s instead of
+//! 2.4 s, parts abandoned during pauses and sent again.) The first retry after a reset, a 5xx
+//! or a broken body is immediate (a new connection); later ones, and every retry after
+//! SlowDown, wait a jittered, doubling delay.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

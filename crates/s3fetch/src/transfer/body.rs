@@ -4,8 +4,8 @@
 //! the retry loop: each try asks for the bytes still missing (a Range from the last byte
 //! written, `If-Match` on the ETag first seen, so a resumed body is of the same version), and
 //! writes what arrives in batches of about [`WRITE_BATCH`] bytes: the chunks as they came, in
-//! one vectored write (no copy; where it runs: [`super::disk`]), so memory per request stays bounded
-//! whatever the object's size. A body that breaks off or stalls ends the try; what arrived is
+//! one vectored write (no copy; where it runs: [`super::disk`]), so memory per request stays
+//! bounded whatever the object's size. A body that breaks off or stalls ends the try; what arrived is
 //! written first, and the next try continues from there.
 
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use s3fetch::{GlobRule, S3Uri, Shard};
+use s3fetch::{GlobRule, RequestPayer, S3Uri, Shard};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -26,8 +26,11 @@ Examples:
   # An S3-compatible store (MinIO, Ceph, R2...), with a progress bar
   s3fetch s3://bucket/prefix --endpoint-url http://127.0.0.1:9000 --progress fancy
 
-  # A public bucket, no credentials
+  # A public bucket, no credentials (a bucket in another region is found by itself)
   s3fetch s3://public-bucket/path/ --no-sign-request
+
+  # A requester-pays dataset: you pay for the requests
+  s3fetch s3://open-dataset/path/ --request-payer requester
 
   # Run again later: fetch only what is new or changed (size and modification time)
   s3fetch s3://my-bucket/datasets/ --download-dir ./data --sync
@@ -272,6 +275,11 @@ pub struct Connection {
     /// S3-compatible store) [env: AWS_CA_BUNDLE]
     #[arg(long, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
+
+    /// Agree to pay for the requests of a requester-pays bucket (`requester`): sent with
+    /// every request (listing, HEAD, GET, inventory)
+    #[arg(long, value_name = "PAYER", value_parser = parse_request_payer)]
+    pub request_payer: Option<RequestPayer>,
 }
 
 impl Connection {
@@ -382,4 +390,10 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
 
 pub(crate) fn parse_uri(text: &str) -> Result<S3Uri, String> {
     S3Uri::parse(text).map_err(|e| s3fetch::error_chain(&e))
+}
+
+fn parse_request_payer(text: &str) -> Result<RequestPayer, String> {
+    text.parse::<RequestPayer>().map_err(|_| {
+        format!("{text:?} is not a payer: the only one is \"requester\" (you agree to pay)")
+    })
 }

@@ -64,22 +64,28 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// What to try next, for errors that have a usual cause.
-pub fn hint(error: &Error) -> Option<&'static str> {
+pub fn hint(error: &Error) -> Option<String> {
     use s3fetch::ServiceErrorKind;
+    let service = error.service_error();
+    if service.is_some_and(|e| e.is_wrong_region()) {
+        // The run follows a region the answer names: one left is a store that named none,
+        // or an endpoint that refuses the bucket even in its own region.
+        return Some(match service.and_then(|e| e.bucket_region()) {
+            Some(region) => format!("the bucket is in {region}, but the endpoint refused it there too: check --endpoint-url"),
+            None => "the bucket is in another region and the store did not say which: pass --region".into(),
+        });
+    }
     let code = error.code();
     Some(match code {
         Some("NoSuchBucket") => "check the bucket name (and --endpoint-url / --region)",
         Some("AccessDenied" | "AllAccessDisabled") => {
-            "the credentials in use may not list this bucket (s3:ListBucket); try --profile, or --no-sign-request for a public bucket"
+            "the credentials in use may not list this bucket (s3:ListBucket); try --profile, --no-sign-request for a public bucket, or --request-payer requester for a requester-pays bucket"
         }
         Some("InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
             "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the --profile in use"
         }
         Some("ExpiredToken" | "InvalidToken" | "TokenRefreshRequired") => {
             "the session has expired: sign in again (e.g. `aws sso login --profile NAME`)"
-        }
-        Some("PermanentRedirect" | "AuthorizationHeaderMalformed") => {
-            "the bucket is in another region: pass --region"
         }
         _ => {
             let kind = error.service_error().map(|e| e.kind());
@@ -100,7 +106,8 @@ pub fn hint(error: &Error) -> Option<&'static str> {
                 _ => return None,
             }
         }
-    })
+    }
+    .to_owned())
 }
 
 #[cfg(test)]

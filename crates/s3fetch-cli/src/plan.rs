@@ -73,6 +73,7 @@ pub fn run(mut args: Vec<OsString>) -> u8 {
     options.inventory = args.inventory;
     options.max_requests = args.max_requests;
     options.retry.retries = args.retries;
+    options.request_payer = args.connection.request_payer;
     options.client_options = args.connection.client_options();
     match options.run_blocking() {
         Ok(plan) => {

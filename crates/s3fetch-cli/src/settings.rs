@@ -63,6 +63,7 @@ impl Settings {
             ));
         }
 
+        let request_payer = args.connection.request_payer;
         let client_options = args.connection.client_options();
         let plan = match &args.plan {
             Some(path) => Some(Plan::read(path)?),
@@ -113,6 +114,7 @@ impl Settings {
         });
         options.plan = plan;
         options.inventory = args.inventory;
+        options.request_payer = request_payer;
         options.failed_keys = args.failed_keys;
         options.keys_from = args.keys_from;
 

@@ -1,13 +1,15 @@
 //! The real `s3fetch` binary against the test kit's S3 server over HTTP.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::s3fetch;
 use s3fetch_testkit::fixtures::{
-    assert_no_temp_files, aws_env, files, is_partial_file, is_temporary_file, output,
-    temporary_files, text,
+    assert_no_temp_files, files, is_partial_file, is_temporary_file, output, temporary_files, text,
 };
 use s3fetch_testkit::TestServer;
 
@@ -22,16 +24,6 @@ async fn server() -> TestServer {
     server.put_object("bkt", "data/sub/deep.json", b"{}");
     server.put_object("bkt", "data/dir/", Vec::new());
     server
-}
-
-/// The binary, pointed at `server` through the environment as a user would.
-fn s3fetch(server: &TestServer) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3fetch"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::temp_dir())
-        .envs(aws_env(server));
-    cmd
 }
 
 fn stdout_lines(out: &Output) -> BTreeSet<String> {

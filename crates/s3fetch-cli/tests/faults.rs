@@ -3,11 +3,13 @@
 //! paths): every object that can be downloaded ends byte-exact on disk, the ones that cannot
 //! are reported, and no temporary file is ever left behind.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use s3fetch_testkit::fixtures::{self, aws_env, is_temporary_file, text, tree};
+use s3fetch_testkit::fixtures::{self, is_temporary_file, text, tree};
 use s3fetch_testkit::{FaultPlan, ServerOptions, TestServer};
 
 /// Objects of three sizes: small (one buffered GET), medium (one streamed GET) and large
@@ -53,20 +55,17 @@ async fn server_with(objects: &BTreeMap<String, Vec<u8>>, options: ServerOptions
 
 /// The binary over the whole bucket with small parts and short timeouts.
 fn command(server: &TestServer, dir: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3fetch"));
-    cmd.env_clear()
-        .env("HOME", std::env::temp_dir())
-        .envs(aws_env(server))
-        .args([
-            "s3://bkt/",
-            "--endpoint-url",
-            &server.endpoint(),
-            "--download-dir",
-        ])
-        .arg(dir)
-        .args(["--part-size", "512KiB"])
-        .args(["--idle-timeout", "1", "--progress", "detailed", "-c", "16"])
-        .args(extra);
+    let mut cmd = common::s3fetch(server);
+    cmd.args([
+        "s3://bkt/",
+        "--endpoint-url",
+        &server.endpoint(),
+        "--download-dir",
+    ])
+    .arg(dir)
+    .args(["--part-size", "512KiB"])
+    .args(["--idle-timeout", "1", "--progress", "detailed", "-c", "16"])
+    .args(extra);
     for (flag, default) in [("--multipart-threshold", "1MiB"), ("--retries", "8")] {
         if !extra.contains(&flag) {
             cmd.args([flag, default]);

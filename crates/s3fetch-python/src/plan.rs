@@ -9,14 +9,14 @@ use pyo3::prelude::*;
 use s3fetch::{PlanOptions, S3Uri};
 
 use crate::errors;
-use crate::run::{Connection, TICK};
+use crate::run::{payer, Connection, TICK};
 use crate::runtime;
 
 #[pyfunction]
 #[pyo3(signature = (
     s3_uri, shards, *, inventory=None, max_requests=None, retries=None, region=None,
     endpoint_url=None, profile=None, no_sign_request=false, force_path_style=None,
-    ca_bundle=None, credentials=None, ignore_environment=false,
+    ca_bundle=None, credentials=None, ignore_environment=false, request_payer=None,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn plan(
@@ -34,6 +34,7 @@ pub(crate) fn plan(
     ca_bundle: Option<PathBuf>,
     credentials: Option<Py<PyAny>>,
     ignore_environment: bool,
+    request_payer: Option<String>,
 ) -> PyResult<String> {
     let fail = |error: s3fetch::Error| errors::to_err(py, &error);
     let mut options = PlanOptions::new(S3Uri::parse(s3_uri).map_err(fail)?, shards);
@@ -42,6 +43,7 @@ pub(crate) fn plan(
         .transpose()
         .map_err(fail)?;
     options.max_requests = max_requests;
+    options.request_payer = payer(request_payer).map_err(fail)?;
     if let Some(n) = retries {
         options.retry.retries = n;
     }

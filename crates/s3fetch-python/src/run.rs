@@ -23,7 +23,7 @@ use pyo3::types::{PyList, PyTuple};
 use s3fetch::aws_credential_types::provider::SharedCredentialsProvider;
 use s3fetch::{
     ChecksumMode, ClientOptions, DownloadOptions, DownloadResult, Downloader, Error, GlobRule,
-    JsonLines, ObjectInfo, Reporter, S3Uri, Shard, SkipReason, Summary,
+    JsonLines, ObjectInfo, Reporter, RequestPayer, S3Uri, Shard, SkipReason, Summary,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -259,6 +259,11 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
     Ok(())
 }
 
+/// `request_payer="requester"`, checked by the library.
+pub(crate) fn payer(text: Option<String>) -> Result<Option<RequestPayer>, Error> {
+    text.map(|text| text.parse::<RequestPayer>()).transpose()
+}
+
 /// Where S3 is and who we are there: the same keywords for `download` and `plan`.
 pub(crate) struct Connection {
     pub region: Option<String>,
@@ -300,7 +305,7 @@ impl Connection {
     sync=false, compare="mtime", preserve_mtime=true, resume=true, failed_keys=None, keys_from=None, output=None,
     want_found=false, want_downloaded=false, want_failed=false, want_skipped=false, region=None, endpoint_url=None, profile=None,
     no_sign_request=false, force_path_style=None, ca_bundle=None, credentials=None,
-    ignore_environment=false,
+    ignore_environment=false, request_payer=None,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
@@ -349,6 +354,7 @@ pub(crate) fn start(
     ca_bundle: Option<PathBuf>,
     credentials: Option<Py<PyAny>>,
     ignore_environment: bool,
+    request_payer: Option<String>,
 ) -> PyResult<Run> {
     let fail = |error: Error| errors::to_err(py, &error);
     let mut options = DownloadOptions::new(S3Uri::parse(s3_uri).map_err(fail)?)
@@ -434,6 +440,7 @@ pub(crate) fn start(
         // Out of range (negative, NaN) becomes zero, which the library refuses with the range.
         options = options.idle_timeout(Duration::try_from_secs_f64(seconds).unwrap_or_default());
     }
+    options.request_payer = payer(request_payer).map_err(fail)?;
     options = options.client_options(
         Connection {
             region,

@@ -52,6 +52,32 @@
 //! The `s3fetch-testkit` binary exposes the same server (`serve`) and a sample-data
 //! generator (`generate`, see [`generate()`]).
 //!
+//! # Quirks
+//!
+//! Per-bucket behaviours of real S3 and S3-compatible stores, each a [`ServerOptions`] field
+//! and a `serve` flag (they cost normal buckets one boolean test):
+//!
+//! * [`ServerOptions::bucket_regions`] (`--bucket-region NAME=REGION`): a signed request
+//!   for the bucket whose credential scope names another region gets `301
+//!   PermanentRedirect` (scope `us-east-1`) or `400 AuthorizationHeaderMalformed`, both
+//!   with `x-amz-bucket-region`; HEAD requests get no body. Unsigned requests are served.
+//! * [`ServerOptions::requester_pays`] (`--requester-pays`): `403 AccessDenied` without
+//!   `x-amz-request-payer: requester`, and for any anonymous request.
+//! * [`ServerOptions::unordered`], [`ServerOptions::ignore_start_after`],
+//!   [`ServerOptions::refuse_start_after`] (`--unordered`, `--ignore-start-after`,
+//!   `--refuse-start-after`): listings in a fixed non-lexicographic order, `start-after`
+//!   ignored, or refused with `501 NotImplemented`.
+//! * [`ServerOptions::directory_buckets`] (`--directory-bucket NAME--ZONE--x-s3`) and
+//!   [`ServerOptions::directory_pending_uploads`] (`--pending-upload`): S3 Express One Zone
+//!   directory buckets. An aws-sdk-s3 client with `endpoint_url(server.endpoint())` and any
+//!   region (no path-style setting needed: an IP endpoint is path-style) calls
+//!   CreateSession, then signs with the session's keys for service `s3express`; `s3s`
+//!   refuses that service, so the gateway checks those signatures itself. ListObjectsV2
+//!   follows the directory-bucket rules (`start-after`, `x-amz-optional-object-attributes`,
+//!   a prefix not ending in `/`, a delimiter other than `/`: `400 InvalidArgument`) and the
+//!   store's own order; ETags are not MD5s. [`RequestCounts::of`]`("CreateSession")`
+//!   counts sessions.
+//!
 //! # Layout
 //!
 //! Each module uses only those listed before it (no import loop):
@@ -59,20 +85,32 @@
 //! * leaves: [`checksum`] (CRC64NVME), [`throttle`] (the bandwidth cap), `tls.rs` (the CA,
 //!   the certificate and the acceptor), `faults/plan.rs`
 //!   (what a [`FaultPlan`] says), [`store`] (`meta`, `log`, `index`, `bucket`: the data
-//!   directory), `faults/decide.rs` (which request a fault hits);
-//! * `state.rs`: what every layer of the server shares (options, counters, list gate);
-//! * `s3.rs` (the `s3s` handlers and auth / access hooks), `list_route.rs` (the
-//!   ListObjectsV2 fast path), `faults/inject.rs` (faults on the HTTP exchange);
+//!   directory), `faults/decide.rs` (which request a fault hits), `options.rs`
+//!   ([`ServerOptions`]), `quirks/mod.rs` and `quirks/hash_order.rs` (the per-bucket quirks
+//!   table, the unsorted listing order), `express/session.rs` (S3 Express session keys);
+//! * `state.rs`: what every layer of the server shares (options, quirks, counters, list
+//!   gate, sessions);
+//! * `protocol.rs` (what the handlers share: error mapping, tokens, list helpers);
+//! * `faults/inject.rs` (faults on the HTTP exchange), `express/` (`s3express` signatures,
+//!   CreateSession, opaque ETags), `quirks/regions.rs` (wrong-region refusals),
+//!   `quirks/listing.rs` (listings of quirky buckets);
+//! * `access.rs` (the `s3s` auth and access hooks), `s3.rs` (the `s3s` handlers),
+//!   `list_route.rs` (the ListObjectsV2 fast path);
 //! * [`server`]: [`TestServer`], the accept loop and the gateway tying them together;
 //! * [`generate()`](generate()) (sample data), [`fixtures`] (helpers the test crates share:
 //!   download-directory contents, the no-temporary-files check, the AWS environment).
 
+mod access;
 pub mod checksum;
+mod express;
 pub mod faults;
 pub mod fixtures;
 pub mod generate;
 mod inventory;
 mod list_route;
+mod options;
+mod protocol;
+mod quirks;
 mod s3;
 pub mod server;
 mod state;
@@ -82,6 +120,7 @@ mod tls;
 
 pub use faults::{FaultKind, FaultPlan, FaultRule, FaultSpecError};
 pub use generate::{generate, GenerateOptions, GenerateReport};
+pub use quirks::{is_directory_bucket_name, QuirkError};
 pub use server::{
     ListGate, RequestCounts, ServerOptions, TestServer, DEFAULT_ACCESS_KEY, DEFAULT_REGION,
     DEFAULT_SECRET_KEY,

@@ -12,7 +12,8 @@
 //! * `s3s` has already verified the SigV4 signature (or found the request anonymous) when a
 //!   route is matched; the route's `check_access` replaces `TestAccess`
 //!   (which `s3s` doesn't call for custom routes) with the same [`authorize`]: request
-//!   counting as `ListObjectsV2`, denied buckets, anonymous access to public buckets only.
+//!   counting as `ListObjectsV2`, wrong-region refusals, denied buckets, anonymous access
+//!   to public buckets only. Buckets with other quirks are left to `s3s`'s handler.
 //! * Then the continuation token is decoded, the list latency / [`ListGate`](crate::ListGate)
 //!   prelude runs, `max-keys` is checked and the bucket listed (`NoSuchBucket`).
 //! * Only plain requests match: path-style `/{bucket}` or `/{bucket}/`, `list-type=2`
@@ -37,9 +38,11 @@ use hyper::{HeaderMap, Method, Uri};
 use s3s::route::S3Route;
 use s3s::{s3_error, Body, S3Request, S3Response, S3Result};
 
-use crate::s3::{
-    authorize, decode_token, encode_token, list_prelude, max_keys_of, store_err, url_encode_into,
+use crate::access::authorize;
+use crate::protocol::{
+    decode_token, encode_token, list_prelude, max_keys_of, store_err, url_encode_into,
 };
+use crate::quirks::regions::RequestView;
 use crate::state::{Archive, Shared};
 use crate::store::{ListEntry, ListQuery, ObjectMeta, Store, StoreResult, MAX_KEY_LEN};
 
@@ -167,6 +170,8 @@ impl S3Route for ListV2Route {
         extensions: &mut Extensions,
     ) -> bool {
         match parse_request(method, uri) {
+            // Buckets that list unlike S3 go to `s3s`'s handler, which knows how.
+            Some(p) if self.shared.quirks.needs_generic_list(&p.bucket) => false,
             Some(mut p) => {
                 p.restore_status = headers
                     .get("x-amz-optional-object-attributes")
@@ -181,7 +186,9 @@ impl S3Route for ListV2Route {
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         let bucket = req.extensions.get::<ListV2Params>().map(|p| &*p.bucket);
-        authorize(&self.shared, OP, bucket, None, req.credentials.is_some())
+        let verified = req.credentials.is_some();
+        let view = RequestView::new(&req.uri, &req.headers, &req.extensions, verified);
+        authorize(&self.shared, OP, bucket, None, &view)
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {

@@ -1,5 +1,7 @@
 //! `s3fetch-testkit`: run the test S3 server (`serve`) or write sample data (`generate`).
 
+mod quirk_flags;
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +28,7 @@ enum Command {
     /// on stdout when ready (with --tls: `endpoint=https://127.0.0.1:PORT`, then
     /// `ca_file=PATH`). Stops on SIGINT / SIGTERM; SIGUSR1 writes the request and fault
     /// counts so far (see --stats-file).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write a sample bucket straight into a data directory (recreating the bucket).
     Generate(GenerateArgs),
     /// Print every object of a bucket straight from a data directory (no server):
@@ -107,6 +109,8 @@ struct ServeArgs {
     /// stderr.
     #[arg(long, value_name = "PATH")]
     stats_file: Option<PathBuf>,
+    #[command(flatten, next_help_heading = "Bucket quirks")]
+    quirks: quirk_flags::QuirkArgs,
 }
 
 const FAULTS_HELP: &str = "\
@@ -195,7 +199,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Generate(args) => generate(&args),
         Command::List(args) => list(&args),
     };
@@ -242,7 +246,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting tokio runtime")?;
     runtime.block_on(async move {
-        let options = ServerOptions {
+        let mut options = ServerOptions {
             data_dir: Some(args.data),
             port: args.port,
             access_key: args.access_key,
@@ -259,6 +263,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             http2: args.http2,
             ..Default::default()
         };
+        args.quirks.apply(&mut options);
         if !options.faults.is_empty() {
             tracing::info!(faults = %options.faults, "injecting faults");
         }

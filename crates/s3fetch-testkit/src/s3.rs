@@ -1,174 +1,67 @@
-//! The `s3s::S3` implementation (request handlers), plus the auth and access hooks.
+//! The `s3s::S3` implementation (request handlers; the auth and access hooks are in
+//! `access.rs`).
 //!
-//! Handlers translate S3 operations onto the [`Store`](crate::Store). Authentication
-//! ([`TestAuth`]) maps unknown access keys to `InvalidAccessKeyId`; access control
-//! ([`TestAccess`]) counts every operation and enforces public / denied buckets and
-//! denied keys. GetObject and HeadObject answer from one [`ObjectRead`] (conditions, the
-//! range honoured, the checksum fields), so a HEAD always describes what the GET sends.
+//! Handlers translate S3 operations onto the [`Store`](crate::Store). GetObject and
+//! HeadObject answer from one [`ObjectRead`] (conditions, the range honoured, the checksum
+//! fields), so a HEAD always describes what the GET sends. Buckets with listing quirks are
+//! listed by `quirks/listing.rs`, CreateSession is [`crate::express`]'s.
 
 use std::io;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use s3s::access::{S3Access, S3AccessContext};
-use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{
-    Bucket, ChecksumMode, ChecksumType, CommonPrefix, CreateBucketInput, CreateBucketOutput,
-    DeleteObjectInput, DeleteObjectOutput, ETag, ETagCondition, EncodingType,
-    GetBucketLocationInput, GetBucketLocationOutput, GetObjectInput, GetObjectOutput,
-    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput,
-    ListBucketsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
-    ListObjectsV2Output, Object, ObjectStorageClass, PutObjectInput, PutObjectOutput, Range,
-    StreamingBlob, Timestamp,
+    Bucket, BucketLocationConstraint, ChecksumMode, ChecksumType, CreateBucketInput,
+    CreateBucketOutput, CreateSessionInput, CreateSessionOutput, DeleteObjectInput,
+    DeleteObjectOutput, ETag, ETagCondition, GetBucketLocationInput, GetBucketLocationOutput,
+    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
+    HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput, ListObjectsOutput,
+    ListObjectsV2Input, ListObjectsV2Output, PutObjectInput, PutObjectOutput, Range, StreamingBlob,
+    Timestamp,
 };
-use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
 
 use crate::checksum::crc64nvme_header;
-use crate::state::{Archive, Shared};
-use crate::store::{DataSlice, ListPage, ListQuery, ObjectMeta, StoreError};
+use crate::protocol::{
+    decode_token, encode_token, etag_of, list_prelude, max_keys_of, render_page, store_err, to_i64,
+    url_encode, wants_url,
+};
+use crate::quirks::listing::request_charged;
+use crate::state::Shared;
+use crate::store::{DataSlice, ListQuery, ObjectMeta, StoreError};
 
 /// Chunk size for streamed GET bodies.
 const CHUNK: u64 = 256 * 1024;
-
-/// Authentication with a single access key / secret key pair.
-pub(crate) struct TestAuth {
-    pub(crate) access_key: String,
-    pub(crate) secret_key: SecretKey,
-}
-
-#[async_trait::async_trait]
-impl S3Auth for TestAuth {
-    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        if access_key == self.access_key {
-            Ok(self.secret_key.clone())
-        } else {
-            Err(s3_error!(
-                InvalidAccessKeyId,
-                "The AWS Access Key Id you provided does not exist in our records."
-            ))
-        }
-    }
-}
-
-/// Access control: the single hook every authenticated or anonymous S3 operation passes
-/// through before its handler.
-pub(crate) struct TestAccess {
-    pub(crate) shared: Arc<Shared>,
-}
-
-const ANONYMOUS_READ_OPS: &[&str] = &[
-    "GetObject",
-    "HeadObject",
-    "ListObjects",
-    "ListObjectsV2",
-    "HeadBucket",
-    "GetBucketLocation",
-];
-
-/// Counts `op` and applies access control: denied buckets and keys get `AccessDenied`,
-/// and so does every anonymous request except reads of a public bucket. Shared by
-/// [`TestAccess`] and the ListObjectsV2 fast path ([`crate::list_route`]).
-pub(crate) fn authorize(
-    shared: &Shared,
-    op: &str,
-    bucket: Option<&str>,
-    key: Option<&str>,
-    signed: bool,
-) -> S3Result<()> {
-    shared.counters.record(op);
-    let controls = shared
-        .controls
-        .read()
-        .map_err(|_| s3_error!(InternalError))?;
-    if let Some(bucket) = bucket {
-        if controls.denied_buckets.contains(bucket) {
-            return Err(s3_error!(AccessDenied, "Access Denied"));
-        }
-        if let Some(key) = key {
-            if controls
-                .denied_keys
-                .contains(&(bucket.to_owned(), key.to_owned()))
-            {
-                return Err(s3_error!(AccessDenied, "Access Denied"));
-            }
-            if op == "GetObject"
-                && controls
-                    .archive(bucket, key)
-                    .is_some_and(Archive::blocks_reads)
-            {
-                return Err(s3_error!(
-                    InvalidObjectState,
-                    "The operation is not valid for the object's storage class"
-                ));
-            }
-        }
-    }
-    if !signed {
-        let public = bucket.is_some_and(|b| controls.public_buckets.contains(b));
-        if !(public && ANONYMOUS_READ_OPS.contains(&op)) {
-            return Err(s3_error!(AccessDenied, "Access Denied"));
-        }
-    }
-    Ok(())
-}
-
-#[async_trait::async_trait]
-impl S3Access for TestAccess {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let (bucket, key) = match cx.s3_path() {
-            S3Path::Root => (None, None),
-            S3Path::Bucket { bucket } => (Some(&**bucket), None),
-            S3Path::Object { bucket, key } => (Some(&**bucket), Some(&**key)),
-        };
-        authorize(
-            &self.shared,
-            cx.s3_op().name(),
-            bucket,
-            key,
-            cx.credentials().is_some(),
-        )
-    }
-}
 
 /// The S3 backend.
 pub(crate) struct TestS3 {
     pub(crate) shared: Arc<Shared>,
 }
 
-pub(crate) fn store_err(e: StoreError) -> S3Error {
-    match e {
-        StoreError::NoSuchBucket(_) => {
-            s3_error!(NoSuchBucket, "The specified bucket does not exist")
-        }
-        StoreError::NoSuchKey(_) => s3_error!(NoSuchKey, "The specified key does not exist."),
-        StoreError::BucketAlreadyExists(_) => s3_error!(BucketAlreadyOwnedByYou),
-        StoreError::InvalidBucketName(_) => s3_error!(InvalidBucketName),
-        StoreError::InvalidKey(n) if n > crate::store::MAX_KEY_LEN => s3_error!(KeyTooLongError),
-        StoreError::InvalidKey(_) => s3_error!(InvalidArgument, "invalid key"),
-        StoreError::Io(e) => S3Error::internal_error(e),
+/// The ETag (hex) `bucket` shows for an object: its MD5, or a directory bucket's opaque one.
+fn bucket_etag(shared: &Shared, bucket: &str, meta: &ObjectMeta) -> String {
+    if shared.quirks.is_directory(bucket) {
+        crate::express::etag(meta)
+    } else {
+        meta.etag_hex()
     }
 }
 
-fn etag_of(meta: &ObjectMeta) -> ETag {
-    ETag::Strong(meta.etag_hex())
-}
-
-fn etag_matches(cond: &ETagCondition, meta: &ObjectMeta) -> bool {
+fn etag_matches(cond: &ETagCondition, etag: &str) -> bool {
     match cond {
         ETagCondition::Any => true,
-        ETagCondition::ETag(e) => e.value() == meta.etag_hex(),
+        ETagCondition::ETag(e) => e.value() == etag,
     }
 }
 
 fn check_conditions(
-    meta: &ObjectMeta,
+    etag: &str,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
 ) -> S3Result<()> {
     if let Some(c) = if_match {
-        if !etag_matches(c, meta) {
+        if !etag_matches(c, etag) {
             return Err(s3_error!(
                 PreconditionFailed,
                 "At least one of the pre-conditions you specified did not hold"
@@ -176,7 +69,7 @@ fn check_conditions(
         }
     }
     if let Some(c) = if_none_match {
-        if etag_matches(c, meta) {
+        if etag_matches(c, etag) {
             return Err(s3_error!(NotModified));
         }
     }
@@ -207,6 +100,7 @@ struct Preconditions<'a> {
 /// metadata, the conditions checked, the range honoured and the checksum fields.
 struct ObjectRead {
     meta: ObjectMeta,
+    etag: ETag,
     /// First byte sent.
     start: u64,
     /// Bytes sent (`Content-Length`).
@@ -219,7 +113,8 @@ struct ObjectRead {
 impl ObjectRead {
     fn resolve(shared: &Shared, bucket: &str, key: &str, req: Preconditions<'_>) -> S3Result<Self> {
         let meta = shared.store.head_object(bucket, key).map_err(store_err)?;
-        check_conditions(&meta, req.if_match, req.if_none_match)?;
+        let etag = bucket_etag(shared, bucket, &meta);
+        check_conditions(&etag, req.if_match, req.if_none_match)?;
         // A server that ignores ranges answers `200` with the whole object.
         let range = req
             .range
@@ -229,6 +124,7 @@ impl ObjectRead {
             checksum_fields(shared, &meta, req.checksum_mode, range.is_none());
         Ok(Self {
             meta,
+            etag: ETag::Strong(etag),
             start,
             len,
             content_range,
@@ -258,10 +154,6 @@ fn checksum_fields(
     }
 }
 
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 /// A response body reading `slice` in chunks of [`CHUNK`] bytes; small bodies are read at once.
 fn body_of(slice: DataSlice) -> S3Result<StreamingBlob> {
     if slice.len() <= CHUNK {
@@ -284,88 +176,6 @@ fn body_of(slice: DataSlice) -> S3Result<StreamingBlob> {
     Ok(StreamingBlob::wrap(stream))
 }
 
-/// Percent-encodes like S3 does for `encoding-type=url` (everything but unreserved and `/`).
-pub(crate) fn url_encode(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    url_encode_into(&mut out, s);
-    // Only ASCII was written.
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// [`url_encode`], appending to `out`.
-pub(crate) fn url_encode_into(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
-        }
-    }
-}
-
-pub(crate) fn encode_token(last: &str) -> String {
-    hex::encode(last.as_bytes())
-}
-
-pub(crate) fn decode_token(token: &str) -> S3Result<String> {
-    hex::decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| {
-            s3_error!(
-                InvalidArgument,
-                "The continuation token provided is incorrect"
-            )
-        })
-}
-
-pub(crate) fn max_keys_of(max_keys: Option<i32>) -> S3Result<usize> {
-    match max_keys {
-        None => Ok(1000),
-        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be non-negative")),
-        Some(n) => Ok(usize::try_from(n.min(1000)).unwrap_or(1000)),
-    }
-}
-
-struct Listed {
-    contents: Vec<Object>,
-    common_prefixes: Vec<CommonPrefix>,
-}
-
-fn render_page(page: &ListPage, url: bool) -> Listed {
-    let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
-    let contents = page
-        .objects
-        .iter()
-        .map(|(k, m)| Object {
-            key: Some(enc(k)),
-            size: Some(to_i64(m.size)),
-            e_tag: Some(etag_of(m)),
-            last_modified: Some(Timestamp::from(m.last_modified)),
-            storage_class: Some(ObjectStorageClass::from_static(
-                ObjectStorageClass::STANDARD,
-            )),
-            ..Default::default()
-        })
-        .collect();
-    let common_prefixes = page
-        .common_prefixes
-        .iter()
-        .map(|p| CommonPrefix {
-            prefix: Some(enc(p)),
-        })
-        .collect();
-    Listed {
-        contents,
-        common_prefixes,
-    }
-}
-
-fn wants_url(e: Option<&EncodingType>) -> bool {
-    e.is_some_and(|e| e.as_str() == EncodingType::URL)
-}
-
 impl TestS3 {
     async fn get_latency(&self) {
         let d = self.shared.options.get_latency;
@@ -377,17 +187,13 @@ impl TestS3 {
     async fn list_prelude(&self, not_first_page: bool) {
         list_prelude(&self.shared, not_first_page).await;
     }
-}
 
-/// What every list request goes through before reading the index: the configured list
-/// latency, then (for pages other than the first) the [`ListGate`](crate::ListGate).
-pub(crate) async fn list_prelude(shared: &Shared, not_first_page: bool) {
-    let d = shared.options.list_latency;
-    if !d.is_zero() {
-        tokio::time::sleep(d).await;
-    }
-    if not_first_page {
-        shared.gate.wait_open().await;
+    /// The region `bucket` lives in: its own, else the server's.
+    fn region_of(&self, bucket: &str) -> &str {
+        self.shared
+            .quirks
+            .region_of(bucket)
+            .unwrap_or(&self.shared.options.region)
     }
 }
 
@@ -397,6 +203,9 @@ impl S3 for TestS3 {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        if let Some(mode) = self.shared.quirks.list_mode(&req.input.bucket) {
+            return crate::quirks::listing::list_objects_v2(&self.shared, mode, req).await;
+        }
         let input = req.input;
         let token_key = input
             .continuation_token
@@ -421,7 +230,7 @@ impl S3 for TestS3 {
             .map_err(store_err)?;
         let url = wants_url(input.encoding_type.as_ref());
         let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
-        let listed = render_page(&page, url);
+        let listed = render_page(&page, url, etag_of);
         let output = ListObjectsV2Output {
             name: Some(input.bucket.clone()),
             prefix: Some(enc(prefix)),
@@ -435,7 +244,7 @@ impl S3 for TestS3 {
             delimiter: input.delimiter.as_deref().map(enc),
             encoding_type: input.encoding_type.clone(),
             start_after: start_after.map(enc),
-            ..Default::default()
+            request_charged: request_charged(&self.shared, &input.bucket),
         };
         Ok(S3Response::new(output))
     }
@@ -444,6 +253,9 @@ impl S3 for TestS3 {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
+        if let Some(mode) = self.shared.quirks.list_mode(&req.input.bucket) {
+            return crate::quirks::listing::list_objects(&self.shared, mode, req).await;
+        }
         let input = req.input;
         let marker = input.marker.as_deref().filter(|s| !s.is_empty());
         self.list_prelude(marker.is_some()).await;
@@ -462,7 +274,7 @@ impl S3 for TestS3 {
             .map_err(store_err)?;
         let url = wants_url(input.encoding_type.as_ref());
         let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
-        let listed = render_page(&page, url);
+        let listed = render_page(&page, url, etag_of);
         let output = ListObjectsOutput {
             name: Some(input.bucket.clone()),
             prefix: Some(enc(prefix)),
@@ -474,7 +286,7 @@ impl S3 for TestS3 {
             delimiter: input.delimiter.as_deref().map(enc),
             next_marker: page.last_item.as_deref().map(enc),
             encoding_type: input.encoding_type.clone(),
-            ..Default::default()
+            request_charged: request_charged(&self.shared, &input.bucket),
         };
         Ok(S3Response::new(output))
     }
@@ -505,11 +317,12 @@ impl S3 for TestS3 {
             body: Some(body_of(slice)?),
             content_length: Some(to_i64(read.len)),
             accept_ranges: Some("bytes".to_owned()),
-            e_tag: Some(etag_of(&read.meta)),
+            e_tag: Some(read.etag),
             last_modified: Some(Timestamp::from(read.meta.last_modified)),
             content_range: read.content_range,
             checksum_crc64nvme: read.checksum_crc64nvme,
             checksum_type: read.checksum_type,
+            request_charged: request_charged(&self.shared, &input.bucket),
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -535,11 +348,12 @@ impl S3 for TestS3 {
         let output = HeadObjectOutput {
             content_length: Some(to_i64(read.len)),
             accept_ranges: Some("bytes".to_owned()),
-            e_tag: Some(etag_of(&read.meta)),
+            e_tag: Some(read.etag),
             last_modified: Some(Timestamp::from(read.meta.last_modified)),
             content_range: read.content_range,
             checksum_crc64nvme: read.checksum_crc64nvme,
             checksum_type: read.checksum_type,
+            request_charged: request_charged(&self.shared, &input.bucket),
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -562,14 +376,15 @@ impl S3 for TestS3 {
             }
         }
         let store = self.shared.store.clone();
-        let (bucket, key) = (input.bucket, input.key);
+        let (bucket, key) = (input.bucket.clone(), input.key);
         let meta =
             tokio::task::spawn_blocking(move || store.put_object(&bucket, &key, buf.freeze()))
                 .await
                 .map_err(S3Error::internal_error)?
                 .map_err(store_err)?;
+        let bucket = input.bucket;
         let output = PutObjectOutput {
-            e_tag: Some(etag_of(&meta)),
+            e_tag: Some(ETag::Strong(bucket_etag(&self.shared, &bucket, &meta))),
             size: Some(to_i64(meta.size)),
             ..Default::default()
         };
@@ -611,7 +426,7 @@ impl S3 for TestS3 {
             return Err(store_err(StoreError::NoSuchBucket(req.input.bucket)));
         }
         let output = HeadBucketOutput {
-            bucket_region: Some(self.shared.options.region.clone()),
+            bucket_region: Some(self.region_of(&req.input.bucket).to_owned()),
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -624,7 +439,24 @@ impl S3 for TestS3 {
         if !self.shared.store.bucket_exists(&req.input.bucket) {
             return Err(store_err(StoreError::NoSuchBucket(req.input.bucket)));
         }
-        Ok(S3Response::new(GetBucketLocationOutput::default()))
+        // Buckets without a configured region keep the answer of before regions existed:
+        // none (us-east-1), whatever the server's region.
+        let location_constraint = self
+            .shared
+            .quirks
+            .region_of(&req.input.bucket)
+            .filter(|r| *r != "us-east-1")
+            .map(|r| BucketLocationConstraint::from(r.to_owned()));
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint,
+        }))
+    }
+
+    async fn create_session(
+        &self,
+        req: S3Request<CreateSessionInput>,
+    ) -> S3Result<S3Response<CreateSessionOutput>> {
+        crate::express::create_session(&self.shared, req)
     }
 
     async fn list_buckets(
@@ -637,9 +469,9 @@ impl S3 for TestS3 {
             .list_buckets()
             .into_iter()
             .map(|b| Bucket {
+                bucket_region: Some(self.region_of(&b.name).to_owned()),
                 name: Some(b.name),
                 creation_date: Some(Timestamp::from(b.created)),
-                bucket_region: Some(self.shared.options.region.clone()),
             })
             .collect();
         let output = ListBucketsOutput {
@@ -647,22 +479,5 @@ impl S3 for TestS3 {
             ..Default::default()
         };
         Ok(S3Response::new(output))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_encoding() {
-        assert_eq!(url_encode("a b/c+d%é"), "a%20b/c%2Bd%25%C3%A9");
-    }
-
-    #[test]
-    fn token_roundtrip() {
-        let k = "dir/ünï cødé+%&=/";
-        assert_eq!(decode_token(&encode_token(k)).unwrap(), k);
-        assert!(decode_token("zz").is_err());
     }
 }

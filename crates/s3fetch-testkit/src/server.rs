@@ -3,9 +3,10 @@
 //!
 //! Request path: TCP accept loop (`accept_loop`; applies the optional per-connection
 //! bandwidth cap, [`crate::throttle::Throttled`]) → `Gateway` (hyper service wrapping
-//! `s3s`; applies the [`FaultPlan`], see [`crate::faults`]) → `s3s` SigV4 check
-//! (`s3.rs`'s `TestAuth`) → access hook (`TestAccess`: counts and access control) →
-//! handler (`TestS3`).
+//! `s3s`; checks `s3express` signatures when there are directory buckets, answers
+//! wrong-region refusals, applies the [`FaultPlan`], see [`crate::faults`]) → `s3s` SigV4
+//! check (`access.rs`'s `TestAuth`) → access hook (`TestAccess`: counts, bucket quirks, access
+//! control) → handler (`TestS3`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,9 +24,12 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use crate::access::{TestAccess, TestAuth};
+use crate::express::Sessions;
 use crate::faults::decide::FaultState;
 use crate::faults::FaultPlan;
-use crate::s3::{TestAccess, TestAuth, TestS3};
+use crate::quirks::Quirks;
+use crate::s3::TestS3;
 use crate::state::{Controls, Counters, Shared};
 pub use crate::state::{
     ListGate, RequestCounts, ServerOptions, DEFAULT_ACCESS_KEY, DEFAULT_REGION, DEFAULT_SECRET_KEY,
@@ -46,8 +50,18 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Gateway 
     type Error = s3s::HttpError;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
-    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         self.shared.counters.record_http();
+        let quirks = &self.shared.quirks;
+        // `s3s` refuses `s3express` signatures: check them here (see `crate::express`).
+        if quirks.has_directory_buckets() {
+            if let Some(res) = crate::express::authenticate(&self.shared, &mut req) {
+                return Box::pin(std::future::ready(Ok(res)));
+            }
+        }
+        if quirks.has_regions() {
+            return crate::quirks::regions::serve(&self.shared, &self.s3, req);
+        }
         crate::faults::inject::serve(&self.shared, &self.s3, req)
     }
 }
@@ -154,8 +168,14 @@ impl TestServer {
                 (Some(t), p)
             }
         };
+        let quirks = Quirks::new(&options)?;
         let store = Store::open(&dir)
             .with_context(|| format!("opening data directory {}", dir.display()))?;
+        for bucket in &options.directory_buckets {
+            store
+                .ensure_bucket(bucket)
+                .with_context(|| format!("creating directory bucket {bucket}"))?;
+        }
         let listener = TcpListener::bind(("127.0.0.1", options.port))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", options.port))?;
@@ -171,6 +191,8 @@ impl TestServer {
             counters: Counters::default(),
             gate: ListGate::new(),
             faults: FaultState::new(options.faults.clone()),
+            quirks,
+            sessions: Sessions::default(),
         });
         let mut builder = S3ServiceBuilder::new(TestS3 {
             shared: shared.clone(),

@@ -1,104 +1,26 @@
-//! What the server's layers share: the [`ServerOptions`], the access-control switches,
-//! the request [`Counters`], the [`ListGate`] and the [`Shared`] bundle of them that the
-//! hyper gateway, the fault injection, the `s3s` hooks and handlers all hold.
+//! What the server's layers share: the [`ServerOptions`] (from `options.rs`), the bucket
+//! quirks, the access-control switches, the request [`Counters`], the [`ListGate`], the
+//! S3 Express sessions and the [`Shared`] bundle of them that the hyper gateway, the fault
+//! injection, the `s3s` hooks and handlers all hold.
 //!
-//! It sits below every module that serves requests (`s3`, `list_route`, `faults::inject`,
-//! `server`) and above the leaves (`store`, `faults::plan`, `faults::decide`), so those
+//! It sits below every module that serves requests (`s3`, `access`, `list_route`,
+//! `faults::inject`, `express`, `quirks::{regions, listing}`, `server`) and above the
+//! leaves (`store`, `options`, the quirks table, `faults::plan`, `faults::decide`), so those
 //! modules lend nothing back to each other: the server builds a `Shared`, the rest only
 //! read it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::express::Sessions;
 use crate::faults::decide::FaultState;
-use crate::faults::FaultPlan;
+pub use crate::options::{ServerOptions, DEFAULT_ACCESS_KEY, DEFAULT_REGION, DEFAULT_SECRET_KEY};
+use crate::quirks::Quirks;
 use crate::store::Store;
-
-/// Default access key of [`TestServer::start`](crate::TestServer::start) and
-/// `s3fetch-testkit serve`.
-pub const DEFAULT_ACCESS_KEY: &str = "s3fetch-test";
-/// Default secret key of [`TestServer::start`](crate::TestServer::start) and
-/// `s3fetch-testkit serve`.
-pub const DEFAULT_SECRET_KEY: &str = "s3fetch-test-secret";
-/// Region reported by the server.
-pub const DEFAULT_REGION: &str = "us-east-1";
-
-/// Server configuration. Build with `ServerOptions { field: ..., ..Default::default() }`.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// Data directory; `None` = a fresh temporary directory removed when the server drops.
-    pub data_dir: Option<PathBuf>,
-    /// TCP port on 127.0.0.1; 0 = pick a free port.
-    pub port: u16,
-    /// Access key clients must sign with.
-    pub access_key: String,
-    /// Secret key clients must sign with.
-    pub secret_key: String,
-    /// Region reported by HeadBucket / ListBuckets.
-    pub region: String,
-    /// Sleep before the response head of every GetObject / HeadObject.
-    pub get_latency: Duration,
-    /// Sleep at the start of every ListObjects(V2) request.
-    pub list_latency: Duration,
-    /// Buckets that allow anonymous (unsigned) reads from the start.
-    pub public_buckets: Vec<String>,
-    /// Per-connection cap on bytes sent to the client, in bytes per second (`None` = no cap).
-    pub bandwidth_bytes_per_sec: Option<u64>,
-    /// Serve ListObjectsV2 through a direct XML renderer (`list_route.rs`) instead
-    /// of `s3s`'s generic serializer (same responses, ~10x less CPU). Default `true`.
-    pub fast_list: bool,
-    /// Faults to inject (default: none); changeable at runtime with
-    /// [`TestServer::set_faults`](crate::TestServer::set_faults).
-    pub faults: FaultPlan,
-    /// Ignore `Range` on GetObject / HeadObject: answer `200` with the whole object (and its
-    /// full checksum), as some S3-compatible stores do. Default `false`.
-    pub range_returns_full_object: bool,
-    /// Send objects' full-object checksums when asked (default `true`). `false` acts like a
-    /// store that keeps none (objects uploaded before S3 kept them, many S3-compatible
-    /// stores): clients can only check the ETag.
-    pub checksums: bool,
-    /// Serve HTTPS instead of HTTP (default `false`): at start the server makes a private CA
-    /// and a certificate for `127.0.0.1`, `::1` and `localhost`, writes the CA certificate to
-    /// [`ServerOptions::ca_file`] and answers on `https://127.0.0.1:PORT` (see
-    /// [`TestServer::ca_pem`](crate::TestServer::ca_pem)). Everything else (faults, latency,
-    /// the bandwidth cap, ...) works the same.
-    pub tls: bool,
-    /// Where a TLS server writes its CA certificate (PEM); `None` = `ca.pem` in the data
-    /// directory. Ignored without [`ServerOptions::tls`].
-    pub ca_file: Option<PathBuf>,
-    /// With [`ServerOptions::tls`], offer HTTP/2 in the handshake (ALPN `h2`) besides
-    /// HTTP/1.1. Default `false`: S3 speaks HTTP/1.1 only, and a client offering both (the
-    /// AWS SDK does) would otherwise multiplex every request on one connection.
-    pub http2: bool,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        Self {
-            data_dir: None,
-            port: 0,
-            access_key: DEFAULT_ACCESS_KEY.to_owned(),
-            secret_key: DEFAULT_SECRET_KEY.to_owned(),
-            region: DEFAULT_REGION.to_owned(),
-            get_latency: Duration::ZERO,
-            list_latency: Duration::ZERO,
-            public_buckets: Vec::new(),
-            bandwidth_bytes_per_sec: None,
-            fast_list: true,
-            faults: FaultPlan::default(),
-            range_returns_full_object: false,
-            checksums: true,
-            tls: false,
-            ca_file: None,
-            http2: false,
-        }
-    }
-}
 
 /// Access-control switches changed at runtime.
 #[derive(Debug, Default)]
@@ -201,6 +123,14 @@ pub struct RequestCounts {
     pub by_op: BTreeMap<String, u64>,
 }
 
+impl RequestCounts {
+    /// Requests of operation `op` (its S3 name, `"CreateSession"`, ...) seen so far.
+    #[must_use]
+    pub fn of(&self, op: &str) -> u64 {
+        self.by_op.get(op).copied().unwrap_or(0)
+    }
+}
+
 /// Holds back every list request that is not a first page (it has a continuation token,
 /// a non-empty `start-after` or a `marker`) while closed. See
 /// [`TestServer::gate_list_pages`](crate::TestServer::gate_list_pages).
@@ -289,4 +219,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) gate: ListGate,
     pub(crate) faults: FaultState,
+    /// The per-bucket quirks of [`ServerOptions`].
+    pub(crate) quirks: Quirks,
+    /// S3 Express sessions handed out.
+    pub(crate) sessions: Sessions,
 }

@@ -62,8 +62,12 @@ impl Expected {
         md5_allowed: bool,
     ) -> Option<Expected> {
         // Composite checksums (of the parts of a multipart upload) end in `-N`: not a
-        // checksum of the object's bytes.
-        let full = checksum_type.is_none_or(|t| t.eq_ignore_ascii_case("FULL_OBJECT"));
+        // checksum of the object's bytes. Without a type, a multipart object's CRC may be one
+        // with its `-N` left off (moto's HEAD answers so), and is not trusted.
+        let full = match checksum_type {
+            Some(t) => t.eq_ignore_ascii_case("FULL_OBJECT"),
+            None => !etag.is_some_and(is_multipart_etag),
+        };
         if full {
             for (kind, value) in [
                 (CrcKind::Crc64Nvme, crc64nvme),
@@ -101,6 +105,13 @@ impl Expected {
             Expected::Md5(md5) => format!("MD5 {}", hex(&md5)),
         }
     }
+}
+
+/// Whether `etag` is a multipart upload's (`"…-N"`), which is no MD5 of the object.
+fn is_multipart_etag(etag: &str) -> bool {
+    let etag = etag.trim_matches('"');
+    etag.rsplit_once('-')
+        .is_some_and(|(_, parts)| !parts.is_empty() && parts.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A running checksum of bytes in order.
@@ -312,6 +323,16 @@ mod tests {
             false,
         );
         assert_eq!(e, None);
+        // A CRC without a type: trusted for a single-part object, not for a multipart one
+        // (moto's HEAD leaves the `-N` and the type off a composite CRC).
+        let crc32 = b64(&0x0c0e_808a_u32.to_be_bytes());
+        let untyped =
+            |etag| Expected::from_response(None, None, Some(&crc32), None, Some(etag), false, true);
+        assert_eq!(
+            untyped("\"abc\""),
+            Some(Expected::Crc(CrcKind::Crc32, 0x0c0e_808a))
+        );
+        assert_eq!(untyped("\"0123456789abcdef0123456789abcdef-5\""), None);
         // Plain MD5 ETags, but not multipart or KMS ones.
         let md5 = "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"";
         let e = Expected::from_response(None, None, None, None, Some(md5), false, true).unwrap();

@@ -22,7 +22,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::bucket::{Bucket, S3};
+use crate::bucket::{Bucket, Settings, S3};
 use crate::error::{Error, Result};
 use crate::filter::KeyFilter;
 use crate::folders::Parent;
@@ -34,6 +34,7 @@ use crate::paths;
 use crate::progress::{DownloadResult, NoReporter, Reporter, SkipReason, Summary, Tally};
 use crate::retry::RetryStats;
 use crate::transfer::{Disk, Fetcher, PartOptions};
+use crate::uri::is_directory_bucket;
 use crate::write::DownloadDir;
 
 /// Downloads everything `options` selects; see [`Downloader`] to receive progress events.
@@ -93,7 +94,12 @@ impl Downloader {
         // The manifest's bucket (often another one), when the objects come from an inventory.
         let inventory = match options.inventory {
             Some(manifest) => {
-                let store = S3::new(&connection, manifest.bucket.clone(), false).await;
+                let settings = Settings {
+                    verify: false,
+                    requester_pays: options.requester_pays,
+                    directory: is_directory_bucket(&manifest.bucket),
+                };
+                let store = S3::new(&connection, manifest.bucket.clone(), settings).await;
                 let bucket = Bucket::new(
                     Arc::new(store),
                     manifest.bucket.clone(),
@@ -106,8 +112,17 @@ impl Downloader {
             }
             None => None,
         };
+        let settings = Settings {
+            verify: options.verify,
+            requester_pays: options.requester_pays,
+            directory: options.directory,
+        };
+        let order = match options.directory {
+            true => listing::Order::Unordered,
+            false => listing::Order::Checked,
+        };
         let bucket = Arc::new(Bucket::new(
-            Arc::new(S3::new(&connection, uri.bucket.clone(), options.verify).await),
+            Arc::new(S3::new(&connection, uri.bucket.clone(), settings).await),
             uri.bucket.clone(),
             uri.prefix.clone(),
             budget.clone(),
@@ -159,7 +174,8 @@ impl Downloader {
                 listing::list_into(
                     pages,
                     &prefix,
-                    Some(&delimiter),
+                    &delimiter,
+                    order,
                     list_concurrency,
                     &filter,
                     &*reporter,

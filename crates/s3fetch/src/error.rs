@@ -258,6 +258,9 @@ struct Details {
     status: Option<u16>,
     message: String,
     kind: ServiceErrorKind,
+    /// The region the answer says the bucket is in (`x-amz-bucket-region`, or the
+    /// `<Region>` of an `AuthorizationHeaderMalformed` body).
+    region: Option<String>,
 }
 
 /// Where a request to S3 failed.
@@ -301,6 +304,30 @@ impl ServiceError {
         self.0.kind
     }
 
+    /// The region the answer named for the bucket (S3 names it when a request was sent to
+    /// the wrong region), if it named one.
+    pub fn bucket_region(&self) -> Option<&str> {
+        self.0.region.as_deref()
+    }
+
+    /// Whether S3 refused the request because it was signed for, or sent to, the wrong
+    /// region: a redirect, or an authorization header for the wrong region.
+    pub fn is_wrong_region(&self) -> bool {
+        matches!(self.0.status, Some(301 | 307))
+            || matches!(
+                self.0.code.as_deref(),
+                Some("PermanentRedirect" | "TemporaryRedirect" | "AuthorizationHeaderMalformed")
+            )
+    }
+
+    /// The region to send the request to instead of `current`: the bucket's region when an
+    /// error answer names one that is not `current` (a redirect, a wrong signing region, or
+    /// any answer whose `x-amz-bucket-region` says the bucket is elsewhere).
+    pub(crate) fn move_to(&self, current: Option<&str>) -> Option<&str> {
+        let region = self.0.region.as_deref()?;
+        (self.0.kind == ServiceErrorKind::Response && Some(region) != current).then_some(region)
+    }
+
     /// SlowDown, or 503 without a code.
     pub fn is_throttling(&self) -> bool {
         matches!(
@@ -334,6 +361,10 @@ impl ServiceError {
         R: HttpStatus + fmt::Debug + 'static,
     {
         let status = err.raw_response().map(HttpStatus::status);
+        let region = err.raw_response().and_then(|raw| {
+            let body = raw.body_bytes().map(String::from_utf8_lossy);
+            named_region(raw.header(BUCKET_REGION), body.as_deref())
+        });
         let (kind, code, message) = match &err {
             SdkError::ServiceError(service) => {
                 let e = service.err();
@@ -362,20 +393,30 @@ impl ServiceError {
             }
             _ => (ServiceErrorKind::Request, None, error_chain(&err)),
         };
+        let region = region.or_else(|| region_in_message(&message));
         ServiceError(Box::new(Details {
             code,
             status,
             message,
             kind,
+            region,
         }))
     }
 
-    /// An error answer: its status, and the code and message of its body if it had them.
-    pub(crate) fn response(status: u16, code: Option<String>, message: Option<String>) -> Self {
+    /// An error answer: its status, and the code and message of its body if it had them,
+    /// and the bucket's region if it named one.
+    pub(crate) fn response(
+        status: u16,
+        code: Option<String>,
+        message: Option<String>,
+        region: Option<String>,
+    ) -> Self {
+        let message = message.unwrap_or_else(|| format!("HTTP {status}"));
         ServiceError(Box::new(Details {
             code: code.or_else(|| code_for_status(status).map(str::to_owned)),
             status: Some(status),
-            message: message.unwrap_or_else(|| format!("HTTP {status}")),
+            region: region.or_else(|| region_in_message(&message)),
+            message,
             kind: ServiceErrorKind::Response,
         }))
     }
@@ -388,6 +429,7 @@ impl ServiceError {
             status: None,
             kind: dispatch_kind(&message),
             message,
+            region: None,
         }))
     }
 
@@ -398,6 +440,7 @@ impl ServiceError {
             status: None,
             kind: credentials_kind(err),
             message: error_chain(err),
+            region: None,
         }))
     }
 
@@ -408,6 +451,7 @@ impl ServiceError {
             status: None,
             message,
             kind: ServiceErrorKind::Request,
+            region: None,
         }))
     }
 
@@ -418,6 +462,7 @@ impl ServiceError {
             status: None,
             message,
             kind: ServiceErrorKind::Body,
+            region: None,
         }))
     }
 
@@ -429,6 +474,7 @@ impl ServiceError {
             status: None,
             message,
             kind: ServiceErrorKind::Unsupported,
+            region: None,
         }))
     }
 
@@ -440,6 +486,7 @@ impl ServiceError {
             status: Some(status),
             message: format!("HTTP {status}"),
             kind: ServiceErrorKind::Response,
+            region: None,
         }))
     }
 
@@ -449,6 +496,7 @@ impl ServiceError {
             status: None,
             message: format!("reading the response body: {}", error_chain(&err)),
             kind: ServiceErrorKind::Body,
+            region: None,
         }))
     }
 }
@@ -527,13 +575,110 @@ impl fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
-/// The HTTP status of a raw response, whatever the SDK's response type.
+/// What an error answer says of itself, whatever the SDK's response type: its status, a
+/// header, its body (the SDK has read an error answer's body when it returns).
 pub(crate) trait HttpStatus {
     fn status(&self) -> u16;
+    fn header(&self, name: &str) -> Option<&str>;
+    fn body_bytes(&self) -> Option<&[u8]>;
 }
 
 impl HttpStatus for aws_smithy_runtime_api::http::Response {
     fn status(&self) -> u16 {
         self.status().as_u16()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers().get(name)
+    }
+
+    fn body_bytes(&self) -> Option<&[u8]> {
+        self.body().bytes()
+    }
+}
+
+/// The header in which S3 names a bucket's region.
+pub(crate) const BUCKET_REGION: &str = "x-amz-bucket-region";
+
+/// The region an error answer names for the bucket: its `x-amz-bucket-region` header, else
+/// the `<Region>` of its body (S3 sends one with `AuthorizationHeaderMalformed`).
+pub(crate) fn named_region(header: Option<&str>, body: Option<&str>) -> Option<String> {
+    let valid = |r: &str| {
+        !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if let Some(region) = header.map(str::trim).filter(|r| valid(r)) {
+        return Some(region.to_owned());
+    }
+    let body = body?;
+    let start = body.find("<Region>")? + "<Region>".len();
+    let end = start + body[start..].find("</Region>")?;
+    let region = body[start..end].trim();
+    valid(region).then(|| region.to_owned())
+}
+
+/// The region in S3's message for a request signed for the wrong one: "the region
+/// 'us-east-1' is wrong; expecting 'us-west-2'".
+fn region_in_message(message: &str) -> Option<String> {
+    let rest = &message[message.find("expecting '")? + "expecting '".len()..];
+    let region = &rest[..rest.find('\'')?];
+    named_region(Some(region), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_region_an_answer_names() {
+        assert_eq!(
+            named_region(Some("us-west-2"), None).as_deref(),
+            Some("us-west-2")
+        );
+        let body =
+            "<Error><Code>AuthorizationHeaderMalformed</Code><Region>eu-central-1</Region></Error>";
+        assert_eq!(
+            named_region(None, Some(body)).as_deref(),
+            Some("eu-central-1")
+        );
+        // The header first; junk is no region.
+        assert_eq!(
+            named_region(Some("ap-south-1"), Some(body)).as_deref(),
+            Some("ap-south-1")
+        );
+        assert_eq!(
+            named_region(Some("us west"), Some("<Region></Region>")),
+            None
+        );
+        assert_eq!(named_region(None, Some("<Error/>")), None);
+        assert_eq!(
+            region_in_message("The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'us-west-2'").as_deref(),
+            Some("us-west-2")
+        );
+    }
+
+    #[test]
+    fn an_answer_naming_another_region_moves_the_bucket_there() {
+        let redirect = ServiceError::response(301, None, None, Some("us-west-2".into()));
+        assert!(redirect.is_wrong_region());
+        assert_eq!(redirect.code(), Some("PermanentRedirect"));
+        assert_eq!(redirect.move_to(Some("us-east-1")), Some("us-west-2"));
+        assert_eq!(redirect.move_to(Some("us-west-2")), None, "already there");
+        let malformed = ServiceError::response(
+            400,
+            Some("AuthorizationHeaderMalformed".into()),
+            Some("the region 'us-east-1' is wrong; expecting 'eu-west-1'".into()),
+            None,
+        );
+        assert!(malformed.is_wrong_region());
+        assert_eq!(malformed.move_to(Some("us-east-1")), Some("eu-west-1"));
+        // A store that names no region: nothing to follow (the CLI says "pass --region").
+        let unnamed = ServiceError::response(301, None, None, None);
+        assert!(unnamed.is_wrong_region());
+        assert_eq!(unnamed.move_to(Some("us-east-1")), None);
+        // Any refusal that says the bucket is elsewhere (a 403 with the header).
+        let denied = ServiceError::response(403, None, None, Some("us-west-1".into()));
+        assert!(!denied.is_wrong_region());
+        assert_eq!(denied.move_to(Some("us-east-1")), Some("us-west-1"));
+        assert_eq!(ServiceError::protocol("x".into()).move_to(None), None);
     }
 }

@@ -69,6 +69,12 @@ impl Folders {
             .filter(move |name| self.real_name(name))
     }
 
+    /// Whether `name` (a key's prefix that ends before a separator) is a folder name of a
+    /// key under the listing prefix, as [`Folders::names`] gives them.
+    pub fn is_name(&self, name: &str) -> bool {
+        name.len() >= self.list_prefix.len().max(1) && self.real_name(name)
+    }
+
     /// A name whose last segment is a real name: `a/.` and `a/` name no folder of their own.
     fn real_name(&self, name: &str) -> bool {
         let last_start = self

@@ -80,6 +80,7 @@ mod write;
 
 pub use write::remove_temporary_files;
 
+pub use bucket::RequestPayer;
 pub use client::ClientOptions;
 pub use download::{download, Downloader};
 pub use error::{error_chain, DirProblem, Error, Result, ServiceError, ServiceErrorKind};

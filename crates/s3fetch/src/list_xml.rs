@@ -56,6 +56,9 @@ pub(crate) struct Listing {
     pub objects: Vec<ObjectInfo>,
     pub common_prefixes: Vec<String>,
     pub truncated: bool,
+    /// Where the next page starts (`NextContinuationToken`): the only way to page a store
+    /// that does not list in key order or does not take `StartAfter`.
+    pub next_token: Option<String>,
 }
 
 /// Reads a ListObjectsV2 response body. `None` if it is not one.
@@ -86,7 +89,7 @@ impl ListReader {
         while let Some(offset) = memchr::memchr(b'<', &self.pending[at..]) {
             let start = at + offset;
             let rest = &self.pending[start..];
-            let element = [&*CONTENTS, &*COMMON_PREFIXES, &*IS_TRUNCATED]
+            let element = [&*CONTENTS, &*COMMON_PREFIXES, &*IS_TRUNCATED, &*NEXT_TOKEN]
                 .into_iter()
                 .find(|tag| rest.starts_with(tag.open.needle()));
             let Some(tag) = element else {
@@ -112,6 +115,8 @@ impl ListReader {
             } else if std::ptr::eq(tag, &*COMMON_PREFIXES) {
                 let prefix = unescape(PREFIX.first(text)?)?;
                 self.listing.common_prefixes.push(prefix);
+            } else if std::ptr::eq(tag, &*NEXT_TOKEN) {
+                self.listing.next_token = Some(unescape(text)?).filter(|t| !t.is_empty());
             } else {
                 self.listing.truncated = text.trim() == "true";
             }
@@ -134,7 +139,7 @@ impl ListReader {
 }
 
 /// The longest tag the reader looks for: a shorter rest may be one cut short.
-const LONGEST_TAG: usize = "<ListBucketResult".len();
+const LONGEST_TAG: usize = "<NextContinuationToken>".len();
 
 /// One `<Contents>` element's object.
 fn object(contents: &str) -> Option<ObjectInfo> {
@@ -160,6 +165,8 @@ fn is_archived(contents: &str) -> bool {
 }
 
 static IS_TRUNCATED: LazyLock<Tag> = LazyLock::new(|| Tag::new("<IsTruncated>", "</IsTruncated>"));
+static NEXT_TOKEN: LazyLock<Tag> =
+    LazyLock::new(|| Tag::new("<NextContinuationToken>", "</NextContinuationToken>"));
 static CONTENTS: LazyLock<Tag> = LazyLock::new(|| Tag::new("<Contents>", "</Contents>"));
 static KEY: LazyLock<Tag> = LazyLock::new(|| Tag::new("<Key>", "</Key>"));
 static SIZE: LazyLock<Tag> = LazyLock::new(|| Tag::new("<Size>", "</Size>"));
@@ -308,13 +315,14 @@ mod tests {
         for i in 0..3 {
             xml.push_str(&format!("<Contents><Key>p/k&amp;{i}é</Key><LastModified>2024-03-01T12:34:56.000Z</LastModified><ETag>&quot;e{i}&quot;</ETag><Size>{i}</Size><StorageClass>STANDARD</StorageClass></Contents>"));
         }
-        xml.push_str("<CommonPrefixes><Prefix>p/sub/</Prefix></CommonPrefixes></ListBucketResult>");
+        xml.push_str("<CommonPrefixes><Prefix>p/sub/</Prefix></CommonPrefixes><NextContinuationToken>1/t&amp;k==</NextContinuationToken></ListBucketResult>");
         let whole = parse(&xml).unwrap();
         assert_eq!(whole.objects.len(), 3);
         assert_eq!(whole.objects[1].key, "p/k&1é");
         assert_eq!(whole.objects[2].etag.as_deref(), Some("\"e2\""));
         assert_eq!(whole.common_prefixes, ["p/sub/"]);
         assert!(whole.truncated);
+        assert_eq!(whole.next_token.as_deref(), Some("1/t&k=="));
         for size in [1, 2, 3, 7, 16, 64, 1000] {
             let mut reader = ListReader::default();
             for chunk in xml.as_bytes().chunks(size) {
@@ -351,6 +359,7 @@ mod tests {
     fn reads_a_page() {
         let listing = parse(PAGE).unwrap();
         assert!(listing.truncated);
+        assert_eq!(listing.next_token.as_deref(), Some("tok"));
         assert_eq!(listing.common_prefixes, ["a/dir/"]);
         let keys: Vec<_> = listing.objects.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(

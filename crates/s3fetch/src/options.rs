@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::bucket::RequestPayer;
 use crate::client::ClientOptions;
 use crate::error::{Error, Result};
 use crate::filter::{GlobRule, KeyFilter, KeyRange, Shard, ShardBy};
@@ -172,6 +173,9 @@ pub struct DownloadOptions {
     /// CSV format) instead of listing: no LIST request; sizes, times and ETags from the
     /// report. The URI's prefix and every filter apply.
     pub inventory: Option<S3Uri>,
+    /// Agree to pay for the requests (requester-pays buckets): every request, listing and
+    /// inventory included, says so.
+    pub request_payer: Option<RequestPayer>,
     /// How to build the client, unless `client` is given.
     pub client_options: ClientOptions,
     /// A ready client (custom credentials, roles, middleware); overrides `client_options`.
@@ -212,6 +216,7 @@ impl DownloadOptions {
             failed_keys: None,
             keys_from: None,
             inventory: None,
+            request_payer: None,
             client_options: ClientOptions::default(),
             client: None,
             cancel: CancellationToken::new(),
@@ -371,6 +376,11 @@ impl DownloadOptions {
         self
     }
 
+    pub fn request_payer(mut self, payer: RequestPayer) -> Self {
+        self.request_payer = Some(payer);
+        self
+    }
+
     pub fn client_options(mut self, options: ClientOptions) -> Self {
         self.client_options = options;
         self
@@ -417,6 +427,10 @@ impl DownloadOptions {
         }
         if self.client.is_none() {
             self.client_options.validate()?;
+        }
+        let directory = self.uri.is_directory_bucket();
+        if directory {
+            self.directory_bucket_rules()?;
         }
         let (hash_shard, range) = self.shard_split()?;
         let filter = KeyFilter::new(self.regex.as_deref(), &self.delimiter)?
@@ -483,10 +497,36 @@ impl DownloadOptions {
             failed_keys: self.failed_keys,
             keys,
             inventory: self.inventory,
+            requester_pays: self.request_payer == Some(RequestPayer::Requester),
+            directory,
             client_options: self.client_options,
             client: self.client,
             cancel: self.cancel,
         })
+    }
+
+    /// What cannot work on an S3 Express directory bucket, refused with the reason.
+    fn directory_bucket_rules(&self) -> Result<()> {
+        let bucket = &self.uri.bucket;
+        if self.delimiter != "/" {
+            return Err(Error::option(
+                "delimiter",
+                format!("must be \"/\" for the directory bucket {bucket}: S3 Express folds keys into folders at \"/\" only"),
+            ));
+        }
+        if self.plan.is_some() || self.shard_by == Some(ShardBy::Range) {
+            return Err(Error::option(
+                "shard_by",
+                format!("range cannot work on the directory bucket {bucket}: it lists keys in no order and takes no StartAfter, so a shard cannot list its own key range; use hash shards (the default without a plan)"),
+            ));
+        }
+        if self.request_payer.is_some() {
+            return Err(Error::option(
+                "request_payer",
+                format!("does not apply to the directory bucket {bucket}: S3 Express has no requester-pays buckets"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -595,6 +635,9 @@ pub(crate) struct Validated {
     /// The keys of `keys_from`, read and checked.
     pub keys: Option<Vec<String>>,
     pub inventory: Option<S3Uri>,
+    pub requester_pays: bool,
+    /// The URI names an S3 Express directory bucket.
+    pub directory: bool,
     pub client_options: ClientOptions,
     pub client: Option<Client>,
     pub cancel: CancellationToken,

@@ -46,6 +46,20 @@ impl S3Uri {
     }
 }
 
+impl S3Uri {
+    /// Whether the bucket is an S3 Express One Zone directory bucket
+    /// (`name--usw2-az1--x-s3`): keys in no order, no `StartAfter`, ETags that are not MD5s.
+    pub fn is_directory_bucket(&self) -> bool {
+        is_directory_bucket(&self.bucket)
+    }
+}
+
+/// Whether `bucket` is named as S3 Express One Zone names directory buckets (`--x-s3` at
+/// the end, as the AWS SDK tells them), or access points to them (`--xa-s3`).
+pub(crate) fn is_directory_bucket(bucket: &str) -> bool {
+    bucket.ends_with("--x-s3") || bucket.ends_with("--xa-s3")
+}
+
 impl std::fmt::Display for S3Uri {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, self.prefix)

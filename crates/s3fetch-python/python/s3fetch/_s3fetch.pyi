@@ -65,6 +65,7 @@ def start(
     ca_bundle: str | None = None,
     credentials: Any = None,
     ignore_environment: bool = False,
+    request_payer: str | None = None,
 ) -> Run:
     """Start a run on the engine's runtime."""
 
@@ -86,4 +87,5 @@ def plan(
     ca_bundle: str | None = None,
     credentials: Any = None,
     ignore_environment: bool = False,
+    request_payer: str | None = None,
 ) -> str: ...

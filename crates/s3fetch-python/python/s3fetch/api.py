@@ -69,6 +69,7 @@ def download(
     no_sign_request: bool = False,
     force_path_style: bool = False,
     ca_bundle: str | os.PathLike[str] | None = None,
+    request_payer: str | None = None,
     skip_existing: bool = False,
     sync: bool = False,
     compare: str = "mtime",
@@ -154,6 +155,9 @@ def download(
             ``localhost``).
         ca_bundle: A PEM file of certificates to trust besides the system's (a private CA of
             an S3-compatible store); default: ``AWS_CA_BUNDLE``.
+        request_payer: ``"requester"``: agree to pay for the requests of a requester-pays
+            bucket (every request says so: listing, HEAD, GET, inventory); without it such a
+            bucket answers every request with AccessDenied.
         skip_existing: Do not download an object whose file exists with the object's size.
         sync: Do not download an object whose file exists with the object's size and
             modification time (set by s3fetch to the object's LastModified): a second run
@@ -239,6 +243,7 @@ async def download_async(
     no_sign_request: bool = False,
     force_path_style: bool = False,
     ca_bundle: str | os.PathLike[str] | None = None,
+    request_payer: str | None = None,
     skip_existing: bool = False,
     sync: bool = False,
     compare: str = "mtime",
@@ -362,6 +367,7 @@ def plan(
     no_sign_request: bool = False,
     force_path_style: bool = False,
     ca_bundle: str | os.PathLike[str] | None = None,
+    request_payer: str | None = None,
 ) -> dict[str, Any]:
     """Compute the split points of ``shards`` range shards of ``s3_uri``.
 
@@ -408,7 +414,10 @@ def _connection(args: dict[str, Any]) -> dict[str, Any]:
         "ca_bundle": None if args["ca_bundle"] is None else os.fspath(args["ca_bundle"]),
         "credentials": None,
         "ignore_environment": False,
+        "request_payer": args["request_payer"],
     }
+    if connection["request_payer"] is not None and not isinstance(connection["request_payer"], str):
+        raise InvalidOptionError(f"request_payer must be 'requester', not {connection['request_payer']!r}")
     if args["client"] is not None:
         explicit_ca = connection["ca_bundle"]
         connection.update(_from_boto3(args["client"]))

@@ -59,6 +59,35 @@ pub fn trusting(c: &Client, ca_pem: &str) -> Client {
     Client::from_conf(c.config().to_builder().http_client(http).build())
 }
 
+/// A client signing with the server's credentials for `region` (HTTP servers only).
+pub fn client_in_region(server: &TestServer, region: &str) -> Client {
+    let c = client(server);
+    Client::from_conf(
+        c.config()
+            .to_builder()
+            .region(Region::new(region.to_owned()))
+            .build(),
+    )
+}
+
+/// The body of a failed call's response, as text.
+pub fn error_body<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String {
+    err.raw_response()
+        .and_then(|r| r.body().bytes())
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+/// A header of a failed call's response.
+pub fn error_header<E>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    name: &str,
+) -> Option<String> {
+    err.raw_response()
+        .and_then(|r| r.headers().get(name))
+        .map(str::to_owned)
+}
+
 /// A client signing with the given credentials.
 pub fn client_with(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
     let creds = Credentials::new(access_key, secret_key, None, None, "testkit");

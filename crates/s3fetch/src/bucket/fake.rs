@@ -13,7 +13,8 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream;
 
-use super::{ByteRange, GetResponse, ObjectHead, Store};
+use super::model::{self, Quirks};
+use super::{ByteRange, GetResponse, ListRequest, ObjectHead, Store};
 use crate::checksum::{CrcKind, Expected};
 use crate::error::ServiceError;
 use crate::list_xml::Listing;
@@ -57,6 +58,8 @@ pub(crate) struct FakeStore {
     seen: Mutex<Vec<Seen>>,
     /// Body bytes sent, over all GETs.
     sent: Mutex<u64>,
+    /// Lists answered (see [`model`]).
+    lists: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeStore {
@@ -156,32 +159,27 @@ impl FakeStore {
 impl Store for FakeStore {
     fn list<'a>(
         &'a self,
-        prefix: &'a str,
-        start_after: Option<&'a str>,
-        _delimiter: Option<&'a str>,
+        request: ListRequest<'a>,
     ) -> BoxFuture<'a, Result<Listing, ServiceError>> {
         let objects = self.objects.lock().unwrap();
-        let after = start_after.unwrap_or_default();
-        let listed: Vec<ObjectInfo> = objects
+        let listed: BTreeMap<String, ObjectInfo> = objects
             .iter()
-            .filter(|(key, _)| key.starts_with(prefix) && key.as_str() > after)
-            .take(1000)
-            .map(|(key, object)| ObjectInfo {
-                key: key.clone(),
-                size: object.bytes.len() as u64,
-                etag: Some(object.etag.clone()),
-                last_modified: None,
-                archived: false,
+            .map(|(key, object)| {
+                let info = ObjectInfo {
+                    key: key.clone(),
+                    size: object.bytes.len() as u64,
+                    etag: Some(object.etag.clone()),
+                    last_modified: None,
+                    archived: false,
+                };
+                (key.clone(), info)
             })
             .collect();
-        let truncated = listed.len() == 1000;
-        Box::pin(async move {
-            Ok(Listing {
-                objects: listed,
-                common_prefixes: Vec::new(),
-                truncated,
-            })
-        })
+        let number = self
+            .lists
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let answer = model::answer(&listed, 1000, Quirks::default(), number, request);
+        Box::pin(async move { answer })
     }
 
     fn get<'a>(

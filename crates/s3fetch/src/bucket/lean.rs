@@ -38,9 +38,9 @@ use http::header::{HeaderMap, HeaderValue, HOST, IF_MATCH, RANGE, USER_AGENT};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
-use super::{ByteRange, GetResponse, ObjectHead};
+use super::{ByteRange, GetResponse, ObjectHead, Settings, REQUEST_PAYER};
 use crate::checksum::Expected;
-use crate::error::ServiceError;
+use crate::error::{named_region, ServiceError, BUCKET_REGION};
 use crate::http::Pool;
 
 /// Credentials are fetched again this long before they expire (the SDK's own margin).
@@ -71,12 +71,20 @@ pub(crate) struct Lean {
     signer: Option<Signer>,
     /// Ask for the object's checksums (`x-amz-checksum-mode`).
     verify: bool,
+    /// Agree to pay for the requests (`x-amz-request-payer: requester`).
+    requester_pays: bool,
 }
 
 impl Lean {
     /// GETs of `bucket` as `client` would send them, if they can be sent without it.
-    pub async fn new(direct: &Direct, client: &Client, bucket: &str, verify: bool) -> Option<Lean> {
-        if std::env::var_os("S3FETCH_GET").is_some_and(|v| v == "sdk") {
+    pub async fn new(
+        direct: &Direct,
+        client: &Client,
+        bucket: &str,
+        settings: Settings,
+    ) -> Option<Lean> {
+        // A directory bucket's requests are signed with S3 Express sessions: the SDK's.
+        if settings.directory || std::env::var_os("S3FETCH_GET").is_some_and(|v| v == "sdk") {
             return None;
         }
         let config = client.config();
@@ -112,7 +120,8 @@ impl Lean {
             base,
             host,
             signer,
-            verify,
+            verify: settings.verify,
+            requester_pays: settings.requester_pays,
         })
     }
 
@@ -135,6 +144,9 @@ impl Lean {
         if self.verify {
             request = request.header("x-amz-checksum-mode", "ENABLED");
         }
+        if self.requester_pays {
+            request = request.header(REQUEST_PAYER, "requester");
+        }
         let mut request = request
             .body(SdkBody::empty())
             .map_err(|e| ServiceError::request(format!("building the GET of {key:?}: {e}")))?;
@@ -148,7 +160,7 @@ impl Lean {
             .map_err(|e| ServiceError::dispatch(&e))?;
         let (parts, body) = response.into_parts();
         if !parts.status.is_success() {
-            return Err(error_answer(parts.status.as_u16(), body).await);
+            return Err(error_answer(parts.status.as_u16(), &parts.headers, body).await);
         }
         let head = object_head(&parts.headers, self.verify && range.is_none());
         let body = stream::try_unfold(body, |mut body| async move {
@@ -332,8 +344,9 @@ fn object_head(headers: &HeaderMap, checksum: bool) -> ObjectHead {
     }
 }
 
-/// The error an answer with `status` means, with the code and message of its XML body.
-async fn error_answer(status: u16, mut body: Incoming) -> ServiceError {
+/// The error an answer with `status` means, with the code and message of its XML body and
+/// the bucket's region if the answer names it.
+async fn error_answer(status: u16, headers: &HeaderMap, mut body: Incoming) -> ServiceError {
     let mut bytes = Vec::new();
     while bytes.len() < ERROR_BODY_LIMIT {
         match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
@@ -347,10 +360,12 @@ async fn error_answer(status: u16, mut body: Incoming) -> ServiceError {
         }
     }
     let text = String::from_utf8_lossy(&bytes);
+    let region_header = headers.get(BUCKET_REGION).and_then(|v| v.to_str().ok());
     ServiceError::response(
         status,
         xml_element(&text, "Code"),
         xml_element(&text, "Message"),
+        named_region(region_header, Some(&text)),
     )
 }
 

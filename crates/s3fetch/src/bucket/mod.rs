@@ -2,34 +2,96 @@
 //!
 //! [`Store`] is one attempt of each request, with S3's answer turned into this crate's terms
 //! (a listing page, the head of a GET with its body as a stream of chunks, the checksum an
-//! answer vouches for, [`ServiceError`]s). [`S3`] implements it with the AWS SDK, whose client
-//! is configured once per run (its own retries off: they are made in [`crate::retry`]); its
-//! GETs, the one request sent once per object, skip the SDK's per-request machinery where
-//! that sends the same request ([`lean`]). Tests plug in a fake bucket instead. [`Bucket`] is
-//! what the rest of the crate uses: the store, the run's [`Budget`] and [`RetryPolicy`], and
-//! errors that name the bucket and key. Nothing outside this module sends a request.
+//! answer vouches for, [`ServiceError`]s). [`S3`] implements it with the AWS SDK ([`sdk`]:
+//! one client per run, following a bucket to its region); its GETs skip the SDK's
+//! per-request machinery where that sends the same request ([`lean`]). Tests plug in a fake
+//! bucket instead. [`Bucket`] is what the rest of the crate uses: the store, the run's
+//! [`Budget`] and [`RetryPolicy`], and errors that name the bucket and key. Nothing outside
+//! this module sends a request.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::OptionalObjectAttributes;
-use aws_sdk_s3::Client;
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use futures::stream::{self, Stream};
+use futures::stream::Stream;
 
-use self::lean::Lean;
 use crate::checksum::Expected;
-use crate::client::Connection;
 use crate::error::{Error, Result, ServiceError};
 use crate::limit::Budget;
-use crate::list_xml::{ListReader, Listing, TakeListBody};
+use crate::list_xml::Listing;
 use crate::retry::{RetryPolicy, RetryStats};
 
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod lean;
+#[cfg(test)]
+pub(crate) mod model;
+mod sdk;
+
+pub(crate) use sdk::S3;
+
+/// The header by which a request agrees to pay for itself (requester-pays buckets).
+const REQUEST_PAYER: &str = "x-amz-request-payer";
+
+/// Who pays for the requests of a requester-pays bucket (`--request-payer`, as the AWS
+/// CLI's): with [`RequestPayer::Requester`] every request says that the caller agrees to
+/// pay (`x-amz-request-payer: requester`); without it such a bucket answers 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestPayer {
+    Requester,
+}
+
+impl RequestPayer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestPayer::Requester => "requester",
+        }
+    }
+}
+
+impl std::str::FromStr for RequestPayer {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "requester" => Ok(RequestPayer::Requester),
+            _ => Err(Error::option(
+                "request_payer",
+                format!("must be \"requester\", not {text:?}"),
+            )),
+        }
+    }
+}
+
+/// How every request to one bucket is made.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Settings {
+    /// Ask for objects' checksums and read them from answers.
+    pub verify: bool,
+    /// Agree to pay for the requests (a requester-pays bucket).
+    pub requester_pays: bool,
+    /// An S3 Express One Zone directory bucket: listed without `StartAfter` or optional
+    /// attributes, and its ETags are not MD5s.
+    pub directory: bool,
+}
+
+impl Settings {
+    /// Whether an ETag of 32 hex digits is the MD5 of the object's bytes.
+    fn md5_etags(self) -> bool {
+        !self.directory
+    }
+}
+
+/// One ListObjectsV2 request: keys under `prefix`, after `start_after` or from where
+/// `token` (a `NextContinuationToken`) left off, `delimiter` folded into sub-folders.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ListRequest<'a> {
+    pub prefix: &'a str,
+    pub start_after: Option<&'a str>,
+    pub token: Option<&'a str>,
+    pub delimiter: Option<&'a str>,
+}
 
 /// A response body: its chunks as they arrive.
 pub(crate) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, ServiceError>> + Send>>;
@@ -75,13 +137,9 @@ pub(crate) struct GetResponse {
 
 /// One attempt of each request S3fetch makes.
 pub(crate) trait Store: Send + Sync + 'static {
-    /// ListObjectsV2: keys under `prefix` after `start_after`, with `delimiter` folded.
-    fn list<'a>(
-        &'a self,
-        prefix: &'a str,
-        start_after: Option<&'a str>,
-        delimiter: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Listing, ServiceError>>;
+    /// ListObjectsV2.
+    fn list<'a>(&'a self, request: ListRequest<'a>)
+        -> BoxFuture<'a, Result<Listing, ServiceError>>;
 
     /// GetObject, whole or `range`, only if the ETag is `if_match` (when given).
     fn get<'a>(
@@ -131,22 +189,17 @@ impl Bucket {
     }
 
     /// One listing page, retried, holding a list permit.
-    pub async fn list_page(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        delimiter: Option<&str>,
-    ) -> Result<Listing> {
+    pub async fn list_page(&self, request: ListRequest<'_>) -> Result<Listing> {
         let _permit = self.budget.list().await?;
         let error = |source| Error::List {
             bucket: self.name.clone(),
             prefix: self.prefix.clone(),
-            after: start_after.map(str::to_owned),
+            after: request.start_after.map(str::to_owned),
             source,
         };
         self.retry
             .run(&self.stats, &mut || async move {
-                let listing = self.paced(self.store.list(prefix, start_after, delimiter));
+                let listing = self.paced(self.store.list(request));
                 self.retry
                     .timed(None, "ListObjectsV2", async {
                         listing.await.map_err(error)
@@ -246,210 +299,4 @@ impl Bucket {
             reason,
         }
     }
-}
-
-/// The AWS SDK's client, for one bucket, and its GETs sent without the SDK where they can
-/// be (see [`lean`]).
-pub(crate) struct S3 {
-    client: Client,
-    bucket: String,
-    /// Checksums are asked for (see [`configure`]) and read from answers.
-    verify: bool,
-    lean: Option<Lean>,
-}
-
-impl S3 {
-    /// The connection's client configured for the run (see [`configure`]), its GETs sent
-    /// without it where they can be.
-    pub async fn new(connection: &Connection, bucket: String, verify: bool) -> Self {
-        let lean = match &connection.direct {
-            Some(direct) => Lean::new(direct, &connection.client, &bucket, verify).await,
-            None => None,
-        };
-        S3 {
-            lean,
-            ..S3::sdk(connection.client.clone(), bucket, verify)
-        }
-    }
-
-    /// Every request through the SDK's `client`, configured for the run.
-    pub fn sdk(client: Client, bucket: String, verify: bool) -> Self {
-        S3 {
-            client: configure(client, verify),
-            bucket,
-            verify,
-            lean: None,
-        }
-    }
-
-    /// One ListObjectsV2, its body read by [`ListReader`] as it arrives, not by the SDK.
-    async fn list_page(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        delimiter: Option<&str>,
-    ) -> Result<Listing, ServiceError> {
-        let take = TakeListBody::default();
-        self.client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .set_start_after(start_after.map(str::to_owned))
-            .set_delimiter(delimiter.map(str::to_owned))
-            // Archived objects' restore status: a restored one is downloaded, others skipped.
-            .optional_object_attributes(OptionalObjectAttributes::RestoreStatus)
-            .customize()
-            .interceptor(take.clone())
-            .send()
-            .await
-            .map_err(ServiceError::from_sdk)?;
-        let body = take
-            .take()
-            .ok_or_else(|| ServiceError::protocol("the listing response had no body".into()))?;
-        let not_a_listing =
-            || ServiceError::protocol("the listing response is not a ListBucketResult".into());
-        let mut body = ByteStream::new(body);
-        let mut reader = ListReader::default();
-        while let Some(chunk) = body.try_next().await.map_err(ServiceError::body)? {
-            reader.feed(&chunk).ok_or_else(not_a_listing)?;
-        }
-        reader.finish().ok_or_else(not_a_listing)
-    }
-
-    async fn get_object(
-        &self,
-        key: &str,
-        range: Option<ByteRange>,
-        if_match: Option<&str>,
-    ) -> Result<GetResponse, ServiceError> {
-        let response = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_range(range.map(ByteRange::header))
-            .set_if_match(if_match.map(str::to_owned))
-            .send()
-            .await
-            .map_err(ServiceError::from_sdk)?;
-        // A whole object's answer carries the checksum to verify; a range's does not.
-        let checksum = (self.verify && range.is_none())
-            .then(|| {
-                Expected::from_response(
-                    response.checksum_crc64_nvme(),
-                    response.checksum_crc32_c(),
-                    response.checksum_crc32(),
-                    response.checksum_type().map(|t| t.as_str()),
-                    response.e_tag(),
-                    response
-                        .server_side_encryption()
-                        .is_some_and(|s| s.as_str() != "AES256")
-                        || response.sse_customer_algorithm().is_some(),
-                    true,
-                )
-            })
-            .flatten();
-        let head = ObjectHead {
-            etag: response.e_tag().map(str::to_owned),
-            length: response.content_length().map(|n| n.max(0) as u64),
-            checksum,
-            last_modified: response.last_modified().and_then(|t| (*t).try_into().ok()),
-        };
-        let body = stream::try_unfold(response.body, |mut body| async move {
-            match body.try_next().await {
-                Ok(Some(chunk)) => Ok(Some((chunk, body))),
-                Ok(None) => Ok(None),
-                Err(e) => Err(ServiceError::body(e)),
-            }
-        });
-        Ok(GetResponse {
-            head,
-            body: Box::pin(body),
-        })
-    }
-
-    async fn head_object(
-        &self,
-        key: &str,
-        if_match: Option<&str>,
-    ) -> Result<ObjectHead, ServiceError> {
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_if_match(if_match.map(str::to_owned))
-            .send()
-            .await
-            .map_err(ServiceError::from_sdk)?;
-        let checksum = self
-            .verify
-            .then(|| {
-                Expected::from_response(
-                    head.checksum_crc64_nvme(),
-                    head.checksum_crc32_c(),
-                    head.checksum_crc32(),
-                    head.checksum_type().map(|t| t.as_str()),
-                    head.e_tag(),
-                    head.server_side_encryption()
-                        .is_some_and(|s| s.as_str() != "AES256")
-                        || head.sse_customer_algorithm().is_some(),
-                    true,
-                )
-            })
-            .flatten();
-        Ok(ObjectHead {
-            etag: head.e_tag().map(str::to_owned),
-            length: head.content_length().map(|n| n.max(0) as u64),
-            checksum,
-            last_modified: head.last_modified().and_then(|t| (*t).try_into().ok()),
-        })
-    }
-}
-
-impl Store for S3 {
-    fn list<'a>(
-        &'a self,
-        prefix: &'a str,
-        start_after: Option<&'a str>,
-        delimiter: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Listing, ServiceError>> {
-        Box::pin(self.list_page(prefix, start_after, delimiter))
-    }
-
-    fn get<'a>(
-        &'a self,
-        key: &'a str,
-        range: Option<ByteRange>,
-        if_match: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<GetResponse, ServiceError>> {
-        match &self.lean {
-            Some(lean) => Box::pin(lean.get(key, range, if_match)),
-            None => Box::pin(self.get_object(key, range, if_match)),
-        }
-    }
-
-    fn head<'a>(
-        &'a self,
-        key: &'a str,
-        if_match: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<ObjectHead, ServiceError>> {
-        Box::pin(self.head_object(key, if_match))
-    }
-}
-
-/// The run's client: `client` with the SDK's own retries off (they are made in
-/// [`crate::retry`]) and its response checksum validation off (made in [`crate::checksum`]),
-/// asking for checksums when `verify` is on. Configured once per run, not per request:
-/// per-request overrides cost a config merge on every call.
-fn configure(client: Client, verify: bool) -> Client {
-    let mut config = client
-        .config()
-        .to_builder()
-        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
-    if verify {
-        config = config.interceptor(crate::checksum::AskForChecksums);
-    }
-    Client::from_conf(config.build())
 }

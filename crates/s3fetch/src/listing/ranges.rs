@@ -22,6 +22,11 @@ pub(super) struct Range {
     /// not truncated), instead of a last request that reads past `upto`. The range's other
     /// keys (first-level objects between two sub-folders) came with the sub-folder listing.
     pub scope: Option<String>,
+    /// The store's own cursor to the keys after `after` (the `NextContinuationToken` of the
+    /// page that ended at `after`), used instead of `StartAfter` where it is at hand: a store
+    /// that lists out of order and reads `StartAfter` as "the keys above it" would skip, not
+    /// show, a key it lists later.
+    pub token: Option<String>,
     pub ancestry: Ancestry,
 }
 
@@ -49,6 +54,7 @@ pub(super) fn scope(
         return Vec::new();
     }
     range.scope = Some(after.clone());
+    range.token = None; // a cursor of the wider listing
     first.between(after, upto).cloned().collect()
 }
 
@@ -123,12 +129,15 @@ pub(super) fn cut(
     let mut pieces = Vec::new();
     let mut after = range.after.clone();
     let mut ancestry = range.ancestry;
+    // The first piece goes on where the range was: its cursor still holds.
+    let mut token = range.token;
     for point in points.range::<str, _>((lower, upper)) {
         let next = fresh(point);
         pieces.push(Range {
             after,
             upto: Some(point.clone()),
             scope: range.scope.clone(),
+            token: token.take(),
             ancestry: std::mem::replace(&mut ancestry, next),
         });
         after = Some(point.clone());
@@ -137,6 +146,7 @@ pub(super) fn cut(
         after,
         upto: range.upto,
         scope: range.scope,
+        token,
         ancestry,
     });
     pieces

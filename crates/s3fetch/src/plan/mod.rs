@@ -27,7 +27,7 @@ use std::sync::Arc;
 use aws_sdk_s3::Client;
 use serde_json::{json, Value};
 
-use crate::bucket::{Bucket, S3};
+use crate::bucket::{Bucket, RequestPayer, Settings, S3};
 use crate::client::ClientOptions;
 use crate::error::{Error, Result};
 use crate::filter::{KeyRange, Shard};
@@ -183,6 +183,8 @@ pub struct PlanOptions {
     /// Most LIST requests the sampling may send (default: 8 + 2N).
     pub max_requests: Option<u64>,
     pub retry: RetryPolicy,
+    /// Agree to pay for the requests (requester-pays buckets).
+    pub request_payer: Option<RequestPayer>,
     pub client_options: ClientOptions,
     /// A ready client; overrides `client_options`.
     pub client: Option<Client>,
@@ -196,9 +198,15 @@ impl PlanOptions {
             inventory: None,
             max_requests: None,
             retry: RetryPolicy::default(),
+            request_payer: None,
             client_options: ClientOptions::default(),
             client: None,
         }
+    }
+
+    pub fn request_payer(mut self, payer: RequestPayer) -> Self {
+        self.request_payer = Some(payer);
+        self
     }
 
     pub fn inventory(mut self, manifest: S3Uri) -> Self {
@@ -214,6 +222,12 @@ impl PlanOptions {
                 format!("must be from 1 to {MAX_SHARDS}"),
             ));
         }
+        if self.uri.is_directory_bucket() {
+            return Err(Error::option(
+                "shards",
+                format!("cannot be planned as key ranges for the directory bucket {}: it lists keys in no order and takes no StartAfter; use hash shards (--shard K/N without a plan)", self.uri.bucket),
+            ));
+        }
         if self.client.is_none() {
             self.client_options.validate()?;
         }
@@ -225,7 +239,14 @@ impl PlanOptions {
         let stats = Arc::new(RetryStats::default());
         let bucket = |uri: &S3Uri| {
             Bucket::new(
-                Arc::new(S3::sdk(client.clone(), uri.bucket.clone(), false)),
+                Arc::new(S3::sdk(
+                    client.clone(),
+                    uri.bucket.clone(),
+                    Settings {
+                        requester_pays: self.request_payer == Some(RequestPayer::Requester),
+                        ..Settings::default()
+                    },
+                )),
                 uri.bucket.clone(),
                 uri.prefix.clone(),
                 budget.clone(),

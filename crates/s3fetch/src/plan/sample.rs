@@ -604,7 +604,6 @@ mod tests {
     use super::*;
     use crate::listing::tests::Model;
     use std::collections::BTreeSet;
-    use std::sync::atomic::Ordering as AtomicOrdering;
 
     fn run(keys: &BTreeSet<String>, prefix: &str, page: usize, shards: u32) -> (Sampled, usize) {
         let model = Model::new(keys.clone(), prefix, page);
@@ -622,7 +621,7 @@ mod tests {
             sampled.splits.windows(2).all(|w| w[0] <= w[1]),
             "{sampled:?}"
         );
-        (sampled, model.requests.load(AtomicOrdering::Relaxed))
+        (sampled, model.requests())
     }
 
     /// Keys per shard with these splits.

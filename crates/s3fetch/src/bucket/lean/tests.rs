@@ -11,7 +11,7 @@ use futures::StreamExt;
 use s3fetch_testkit::{ServerOptions, TestServer};
 
 use super::*;
-use crate::bucket::{ByteRange, GetResponse, S3};
+use crate::bucket::{ByteRange, GetResponse, Settings, Store, S3};
 use crate::checksum::Expected;
 use crate::client::ClientOptions;
 
@@ -45,6 +45,12 @@ fn keys(server: &TestServer) -> SharedCredentialsProvider {
     ))
 }
 
+const VERIFY: Settings = Settings {
+    verify: true,
+    requester_pays: false,
+    directory: false,
+};
+
 /// The lean GETs and the SDK's for `bucket`, as a run would build them.
 async fn stores(options: &ClientOptions, bucket: &str) -> (Lean, S3) {
     let connection = options.connect().await;
@@ -52,12 +58,12 @@ async fn stores(options: &ClientOptions, bucket: &str) -> (Lean, S3) {
         .direct
         .as_ref()
         .expect("s3fetch built the client");
-    let lean = Lean::new(direct, &connection.client, bucket, true)
+    let lean = Lean::new(direct, &connection.client, bucket, VERIFY)
         .await
         .expect("the test server's endpoint is plain SigV4");
     (
         lean,
-        S3::sdk(connection.client.clone(), bucket.into(), true),
+        S3::sdk(connection.client.clone(), bucket.into(), VERIFY),
     )
 }
 
@@ -87,7 +93,7 @@ async fn answers_as_the_sdk_does(server: TestServer) {
     let (lean, sdk) = stores(&options(&server, keys(&server)), "bkt").await;
     for (key, body) in KEYS.iter().zip(&bodies) {
         let (head, bytes) = read(lean.get(key, None, None).await).await;
-        let (sdk_head, sdk_bytes) = read(sdk.get_object(key, None, None).await).await;
+        let (sdk_head, sdk_bytes) = read(sdk.get(key, None, None).await).await;
         assert_eq!(&bytes, body, "{key}");
         assert_eq!(bytes, sdk_bytes, "{key}");
         assert_eq!(head.etag, sdk_head.etag, "{key}");
@@ -142,16 +148,12 @@ async fn error_answers_carry_the_same_code_and_status_as_the_sdk_s() {
         assert_eq!(lean.is_retryable(), sdk.is_retryable());
     };
     let lean_error = lean.get("absent", None, None).await.err().unwrap();
-    let sdk_error = sdk.get_object("absent", None, None).await.err().unwrap();
+    let sdk_error = sdk.get("absent", None, None).await.err().unwrap();
     same(lean_error, sdk_error, "NoSuchKey", 404);
 
     let stale = Some("\"0123456789abcdef0123456789abcdef\"");
     let lean_error = lean.get("plain.txt", None, stale).await.err().unwrap();
-    let sdk_error = sdk
-        .get_object("plain.txt", None, stale)
-        .await
-        .err()
-        .unwrap();
+    let sdk_error = sdk.get("plain.txt", None, stale).await.err().unwrap();
     same(lean_error, sdk_error, "PreconditionFailed", 412);
 
     // A wrong secret: the server checks the signature and refuses it.
@@ -164,7 +166,7 @@ async fn error_answers_carry_the_same_code_and_status_as_the_sdk_s() {
     ));
     let (lean, sdk) = stores(&options(&server, wrong), "bkt").await;
     let lean_error = lean.get("plain.txt", None, None).await.err().unwrap();
-    let sdk_error = sdk.get_object("plain.txt", None, None).await.err().unwrap();
+    let sdk_error = sdk.get("plain.txt", None, None).await.err().unwrap();
     same(lean_error, sdk_error, "SignatureDoesNotMatch", 403);
 }
 

@@ -1,0 +1,222 @@
+//! The `s3fetch` binary against stores that behave as real ones do: a bucket in another
+//! region, requester pays, listings out of order, an S3 Express directory bucket (the test
+//! kit's emulations, see its "Quirks"). Exit codes, messages and files.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::s3fetch;
+use s3fetch_testkit::fixtures::{assert_no_temp_files, files, output, text};
+use s3fetch_testkit::{ServerOptions, TestServer};
+
+const EXPRESS: &str = "data--usw2-az1--x-s3";
+
+/// A server whose buckets each hold 40 keys in four folders, a file `a` beside `a/b`.
+async fn server(options: ServerOptions, buckets: &[&str]) -> TestServer {
+    let server = TestServer::start_with(options)
+        .await
+        .expect("the server starts");
+    for bucket in buckets {
+        server.create_bucket(bucket);
+        for i in 0..40 {
+            server.put_object(bucket, &format!("p/{}/k{i:02}.txt", i % 4), format!("{i}"));
+        }
+        server.put_object(bucket, "p/a", "file a");
+        server.put_object(bucket, "p/a/b", "under a");
+    }
+    server
+}
+
+/// The files a download of `p/` leaves: the file `a` wins over the folder `a/`.
+fn expected() -> BTreeSet<String> {
+    let mut files: BTreeSet<String> = (0..40).map(|i| format!("{}/k{i:02}.txt", i % 4)).collect();
+    files.insert("a".into());
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_in_another_region_just_works_with_one_debug_note() {
+    let server = server(
+        ServerOptions {
+            bucket_regions: vec![("west".into(), "us-west-2".into())],
+            ..ServerOptions::default()
+        },
+        &["west"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    // The default region (the test kit's, us-east-1), no --region.
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://west/p/", "--debug", "--download-dir"])
+        .arg(dir.path());
+    server.reset_request_counts();
+    let out = output(cmd).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a/b is the one conflict: {stderr}"
+    );
+    assert_eq!(files(dir.path()), expected());
+    let notes = stderr
+        .lines()
+        .filter(|l| l.contains("the bucket is in another region"))
+        .count();
+    assert_eq!(notes, 1, "{stderr}");
+    assert_eq!(server.request_counts().of("ListObjectsV2"), 2);
+    assert_no_temp_files(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requester_pays_needs_the_flag_and_the_hint_says_so() {
+    let server = server(
+        ServerOptions {
+            requester_pays: vec!["paid".into()],
+            ..ServerOptions::default()
+        },
+        &["paid"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://paid/p/", "--download-dir"]).arg(dir.path());
+    let out = output(cmd).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("AccessDenied"), "{stderr}");
+    assert!(stderr.contains("--request-payer requester"), "{stderr}");
+    let mut cmd = s3fetch(&server);
+    cmd.args([
+        "s3://paid/p/",
+        "--request-payer",
+        "requester",
+        "--download-dir",
+    ])
+    .arg(dir.path());
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(files(dir.path()), expected());
+    // `s3fetch plan` sends it too.
+    let mut cmd = s3fetch(&server);
+    cmd.args([
+        "plan",
+        "s3://paid/p/",
+        "--shards",
+        "2",
+        "--request-payer",
+        "requester",
+    ]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Only `requester` pays.
+    let mut cmd = s3fetch(&server);
+    cmd.args(["s3://paid/p/", "--request-payer", "owner"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("requester"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_lists_out_of_order_is_listed_again_with_one_warning() {
+    let server = server(
+        ServerOptions {
+            unordered: vec!["unordered".into()],
+            ignore_start_after: vec!["ignoring".into()],
+            ..ServerOptions::default()
+        },
+        &["unordered", "ignoring"],
+    )
+    .await;
+    for (bucket, seen) in [("unordered", "out of order"), ("ignoring", "ignored where")] {
+        for concurrency in ["64", "1"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut cmd = s3fetch(&server);
+            cmd.args([
+                &format!("s3://{bucket}/p/"),
+                "--list-concurrency",
+                concurrency,
+            ])
+            .arg("--download-dir")
+            .arg(dir.path());
+            server.reset_request_counts();
+            let out = output(cmd).await;
+            let stderr = text(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "a/b is the one conflict: {stderr}"
+            );
+            assert_eq!(files(dir.path()), expected(), "{bucket}, {concurrency}");
+            assert_eq!(server.request_counts().get, 41, "each object once");
+            let warnings = stderr.lines().filter(|l| l.contains("WARN")).count();
+            // One listing page holds every key here: a store out of order shows itself in
+            // it; one that ignores StartAfter is never asked with it (many pages: the
+            // engine's tests).
+            let expected = usize::from(bucket == "unordered");
+            assert_eq!(warnings, expected, "{bucket}, {concurrency}: {stderr}");
+            assert!(expected == 0 || stderr.contains(seen), "{stderr}");
+            assert!(stderr.contains("p/a/b"), "the conflict is named: {stderr}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_bucket_downloads_and_refuses_what_cannot_work_there() {
+    let server = server(
+        ServerOptions {
+            directory_buckets: vec![EXPRESS.into()],
+            ..ServerOptions::default()
+        },
+        &[],
+    )
+    .await;
+    for i in 0..40 {
+        server.put_object(EXPRESS, &format!("p/{}/k{i:02}.txt", i % 4), format!("{i}"));
+    }
+    server.put_object(EXPRESS, "p/a", "file a");
+    server.put_object(EXPRESS, "p/a/b", "under a");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s3fetch(&server);
+    cmd.args([&format!("s3://{EXPRESS}/p/"), "--download-dir"])
+        .arg(dir.path());
+    let out = output(cmd).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a/b is the one conflict: {stderr}"
+    );
+    assert_eq!(files(dir.path()), expected());
+    assert!(
+        !stderr.contains("WARN"),
+        "no order is expected of it: {stderr}"
+    );
+    for (args, says) in [
+        (vec!["--delimiter", "-"], "--delimiter must be \"/\""),
+        (
+            vec!["--shard", "0/2", "--shard-by", "range"],
+            "use hash shards",
+        ),
+        (vec!["--request-payer", "requester"], "no requester-pays"),
+    ] {
+        let mut cmd = s3fetch(&server);
+        cmd.arg(format!("s3://{EXPRESS}/p/")).args(&args);
+        let out = output(cmd).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+    let mut cmd = s3fetch(&server);
+    cmd.args(["plan", &format!("s3://{EXPRESS}/p/"), "--shards", "2"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("directory bucket"),
+        "{}",
+        text(&out.stderr)
+    );
+}

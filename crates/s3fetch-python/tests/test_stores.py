@@ -10,8 +10,8 @@ import boto3
 import pytest
 from botocore.config import Config
 from conftest import ACCESS_KEY, SECRET_KEY, Server, start_server, tree
-from s3fetch import download, plan
-from s3fetch.exceptions import InvalidOptionError, PermissionError
+from s3fetch import download, exceptions, plan
+from s3fetch.exceptions import InvalidOptionError
 
 EXPRESS = "data--usw2-az1--x-s3"
 #: 40 keys in four folders, a file ``a`` beside ``a/b``.
@@ -79,10 +79,9 @@ def test_requester_pays_is_a_keyword(tmp_path: Path, aws_env: None, dest: Path) 
             region_name="us-east-1",
             config=Config(s3={"addressing_style": "path"}),
         )
-        client.create_bucket(Bucket="paid")
         for key, body in OBJECTS.items():
             client.put_object(Bucket="paid", Key=key, Body=body, RequestPayer="requester")
-        with pytest.raises(PermissionError) as refused:
+        with pytest.raises(exceptions.PermissionError) as refused:
             download("s3://paid/p/", dest, endpoint_url=server.endpoint)
         assert refused.value.code == "AccessDenied"
         count, failures = download("s3://paid/p/", dest, endpoint_url=server.endpoint, request_payer="requester")

@@ -70,8 +70,9 @@ pub struct ServerOptions {
     /// ListBuckets and GetBucketLocation report the region. Unsigned requests are served
     /// (one endpoint cannot tell which region they were meant for). `serve --bucket-region`.
     pub bucket_regions: Vec<(String, String)>,
-    /// Requester-pays buckets: a request without `x-amz-request-payer: requester`, and any
-    /// anonymous one, gets `403 AccessDenied`. `serve --requester-pays`.
+    /// Requester-pays buckets (created at start if missing): a request without
+    /// `x-amz-request-payer: requester`, and any anonymous one, gets `403 AccessDenied`.
+    /// `serve --requester-pays`.
     pub requester_pays: Vec<String>,
     /// Buckets listed in a fixed non-lexicographic order (keys and common prefixes ordered
     /// by a hash), as some S3-compatible stores list; continuation tokens are positions in

@@ -14,8 +14,8 @@ pub(crate) struct QuirkArgs {
     /// endpoint can't tell which region they were meant for).
     #[arg(long = "bucket-region", value_name = "BUCKET=REGION", value_parser = parse_bucket_region)]
     bucket_regions: Vec<(String, String)>,
-    /// Requester-pays bucket: a request without `x-amz-request-payer: requester`, and any
-    /// anonymous request, gets 403 AccessDenied.
+    /// Requester-pays bucket (created if missing): a request without `x-amz-request-payer:
+    /// requester`, and any anonymous request, gets 403 AccessDenied.
     #[arg(long = "requester-pays", value_name = "BUCKET", value_parser = parse_bucket)]
     requester_pays: Vec<String>,
     /// List the bucket in a fixed non-lexicographic order (by a hash of each key / common

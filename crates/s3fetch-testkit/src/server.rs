@@ -171,10 +171,16 @@ impl TestServer {
         let quirks = Quirks::new(&options)?;
         let store = Store::open(&dir)
             .with_context(|| format!("opening data directory {}", dir.display()))?;
-        for bucket in &options.directory_buckets {
+        // Buckets that refuse a plain CreateBucket (a directory bucket's is not S3's; a
+        // requester-pays bucket refuses every request without the payer) exist from the start.
+        for bucket in options
+            .directory_buckets
+            .iter()
+            .chain(&options.requester_pays)
+        {
             store
                 .ensure_bucket(bucket)
-                .with_context(|| format!("creating directory bucket {bucket}"))?;
+                .with_context(|| format!("creating bucket {bucket}"))?;
         }
         let listener = TcpListener::bind(("127.0.0.1", options.port))
             .await

@@ -389,3 +389,26 @@ async fn what_cannot_work_on_a_directory_bucket_is_refused_with_the_reason() {
         "refused before any request"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_buckets_etags_are_never_taken_for_md5s() {
+    // No CRCs (`checksums: false`): an ETag of 32 hex digits is all the store says, and in
+    // a directory bucket it is no MD5 of the bytes.
+    let server = server(ServerOptions {
+        directory_buckets: vec![EXPRESS.into()],
+        checksums: false,
+        ..ServerOptions::default()
+    })
+    .await;
+    let objects = dataset(&server, EXPRESS);
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(options(
+        &server,
+        &format!("s3://{EXPRESS}/data/"),
+        dir.path(),
+    ))
+    .await
+    .unwrap();
+    assert_downloaded(&summary, dir.path(), &objects);
+    assert_eq!(summary.verified, 0, "nothing to verify against");
+}

@@ -178,10 +178,12 @@ fn verify<B>(
     req: &hyper::Request<B>,
     a: &Authorization<'_>,
 ) -> S3Result<ExpressAuth> {
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+    // PUT too, so that a client can fill a directory bucket; its payload hash is taken as
+    // signed (`x-amz-content-sha256`), not checked against the body.
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::PUT) {
         return Err(s3_error!(
             NotImplemented,
-            "the test server takes s3express-signed GET and HEAD requests only"
+            "the test server takes s3express-signed GET, HEAD and PUT requests only"
         ));
     }
     let headers = req.headers();

@@ -125,6 +125,12 @@ impl Lean {
         })
     }
 
+    /// Where its GETs go: an object's URL is this, `/` and its encoded key.
+    #[cfg(test)]
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// GetObject, whole or `range`, only if the ETag is `if_match` (when given).
     pub async fn get(
         &self,

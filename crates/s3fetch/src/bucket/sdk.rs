@@ -320,3 +320,80 @@ fn configure(client: Client, settings: Settings) -> Client {
     }
     Client::from_conf(config.build())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientOptions;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+
+    /// The base URL lean GETs go to, and the region the client signs for.
+    fn route_of(s3: &S3) -> (String, String) {
+        let route = s3.route();
+        let base = route
+            .lean
+            .as_ref()
+            .map(|l| l.base().to_owned())
+            .unwrap_or_default();
+        (base, route.region().unwrap_or_default().to_owned())
+    }
+
+    fn keys() -> SharedCredentialsProvider {
+        SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            "a", "b", None, None, "test",
+        ))
+    }
+
+    async fn s3(options: ClientOptions) -> S3 {
+        let connection = options.connect().await;
+        S3::new(&connection, "bkt".into(), Settings::default()).await
+    }
+
+    #[tokio::test]
+    async fn a_move_sends_aws_requests_to_the_regional_endpoint_signed_or_not() {
+        for no_sign_request in [true, false] {
+            let s3 = s3(ClientOptions {
+                ignore_environment: true,
+                no_sign_request,
+                credentials: Some(keys()),
+                ..ClientOptions::default()
+            })
+            .await;
+            let (base, region) = route_of(&s3);
+            assert_eq!(region, "us-east-1");
+            assert!(
+                base.contains("bkt.s3") && !base.contains("us-west-2"),
+                "{base}"
+            );
+            let from = s3.route();
+            s3.move_to(&from, "us-west-2").await;
+            assert_eq!(
+                route_of(&s3),
+                (
+                    "https://bkt.s3.us-west-2.amazonaws.com".into(),
+                    "us-west-2".into()
+                )
+            );
+            // Asked again by a request that was refused at the same time: no second move.
+            let moved = s3.route();
+            assert!(Arc::ptr_eq(&s3.move_to(&from, "us-west-2").await, &moved));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_custom_endpoint_stays_and_only_the_signature_moves() {
+        let s3 = s3(ClientOptions {
+            ignore_environment: true,
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            credentials: Some(keys()),
+            ..ClientOptions::default()
+        })
+        .await;
+        let from = s3.route();
+        s3.move_to(&from, "eu-central-1").await;
+        assert_eq!(
+            route_of(&s3),
+            ("http://127.0.0.1:9/bkt".into(), "eu-central-1".into())
+        );
+    }
+}

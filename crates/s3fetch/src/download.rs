@@ -117,10 +117,6 @@ impl Downloader {
             requester_pays: options.requester_pays,
             directory: options.directory,
         };
-        let order = match options.directory {
-            true => listing::Order::Unordered,
-            false => listing::Order::Checked,
-        };
         let bucket = Arc::new(Bucket::new(
             Arc::new(S3::new(&connection, uri.bucket.clone(), settings).await),
             uri.bucket.clone(),
@@ -130,6 +126,11 @@ impl Downloader {
             stats.clone(),
         ));
 
+        let order = match (options.directory, bucket.promises_order()) {
+            (true, _) => listing::Order::Unordered,
+            (false, true) => listing::Order::Promised,
+            (false, false) => listing::Order::Checked,
+        };
         // Room for a few pages ahead of the downloads, and no more.
         let (tx, mut rx) = mpsc::channel::<Listed>(concurrency.max(1000));
         // A regex anchored on a literal (`^data/2024-`) lists only under that literal.
@@ -543,10 +544,22 @@ impl Job {
                 .clone();
             let wanted = cell
                 .get_or_try_init(|| async {
+                    if !self.filter.wants(&name) {
+                        return Ok::<_, Error>(false);
+                    }
                     tracing::debug!(key, folder = name, "asking whether the folder is a key");
-                    Ok::<_, Error>(
-                        self.filter.wants(&name) && self.fetcher.bucket.exists(&name).await?,
-                    )
+                    // A key the size and time limits leave out takes no folder, as in a
+                    // listing: its HEAD tells its size and time.
+                    Ok(match self.fetcher.bucket.find(&name).await? {
+                        Some(head) => self.filter.wants_object(&ObjectInfo {
+                            key: name.clone(),
+                            size: head.length.unwrap_or(0),
+                            etag: head.etag,
+                            last_modified: head.last_modified,
+                            archived: false,
+                        }),
+                        None => false,
+                    })
                 })
                 .await?;
             if *wanted {

@@ -393,7 +393,7 @@ impl ServiceError {
             }
             _ => (ServiceErrorKind::Request, None, error_chain(&err)),
         };
-        let region = region.or_else(|| region_in_message(&message));
+        let region = region.or_else(|| region_in_message(code.as_deref(), &message));
         ServiceError(Box::new(Details {
             code,
             status,
@@ -412,10 +412,11 @@ impl ServiceError {
         region: Option<String>,
     ) -> Self {
         let message = message.unwrap_or_else(|| format!("HTTP {status}"));
+        let code = code.or_else(|| code_for_status(status).map(str::to_owned));
         ServiceError(Box::new(Details {
-            code: code.or_else(|| code_for_status(status).map(str::to_owned)),
+            region: region.or_else(|| region_in_message(code.as_deref(), &message)),
+            code,
             status: Some(status),
-            region: region.or_else(|| region_in_message(&message)),
             message,
             kind: ServiceErrorKind::Response,
         }))
@@ -616,9 +617,13 @@ pub(crate) fn named_region(header: Option<&str>, body: Option<&str>) -> Option<S
     valid(region).then(|| region.to_owned())
 }
 
-/// The region in S3's message for a request signed for the wrong one: "the region
-/// 'us-east-1' is wrong; expecting 'us-west-2'".
-fn region_in_message(message: &str) -> Option<String> {
+/// The region in S3's message for a request signed for the wrong one
+/// (`AuthorizationHeaderMalformed`: "the region 'us-east-1' is wrong; expecting
+/// 'us-west-2'").
+fn region_in_message(code: Option<&str>, message: &str) -> Option<String> {
+    if code != Some("AuthorizationHeaderMalformed") {
+        return None;
+    }
     let rest = &message[message.find("expecting '")? + "expecting '".len()..];
     let region = &rest[..rest.find('\'')?];
     named_region(Some(region), None)
@@ -650,9 +655,16 @@ mod tests {
             None
         );
         assert_eq!(named_region(None, Some("<Error/>")), None);
+        let message = "The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'us-west-2'";
+        let code = Some("AuthorizationHeaderMalformed");
         assert_eq!(
-            region_in_message("The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'us-west-2'").as_deref(),
+            region_in_message(code, message).as_deref(),
             Some("us-west-2")
+        );
+        assert_eq!(
+            region_in_message(Some("InvalidArgument"), message),
+            None,
+            "only that error's"
         );
     }
 

@@ -175,10 +175,15 @@ impl PageSource for Pages {
 /// How a prefix is listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Order {
-    /// In key ranges at once, with `StartAfter`, as long as the store lists in order (S3):
-    /// every page is checked, and the listing goes on folder by folder the moment one is
-    /// out of order.
+    /// In key ranges at once, with `StartAfter`, as long as the store lists in order: every
+    /// page is checked, every key sent remembered (16 bytes of hash), and the listing goes
+    /// on page by page with the store's continuation tokens the moment a page is out of
+    /// order, sending no key twice.
     Checked,
+    /// The same for a store that promises S3's order (AWS's endpoints): nothing is
+    /// remembered (memory stays flat); should a page break the promise, the keys sent
+    /// before may be sent again.
+    Promised,
     /// Folder by folder with continuation tokens from the start (directory buckets, whose
     /// keys are in no order and which refuse `StartAfter`).
     Unordered,
@@ -201,7 +206,10 @@ pub(crate) async fn list_into<S: PageSource>(
     if order == Order::Unordered {
         return walk::walk(source, prefix, delimiter, concurrency, filter, reporter, tx).await;
     }
-    let mut sent = Sent::default();
+    let mut sent = match order {
+        Order::Promised => Sent::forgetful(),
+        _ => Sent::default(),
+    };
     let disorder = match in_ranges(
         source.clone(),
         prefix,
@@ -217,14 +225,24 @@ pub(crate) async fn list_into<S: PageSource>(
         Ranges::Done(found) => return Ok(found),
         Ranges::Disorder(disorder) => disorder,
     };
-    tracing::warn!(
-        "{disorder}: listing {prefix:?} page by page with the store's continuation tokens instead ({} keys sent so far are not sent again)",
-        sent.len()
-    );
+    match sent.forgotten() {
+        0 => tracing::warn!(
+            "{disorder}: listing {prefix:?} page by page with the store's continuation tokens instead ({} keys sent so far are not sent again)",
+            sent.len()
+        ),
+        forgotten => tracing::warn!(
+            "{disorder}: listing {prefix:?} page by page with the store's continuation tokens instead (the {forgotten} keys sent so far may be sent again: this store promised S3's order)"
+        ),
+    }
+    sent.remember();
     let before = sent.len() as u64;
     let rest = walk::pages(source, prefix, delimiter, filter, reporter, tx, &mut sent).await?;
     Ok(before + rest)
 }
+
+/// Empty pages that say more follow, in a row, before the store is taken for one that
+/// never ends.
+const MAX_EMPTY_PAGES: usize = 1000;
 
 /// How a listing in ranges ended.
 enum Ranges {
@@ -273,6 +291,7 @@ async fn in_ranges<S: PageSource>(
         upto: whole.upto,
         scope: None,
         token: None,
+        fresh: true,
         ancestry,
     }]);
     let mut requests = JoinSet::new();
@@ -289,6 +308,10 @@ async fn in_ranges<S: PageSource>(
     let mut first_page: Option<(String, String)> = None;
     // What neighbouring ranges saw of the keys where they meet (see `guard::Seams`).
     let mut seams = Seams::default();
+    // A range's next page goes on from the store's continuation token while the store
+    // takes its tokens (see `Range::token`).
+    let mut tokens = true;
+    let mut empty_pages = 0;
     let mut big_folders = false;
     let mut found = 0;
     // Sends one wanted object; false when the receiver is gone.
@@ -322,6 +345,15 @@ async fn in_ranges<S: PageSource>(
         let mut pieces = match joined {
             Ok(Fetched::Page(mut range, page)) => {
                 let page = match page {
+                    // A store that refuses its own continuation tokens: `StartAfter` from
+                    // now on. (One that goes back with them breaks the order check below:
+                    // it may as well be a store out of order.)
+                    Err(error) if range.token.is_some() && guard::refused(&error) => {
+                        tokens = false;
+                        range.token = None;
+                        queue.push_front(range);
+                        continue;
+                    }
                     Err(error) if range.after.is_some() && range.token.is_none() => {
                         match guard::refused_start_after(&error) {
                             Some(disorder) => return Ok(Ranges::Disorder(disorder)),
@@ -330,18 +362,32 @@ async fn in_ranges<S: PageSource>(
                     }
                     page => page?,
                 };
+                // An empty page that says more follow (a store over many deleted keys answers
+                // so): on from its token, a bounded number of times in a row.
+                if page.objects.is_empty() && page.truncated {
+                    if let Some(token) = page.next_token.as_ref().filter(|t| {
+                        tokens && empty_pages < MAX_EMPTY_PAGES && range.token.as_ref() != Some(*t)
+                    }) {
+                        empty_pages += 1;
+                        range.token = Some(token.clone());
+                        queue.push_front(range);
+                        continue;
+                    }
+                }
+                empty_pages = 0;
                 if let Err(disorder) =
                     guard::check_page(range.after.as_deref(), &page.objects, page.truncated)
                 {
                     return Ok(Ranges::Disorder(disorder));
                 }
                 // A range's first page: the first key after the range's start.
-                if let (Some(after), None) = (&range.after, &range.token) {
+                if let (true, Some(after)) = (range.fresh, &range.after) {
                     let first = page.objects.first().map(|o| o.key.as_str());
                     if let Err(disorder) = seams.began(after, first, range.scope.is_some()) {
                         return Ok(Ranges::Disorder(disorder));
                     }
                 }
+                range.fresh = false;
                 if page.truncated {
                     budget.page_len = budget.page_len.max(page.objects.len());
                 }
@@ -407,7 +453,7 @@ async fn in_ranges<S: PageSource>(
                 // split points guessed from the page.
                 let rest = Range {
                     after: Some(last.clone()),
-                    token: page.next_token,
+                    token: page.next_token.filter(|_| tokens),
                     ..range
                 };
                 let idle = concurrency.saturating_sub(requests.len() + queue.len() + 1);
@@ -441,6 +487,11 @@ async fn in_ranges<S: PageSource>(
                     .iter()
                     .chain(delimited.objects.iter().map(|o| &o.key))
                     .max();
+                if delimited.truncated && last.is_none() {
+                    // An empty page that says more follow shows nothing of the first level:
+                    // the ranges go on without it.
+                    continue;
+                }
                 let covered = delimited.truncated.then(|| last.cloned()).flatten();
                 first_level = FirstLevel::new(delimited.objects, covered, filter);
                 seeds.extend(delimited.prefixes);
@@ -901,12 +952,15 @@ pub(crate) mod tests {
             Just(StartAfter::Ignored),
             Just(StartAfter::Refused),
         ];
-        (order, start_after, 0usize..6).prop_map(|(order, start_after, from_request)| Quirks {
-            order,
-            start_after,
-            from_request,
-            directory: false,
-        })
+        (order, start_after, 0usize..6, any::<bool>()).prop_map(
+            |(order, start_after, from_request, empty_pages)| Quirks {
+                order,
+                start_after,
+                from_request,
+                empty_pages,
+                directory: false,
+            },
+        )
     }
 
     /// Each wanted key under `prefix` exactly once, whatever the store did.
@@ -962,10 +1016,17 @@ pub(crate) mod tests {
             concurrency in 1usize..16,
             prefix in prop_oneof![Just(""), Just("data/"), Just("data/2"), Just("d/a")],
             quirks in quirks_strategy(),
+            promised in any::<bool>(),
         ) {
             let filter = KeyFilter::new(None, "/").unwrap();
             let model = Model::quirky(keys.clone(), prefix, max_keys, quirks);
-            let (listed, requests, _) = list_on(model, Order::Checked, concurrency, &filter);
+            let order = if promised { Order::Promised } else { Order::Checked };
+            let (mut listed, requests, _) = list_on(model, order, concurrency, &filter);
+            if promised {
+                // A store that broke a promise of order: every key, some maybe twice.
+                listed.sort_by(|a, b| a.object.key.cmp(&b.object.key));
+                listed.dedup_by(|a, b| a.object.key == b.object.key);
+            }
             assert_exact(&keys, prefix, &filter, &listed);
             // Never an endless listing: at most the ordered listing's requests, then each
             // folder's pages again.
@@ -1045,5 +1106,115 @@ pub(crate) mod tests {
         // The walk's 41 (the prefix's folders, then 20 folders of 2 pages), and the
         // requests in flight or answered before an answer showed it.
         assert!(requests <= 90, "{requests} requests");
+    }
+
+    /// A store that answers every request with what `answer` makes of it.
+    struct Scripted<F>(F);
+
+    impl<F> PageSource for Scripted<F>
+    where
+        F: Fn(ListRequest<'_>) -> Listing + Send + Sync + 'static,
+    {
+        fn prefix(&self) -> &str {
+            ""
+        }
+
+        async fn list(&self, request: ListRequest<'_>) -> Result<Listing> {
+            Ok((self.0)(request))
+        }
+
+        fn broken(&self, message: String) -> Error {
+            Error::List {
+                bucket: "scripted".into(),
+                prefix: String::new(),
+                after: None,
+                source: ServiceError::protocol(message),
+            }
+        }
+    }
+
+    /// Runs a listing of `source` in `order` to its end: its error, if any, and the keys it
+    /// sent.
+    fn broken_listing<F>(source: Scripted<F>, order: Order) -> (Option<String>, Vec<String>)
+    where
+        F: Fn(ListRequest<'_>) -> Listing + Send + Sync + 'static,
+    {
+        let filter = KeyFilter::new(None, "/").unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (tx, mut rx) = mpsc::channel::<Listed>(16);
+            let drain = async {
+                let mut keys = Vec::new();
+                while let Some(listed) = rx.recv().await {
+                    keys.push(listed.object.key);
+                }
+                keys
+            };
+            let reporter = crate::progress::NoReporter;
+            let listing = list_into(Arc::new(source), "", "/", order, 8, &filter, &reporter, tx);
+            let (result, keys) = tokio::join!(
+                tokio::time::timeout(std::time::Duration::from_secs(10), listing),
+                drain
+            );
+            let error = result.expect("the listing ends").err();
+            (error.map(|e| crate::error::error_chain(&e)), keys)
+        })
+    }
+
+    fn page(keys: &[&str], folders: &[&str], token: Option<&str>) -> Listing {
+        Listing {
+            objects: keys.iter().map(|k| object(k.to_string())).collect(),
+            common_prefixes: folders.iter().map(|f| f.to_string()).collect(),
+            truncated: token.is_some(),
+            next_token: token.map(str::to_owned),
+        }
+    }
+
+    fn object(key: String) -> ObjectInfo {
+        crate::bucket::model::object(key)
+    }
+
+    #[test]
+    fn a_store_that_breaks_the_protocol_ends_the_listing_with_an_error_not_a_panic_or_a_loop() {
+        // A key outside the folder asked for, a sub-folder without the delimiter.
+        let outside = Scripted(|r: ListRequest<'_>| match r.prefix {
+            "" => page(&[], &["a/"], None),
+            _ => page(&["b"], &[], None),
+        });
+        let error = broken_listing(outside, Order::Unordered).0.unwrap();
+        assert!(error.contains("not under it"), "{error}");
+        let no_delimiter = Scripted(|_: ListRequest<'_>| page(&[], &["a"], None));
+        let error = broken_listing(no_delimiter, Order::Unordered).0.unwrap();
+        assert!(error.contains("does not end with"), "{error}");
+        // The same token again, and new tokens over the same page.
+        let same_token = Scripted(|_: ListRequest<'_>| page(&["a"], &[], Some("t")));
+        let error = broken_listing(same_token, Order::Unordered).0.unwrap();
+        assert!(error.contains("twice"), "{error}");
+        let ignores_tokens = Scripted(|r: ListRequest<'_>| {
+            let next = format!("{}x", r.token.unwrap_or_default());
+            page(&["b", "a"], &[], Some(&next))
+        });
+        let error = broken_listing(ignores_tokens, Order::Checked).0.unwrap();
+        assert!(error.contains("twice"), "{error}");
+        // More follows, but no token to go on with.
+        let no_token = Scripted(|_: ListRequest<'_>| Listing {
+            truncated: true,
+            ..page(&["a"], &[], None)
+        });
+        let error = broken_listing(no_token, Order::Unordered).0.unwrap();
+        assert!(error.contains("no continuation token"), "{error}");
+        // A sub-folder listed on two pages is listed once.
+        let twice = Scripted(|r: ListRequest<'_>| match (r.prefix, r.token) {
+            ("", None) => page(&[], &["a/"], Some("1")),
+            ("", Some(_)) => page(&[], &["a/"], None),
+            _ => page(&["a/x"], &[], None),
+        });
+        assert_eq!(
+            broken_listing(twice, Order::Unordered),
+            (None, vec!["a/x".to_owned()])
+        );
     }
 }

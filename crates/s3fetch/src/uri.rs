@@ -60,6 +60,36 @@ pub(crate) fn is_directory_bucket(bucket: &str) -> bool {
     bucket.ends_with("--x-s3") || bucket.ends_with("--xa-s3")
 }
 
+/// The region of a directory bucket, from the zone in its name (`name--usw2-az1--x-s3`:
+/// us-west-2): S3 Express answers only at its zone's endpoint, in that region, and a
+/// request sent elsewhere gets no redirect to follow. `None` for a name it cannot read.
+pub(crate) fn directory_bucket_region(bucket: &str) -> Option<String> {
+    let name = bucket
+        .strip_suffix("--x-s3")
+        .or_else(|| bucket.strip_suffix("--xa-s3"))?;
+    let zone = name.rsplit("--").next()?;
+    let code = zone.split('-').next()?;
+    let digits = code.trim_start_matches(|c: char| c.is_ascii_lowercase());
+    let letters = &code[..code.len() - digits.len()];
+    if letters.len() < 3 || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (area, direction) = letters.split_at(2);
+    let direction = match direction {
+        "e" => "east",
+        "w" => "west",
+        "n" => "north",
+        "s" => "south",
+        "c" => "central",
+        "ne" => "northeast",
+        "nw" => "northwest",
+        "se" => "southeast",
+        "sw" => "southwest",
+        _ => return None,
+    };
+    Some(format!("{area}-{direction}-{digits}"))
+}
+
 impl std::fmt::Display for S3Uri {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, self.prefix)
@@ -76,6 +106,25 @@ impl std::str::FromStr for S3Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_buckets_region_is_read_from_its_zone() {
+        let region = |b| directory_bucket_region(b);
+        assert_eq!(region("data--usw2-az1--x-s3").as_deref(), Some("us-west-2"));
+        assert_eq!(region("a--use1-az4--x-s3").as_deref(), Some("us-east-1"));
+        assert_eq!(
+            region("a--apne1-az4--x-s3").as_deref(),
+            Some("ap-northeast-1")
+        );
+        assert_eq!(region("a--euc1-az2--x-s3").as_deref(), Some("eu-central-1"));
+        assert_eq!(
+            region("a--usw2-lax1-az1--x-s3").as_deref(),
+            Some("us-west-2")
+        );
+        assert_eq!(region("ap--aps1-az1--xa-s3").as_deref(), Some("ap-south-1"));
+        assert_eq!(region("plain-bucket"), None);
+        assert_eq!(region("a--zz-az1--x-s3"), None);
+    }
 
     #[test]
     fn parses_bucket_and_prefix_forms() {

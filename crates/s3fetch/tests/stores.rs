@@ -412,3 +412,28 @@ async fn a_directory_buckets_etags_are_never_taken_for_md5s() {
     assert_downloaded(&summary, dir.path(), &objects);
     assert_eq!(summary.verified, 0, "nothing to verify against");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_name_asked_of_the_server_takes_the_folder_only_if_the_filters_want_it() {
+    // Out of order, the listing cannot tell whether `p/a` is a wanted key when `p/a/b`
+    // comes: it asks (a HEAD). `p/a` is too small for `--min-size`: not wanted, so it takes
+    // no folder, as on an ordered store.
+    let server = server(ServerOptions {
+        unordered: vec!["odd".into()],
+        ..ServerOptions::default()
+    })
+    .await;
+    server.create_bucket("odd");
+    server.put_object("odd", "p/a", b"tiny");
+    server.put_object("odd", "p/a/b", vec![b'b'; 100]);
+    for i in 0..20 {
+        server.put_object("odd", &format!("p/k{i:02}"), vec![b'k'; 100]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(options(&server, "s3://odd/p/", dir.path()).min_size(50))
+        .await
+        .unwrap();
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    assert_eq!(summary.objects_downloaded, 21);
+    assert!(dir.path().join("a/b").is_file());
+}

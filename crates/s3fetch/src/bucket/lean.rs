@@ -126,7 +126,6 @@ impl Lean {
     }
 
     /// Where its GETs go: an object's URL is this, `/` and its encoded key.
-    #[cfg(test)]
     pub fn base(&self) -> &str {
         &self.base
     }

@@ -155,6 +155,12 @@ pub(crate) trait Store: Send + Sync + 'static {
         key: &'a str,
         if_match: Option<&'a str>,
     ) -> BoxFuture<'a, Result<ObjectHead, ServiceError>>;
+
+    /// Whether the store promises S3's listing: keys in byte order, `StartAfter` honoured
+    /// (AWS's own endpoints, general-purpose buckets). Default: not known.
+    fn promises_order(&self) -> bool {
+        false
+    }
 }
 
 /// A bucket as the run sees it: requests through the budget and the retry loop, errors that
@@ -186,6 +192,11 @@ impl Bucket {
             retry,
             stats,
         }
+    }
+
+    /// See [`Store::promises_order`].
+    pub fn promises_order(&self) -> bool {
+        self.store.promises_order()
     }
 
     /// One listing page, retried, holding a list permit.
@@ -259,13 +270,13 @@ impl Bucket {
             .await
     }
 
-    /// Whether `key` exists: one HEAD. Access denied counts as absent: such a key cannot be
-    /// downloaded either.
-    pub async fn exists(&self, key: &str) -> Result<bool> {
+    /// What one HEAD says of `key`, `None` if it does not exist. Access denied counts as
+    /// absent: such a key cannot be downloaded either.
+    pub async fn find(&self, key: &str) -> Result<Option<ObjectHead>> {
         match self.head(key, None).await {
-            Ok(_) => Ok(true),
+            Ok(head) => Ok(Some(head)),
             Err(e) if matches!(e.code(), Some("NotFound" | "NoSuchKey" | "AccessDenied")) => {
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(e),
         }

@@ -54,6 +54,9 @@ pub(crate) struct Quirks {
     /// An S3 Express directory bucket: `StartAfter` answers 400, a prefix must end in `/`
     /// and `/` is the only delimiter.
     pub directory: bool,
+    /// The first page of every listing is empty and says more follow (as a store does over
+    /// many deleted keys): only its continuation token goes on.
+    pub empty_pages: bool,
 }
 
 /// A bucket's keys and how it lists them.
@@ -100,18 +103,33 @@ pub(crate) fn answer(
     {
         return Err(invalid());
     }
-    // A continuation token carries the listing on from where it was (it holds the first
-    // request's StartAfter); S3 then ignores StartAfter.
+    // The token holds the position, the prefix it is for (S3 refuses a token with another)
+    // and the first request's StartAfter.
     let (from, mut start_after) = match request.token {
         Some(token) => {
-            let (at, after) = token.split_once('|').ok_or_else(invalid)?;
-            (
-                at.parse::<usize>().map_err(|_| invalid())?,
-                after.strip_prefix('+'),
-            )
+            let mut parts = token.splitn(3, '|');
+            let (at, prefix, after) = (parts.next(), parts.next(), parts.next());
+            if prefix != Some(hex(request.prefix).as_str()) {
+                return Err(invalid());
+            }
+            let at = at
+                .and_then(|a| a.parse::<usize>().ok())
+                .ok_or_else(invalid)?;
+            (at, after.and_then(|a| a.strip_prefix('+')))
         }
         None => (0, request.start_after),
     };
+    let token = |at: usize, after: Option<&str>| {
+        let after = after.map(|a| format!("+{a}")).unwrap_or_default();
+        format!("{at}|{}|{after}", hex(request.prefix))
+    };
+    if quirks.empty_pages && request.token.is_none() {
+        return Ok(Listing {
+            truncated: true,
+            next_token: Some(token(0, start_after)),
+            ..Listing::default()
+        });
+    }
     if number >= quirks.from_request && request.token.is_none() {
         match quirks.start_after {
             StartAfter::Ignored => start_after = None,
@@ -150,10 +168,7 @@ pub(crate) fn answer(
     let truncated = end < entries.len();
     let mut listing = Listing {
         truncated,
-        next_token: truncated.then(|| match start_after {
-            Some(after) => format!("{end}|+{after}"),
-            None => format!("{end}|"),
-        }),
+        next_token: truncated.then(|| token(end, start_after)),
         ..Listing::default()
     };
     for entry in entries.drain(from.min(end)..end) {
@@ -215,6 +230,10 @@ impl Order {
         }
         keys
     }
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An object as the model lists it.

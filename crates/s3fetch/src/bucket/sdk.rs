@@ -23,6 +23,7 @@ use crate::checksum::Expected;
 use crate::client::Connection;
 use crate::error::ServiceError;
 use crate::list_xml::{ListReader, Listing, TakeListBody};
+use crate::uri::directory_bucket_region;
 
 /// The AWS SDK's client, for one bucket, and its GETs sent without the SDK where they can
 /// be (see [`super::lean`]).
@@ -58,13 +59,26 @@ impl S3 {
             Some(direct) => Lean::new(direct, &client, &bucket, settings).await,
             None => None,
         };
-        S3 {
+        let s3 = S3 {
             bucket,
             settings,
             direct: connection.direct.clone(),
             route: RwLock::new(Arc::new(Route { client, lean })),
             moving: tokio::sync::Mutex::new(()),
+        };
+        // A directory bucket's region is in its name, and a request sent to another region's
+        // zonal endpoint gets no redirect: go there before the first request.
+        if let Some(region) = settings
+            .directory
+            .then(|| directory_bucket_region(&s3.bucket))
+            .flatten()
+        {
+            let from = s3.route();
+            if from.region() != Some(region.as_str()) {
+                s3.move_to(&from, &region).await;
+            }
         }
+        s3
     }
 
     /// Every request through the SDK's `client`, configured for the run.
@@ -303,6 +317,17 @@ impl Store for S3 {
     ) -> BoxFuture<'a, Result<ObjectHead, ServiceError>> {
         Box::pin(self.follow(move |route| self.head_object(route, key, if_match)))
     }
+
+    /// AWS's own endpoints, for a general-purpose bucket: the endpoint s3fetch resolved for
+    /// its GETs is one of AWS's (for a client of the caller's, it is not known).
+    fn promises_order(&self) -> bool {
+        !self.settings.directory
+            && self.route().lean.as_ref().is_some_and(|lean| {
+                let host = lean.base().split("://").nth(1).unwrap_or_default();
+                let host = host.split(['/', ':']).next().unwrap_or_default();
+                host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")
+            })
+    }
 }
 
 /// The run's client: `client` with the SDK's own retries off (they are made in
@@ -395,5 +420,28 @@ mod tests {
             route_of(&s3),
             ("http://127.0.0.1:9/bkt".into(), "eu-central-1".into())
         );
+    }
+
+    #[tokio::test]
+    async fn aws_promises_order_and_a_directory_bucket_goes_to_its_zones_region() {
+        let aws = ClientOptions {
+            ignore_environment: true,
+            credentials: Some(keys()),
+            ..ClientOptions::default()
+        };
+        assert!(s3(aws.clone()).await.promises_order());
+        let custom = ClientOptions {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            ..aws.clone()
+        };
+        assert!(!s3(custom).await.promises_order(), "a store of unknown habits");
+        let connection = aws.connect().await;
+        let directory = Settings {
+            directory: true,
+            ..Settings::default()
+        };
+        let express = S3::new(&connection, "data--usw2-az1--x-s3".into(), directory).await;
+        assert_eq!(express.route().region(), Some("us-west-2"));
+        assert!(!express.promises_order());
     }
 }

@@ -172,20 +172,43 @@ fn increasing<'a>(mut keys: impl Iterator<Item = &'a str>) -> Result<(), Disorde
     Ok(())
 }
 
-/// Whether a failed request with `StartAfter` was the store refusing the parameter (a
-/// 400 or 501 answer): a listing without it may still work.
+/// Whether a failed list request was the store refusing a parameter it does not take
+/// (`StartAfter`, or a continuation token of its own): 501, or 400 with a code that says
+/// so — not a 400 about credentials, a region or a timeout.
+pub(crate) fn refused(error: &Error) -> bool {
+    error.service_error().is_some_and(|service| {
+        service.status() == Some(501)
+            || (service.status() == Some(400)
+                && matches!(
+                    service.code(),
+                    Some("InvalidArgument" | "NotImplemented" | "InvalidRequest" | "BadRequest")
+                ))
+    })
+}
+
+/// [`refused`] for a request with `StartAfter`, as the disorder it is.
 pub(crate) fn refused_start_after(error: &Error) -> Option<Disorder> {
-    let service = error.service_error()?;
-    matches!(service.status(), Some(400 | 501))
-        .then(|| Disorder::RefusedStartAfter(service.to_string()))
+    refused(error).then(|| {
+        Disorder::RefusedStartAfter(
+            error
+                .service_error()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        )
+    })
 }
 
 /// The keys a listing has sent, as 128-bit hashes (two SipHashes with keys drawn for this
-/// run: 16 bytes a key, and no two keys of a run share one but with odds of 1 in 2^100 for
-/// a billion keys), so that a listing that starts over sends none twice.
+/// run: 16 bytes a key, about 20–40 in the set, and no two keys of a run share one but with
+/// odds of 1 in 2^70 for a billion keys), so that a listing that starts over sends none
+/// twice. A listing of a store that promises S3's order remembers none (see
+/// [`Sent::forgetful`]).
 pub(crate) struct Sent {
     keys: HashSet<u128>,
     hashers: (RandomState, RandomState),
+    remember: bool,
+    /// Keys sent while nothing was remembered.
+    forgotten: usize,
 }
 
 impl Default for Sent {
@@ -193,17 +216,36 @@ impl Default for Sent {
         Sent {
             keys: HashSet::new(),
             hashers: (RandomState::new(), RandomState::new()),
+            remember: true,
+            forgotten: 0,
         }
     }
 }
 
 impl Sent {
+    /// A record that keeps nothing until [`Sent::remember`]: memory stays flat.
+    pub fn forgetful() -> Self {
+        Sent {
+            remember: false,
+            ..Sent::default()
+        }
+    }
+
+    /// Keeps every key from now on.
+    pub fn remember(&mut self) {
+        self.remember = true;
+    }
+
     fn hash(&self, key: &str) -> u128 {
         u128::from(self.hashers.0.hash_one(key)) << 64 | u128::from(self.hashers.1.hash_one(key))
     }
 
-    /// Records `key`; false if it was sent before.
+    /// Records `key`; false if it was sent before (as far as the record knows).
     pub fn insert(&mut self, key: &str) -> bool {
+        if !self.remember {
+            self.forgotten += 1;
+            return true;
+        }
         let hash = self.hash(key);
         self.keys.insert(hash)
     }
@@ -212,8 +254,14 @@ impl Sent {
         self.keys.contains(&self.hash(key))
     }
 
+    /// Keys sent: those remembered, and those sent while none were.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.len() + self.forgotten
+    }
+
+    /// Keys sent while none were remembered: a listing that starts over may send them again.
+    pub fn forgotten(&self) -> usize {
+        self.forgotten
     }
 }
 
@@ -287,5 +335,10 @@ mod tests {
         assert!(!sent.insert("a"));
         assert!(sent.contains("a") && !sent.contains("b"));
         assert_eq!(sent.len(), 1);
+        let mut forgetful = Sent::forgetful();
+        assert!(forgetful.insert("a") && forgetful.insert("a"));
+        assert_eq!((forgetful.len(), forgetful.forgotten()), (2, 2));
+        forgetful.remember();
+        assert!(forgetful.insert("b") && !forgetful.insert("b"));
     }
 }

@@ -27,6 +27,9 @@ pub(super) struct Range {
     /// that lists out of order and reads `StartAfter` as "the keys above it" would skip, not
     /// show, a key it lists later.
     pub token: Option<String>,
+    /// No page of this range has come back yet (an empty one that only says more follow
+    /// does not count): its first key is the first after `after`.
+    pub fresh: bool,
     pub ancestry: Ancestry,
 }
 
@@ -129,8 +132,10 @@ pub(super) fn cut(
     let mut pieces = Vec::new();
     let mut after = range.after.clone();
     let mut ancestry = range.ancestry;
-    // The first piece goes on where the range was: its cursor still holds.
+    // The first piece goes on where the range was: its cursor still holds; the others are
+    // new.
     let mut token = range.token;
+    let mut new = range.fresh;
     for point in points.range::<str, _>((lower, upper)) {
         let next = fresh(point);
         pieces.push(Range {
@@ -138,6 +143,7 @@ pub(super) fn cut(
             upto: Some(point.clone()),
             scope: range.scope.clone(),
             token: token.take(),
+            fresh: std::mem::replace(&mut new, true),
             ancestry: std::mem::replace(&mut ancestry, next),
         });
         after = Some(point.clone());
@@ -147,6 +153,7 @@ pub(super) fn cut(
         upto: range.upto,
         scope: range.scope,
         token,
+        fresh: new,
         ancestry,
     });
     pieces

@@ -16,7 +16,7 @@
 //! already ([`Sent`]) are not sent again; a folder name not yet seen as a key is asked of
 //! the server (one HEAD per name in a run).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
@@ -40,14 +40,23 @@ struct Folder {
     /// The wanted key that names this folder or one above it, if any: every key under it is
     /// then that file's conflict.
     taken_by: Option<String>,
+    /// Names of this folder or ones above it that the walk could not settle (a folder of
+    /// more files than it remembers): asked of the server.
+    undecided: Vec<String>,
     /// The wanted keys directly in this folder, hashed (a sub-folder of the same name is
-    /// theirs): 8 bytes a key while the folder is listed.
-    files: HashSet<u64>,
+    /// theirs): 8 bytes a key while the folder is listed, up to [`FILES_KEPT`]; `None`
+    /// past that.
+    files: Option<HashSet<u64>>,
     /// Sub-folders seen so far, listed once this folder is complete.
-    children: Vec<String>,
-    /// Tokens sent, to stop a store that hands the same one back.
-    tokens: HashSet<String>,
+    children: HashSet<String>,
+    /// Hashes of the tokens sent and of each page's first key: a store that hands one back
+    /// would list forever.
+    seen: HashSet<u64>,
 }
+
+/// The most files of one folder remembered to settle its sub-folders' names (8 MiB of
+/// hashes); a name in a larger folder is asked with a HEAD instead.
+const FILES_KEPT: usize = 1 << 20;
 
 /// Lists every key under `prefix` that `filter` wants into `tx`, folder by folder (see the
 /// module note), for a store that takes only prefixes that end with the delimiter (a
@@ -67,19 +76,18 @@ pub(crate) async fn walk<S: PageSource>(
         Some(at) => &prefix[..at + delimiter.len()],
         None => "",
     };
-    let mut listing: Vec<Option<Folder>> = vec![Some(Folder::new(root.to_owned(), None))];
-    let mut queue = VecDeque::from([(0usize, None::<String>)]);
+    let mut listing: HashMap<u64, Folder> = HashMap::from([(0, Folder::new(root.to_owned()))]);
+    let mut next_id = 1;
+    let mut queue = VecDeque::from([(0u64, None::<String>)]);
     let mut requests = JoinSet::new();
     let mut found = 0;
-    let names = RandomState::new();
+    let hashes = RandomState::new();
     loop {
         while requests.len() < concurrency.max(1) {
             let Some((id, token)) = queue.pop_front() else {
                 break;
             };
-            let folder = listing[id]
-                .as_ref()
-                .expect("a queued folder is being listed");
+            let folder = &listing[&id];
             let (source, folder_prefix, delimiter) =
                 (source.clone(), folder.prefix.clone(), delimiter.to_owned());
             requests.spawn(async move {
@@ -103,15 +111,33 @@ pub(crate) async fn walk<S: PageSource>(
             Err(_) => return Err(Error::Cancelled),
         };
         let page: Listing = page?;
-        let folder = listing[id]
-            .as_mut()
+        let folder = listing
+            .get_mut(&id)
             .expect("an answered folder is being listed");
+        let broken = |what: String| source.broken(format!("listing {:?}, {what}", folder.prefix));
+        if let Some(first) = page.objects.first() {
+            if !folder.seen.insert(hashes.hash_one(("key", &first.key))) {
+                return Err(broken(format!("the store sent {:?} twice", first.key)));
+            }
+        }
         for object in page.objects {
+            let Some(rest) = object.key.strip_prefix(folder.prefix.as_str()) else {
+                return Err(broken(format!(
+                    "the store sent {:?}, not under it",
+                    object.key
+                )));
+            };
             if !object.key.starts_with(prefix) || !filter.wants_object(&object) {
                 continue;
             }
-            if !object.key[folder.prefix.len()..].contains(delimiter) {
-                folder.files.insert(names.hash_one(&object.key));
+            if !rest.contains(delimiter) {
+                match &mut folder.files {
+                    Some(files) if files.len() >= FILES_KEPT => folder.files = None,
+                    Some(files) => {
+                        files.insert(hashes.hash_one(&object.key));
+                    }
+                    None => {}
+                }
             }
             let parent = folder.verdict(&folders, delimiter, &object.key);
             reporter.object_found(&object);
@@ -121,42 +147,54 @@ pub(crate) async fn walk<S: PageSource>(
             }
         }
         for child in page.common_prefixes {
-            // Under the prefix, below this folder, not the folder itself.
-            if child.len() > folder.prefix.len()
-                && child.starts_with(&folder.prefix)
-                && child.starts_with(prefix)
-            {
-                folder.children.push(child);
+            // Under the prefix, below this folder, a folder name: else the store is broken.
+            let Some(name) = child.strip_suffix(delimiter) else {
+                return Err(broken(format!("the store sent the sub-folder {child:?}, which does not end with {delimiter:?}")));
+            };
+            if name.len() < folder.prefix.len() || !child.starts_with(folder.prefix.as_str()) {
+                return Err(broken(format!(
+                    "the store sent the sub-folder {child:?}, not under it"
+                )));
+            }
+            if child.starts_with(prefix) {
+                folder.children.insert(child);
             }
         }
         match page.next_token.filter(|_| page.truncated) {
             Some(token) => {
-                if !folder.tokens.insert(token.clone()) {
-                    return Err(source.broken(format!(
-                        "listing {:?}, the store sent the continuation token {token:?} twice",
-                        folder.prefix
+                if !folder.seen.insert(hashes.hash_one(("token", &token))) {
+                    return Err(broken(format!(
+                        "the store sent the continuation token {token:?} twice"
                     )));
                 }
                 queue.push_back((id, Some(token)));
             }
             None if page.truncated => {
-                return Err(source.broken(format!(
-                    "listing {:?}, the store said more keys follow but sent no continuation token",
-                    folder.prefix
-                )));
+                return Err(broken(
+                    "the store said more keys follow but sent no continuation token".into(),
+                ));
             }
             // The folder is complete: its sub-folders are listed now, each knowing whether a
             // wanted key of this folder takes its name.
             None => {
-                let done = listing[id].take().expect("the folder was being listed");
+                let done = listing.remove(&id).expect("the folder was being listed");
                 for child in done.children {
-                    let name = &child[..child.len() - delimiter.len().min(child.len())];
-                    let taken_by = done.taken_by.clone().or_else(|| {
-                        (folders.is_name(name) && done.files.contains(&names.hash_one(name)))
-                            .then(|| name.to_owned())
-                    });
-                    listing.push(Some(Folder::new(child, taken_by)));
-                    queue.push_back((listing.len() - 1, None));
+                    let name = &child[..child.len() - delimiter.len()];
+                    let mut sub = Folder::new(child.clone());
+                    sub.undecided.clone_from(&done.undecided);
+                    sub.taken_by = done.taken_by.clone();
+                    if sub.taken_by.is_none() && folders.is_name(name) {
+                        match &done.files {
+                            Some(files) if files.contains(&hashes.hash_one(name)) => {
+                                sub.taken_by = Some(name.to_owned());
+                            }
+                            Some(_) => {}
+                            None => sub.undecided.push(name.to_owned()),
+                        }
+                    }
+                    listing.insert(next_id, sub);
+                    queue.push_back((next_id, None));
+                    next_id += 1;
                 }
             }
         }
@@ -164,13 +202,14 @@ pub(crate) async fn walk<S: PageSource>(
 }
 
 impl Folder {
-    fn new(prefix: String, taken_by: Option<String>) -> Self {
+    fn new(prefix: String) -> Self {
         Folder {
             prefix,
-            taken_by,
-            files: HashSet::new(),
-            children: Vec::new(),
-            tokens: HashSet::new(),
+            taken_by: None,
+            undecided: Vec::new(),
+            files: Some(HashSet::new()),
+            children: HashSet::new(),
+            seen: HashSet::new(),
         }
     }
 
@@ -188,7 +227,7 @@ impl Folder {
                 let walked = self.prefix.len() > name.len()
                     && self.prefix.starts_with(name)
                     && self.prefix[name.len()..].starts_with(delimiter);
-                !walked
+                !walked || self.undecided.iter().any(|u| u == name)
             })
             .map(str::to_owned)
             .collect();
@@ -213,7 +252,10 @@ pub(crate) async fn pages<S: PageSource>(
 ) -> Result<u64> {
     let folders = Folders::new(prefix, delimiter);
     let mut token: Option<String> = None;
-    let mut tokens = HashSet::new();
+    // Hashes of the tokens sent and of each page's first key: a store that hands one back
+    // would list forever.
+    let mut seen = HashSet::new();
+    let hashes = RandomState::new();
     let mut found = 0;
     loop {
         let page = source
@@ -223,6 +265,11 @@ pub(crate) async fn pages<S: PageSource>(
                 ..ListRequest::default()
             })
             .await?;
+        if let Some(first) = page.objects.first() {
+            if !seen.insert(hashes.hash_one(("key", &first.key))) {
+                return Err(source.broken(format!("the store sent {:?} twice", first.key)));
+            }
+        }
         for object in page.objects {
             if !object.key.starts_with(prefix)
                 || !filter.wants_object(&object)
@@ -251,7 +298,7 @@ pub(crate) async fn pages<S: PageSource>(
             }
         }
         token = match page.next_token.filter(|_| page.truncated) {
-            Some(next) if !tokens.insert(next.clone()) => {
+            Some(next) if !seen.insert(hashes.hash_one(("token", &next))) => {
                 return Err(source.broken(format!(
                     "the store sent the continuation token {next:?} twice"
                 )));

@@ -164,6 +164,10 @@ impl Console {
 }
 
 impl Reporter for Console {
+    fn warning(&self, message: &str) {
+        self.err(&format!("warning: {message}"));
+    }
+
     fn object_found(&self, object: &ObjectInfo) {
         if let Some(json) = &self.json {
             json.object_found(object);

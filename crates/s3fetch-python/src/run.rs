@@ -60,6 +60,8 @@ enum Event {
         size: u64,
         reason: SkipReason,
     },
+    /// Something to warn the Python user about (see `Reporter::warning`).
+    Warning(String),
     Done(Result<Summary, Error>),
 }
 
@@ -75,6 +77,10 @@ struct Forward {
 }
 
 impl Reporter for Forward {
+    fn warning(&self, message: &str) {
+        let _ = self.events.send(Event::Warning(message.to_owned()));
+    }
+
     fn object_found(&self, object: &ObjectInfo) {
         if let Some(json) = &self.json {
             json.object_found(object);
@@ -182,6 +188,13 @@ impl Run {
                     ))
                 }
             }
+            for event in &batch {
+                if let Event::Warning(message) = event {
+                    if let Err(error) = warn(py, message) {
+                        raised.get_or_insert(error);
+                    }
+                }
+            }
             if !batch.is_empty() {
                 if let (Some(dispatch), None) = (&dispatch, &raised) {
                     if let Err(error) = deliver(py, dispatch, &batch) {
@@ -218,6 +231,15 @@ impl Drop for Run {
     }
 }
 
+/// `warnings.warn(message, s3fetch.exceptions.S3FetchWarning)`, pointing at the caller of
+/// `download()`.
+fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
+    let category = py.import("s3fetch.exceptions")?.getattr("S3FetchWarning")?;
+    py.import("warnings")?
+        .call_method1("warn", (message, category, 3))?;
+    Ok(())
+}
+
 /// Hands one batch of events to the Python dispatcher as tuples (see `api.py`).
 fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyResult<()> {
     let list = PyList::empty(py);
@@ -251,7 +273,7 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
             )
                 .into_pyobject(py)?
                 .into_any(),
-            Event::Done(_) => continue,
+            Event::Done(_) | Event::Warning(_) => continue,
         };
         list.append(tuple)?;
     }

@@ -26,6 +26,9 @@ def raises_promptly(error: type[BaseException], *args: object, **kwargs: object)
 
 def test_all_errors_derive_from_s3fetch_error() -> None:
     for name in exc.__all__:
+        if name.endswith("Warning"):
+            assert issubclass(getattr(exc, name), UserWarning), name
+            continue
         assert issubclass(getattr(exc, name), exc.S3FetchError), name
     assert issubclass(exc.PermissionError, builtins.PermissionError)
     assert issubclass(exc.RegexError, ValueError)

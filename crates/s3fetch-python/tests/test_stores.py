@@ -4,6 +4,7 @@ emulations, ``s3fetch-testkit serve --help``, "Bucket quirks")."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import boto3
@@ -103,9 +104,15 @@ def test_a_store_that_lists_differently_loses_nothing(tmp_path: Path, aws_env: N
         for list_concurrency in (1, 64):
             out = tmp_path / f"out-{list_concurrency}"
             out.mkdir()
-            count, failures = download(
-                "s3://odd/p/", out, endpoint_url=server.endpoint, list_concurrency=list_concurrency
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                count, failures = download(
+                    "s3://odd/p/", out, endpoint_url=server.endpoint, list_concurrency=list_concurrency
+                )
+            said = [str(w.message) for w in caught if issubclass(w.category, exceptions.S3FetchWarning)]
+            # One page holds every key here: only a store out of order shows itself.
+            assert len(said) == (1 if quirk == "--unordered" else 0), said
+            assert all("out of order" in s and "page by page" in s for s in said), said
             assert count == len(EXPECTED)
             only_conflict(failures)
             assert tree(out) == EXPECTED

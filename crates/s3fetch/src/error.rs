@@ -346,7 +346,9 @@ impl ServiceError {
             | ServiceErrorKind::Request
             | ServiceErrorKind::Unsupported => false,
             ServiceErrorKind::Response => {
-                matches!(self.0.status, Some(500..=599))
+                // 501: the store does not do what was asked (a parameter it refuses), which
+                // asking again will not change.
+                matches!(self.0.status, Some(500 | 502..=599))
                     || matches!(
                         self.0.code.as_deref(),
                         Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout")
@@ -692,5 +694,12 @@ mod tests {
         assert!(!denied.is_wrong_region());
         assert_eq!(denied.move_to(Some("us-east-1")), Some("us-west-1"));
         assert_eq!(ServiceError::protocol("x".into()).move_to(None), None);
+    }
+
+    #[test]
+    fn not_implemented_is_not_retried_but_other_5xx_are() {
+        let answer = |status| ServiceError::response(status, None, None, None);
+        assert!(!answer(501).is_retryable());
+        assert!(answer(500).is_retryable() && answer(503).is_retryable());
     }
 }

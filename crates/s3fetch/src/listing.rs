@@ -225,15 +225,15 @@ pub(crate) async fn list_into<S: PageSource>(
         Ranges::Done(found) => return Ok(found),
         Ranges::Disorder(disorder) => disorder,
     };
-    match sent.forgotten() {
-        0 => tracing::warn!(
-            "{disorder}: listing {prefix:?} page by page with the store's continuation tokens instead ({} keys sent so far are not sent again)",
-            sent.len()
+    let sent_so_far = match sent.forgotten() {
+        0 => format!("the {} keys sent so far are not sent again", sent.len()),
+        forgotten => format!(
+            "the {forgotten} keys sent so far may be sent again: this store promised S3's order"
         ),
-        forgotten => tracing::warn!(
-            "{disorder}: listing {prefix:?} page by page with the store's continuation tokens instead (the {forgotten} keys sent so far may be sent again: this store promised S3's order)"
-        ),
-    }
+    };
+    reporter.warning(&format!(
+        "{disorder}: listing {prefix:?} page by page with the store's continuation tokens instead ({sent_so_far})"
+    ));
     sent.remember();
     let before = sent.len() as u64;
     let rest = walk::pages(source, prefix, delimiter, filter, reporter, tx, &mut sent).await?;

@@ -43,6 +43,9 @@ pub trait Reporter: Send + Sync {
     /// The object was not downloaded, for `reason`: its file at `dest` is up to date
     /// (`skip_existing`, `sync`), or the object is archived. No `download_finished` follows.
     fn object_skipped(&self, _object: &ObjectInfo, _dest: &Path, _reason: SkipReason) {}
+    /// Something the user should know that is no failure: the store lists out of order, so
+    /// the listing goes on another way. The CLI prints it on stderr, Python warns.
+    fn warning(&self, _message: &str) {}
 }
 
 /// Why an object was skipped.

@@ -34,6 +34,7 @@ __all__ = [
     "RegexError",
     "S3FetchError",
     "S3FetchQueueClosed",
+    "S3FetchWarning",
 ]
 
 
@@ -61,6 +62,14 @@ class S3FetchError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle with ``key``, ``code`` and any other attribute."""
         return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class S3FetchWarning(UserWarning):
+    """Something about a run that is no failure.
+
+    A store that lists keys out of order, say: the listing went on another way, and every key
+    is still downloaded once.
+    """
 
 
 class RegexError(S3FetchError, ValueError):

@@ -434,7 +434,10 @@ mod tests {
             endpoint_url: Some("http://127.0.0.1:9".into()),
             ..aws.clone()
         };
-        assert!(!s3(custom).await.promises_order(), "a store of unknown habits");
+        assert!(
+            !s3(custom).await.promises_order(),
+            "a store of unknown habits"
+        );
         let connection = aws.connect().await;
         let directory = Settings {
             directory: true,

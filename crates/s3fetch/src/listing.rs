@@ -53,6 +53,16 @@ pub(crate) struct Page {
     pub next_token: Option<String>,
 }
 
+impl From<Listing> for Page {
+    fn from(listing: Listing) -> Self {
+        Page {
+            objects: listing.objects,
+            truncated: listing.truncated,
+            next_token: listing.next_token,
+        }
+    }
+}
+
 /// The first page of a delimited listing of the prefix: its sub-folders (`data/a/`,
 /// `data/b/` ...) and the objects beside them.
 #[derive(Debug, Default)]
@@ -89,18 +99,12 @@ pub(crate) trait PageSource: Send + Sync + 'static {
         scope: Option<String>,
     ) -> impl Future<Output = Result<Page>> + Send {
         async move {
-            let listing = self
-                .list(ListRequest {
-                    prefix: scope.as_deref().unwrap_or(self.prefix()),
-                    start_after: start_after.as_deref(),
-                    ..ListRequest::default()
-                })
-                .await?;
-            Ok(Page {
-                objects: listing.objects,
-                truncated: listing.truncated,
-                next_token: listing.next_token,
-            })
+            let request = ListRequest {
+                prefix: scope.as_deref().unwrap_or(self.prefix()),
+                start_after: start_after.as_deref(),
+                ..ListRequest::default()
+            };
+            self.list(request).await.map(Page::from)
         }
     }
 
@@ -112,18 +116,12 @@ pub(crate) trait PageSource: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Page>> + Send {
         let (token, scope) = (token.to_owned(), scope.map(str::to_owned));
         async move {
-            let listing = self
-                .list(ListRequest {
-                    prefix: scope.as_deref().unwrap_or(self.prefix()),
-                    token: Some(&token),
-                    ..ListRequest::default()
-                })
-                .await?;
-            Ok(Page {
-                objects: listing.objects,
-                truncated: listing.truncated,
-                next_token: listing.next_token,
-            })
+            let request = ListRequest {
+                prefix: scope.as_deref().unwrap_or(self.prefix()),
+                token: Some(&token),
+                ..ListRequest::default()
+            };
+            self.list(request).await.map(Page::from)
         }
     }
 

@@ -4,7 +4,7 @@
 //! `s3s`'s generic path builds an `Object` DTO per key and runs it through `quick_xml`
 //! (escaping, `time` formatting of every `LastModified`, hex of every ETag): about 1 ms of
 //! CPU per 1,000-key page. Here every object costs a few `push_str`s of text cached in its
-//! [`ObjectMeta`](crate::ObjectMeta), rendered under the index read lock without copying
+//! [`crate::ObjectMeta`], rendered under the index read lock without copying
 //! keys.
 //!
 //! Semantics are those of `TestS3::list_objects_v2` in [`crate::s3`] (same helpers):

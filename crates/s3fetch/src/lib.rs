@@ -53,19 +53,12 @@
 //! The crate's tests run this API against a real S3 server over HTTP (the
 //! `s3fetch-testkit` crate); `tests/engine.rs` is a runnable tour of it.
 
-mod bucket;
+// The stages and the ground they stand on: docs/architecture.md draws which imports which.
 mod checksum;
-mod client;
-mod download;
 mod error;
-mod filter;
-mod folders;
+mod fetch;
 mod hash;
-mod http;
-mod inventory;
-mod limit;
-mod list_xml;
-mod listing;
+mod keyspace;
 mod object;
 mod options;
 pub mod paths;
@@ -73,27 +66,29 @@ mod plan;
 mod progress;
 mod report;
 mod resume;
-mod retry;
-mod transfer;
+mod run;
+mod s3;
+mod select;
 mod uri;
 mod write;
 
 pub use write::remove_temporary_files;
 
-pub use bucket::RequestPayer;
-pub use client::ClientOptions;
-pub use download::{download, Downloader};
 pub use error::{error_chain, DirProblem, Error, Result, ServiceError, ServiceErrorKind};
-pub use filter::{parse_time, shard_of, GlobRule, KeyFilter, KeyRange, Shard, ShardBy};
+pub use keyspace::{shard_of, KeyRange, Shard, ShardBy};
 pub use object::ObjectInfo;
 pub use options::{
-    parse_size, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT,
+    parse_size, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY,
     DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
 pub use plan::{Plan, PlanOptions, MAX_SHARDS};
 pub use progress::{DownloadResult, Failure, NoReporter, Reporter, SkipReason, Summary};
 pub use report::JsonLines;
-pub use retry::{RetryPolicy, DEFAULT_RETRIES};
+pub use run::{download, Downloader};
+pub use s3::client::ClientOptions;
+pub use s3::retry::{RetryPolicy, DEFAULT_IDLE_TIMEOUT, DEFAULT_RETRIES};
+pub use s3::RequestPayer;
+pub use select::filter::{parse_time, GlobRule, KeyFilter};
 pub use uri::S3Uri;
 
 /// Re-exported so callers can build their own client, credentials and cancellation token.

@@ -11,17 +11,20 @@
 //! [`validate`]: DownloadOptions::validate
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::bucket::RequestPayer;
-use crate::client::ClientOptions;
 use crate::error::{Error, Result};
-use crate::filter::{GlobRule, KeyFilter, KeyRange, Shard, ShardBy};
+use crate::fetch::skip::Skip;
+use crate::keyspace::{KeyRange, Shard, ShardBy};
 use crate::plan::Plan;
-use crate::retry::RetryPolicy;
+use crate::s3::client::ClientOptions;
+use crate::s3::retry::RetryPolicy;
+use crate::s3::RequestPayer;
+use crate::select::filter::{GlobRule, KeyFilter};
 use crate::uri::S3Uri;
 use crate::write::DownloadDir;
 
@@ -39,8 +42,6 @@ pub const DEFAULT_LIST_CONCURRENCY: usize = 64;
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Default size above which objects are fetched in ranged parts.
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
-/// Default time a download may receive nothing before it is abandoned and resumed.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest idle timeout accepted (a day).
 const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// Sizes are accepted up to this (1 PiB).
@@ -479,8 +480,8 @@ impl DownloadOptions {
         Ok(Validated {
             uri: self.uri,
             filter,
-            dir,
-            concurrent_downloads: crate::limit::within_open_file_limit(concurrent_downloads),
+            dir: Arc::new(dir),
+            concurrent_downloads: crate::s3::limit::within_open_file_limit(concurrent_downloads),
             list_concurrency,
             multipart_threshold: self.multipart_threshold,
             part_size: self.part_size,
@@ -564,19 +565,6 @@ impl DownloadOptions {
     }
 }
 
-/// Which existing files stand for their objects (and are not downloaded again).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Skip {
-    Never,
-    /// A regular file of the object's size.
-    SameSize,
-    /// A regular file of the object's size whose modification time is the object's
-    /// LastModified (to the second).
-    SameSizeAndTime,
-    /// As `SameSizeAndTime`, and the ETag recorded on the file is the object's.
-    SameSizeTimeAndEtag,
-}
-
 /// The keys of a `keys_from` file (or standard input for `-`): one per line, blank lines
 /// and a trailing `\r` ignored, each under `prefix`. Read whole before the run starts, so
 /// a bad line is an error before any request.
@@ -614,7 +602,7 @@ fn read_keys(path: &std::path::Path, prefix: &str) -> Result<Vec<String>> {
 pub(crate) struct Validated {
     pub uri: S3Uri,
     pub filter: KeyFilter,
-    pub dir: DownloadDir,
+    pub dir: Arc<DownloadDir>,
     /// Lowered, if need be, to fit the open-file limit.
     pub concurrent_downloads: usize,
     pub list_concurrency: usize,

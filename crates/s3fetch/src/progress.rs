@@ -89,9 +89,9 @@ pub struct Summary {
     /// Of the skipped objects, those archived (`GLACIER`, `DEEP_ARCHIVE`, not restored).
     pub objects_archived: u64,
     /// The shard this run took, if it took one.
-    pub shard: Option<crate::filter::Shard>,
+    pub shard: Option<crate::keyspace::Shard>,
     /// A range shard's keys (from its plan); `None` for a hash shard or no shard.
-    pub shard_range: Option<crate::filter::KeyRange>,
+    pub shard_range: Option<crate::keyspace::KeyRange>,
     pub elapsed: Duration,
     /// One entry per object that failed, in the order they failed.
     pub failures: Vec<Failure>,

@@ -13,7 +13,7 @@
 //! Nothing in the journal is trusted blindly: before a part is taken as done its bytes are
 //! read back from the partial file and their CRC compared with the journal's (the object's
 //! own CRC kind, or a CRC64NVME made for the journal where the object has none, see
-//! [`crate::transfer`]), and the whole object's checksum is checked as for any download
+//! [`crate::fetch`]), and the whole object's checksum is checked as for any download
 //! before the file is renamed into place. So neither file is written with `fsync`: a part
 //! whose bytes a power loss took is told by its CRC and fetched again. A partial is never visible under the final name. The partial is locked (`flock`)
 //! while a run writes it, so a second s3fetch running into the same directory at the same

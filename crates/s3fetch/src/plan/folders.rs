@@ -11,7 +11,7 @@
 //! then falls at a folder's edge, or inside a sampled folder at its own split points.
 
 use crate::error::Result;
-use crate::listing::{Delimited, PageSource};
+use crate::select::listing::{Delimited, PageSource};
 
 use super::sample::{flat, Sampled};
 

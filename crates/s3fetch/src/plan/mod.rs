@@ -27,14 +27,15 @@ use std::sync::Arc;
 use aws_sdk_s3::Client;
 use serde_json::{json, Value};
 
-use crate::bucket::{Bucket, RequestPayer, Settings, S3};
-use crate::client::ClientOptions;
 use crate::error::{Error, Result};
-use crate::filter::{KeyRange, Shard};
-use crate::limit::Budget;
-use crate::listing::Pages;
-use crate::retry::{RetryPolicy, RetryStats};
+use crate::keyspace::{KeyRange, Shard};
+use crate::s3::client::ClientOptions;
+use crate::s3::limit::Budget;
+use crate::s3::retry::{RetryPolicy, RetryStats};
+use crate::s3::{Bucket, RequestPayer, Settings, S3};
+use crate::select::listing::{PageSource, Pages};
 use crate::uri::S3Uri;
+use sample::Sampled;
 
 /// The most shards a plan splits into.
 pub const MAX_SHARDS: u32 = 100_000;
@@ -257,7 +258,7 @@ impl PlanOptions {
         let uri = self.uri.clone();
         let sampled = match &self.inventory {
             Some(manifest) => {
-                let objects = crate::inventory::objects(
+                let objects = crate::select::inventory::objects(
                     &bucket(manifest),
                     manifest,
                     &uri.bucket,
@@ -279,7 +280,7 @@ impl PlanOptions {
                     .max_requests
                     .unwrap_or(8 + 2 * u64::from(self.shards))
                     .max(1);
-                sample::sample(&pages, &uri.prefix, self.shards, cap).await?
+                sample_prefix(&pages, &uri.prefix, self.shards, cap).await?
             }
         };
         Ok(Plan {
@@ -303,6 +304,44 @@ impl PlanOptions {
             .map_err(Error::Runtime)?
             .block_on(self.run())
     }
+}
+
+/// Samples the listing of `prefix` through `source` with at most `max_requests` pages, and
+/// splits it into `shards` ranges: by its sub-folders where it has them (see
+/// [`folders`]), else by the keys read as numbers (see [`sample`]).
+async fn sample_prefix<S: PageSource>(
+    source: &S,
+    prefix: &str,
+    shards: u32,
+    max_requests: u64,
+) -> Result<Sampled> {
+    let first = source.page(None, None).await?;
+    if first.objects.is_empty() || !first.truncated {
+        let keys = first.objects.into_iter().map(|o| o.key).collect();
+        let mut sampled = sample::exact(prefix, keys, shards);
+        sampled.requests = 1;
+        return Ok(sampled);
+    }
+    let nested = first.objects.iter().any(|o| {
+        o.key
+            .get(prefix.len()..)
+            .is_some_and(|rest| rest.contains('/'))
+    });
+    if nested && max_requests >= 4 {
+        let delimited = source.first_level("/".to_owned()).await?;
+        if !delimited.truncated && delimited.prefixes.len() >= 2 {
+            let mut sampled = folders::sample(source, delimited, shards, max_requests - 2).await?;
+            sampled.requests += 2;
+            return Ok(sampled);
+        }
+        return sample::flat(source, None, first, prefix, shards, max_requests - 1)
+            .await
+            .map(|s| Sampled {
+                requests: s.requests + 1,
+                ..s
+            });
+    }
+    sample::flat(source, None, first, prefix, shards, max_requests).await
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Split points for N range shards from a handful of listing pages, not a whole listing.
 //!
 //! A prefix whose first page holds sub-folders is split folder by folder instead (see
-//! [`super::folders`]); this is the way for flat prefixes, and inside a big folder.
+//! [`super::folders`], and [`super::sample_prefix`], which chooses); this is the way for
+//! flat prefixes, and inside a big folder.
 //!
 //! A page asked with `StartAfter = p` holds exactly the keys of `(p, its last key]`: each
 //! probe makes one stretch of the key space *known*. Between known stretches lie gaps whose
@@ -21,7 +22,7 @@
 use std::cmp::Ordering;
 
 use crate::error::Result;
-use crate::listing::{Page, PageSource};
+use crate::select::listing::{Page, PageSource};
 
 /// Exactly `keys` lie in `(after, upto]` (`None`: from the start, to the end).
 #[derive(Debug, Clone)]
@@ -76,46 +77,7 @@ impl Sampled {
 /// Probes at most this many pages in one round (independent gaps).
 const PROBES_AT_ONCE: usize = 4;
 
-/// Samples the listing of `prefix` through `source` with at most `max_requests` pages, and
-/// splits it into `shards` ranges: by its sub-folders where it has them (see
-/// [`super::folders`]), else by the keys read as numbers.
-pub(crate) async fn sample<S: PageSource>(
-    source: &S,
-    prefix: &str,
-    shards: u32,
-    max_requests: u64,
-) -> Result<Sampled> {
-    let first = source.page(None, None).await?;
-    if first.objects.is_empty() || !first.truncated {
-        let keys = first.objects.into_iter().map(|o| o.key).collect();
-        let mut sampled = exact(prefix, keys, shards);
-        sampled.requests = 1;
-        return Ok(sampled);
-    }
-    let nested = first.objects.iter().any(|o| {
-        o.key
-            .get(prefix.len()..)
-            .is_some_and(|rest| rest.contains('/'))
-    });
-    if nested && max_requests >= 4 {
-        let delimited = source.first_level("/".to_owned()).await?;
-        if !delimited.truncated && delimited.prefixes.len() >= 2 {
-            let mut sampled =
-                super::folders::sample(source, delimited, shards, max_requests - 2).await?;
-            sampled.requests += 2;
-            return Ok(sampled);
-        }
-        return flat(source, None, first, prefix, shards, max_requests - 1)
-            .await
-            .map(|s| Sampled {
-                requests: s.requests + 1,
-                ..s
-            });
-    }
-    flat(source, None, first, prefix, shards, max_requests).await
-}
-
-/// [`sample`] by the keys read as numbers, within `scope` (a sub-folder) if given, from its
+/// [`super::sample_prefix`] by the keys read as numbers, within `scope` (a sub-folder) if given, from its
 /// first page (counted as a request).
 pub(super) async fn flat<S: PageSource>(
     source: &S,
@@ -602,7 +564,7 @@ impl Scale {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listing::tests::Model;
+    use crate::select::listing::tests::Model;
     use std::collections::BTreeSet;
 
     fn run(keys: &BTreeSet<String>, prefix: &str, page: usize, shards: u32) -> (Sampled, usize) {
@@ -613,7 +575,12 @@ mod tests {
             .build()
             .unwrap();
         let sampled = runtime
-            .block_on(sample(&model, prefix, shards, 8 + 2 * u64::from(shards)))
+            .block_on(super::super::sample_prefix(
+                &model,
+                prefix,
+                shards,
+                8 + 2 * u64::from(shards),
+            ))
             .unwrap();
         assert_eq!(sampled.splits.len() + 1, shards as usize);
         assert_eq!(sampled.estimated.len(), shards as usize);

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::resume;
 
 /// A temporary file beside its destination; removed on drop unless [`TempFile::commit`]ed.
-/// Parts of it can be written concurrently at their offsets ([`TempFile::write_at`]).
+/// Parts of it can be written concurrently at their offsets ([`TempFile::write_chunks_at`]).
 #[derive(Debug)]
 pub(crate) struct TempFile {
     pub(super) path: PathBuf,

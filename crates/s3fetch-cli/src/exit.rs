@@ -3,7 +3,7 @@
 //! The library returns typed errors; here they become the message a shell user reads (flag
 //! names instead of option names, the command that fixes it) and the documented exit code.
 
-use s3fetch::{error_chain, DirProblem, Error};
+use s3fetch::{error_chain, Category, DirProblem, Error, ServiceErrorKind};
 
 /// Exit codes, as documented in `--help` and the README.
 pub const SUCCESS: u8 = 0;
@@ -63,51 +63,45 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// What to try next, for errors that have a usual cause.
+/// What to try next, for errors that have a usual cause (by the library's [`Category`]).
 pub fn hint(error: &Error) -> Option<String> {
-    use s3fetch::ServiceErrorKind;
-    let service = error.service_error();
-    if service.is_some_and(|e| e.is_wrong_region()) {
+    let service = error.service_error()?;
+    let hint = match service.category() {
         // The run follows a region the answer names: one left is a store that named none,
         // or an endpoint that refuses the bucket even in its own region.
-        return Some(match service.and_then(|e| e.bucket_region()) {
-            Some(region) => format!("the bucket is in {region}, but the endpoint refused it there too: check --endpoint-url"),
-            None => "the bucket is in another region and the store did not say which: pass --region".into(),
-        });
-    }
-    let code = error.code();
-    Some(match code {
-        Some("NoSuchBucket") => "check the bucket name (and --endpoint-url / --region)",
-        Some("AccessDenied" | "AllAccessDisabled") => {
+        Category::WrongRegion => {
+            return Some(match service.bucket_region() {
+                Some(region) => format!("the bucket is in {region}, but the endpoint refused it there too: check --endpoint-url"),
+                None => "the bucket is in another region and the store did not say which: pass --region".into(),
+            })
+        }
+        Category::NoSuchBucket => "check the bucket name (and --endpoint-url / --region)",
+        Category::Denied => {
             "the credentials in use may not list this bucket (s3:ListBucket); try --profile, --no-sign-request for a public bucket, or --request-payer requester for a requester-pays bucket"
         }
-        Some("InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
-            "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the --profile in use"
+        Category::Credentials if error_chain(error).to_lowercase().contains("sso") => {
+            "your SSO session may have expired: run `aws sso login --profile NAME`"
         }
-        Some("ExpiredToken" | "InvalidToken" | "TokenRefreshRequired") => {
-            "the session has expired: sign in again (e.g. `aws sso login --profile NAME`)"
-        }
-        _ => {
-            let kind = error.service_error().map(|e| e.kind());
-            let text = error_chain(error).to_lowercase();
-            match kind {
-                Some(ServiceErrorKind::Credentials) if text.contains("sso") => {
-                    "your SSO session may have expired: run `aws sso login --profile NAME`"
+        Category::Credentials if service.kind() == ServiceErrorKind::Response => {
+            match service.code() {
+                Some("ExpiredToken" | "InvalidToken" | "TokenRefreshRequired") => {
+                    "the session has expired: sign in again (e.g. `aws sso login --profile NAME`)"
                 }
-                Some(ServiceErrorKind::Credentials | ServiceErrorKind::NoCredentials) => {
-                    "no usable AWS credentials: check --profile / AWS_PROFILE or AWS_ACCESS_KEY_ID, or use --no-sign-request for a public bucket"
-                }
-                Some(ServiceErrorKind::Tls) => {
-                    "the server's certificate is not trusted here: pass its CA with --ca-bundle FILE (or AWS_CA_BUNDLE)"
-                }
-                Some(ServiceErrorKind::Connection) if matches!(error, Error::List { .. }) => {
-                    "check the network and the endpoint (--endpoint-url, AWS_ENDPOINT_URL)"
-                }
-                _ => return None,
+                _ => "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the --profile in use",
             }
         }
-    }
-    .to_owned())
+        Category::Credentials | Category::NoCredentials => {
+            "no usable AWS credentials: check --profile / AWS_PROFILE or AWS_ACCESS_KEY_ID, or use --no-sign-request for a public bucket"
+        }
+        Category::Tls => {
+            "the server's certificate is not trusted here: pass its CA with --ca-bundle FILE (or AWS_CA_BUNDLE)"
+        }
+        Category::Connection if matches!(error, Error::List { .. }) => {
+            "check the network and the endpoint (--endpoint-url, AWS_ENDPOINT_URL)"
+        }
+        _ => return None,
+    };
+    Some(hint.to_owned())
 }
 
 #[cfg(test)]

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::path::Path;
 
-use s3fetch::{DownloadResult, JsonLines, ObjectInfo, Reporter, SkipReason, Summary};
+use s3fetch::{DownloadResult, JsonLines, ObjectInfo, Outcome, Reporter, Summary};
 
 use crate::args::ProgressMode;
 use crate::settings::Output;
@@ -185,25 +184,21 @@ impl Reporter for Console {
         }
     }
 
-    fn object_skipped(&self, object: &ObjectInfo, dest: &Path, reason: SkipReason) {
-        if let Some(json) = &self.json {
-            json.object_skipped(object, dest, reason);
-        }
-        if let Some(bar) = &self.bar {
-            // Up to date: counts as done for the bar.
-            bar.inc(object.size);
-        }
-        if self.output == Output::Progress(ProgressMode::Detailed) {
-            self.out(&format!("{} (skipped: {})\n", object.key, reason.as_str()));
-        }
-    }
-
     fn download_finished(&self, result: &DownloadResult) {
         if let Some(json) = &self.json {
             json.download_finished(result);
         }
-        match &result.error {
-            None => {
+        match &result.outcome {
+            Outcome::Skipped(reason) => {
+                if let Some(bar) = &self.bar {
+                    // Up to date: counts as done for the bar.
+                    bar.inc(result.size);
+                }
+                if self.output == Output::Progress(ProgressMode::Detailed) {
+                    self.out(&format!("{} (skipped: {})\n", result.key, reason.as_str()));
+                }
+            }
+            Outcome::Downloaded => {
                 self.downloaded.fetch_add(1, Ordering::Relaxed);
                 self.bytes.fetch_add(result.size, Ordering::Relaxed);
                 if self.prints_keys() {
@@ -211,7 +206,9 @@ impl Reporter for Console {
                 }
                 self.update_bar_message();
             }
-            Some(error) => self.err(&format!("error: {}", s3fetch::error_chain(error))),
+            Outcome::Failed(error) => {
+                self.err(&format!("error: {}", s3fetch::error_chain(error)));
+            }
         }
     }
 }

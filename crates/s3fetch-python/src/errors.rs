@@ -5,7 +5,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use s3fetch::{error_chain, DirProblem, Error, ServiceError, ServiceErrorKind};
+use s3fetch::{error_chain, Category, DirProblem, Error, ServiceError};
 
 /// What an exception will be: its class in `s3fetch.exceptions`, message, key and S3 code.
 #[derive(Debug, Clone)]
@@ -15,18 +15,6 @@ pub(crate) struct ErrorInfo {
     key: Option<String>,
     code: Option<String>,
 }
-
-/// S3 error codes that mean the credentials were refused.
-const CREDENTIAL_CODES: &[&str] = &[
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "InvalidUserID.NotFound",
-    "ExpiredToken",
-    "InvalidToken",
-    "TokenRefreshRequired",
-];
-/// S3 error codes that mean access is denied.
-const DENIED_CODES: &[&str] = &["AccessDenied", "AllAccessDisabled", "UnauthorizedOperation"];
 
 pub(crate) fn describe(error: &Error) -> ErrorInfo {
     let class = match error {
@@ -40,15 +28,11 @@ pub(crate) fn describe(error: &Error) -> ErrorInfo {
         Error::DownloadDir { .. } => "PermissionError",
         Error::List { source, .. } => match request_class(source) {
             Some(class) => class,
-            None if source.code() == Some("NoSuchBucket") => "BucketNotFoundError",
-            None if matches!(
-                source.kind(),
-                ServiceErrorKind::Connection | ServiceErrorKind::Tls
-            ) =>
-            {
-                "EndpointConnectionError"
-            }
-            None => "ListingError",
+            None => match source.category() {
+                Category::NoSuchBucket => "BucketNotFoundError",
+                Category::Connection | Category::Tls => "EndpointConnectionError",
+                _ => "ListingError",
+            },
         },
         Error::Get { source, .. } | Error::Head { source, .. } => {
             request_class(source).unwrap_or("DownloadError")
@@ -82,11 +66,10 @@ pub(crate) fn describe(error: &Error) -> ErrorInfo {
 /// The class for a request error that says something about credentials or access, which
 /// listing and GET errors share.
 fn request_class(source: &ServiceError) -> Option<&'static str> {
-    match (source.kind(), source.code()) {
-        (ServiceErrorKind::NoCredentials, _) => Some("NoCredentialsError"),
-        (ServiceErrorKind::Credentials, _) => Some("InvalidCredentialsError"),
-        (_, Some(code)) if CREDENTIAL_CODES.contains(&code) => Some("InvalidCredentialsError"),
-        (_, Some(code)) if DENIED_CODES.contains(&code) => Some("PermissionError"),
+    match source.category() {
+        Category::NoCredentials => Some("NoCredentialsError"),
+        Category::Credentials => Some("InvalidCredentialsError"),
+        Category::Denied => Some("PermissionError"),
         _ => None,
     }
 }

@@ -13,7 +13,7 @@
 //! run; `wait` goes on draining until the run has stopped (its temporary files removed), then
 //! raises. Dropping a `Run` cancels it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -23,7 +23,7 @@ use pyo3::types::{PyList, PyTuple};
 use s3fetch::aws_credential_types::provider::SharedCredentialsProvider;
 use s3fetch::{
     ChecksumMode, ClientOptions, DownloadOptions, DownloadResult, Downloader, Error, GlobRule,
-    JsonLines, ObjectInfo, Reporter, RequestPayer, S3Uri, Shard, SkipReason, Summary,
+    JsonLines, ObjectInfo, Outcome, Reporter, RequestPayer, S3Uri, Shard, SkipReason, Summary,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -90,31 +90,23 @@ impl Reporter for Forward {
         }
     }
 
-    fn object_skipped(&self, object: &ObjectInfo, dest: &Path, reason: SkipReason) {
-        if let Some(json) = &self.json {
-            json.object_skipped(object, dest, reason);
-        }
-        if self.skipped {
-            let _ = self.events.send(Event::Skipped {
-                key: object.key.clone(),
-                dest: dest.to_owned(),
-                size: object.size,
-                reason,
-            });
-        }
-    }
-
     fn download_finished(&self, result: &DownloadResult) {
         if let Some(json) = &self.json {
             json.download_finished(result);
         }
-        let event = match &result.error {
-            None if self.downloaded => Event::Downloaded {
+        let event = match &result.outcome {
+            Outcome::Downloaded if self.downloaded => Event::Downloaded {
                 key: result.key.clone(),
                 dest: result.dest.clone().unwrap_or_default(),
                 size: result.size,
             },
-            Some(error) if self.failed => Event::Failed {
+            Outcome::Skipped(reason) if self.skipped => Event::Skipped {
+                key: result.key.clone(),
+                dest: result.dest.clone().unwrap_or_default(),
+                size: result.size,
+                reason: *reason,
+            },
+            Outcome::Failed(error) if self.failed => Event::Failed {
                 key: result.key.clone(),
                 dest: result.dest.clone(),
                 error: errors::describe(error),

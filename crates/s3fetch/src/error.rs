@@ -188,6 +188,11 @@ impl Error {
         self.service_error().and_then(ServiceError::code)
     }
 
+    /// What a failed request means (see [`Category`]), for errors of a request to S3.
+    pub fn category(&self) -> Option<Category> {
+        self.service_error().map(ServiceError::category)
+    }
+
     /// The failed request's error, for errors of a request to S3.
     pub fn service_error(&self) -> Option<&ServiceError> {
         match self {
@@ -263,6 +268,46 @@ struct Details {
     region: Option<String>,
 }
 
+/// What a failed request to S3 means for the user, decided once from the answer's code,
+/// status and kind: the CLI's hints and Python's exception classes both read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Category {
+    /// No credentials were found.
+    NoCredentials,
+    /// The credentials were refused or could not be had: wrong keys, a bad signature, an
+    /// expired session, a provider that failed.
+    Credentials,
+    /// The caller may not do this (`AccessDenied`): a policy, or a requester-pays bucket.
+    Denied,
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// The key does not exist (any more).
+    NoSuchKey,
+    /// The bucket is in another region, or the endpoint refused it in its own.
+    WrongRegion,
+    /// SlowDown and its kin.
+    Throttled,
+    /// No answer: connection, DNS, timeout.
+    Connection,
+    /// The server's certificate is not trusted.
+    Tls,
+    /// Anything else.
+    Other,
+}
+
+/// S3 error codes that mean the credentials were refused.
+const CREDENTIAL_CODES: &[&str] = &[
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidUserID.NotFound",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+];
+/// S3 error codes that mean access is denied.
+const DENIED_CODES: &[&str] = &["AccessDenied", "AllAccessDisabled", "UnauthorizedOperation"];
+
 /// Where a request to S3 failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -302,6 +347,24 @@ impl ServiceError {
     /// Where the request failed.
     pub fn kind(&self) -> ServiceErrorKind {
         self.0.kind
+    }
+
+    /// What the failure means (see [`Category`]).
+    pub fn category(&self) -> Category {
+        let code = self.0.code.as_deref().unwrap_or_default();
+        match self.0.kind {
+            ServiceErrorKind::NoCredentials => Category::NoCredentials,
+            ServiceErrorKind::Credentials => Category::Credentials,
+            ServiceErrorKind::Tls => Category::Tls,
+            ServiceErrorKind::Connection => Category::Connection,
+            _ if CREDENTIAL_CODES.contains(&code) => Category::Credentials,
+            _ if DENIED_CODES.contains(&code) => Category::Denied,
+            _ if self.is_wrong_region() => Category::WrongRegion,
+            _ if code == "NoSuchBucket" => Category::NoSuchBucket,
+            _ if matches!(code, "NoSuchKey" | "NotFound") => Category::NoSuchKey,
+            _ if self.is_throttling() => Category::Throttled,
+            _ => Category::Other,
+        }
     }
 
     /// The region the answer named for the bucket (S3 names it when a request was sent to
@@ -694,6 +757,25 @@ mod tests {
         assert!(!denied.is_wrong_region());
         assert_eq!(denied.move_to(Some("us-east-1")), Some("us-west-1"));
         assert_eq!(ServiceError::protocol("x".into()).move_to(None), None);
+    }
+
+    #[test]
+    fn one_category_per_answer() {
+        let answer = |status, code: &str| {
+            ServiceError::response(status, Some(code.to_owned()), None, None).category()
+        };
+        assert_eq!(answer(403, "AccessDenied"), Category::Denied);
+        assert_eq!(answer(403, "SignatureDoesNotMatch"), Category::Credentials);
+        assert_eq!(answer(400, "ExpiredToken"), Category::Credentials);
+        assert_eq!(answer(404, "NoSuchBucket"), Category::NoSuchBucket);
+        assert_eq!(answer(404, "NoSuchKey"), Category::NoSuchKey);
+        assert_eq!(answer(301, "PermanentRedirect"), Category::WrongRegion);
+        assert_eq!(answer(503, "SlowDown"), Category::Throttled);
+        assert_eq!(answer(500, "InternalError"), Category::Other);
+        assert_eq!(
+            ServiceError::dispatch(&std::io::Error::other("refused")).category(),
+            Category::Connection
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! struct PrintKeys;
 //! impl Reporter for PrintKeys {
 //!     fn download_finished(&self, result: &DownloadResult) {
-//!         if result.success {
+//!         if result.is_success() {
 //!             println!("{}", result.key);
 //!         }
 //!     }
@@ -74,7 +74,7 @@ mod write;
 
 pub use write::remove_temporary_files;
 
-pub use error::{error_chain, DirProblem, Error, Result, ServiceError, ServiceErrorKind};
+pub use error::{error_chain, Category, DirProblem, Error, Result, ServiceError, ServiceErrorKind};
 pub use keyspace::{shard_of, KeyRange, Shard, ShardBy};
 pub use object::ObjectInfo;
 pub use options::{
@@ -82,7 +82,7 @@ pub use options::{
     DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
 pub use plan::{Plan, PlanOptions, MAX_SHARDS};
-pub use progress::{DownloadResult, Failure, NoReporter, Reporter, SkipReason, Summary};
+pub use progress::{DownloadResult, Failure, NoReporter, Outcome, Reporter, SkipReason, Summary};
 pub use report::JsonLines;
 pub use run::{download, Downloader};
 pub use s3::client::ClientOptions;

@@ -4,7 +4,7 @@
 //! `Send + Sync` and cheap); every hook has an empty default. The CLI renders them, the Python
 //! bindings forward them; [`Summary`] is what a run returns.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,20 +12,46 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::object::ObjectInfo;
 
-/// The outcome of one object.
+/// What became of one object.
 #[derive(Debug)]
 pub struct DownloadResult {
     pub key: String,
     /// Where the object was (or would have been) written; `None` when the key was refused.
     pub dest: Option<PathBuf>,
-    pub success: bool,
-    /// Bytes written (the listed size for a success).
+    /// Bytes written for a download (the listed size), the object's size for a skip, 0 for
+    /// a failure.
     pub size: u64,
     /// The object's ETag, when known.
     pub etag: Option<String>,
     /// From the object's turn to its outcome (its GETs, the write and the rename).
     pub elapsed: Duration,
-    pub error: Option<Error>,
+    pub outcome: Outcome,
+}
+
+/// Downloaded, skipped or failed: one of the three, with what it needs.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The file is in place (in a dry run: would have been written).
+    Downloaded,
+    /// Not downloaded, for this reason (no GET was sent for it).
+    Skipped(SkipReason),
+    /// Failed; the error says why.
+    Failed(Error),
+}
+
+impl DownloadResult {
+    /// Downloaded (or, in a dry run, listed).
+    pub fn is_success(&self) -> bool {
+        matches!(self.outcome, Outcome::Downloaded)
+    }
+
+    /// The error, for a failure.
+    pub fn error(&self) -> Option<&Error> {
+        match &self.outcome {
+            Outcome::Failed(error) => Some(error),
+            _ => None,
+        }
+    }
 }
 
 /// Receives events as the run goes. Called concurrently from many tasks: keep hooks quick.
@@ -38,11 +64,9 @@ pub trait Reporter: Send + Sync {
     fn download_started(&self, _object: &ObjectInfo) {}
     /// `bytes` more bytes of `key` were written.
     fn bytes_written(&self, _key: &str, _bytes: u64) {}
-    /// The object is done, successfully or not.
+    /// The object is done: downloaded, skipped (its file is up to date, or it is archived)
+    /// or failed ([`Outcome`]).
     fn download_finished(&self, _result: &DownloadResult) {}
-    /// The object was not downloaded, for `reason`: its file at `dest` is up to date
-    /// (`skip_existing`, `sync`), or the object is archived. No `download_finished` follows.
-    fn object_skipped(&self, _object: &ObjectInfo, _dest: &Path, _reason: SkipReason) {}
     /// Something the user should know that is no failure: the store lists out of order, so
     /// the listing goes on another way. The CLI prints it on stderr, Python warns.
     fn warning(&self, _message: &str) {}
@@ -143,12 +167,18 @@ pub(crate) struct Tally {
 impl Tally {
     pub fn record(&self, reporter: &dyn Reporter, result: DownloadResult) {
         reporter.download_finished(&result);
-        match result.error {
-            None => {
+        match result.outcome {
+            Outcome::Downloaded => {
                 self.downloaded.fetch_add(1, Ordering::Relaxed);
                 self.bytes.fetch_add(result.size, Ordering::Relaxed);
             }
-            Some(error) => self
+            Outcome::Skipped(reason) => {
+                self.skipped.fetch_add(1, Ordering::Relaxed);
+                if reason == SkipReason::Archived {
+                    self.archived.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Outcome::Failed(error) => self
                 .failures
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

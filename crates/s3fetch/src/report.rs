@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::error::{error_chain, Error};
 use crate::object::ObjectInfo;
-use crate::progress::{DownloadResult, Reporter, SkipReason, Summary};
+use crate::progress::{DownloadResult, Outcome, Reporter, Summary};
 
 /// Writes each event as one JSON object per line (see the module note).
 pub struct JsonLines {
@@ -113,22 +113,19 @@ impl Reporter for JsonLines {
         }));
     }
 
-    fn object_skipped(&self, object: &ObjectInfo, dest: &Path, reason: SkipReason) {
-        self.line(&json!({
-            "event": "skipped",
-            "key": object.key,
-            "path": dest.to_string_lossy(),
-            "size": object.size,
-            "etag": object.etag,
-            "reason": reason.as_str(),
-        }));
-    }
-
     fn download_finished(&self, result: &DownloadResult) {
         let path = result.dest.as_deref().map(Path::to_string_lossy);
-        match &result.error {
-            None if self.dry_run => {}
-            None => self.line(&json!({
+        match &result.outcome {
+            Outcome::Skipped(reason) => self.line(&json!({
+                "event": "skipped",
+                "key": result.key,
+                "path": path,
+                "size": result.size,
+                "etag": result.etag,
+                "reason": reason.as_str(),
+            })),
+            Outcome::Downloaded if self.dry_run => {}
+            Outcome::Downloaded => self.line(&json!({
                 "event": "downloaded",
                 "key": result.key,
                 "path": path,
@@ -136,7 +133,7 @@ impl Reporter for JsonLines {
                 "etag": result.etag,
                 "seconds": seconds(result.elapsed.as_secs_f64()),
             })),
-            Some(error) => self.line(&json!({
+            Outcome::Failed(error) => self.line(&json!({
                 "event": "failed",
                 "key": result.key,
                 "path": path,

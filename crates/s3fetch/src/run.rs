@@ -29,7 +29,7 @@ use crate::fetch::{Disk, Fetcher, PartOptions};
 use crate::object::ObjectInfo;
 use crate::options::{DownloadOptions, Validated};
 use crate::paths;
-use crate::progress::{DownloadResult, NoReporter, Reporter, SkipReason, Summary, Tally};
+use crate::progress::{DownloadResult, NoReporter, Outcome, Reporter, SkipReason, Summary, Tally};
 use crate::s3::client::Connection;
 use crate::s3::limit::{Budget, Permit};
 use crate::s3::retry::{RetryPolicy, RetryStats};
@@ -243,10 +243,10 @@ async fn dispatch(
         job.tally.found.fetch_add(1, Ordering::Relaxed);
         // An up-to-date file or an archived object is told here, without a task: the permit
         // serves the next.
-        if job.skipped_archived(&listed.object) || job.skipped_at_once(&listed) {
+        let Some(listed) = job.unless_skipped_at_once(listed) else {
             spare = Some(permit);
             continue;
-        }
+        };
         let job = job.clone();
         tasks.spawn(async move { job.fetch(listed, permit).await });
     }
@@ -385,9 +385,7 @@ impl Job {
                         file_key,
                     }),
                     Ok(_) if self.is_up_to_date(&object, &relative, &dest).await => {
-                        self.tally.skipped.fetch_add(1, Ordering::Relaxed);
-                        reporter.object_skipped(&object, &dest, SkipReason::UpToDate);
-                        return;
+                        return self.skipped(object, &dest, SkipReason::UpToDate);
                     }
                     Ok(_) if self.dry_run => Ok(object.size),
                     Ok(_) => {
@@ -405,28 +403,43 @@ impl Job {
         // Intelligent-Tiering's archive tiers, or a `keys_from` key): skipped, not failed.
         if let (Some(dest), Err(error)) = (&dest, &outcome) {
             if !self.include_archived && error.code() == Some("InvalidObjectState") {
-                return self.skip_archived(&object, dest);
+                return self.skipped(object, dest, SkipReason::Archived);
             }
         }
         self.record(object, dest, outcome, started);
     }
 
-    /// For an archived object (not restored) that the run leaves alone: whether `object` is
-    /// one, as its listing says; counts and reports it.
-    fn skipped_archived(&self, object: &ObjectInfo) -> bool {
-        if !object.archived || self.include_archived {
-            return false;
+    /// `listed`, unless it is told skipped at once, without a task (counted and reported
+    /// then): an archived object (not restored) that the run leaves alone, as its listing
+    /// says, or a file up to date (see [`Job::up_to_date_at_once`]).
+    fn unless_skipped_at_once(&self, listed: Listed) -> Option<Listed> {
+        if listed.object.archived && !self.include_archived {
+            let dest = self.local_path(&listed.object.key);
+            self.skipped(listed.object, &dest, SkipReason::Archived);
+            return None;
         }
-        self.skip_archived(object, &self.local_path(&object.key));
-        true
+        match self.up_to_date_at_once(&listed) {
+            Some(dest) => {
+                self.skipped(listed.object, &dest, SkipReason::UpToDate);
+                None
+            }
+            None => Some(listed),
+        }
     }
 
-    fn skip_archived(&self, object: &ObjectInfo, dest: &Path) {
-        self.tally.skipped.fetch_add(1, Ordering::Relaxed);
-        self.tally.archived.fetch_add(1, Ordering::Relaxed);
-        self.fetcher
-            .reporter
-            .object_skipped(object, dest, SkipReason::Archived);
+    /// Counts and reports `object` as skipped for `reason`.
+    fn skipped(&self, object: ObjectInfo, dest: &Path, reason: SkipReason) {
+        self.tally.record(
+            &*self.fetcher.reporter,
+            DownloadResult {
+                key: object.key,
+                dest: Some(dest.to_owned()),
+                size: object.size,
+                etag: object.etag,
+                elapsed: std::time::Duration::ZERO,
+                outcome: Outcome::Skipped(reason),
+            },
+        );
     }
 
     fn record(
@@ -436,37 +449,34 @@ impl Job {
         outcome: Result<u64>,
         started: Instant,
     ) {
-        let (success, size, error) = match outcome {
-            Ok(size) => (true, size, None),
-            Err(error) => (false, 0, Some(error)),
+        let (size, outcome) = match outcome {
+            Ok(size) => (size, Outcome::Downloaded),
+            Err(error) => (0, Outcome::Failed(error)),
         };
         self.tally.record(
             &*self.fetcher.reporter,
             DownloadResult {
                 key: object.key,
                 dest,
-                success,
                 size,
                 etag: object.etag,
                 elapsed: started.elapsed(),
-                error,
+                outcome,
             },
         );
     }
 
-    /// For a sync run: whether `listed`'s file is up to date, decided at once — the simple
-    /// case of a listed object whose directory was swept and whose path has no folder
-    /// question; the rest goes the task's way ([`Job::fetch`]). Counts and reports it.
-    fn skipped_at_once(&self, listed: &Listed) -> bool {
+    /// For a sync run: the file of `listed` if it is up to date, decided at once — the
+    /// simple case of a listed object whose directory was swept and whose path has no folder
+    /// question; the rest goes the task's way ([`Job::fetch`]).
+    fn up_to_date_at_once(&self, listed: &Listed) -> Option<PathBuf> {
         if self.skip == Skip::Never || self.from_keys || listed.parent != Parent::Clear {
-            return false;
+            return None;
         }
         let object = &listed.object;
-        let Ok(relative) = paths::relative_path(&self.prefix, &object.key, &self.delimiter) else {
-            return false;
-        };
+        let relative = paths::relative_path(&self.prefix, &object.key, &self.delimiter).ok()?;
         if !self.fetcher.dir.is_swept(&relative) {
-            return false;
+            return None;
         }
         let dest = self.fetcher.dir.root().join(&relative);
         let (size, modified) = (object.size, object.last_modified);
@@ -478,13 +488,9 @@ impl Job {
             self.skip,
             object.etag.as_deref(),
         ) {
-            return false;
+            return None;
         }
-        self.tally.skipped.fetch_add(1, Ordering::Relaxed);
-        self.fetcher
-            .reporter
-            .object_skipped(object, &dest, SkipReason::UpToDate);
-        true
+        Some(dest)
     }
 
     /// Whether `dest` already holds `object` by the run's [`Skip`] rule. Also sweeps the

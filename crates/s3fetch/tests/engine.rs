@@ -83,7 +83,7 @@ impl Reporter for Events {
         self.log
             .lock()
             .unwrap()
-            .push(format!("finished {} {}", result.key, result.success));
+            .push(format!("finished {} {}", result.key, result.is_success()));
     }
 }
 

@@ -76,8 +76,10 @@ impl Reporter for Seen {
             .unwrap()
             .insert(object.key.clone(), object.clone());
     }
-    fn object_skipped(&self, object: &ObjectInfo, _dest: &Path, _reason: s3fetch::SkipReason) {
-        self.skipped.lock().unwrap().push(object.key.clone());
+    fn download_finished(&self, result: &s3fetch::DownloadResult) {
+        if let s3fetch::Outcome::Skipped(_) = result.outcome {
+            self.skipped.lock().unwrap().push(result.key.clone());
+        }
     }
 }
 

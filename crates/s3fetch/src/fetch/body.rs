@@ -43,11 +43,7 @@ pub(super) async fn fetch_whole(
     temp: &Arc<TempFile>,
 ) -> Result<(u64, Option<Expected>, Option<Hasher>)> {
     let mut span = Span::new(fetcher, object, temp, 0, None, None);
-    fetcher
-        .bucket
-        .retry
-        .run(&fetcher.bucket.stats, &mut span)
-        .await?;
+    fetcher.bucket.retried(&mut span).await?;
     Ok((span.offset, span.checksum, span.hasher))
 }
 
@@ -103,7 +99,8 @@ impl<'a> Span<'a> {
             key: Some(self.object.key.clone()),
             reason: format!(
                 "GET s3://{}/{}: no bytes for {silent:.1?}",
-                self.fetcher.bucket.name, self.object.key
+                self.fetcher.bucket.name(),
+                self.object.key
             ),
         }
     }
@@ -126,7 +123,7 @@ impl<'a> Span<'a> {
         let len = batch.len as u64;
         self.offset += len;
         self.fetcher.reporter.bytes_written(&self.object.key, len);
-        self.fetcher.bucket.stats.progressed();
+        self.fetcher.bucket.progressed();
         batch.chunks.clear();
         batch.len = 0;
         Ok(batch)
@@ -172,7 +169,7 @@ impl Attempt for Span<'_> {
         let mut batch = Batch::default();
         loop {
             // A broken or stalled body ends this try; what arrived is written first.
-            let (chunk, error) = match bucket.retry.next_chunk(&bucket.stats, &mut body).await {
+            let (chunk, error) = match bucket.next_chunk(&mut body).await {
                 Ok(Some(Ok(chunk))) => (Some(chunk), None),
                 Ok(None) => (None, None),
                 Ok(Some(Err(e))) => (None, Some(bucket.get_error(key, e))),

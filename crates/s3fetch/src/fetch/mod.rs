@@ -163,7 +163,7 @@ impl Fetcher {
             checksum,
             permit: Some(permit),
         };
-        self.bucket.retry.run(&self.bucket.stats, &mut whole).await
+        self.bucket.retried(&mut whole).await
     }
 
     /// What `object`'s file is to carry: its modification time (unless not preserved) and
@@ -177,13 +177,13 @@ impl Fetcher {
 
     /// Counts bytes taken from an earlier run's partial file.
     fn resumed(&self, bytes: u64) {
-        let stats = &self.bucket.stats;
+        let stats = self.bucket.stats();
         stats.resumed_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Counts an object whose bytes were checked against a checksum.
     fn verified(&self) {
-        self.bucket.stats.verified.fetch_add(1, Ordering::Relaxed);
+        self.bucket.stats().verified.fetch_add(1, Ordering::Relaxed);
     }
 }
 

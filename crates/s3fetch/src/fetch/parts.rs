@@ -55,11 +55,13 @@ pub(super) async fn fetch(
     let mut next = 0;
     let mut spare = first;
     let mut running = FuturesUnordered::new();
-    let budget = &fetcher.bucket.budget;
     while next < parts || !running.is_empty() {
         // Start parts while permits are at hand: this object's own, or free ones.
         while next < parts && running.len() < PARTS_PER_OBJECT {
-            let Some(permit) = spare.take().or_else(|| budget.try_transfer()) else {
+            let Some(permit) = spare
+                .take()
+                .or_else(|| fetcher.bucket.free_transfer_permit())
+            else {
                 break;
             };
             let index = todo[next as usize] as usize;
@@ -76,8 +78,7 @@ pub(super) async fn fetch(
                 );
                 let outcome = fetcher
                     .bucket
-                    .retry
-                    .run(&fetcher.bucket.stats, &mut span)
+                    .retried(&mut span)
                     .await
                     .map(|()| (index, len, span.hasher.map_or(0, |h| h.crc())));
                 (outcome, permit)
@@ -86,7 +87,7 @@ pub(super) async fn fetch(
         }
         if running.is_empty() {
             // Nothing in flight and no permit: wait for one, holding none.
-            spare = Some(budget.transfer().await?);
+            spare = Some(fetcher.bucket.transfer_permit().await?);
             continue;
         }
         let want_more = next < parts && running.len() < PARTS_PER_OBJECT;
@@ -99,7 +100,7 @@ pub(super) async fn fetch(
                 }
                 spare = Some(permit);
             }
-            permit = budget.transfer(), if want_more => spare = Some(permit?),
+            permit = fetcher.bucket.transfer_permit(), if want_more => spare = Some(permit?),
         }
     }
     Ok(crcs)

@@ -26,14 +26,13 @@ pub(super) async fn fetch(
     let bucket = &fetcher.bucket;
     let key = object.key.as_str();
     let chunks = bucket
-        .retry
-        .run(&bucket.stats, &mut || async {
+        .retried(&mut || async {
             let response = bucket.get(key, None, None).await?;
             let checksum = response.head.checksum;
             let mut body = response.body;
             let mut chunks: Vec<Bytes> = Vec::new();
             loop {
-                match bucket.retry.next_chunk(&bucket.stats, &mut body).await {
+                match bucket.next_chunk(&mut body).await {
                     Ok(Some(Ok(chunk))) => chunks.push(chunk),
                     Ok(None) => break,
                     Ok(Some(Err(e))) => return Err(bucket.get_error(key, e)),
@@ -42,7 +41,7 @@ pub(super) async fn fetch(
                             key: Some(key.to_owned()),
                             reason: format!(
                                 "GET s3://{}/{key}: no bytes for {silent:.1?}",
-                                bucket.name
+                                bucket.name()
                             ),
                         })
                     }

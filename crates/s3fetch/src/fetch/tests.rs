@@ -49,7 +49,7 @@ fn fetcher(store: &Arc<FakeStore>, dir: &Path) -> Fetcher {
 }
 
 async fn fetch(fetcher: &Fetcher, object: &ObjectInfo) -> Result<u64> {
-    let permit = fetcher.bucket.budget.transfer().await?;
+    let permit = fetcher.bucket.transfer_permit().await?;
     fetcher.fetch(object, Path::new(&object.key), permit).await
 }
 
@@ -87,7 +87,7 @@ async fn a_transient_failure_is_retried_and_a_missing_key_is_not() {
         std::fs::read(tmp.path().join("small")).unwrap(),
         bytes(10 * KIB)
     );
-    let stats = &fetcher.bucket.stats;
+    let stats = fetcher.bucket.stats();
     assert_eq!(stats.retries.load(Ordering::Relaxed), 2);
     assert_eq!(stats.throttled.load(Ordering::Relaxed), 1);
     assert_eq!(gets(&store).len(), 3);
@@ -130,9 +130,9 @@ async fn a_broken_body_continues_from_its_last_byte() {
     assert_eq!(store.sent(), size, "no byte sent twice");
     let resumed = store.seen();
     assert_eq!(resumed[1].if_match, object.etag, "of the same version");
-    assert_eq!(fetcher.bucket.stats.resumes.load(Ordering::Relaxed), 2);
+    assert_eq!(fetcher.bucket.stats().resumes.load(Ordering::Relaxed), 2);
     // Verified against the whole object's checksum, across the resumes.
-    assert_eq!(fetcher.bucket.stats.verified.load(Ordering::Relaxed), 1);
+    assert_eq!(fetcher.bucket.stats().verified.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
@@ -196,7 +196,7 @@ async fn a_failed_part_is_retried_alone() {
             .all(|s| s.if_match == object.etag && (s.method == "HEAD" || s.range.is_some())),
         "every part is ranged and of the listed version"
     );
-    assert_eq!(fetcher.bucket.stats.verified.load(Ordering::Relaxed), 1);
+    assert_eq!(fetcher.bucket.stats().verified.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
@@ -335,7 +335,7 @@ async fn a_resumed_partial_fetches_only_the_missing_parts_and_checks_the_rest() 
     assert_eq!(entries(tmp.path()), ["large"], "partial and journal gone");
     let resumed = fetcher
         .bucket
-        .stats
+        .stats()
         .resumed_bytes
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(resumed, (done as u64 - 1) * 256 * KIB);

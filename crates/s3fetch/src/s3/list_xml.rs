@@ -395,6 +395,19 @@ mod tests {
         assert!(empty.objects.is_empty() && !empty.truncated);
     }
 
+    proptest::proptest! {
+        /// The fast reader of S3's timestamps (a listing has one per key: 4 µs a key with
+        /// the SDK's parser, 1.2 µs in all with this one) reads what the SDK's parser reads.
+        #[test]
+        fn timestamps_read_as_the_sdk_reads_them(secs in 0i64..4_102_444_800, millis in 0u32..1000) {
+            use aws_smithy_types::date_time::{DateTime, Format};
+            let time = DateTime::from_secs_and_nanos(secs, millis * 1_000_000);
+            let text = time.fmt(Format::DateTime).unwrap();
+            let sdk: SystemTime = DateTime::from_str(&text, Format::DateTime).unwrap().try_into().unwrap();
+            proptest::prop_assert_eq!(parse_timestamp(&text), Some(sdk), "{}", text);
+        }
+    }
+
     #[test]
     fn timestamps() {
         assert_eq!(

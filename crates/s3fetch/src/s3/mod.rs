@@ -19,9 +19,9 @@ use futures::stream::Stream;
 
 use crate::checksum::Expected;
 use crate::error::{Error, Result, ServiceError};
-use crate::s3::limit::Budget;
+use crate::s3::limit::{Budget, Permit};
 use crate::s3::list_xml::Listing;
-use crate::s3::retry::{RetryPolicy, RetryStats};
+use crate::s3::retry::{Attempt, RetryPolicy, RetryStats};
 
 pub(crate) mod client;
 #[cfg(test)]
@@ -173,12 +173,12 @@ pub(crate) trait Store: Send + Sync + 'static {
 /// say where.
 pub(crate) struct Bucket {
     store: Arc<dyn Store>,
-    pub name: String,
+    name: String,
     /// The URI's prefix, for messages about the listing.
     prefix: String,
-    pub budget: Arc<Budget>,
-    pub retry: RetryPolicy,
-    pub stats: Arc<RetryStats>,
+    budget: Arc<Budget>,
+    retry: RetryPolicy,
+    stats: Arc<RetryStats>,
 }
 
 impl Bucket {
@@ -198,6 +198,47 @@ impl Bucket {
             retry,
             stats,
         }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A transfer permit of the run's budget, waited for.
+    pub async fn transfer_permit(&self) -> Result<Permit> {
+        self.budget.transfer().await
+    }
+
+    /// A transfer permit if one is free now.
+    pub fn free_transfer_permit(&self) -> Option<Permit> {
+        self.budget.try_transfer()
+    }
+
+    /// `attempt`, tried again by the run's retry rule (see [`RetryPolicy::run`]).
+    pub async fn retried<A: Attempt>(&self, attempt: &mut A) -> Result<A::Output> {
+        self.retry.run(&self.stats, attempt).await
+    }
+
+    /// The next chunk of a response body, or how long it was silent when given up (see
+    /// [`RetryPolicy::next_chunk`]).
+    pub async fn next_chunk<S>(
+        &self,
+        body: &mut S,
+    ) -> std::result::Result<Option<S::Item>, std::time::Duration>
+    where
+        S: futures::Stream + Unpin,
+    {
+        self.retry.next_chunk(&self.stats, body).await
+    }
+
+    /// Tells the retry rule the run moved (bytes arrived).
+    pub fn progressed(&self) {
+        self.stats.progressed();
+    }
+
+    /// The run's counts of retries, resumes, SlowDowns and verified objects.
+    pub fn stats(&self) -> &RetryStats {
+        &self.stats
     }
 
     /// See [`Store::promises_order`].

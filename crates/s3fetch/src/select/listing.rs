@@ -162,7 +162,7 @@ impl PageSource for Pages {
 
     fn broken(&self, message: String) -> Error {
         Error::List {
-            bucket: self.bucket.name.clone(),
+            bucket: self.bucket.name().to_owned(),
             prefix: self.prefix.clone(),
             after: None,
             source: ServiceError::protocol(message),

@@ -6,8 +6,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use s3fetch::{GlobRule, RequestPayer, S3Uri, Shard};
+use s3fetch::{ByteSize, ChecksumMode, Compare, GlobRule, RequestPayer, S3Uri, Shard, ShardBy};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -121,8 +122,9 @@ pub struct Args {
     /// How --shard deals out keys: `hash` (the default without --plan) or `range` (the
     /// default with it: each shard lists only its own key range, so N shards send about as
     /// many LIST requests as one run)
-    #[arg(long, value_enum, value_name = "HOW", requires = "shard")]
-    pub shard_by: Option<ShardByArg>,
+    #[arg(long, value_name = "HOW", requires = "shard",
+          value_parser = PossibleValuesParser::new(ShardBy::NAMES).map(|b| ShardBy::parse(&b).expect("one of its names")))]
+    pub shard_by: Option<ShardBy>,
 
     /// The split points of range shards, made once by `s3fetch plan S3_URI --shards N >
     /// plan.json` and given to every shard
@@ -148,12 +150,12 @@ pub struct Args {
     pub list_concurrency: usize,
 
     /// Objects larger than this are fetched in ranged parts, several at once (e.g. 16MiB, 1GB)
-    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size, default_value = "16MiB")]
-    pub multipart_threshold: u64,
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(s3fetch::DEFAULT_MULTIPART_THRESHOLD))]
+    pub multipart_threshold: ByteSize,
 
     /// Size of each ranged part (e.g. 8MiB)
-    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size, default_value = "8MiB")]
-    pub part_size: u64,
+    #[arg(long, value_name = "SIZE", default_value_t = ByteSize(s3fetch::DEFAULT_PART_SIZE))]
+    pub part_size: ByteSize,
 
     /// Retries of a request after transient failures (5xx, throttling, timeouts, broken
     /// connections) while nothing else in the run succeeds; while the run makes progress, four
@@ -163,14 +165,15 @@ pub struct Args {
 
     /// Abandon (and resume) a download that receives no bytes for this many seconds (after
     /// one second already, if other downloads completed meanwhile: a stuck connection)
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(long, value_name = "SECS", default_value_t = s3fetch::DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
     pub idle_timeout: f64,
 
     /// Verify each object against the checksum S3 keeps for it (full-object CRC64NVME, CRC32C
     /// or CRC32; else a plain-MD5 ETag, read back from the file for ranged downloads).
     /// `disabled` skips it, e.g. for stores that send wrong checksums
-    #[arg(long, value_enum, value_name = "MODE", default_value = "enabled")]
-    pub checksum_mode: ChecksumModeArg,
+    #[arg(long, value_name = "MODE", default_value_t = ChecksumMode::default(),
+          value_parser = PossibleValuesParser::new(ChecksumMode::NAMES).map(|m| m.parse::<ChecksumMode>().expect("one of its names")))]
+    pub checksum_mode: ChecksumMode,
 
     /// Deprecated alias of --concurrent-downloads
     #[arg(
@@ -183,7 +186,7 @@ pub struct Args {
     pub threads: Option<usize>,
 
     /// Separator of "directories" in keys; keys ending with it are skipped
-    #[arg(long, default_value = "/")]
+    #[arg(long, default_value = s3fetch::DEFAULT_DELIMITER)]
     pub delimiter: String,
 
     /// List the keys that would be downloaded; download nothing
@@ -204,8 +207,9 @@ pub struct Args {
     /// the ETag s3fetch recorded on the file (an extended attribute, else the index
     /// .s3fetch-etags.jsonl in the download directory) when it downloaded it; `etag` implies
     /// --sync
-    #[arg(long, value_enum, value_name = "WHAT", default_value = "mtime")]
-    pub compare: CompareArg,
+    #[arg(long, value_name = "WHAT", default_value_t = Compare::default(),
+          value_parser = PossibleValuesParser::new(Compare::NAMES).map(|c| c.parse::<Compare>().expect("one of its names")))]
+    pub compare: Compare,
 
     /// Leave each file's modification time at the time of download, instead of the object's
     /// LastModified
@@ -293,29 +297,6 @@ impl Connection {
         options.ca_bundle = self.ca_bundle;
         options
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "lower")]
-pub enum ShardByArg {
-    /// A stable hash of each key; every shard lists the whole prefix
-    Hash,
-    /// The key ranges of --plan; each shard lists only its own range
-    Range,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "lower")]
-pub enum ChecksumModeArg {
-    Enabled,
-    Disabled,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "lower")]
-pub enum CompareArg {
-    Mtime,
-    Etag,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

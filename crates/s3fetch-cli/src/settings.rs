@@ -6,11 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use s3fetch::{ChecksumMode, Compare, DownloadOptions, Plan, Shard, ShardBy};
+use s3fetch::{DownloadOptions, Plan, Shard};
 
-use crate::args::{
-    Args, ChecksumModeArg, CompareArg, OutputFormat, ProgressMode, ShardArg, ShardByArg,
-};
+use crate::args::{Args, OutputFormat, ProgressMode, ShardArg};
 
 /// Above this, warn: each download holds a connection and a file.
 const MANY_DOWNLOADS: usize = 1000;
@@ -83,20 +81,14 @@ impl Settings {
             // Out-of-range seconds (negative, NaN) become zero, which the library refuses
             // with the option's valid range.
             .idle_timeout(Duration::try_from_secs_f64(args.idle_timeout).unwrap_or_default())
-            .checksum_mode(match args.checksum_mode {
-                ChecksumModeArg::Enabled => ChecksumMode::Enabled,
-                ChecksumModeArg::Disabled => ChecksumMode::Disabled,
-            })
-            .multipart_threshold(args.multipart_threshold)
-            .part_size(args.part_size)
+            .checksum_mode(args.checksum_mode)
+            .multipart_threshold(args.multipart_threshold.0)
+            .part_size(args.part_size.0)
             .delimiter(args.delimiter)
             .dry_run(args.dry_run)
             .skip_existing(args.skip_existing)
             .sync(args.sync)
-            .compare(match args.compare {
-                CompareArg::Mtime => Compare::Mtime,
-                CompareArg::Etag => Compare::Etag,
-            })
+            .compare(args.compare)
             .preserve_mtime(!args.no_preserve_mtime)
             .resume(!args.no_resume)
             .client_options(client_options);
@@ -108,10 +100,7 @@ impl Settings {
         options.older_than = args.older_than;
         options.include_archived = args.include_archived;
         options.shard = shard;
-        options.shard_by = args.shard_by.map(|by| match by {
-            ShardByArg::Hash => ShardBy::Hash,
-            ShardByArg::Range => ShardBy::Range,
-        });
+        options.shard_by = args.shard_by;
         options.plan = plan;
         options.inventory = args.inventory;
         options.request_payer = request_payer;

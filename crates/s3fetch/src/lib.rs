@@ -78,8 +78,8 @@ pub use error::{error_chain, Category, DirProblem, Error, Result, ServiceError, 
 pub use keyspace::{shard_of, KeyRange, Shard, ShardBy};
 pub use object::ObjectInfo;
 pub use options::{
-    parse_size, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY,
-    DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
+    parse_size, ByteSize, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY,
+    DEFAULT_DELIMITER, DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
 pub use plan::{Plan, PlanOptions, MAX_SHARDS};
 pub use progress::{DownloadResult, Failure, NoReporter, Outcome, Reporter, SkipReason, Summary};

@@ -38,6 +38,8 @@ use crate::write::DownloadDir;
 pub const DEFAULT_CONCURRENCY: usize = 256;
 /// Default number of list requests in flight.
 pub const DEFAULT_LIST_CONCURRENCY: usize = 64;
+/// Default separator of "directories" in keys.
+pub const DEFAULT_DELIMITER: &str = "/";
 /// Default size of a ranged part.
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Default size above which objects are fetched in ranged parts.
@@ -56,6 +58,24 @@ pub enum ChecksumMode {
     Enabled,
     /// Check lengths only (for stores that send wrong checksums).
     Disabled,
+}
+
+impl ChecksumMode {
+    /// Every value's name, as [`str::parse`] takes them.
+    pub const NAMES: [&'static str; 2] = ["enabled", "disabled"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumMode::Enabled => "enabled",
+            ChecksumMode::Disabled => "disabled",
+        }
+    }
+}
+
+impl std::fmt::Display for ChecksumMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl std::str::FromStr for ChecksumMode {
@@ -83,6 +103,24 @@ pub enum Compare {
     /// `.s3fetch-etags.jsonl` in the download directory): also catches an object rewritten
     /// with the same size within the same second, or a local edit that kept the time.
     Etag,
+}
+
+impl Compare {
+    /// Every value's name, as [`str::parse`] takes them.
+    pub const NAMES: [&'static str; 2] = ["mtime", "etag"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compare::Mtime => "mtime",
+            Compare::Etag => "etag",
+        }
+    }
+}
+
+impl std::fmt::Display for Compare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl std::str::FromStr for Compare {
@@ -207,7 +245,7 @@ impl DownloadOptions {
             part_size: DEFAULT_PART_SIZE,
             retry: RetryPolicy::default(),
             checksum_mode: ChecksumMode::Enabled,
-            delimiter: "/".into(),
+            delimiter: DEFAULT_DELIMITER.into(),
             dry_run: false,
             skip_existing: false,
             sync: false,
@@ -631,6 +669,30 @@ pub(crate) struct Validated {
     pub cancel: CancellationToken,
 }
 
+/// A number of bytes as people write it: parsed by [`parse_size`], shown in the largest
+/// binary unit that divides it (`16MiB`, `1536KiB`, `1000`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = self.0;
+        for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+            if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+                return write!(f, "{}{unit}", bytes >> shift);
+            }
+        }
+        write!(f, "{bytes}")
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        parse_size(text).map(ByteSize)
+    }
+}
+
 /// Parses a size: `1234`, `64KiB`, `8MiB`, `1GB`, `2g` — bytes, with binary (`KiB`, `k`) or
 /// decimal (`KB`) units, from 1 byte to 1 PiB. The reason is returned for the caller to
 /// attach to its option's name.
@@ -666,6 +728,21 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::ByteSize;
+
+    #[test]
+    fn sizes_show_as_people_write_them_and_read_back() {
+        for (bytes, text) in [
+            (16 << 20, "16MiB"),
+            (1536 << 10, "1536KiB"),
+            (3 << 30, "3GiB"),
+            (1000, "1000"),
+        ] {
+            assert_eq!(ByteSize(bytes).to_string(), text);
+            assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)));
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -42,6 +42,15 @@ impl ShardBy {
             ShardBy::Range => "range",
         }
     }
+
+    /// Every value's name, as [`ShardBy::parse`] takes them.
+    pub const NAMES: [&'static str; 2] = ["hash", "range"];
+}
+
+impl std::fmt::Display for ShardBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The K-th of N parts of the keys.

@@ -1,7 +1,7 @@
 """The tree of awkward keys the compatibility suite uploads, and what s3fetch must make of it.
 
 Each :class:`Item` is one object: its key, its bytes and how it is uploaded. :func:`expected`
-applies s3fetch's documented rules (README, "Where files land"; RELIABILITY.md, keys ``a``
+applies s3fetch's documented rules (docs/selection.md, "Where files land"; RELIABILITY.md, keys ``a``
 and ``a/b``) to a set of stored objects: the files a download of the whole bucket must
 leave, and the keys it must report as failed.
 """

@@ -232,7 +232,7 @@ pub struct Args {
     pub keys_from: Option<PathBuf>,
 
     /// `json`: one JSON object per line on stdout per event (found, downloaded, skipped,
-    /// failed) and a final summary, nothing else on stdout (fields: see the README)
+    /// failed) and a final summary, nothing else on stdout (fields: see docs/output.md)
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
     pub output: OutputFormat,
 

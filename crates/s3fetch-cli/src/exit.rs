@@ -5,7 +5,7 @@
 
 use s3fetch::{error_chain, Category, DirProblem, Error, ServiceErrorKind};
 
-/// Exit codes, as documented in `--help` and the README.
+/// Exit codes, as documented in `--help` and docs/output.md.
 pub const SUCCESS: u8 = 0;
 pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;

@@ -10,6 +10,7 @@
 
 mod credentials;
 mod errors;
+mod options;
 mod plan;
 mod run;
 mod runtime;

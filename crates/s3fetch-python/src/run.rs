@@ -16,18 +16,16 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
-use s3fetch::aws_credential_types::provider::SharedCredentialsProvider;
+use pyo3::types::{PyDict, PyList, PyTuple};
 use s3fetch::{
-    ChecksumMode, ClientOptions, DownloadOptions, DownloadResult, Downloader, Error, GlobRule,
-    JsonLines, ObjectInfo, Outcome, Reporter, RequestPayer, S3Uri, Shard, SkipReason, Summary,
+    DownloadOptions, DownloadResult, Downloader, Error, JsonLines, ObjectInfo, Outcome, Reporter,
+    S3Uri, SkipReason, Summary,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::credentials::Botocore;
 use crate::errors::{self, ErrorInfo};
 use crate::runtime;
 
@@ -273,160 +271,33 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
     Ok(())
 }
 
-/// `request_payer="requester"`, checked by the library.
-pub(crate) fn payer(text: Option<String>) -> Result<Option<RequestPayer>, Error> {
-    text.map(|text| text.parse::<RequestPayer>()).transpose()
-}
-
-/// Where S3 is and who we are there: the same keywords for `download` and `plan`.
-pub(crate) struct Connection {
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-    pub profile: Option<String>,
-    pub no_sign_request: bool,
-    pub force_path_style: Option<bool>,
-    pub ca_bundle: Option<PathBuf>,
-    pub credentials: Option<Py<PyAny>>,
-    pub ignore_environment: bool,
-}
-
-impl Connection {
-    pub fn client_options(self) -> ClientOptions {
-        let mut client = ClientOptions::default();
-        client.region = self.region;
-        client.endpoint_url = self.endpoint_url;
-        client.profile = self.profile;
-        client.no_sign_request = self.no_sign_request;
-        client.force_path_style = self.force_path_style;
-        client.ca_bundle = self.ca_bundle;
-        client.credentials = self
-            .credentials
-            .map(|c| SharedCredentialsProvider::new(Botocore::new(c)));
-        client.ignore_environment = self.ignore_environment;
-        client
-    }
-}
-
 /// Starts a run with the library's options (checked by the library: a bad one comes back
-/// from `wait` as the matching exception, before any request) and returns it.
+/// from `wait` as the matching exception, before any request) and returns it. `options` and
+/// `connection` hold only the keywords the caller gave (see [`crate::options`]).
 #[pyfunction]
 #[pyo3(signature = (
-    s3_uri, download_dir, *, regex=None, include=Vec::new(), exclude=Vec::new(), min_size=None,
-    max_size=None, newer_than=None, older_than=None, include_archived=false, shard=None, shard_count=None, shard_by=None, plan=None, inventory=None,
-    concurrent_downloads=None, list_concurrency=None,
-    multipart_threshold=None, part_size=None, retries=None, idle_timeout=None,
-    checksum_mode="enabled", delimiter="/".to_owned(), dry_run=false, skip_existing=false,
-    sync=false, compare="mtime", preserve_mtime=true, resume=true, failed_keys=None, keys_from=None, output=None,
-    want_found=false, want_downloaded=false, want_failed=false, want_skipped=false, region=None, endpoint_url=None, profile=None,
-    no_sign_request=false, force_path_style=None, ca_bundle=None, credentials=None,
-    ignore_environment=false, request_payer=None,
+    s3_uri, download_dir, options, connection, *, want_found=false, want_downloaded=false,
+    want_failed=false, want_skipped=false,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
     py: Python<'_>,
     s3_uri: &str,
     download_dir: PathBuf,
-    regex: Option<String>,
-    include: Vec<String>,
-    exclude: Vec<String>,
-    min_size: Option<String>,
-    max_size: Option<String>,
-    newer_than: Option<String>,
-    older_than: Option<String>,
-    include_archived: bool,
-    shard: Option<String>,
-    shard_count: Option<u32>,
-    shard_by: Option<String>,
-    plan: Option<String>,
-    inventory: Option<String>,
-    concurrent_downloads: Option<usize>,
-    list_concurrency: Option<usize>,
-    multipart_threshold: Option<String>,
-    part_size: Option<String>,
-    retries: Option<u32>,
-    idle_timeout: Option<f64>,
-    checksum_mode: &str,
-    delimiter: String,
-    dry_run: bool,
-    skip_existing: bool,
-    sync: bool,
-    compare: &str,
-    preserve_mtime: bool,
-    resume: bool,
-    failed_keys: Option<PathBuf>,
-    keys_from: Option<PathBuf>,
-    output: Option<String>,
+    options: &Bound<'_, PyDict>,
+    connection: &Bound<'_, PyDict>,
     want_found: bool,
     want_downloaded: bool,
     want_failed: bool,
     want_skipped: bool,
-    region: Option<String>,
-    endpoint_url: Option<String>,
-    profile: Option<String>,
-    no_sign_request: bool,
-    force_path_style: Option<bool>,
-    ca_bundle: Option<PathBuf>,
-    credentials: Option<Py<PyAny>>,
-    ignore_environment: bool,
-    request_payer: Option<String>,
 ) -> PyResult<Run> {
     let fail = |error: Error| errors::to_err(py, &error);
-    let mut options = DownloadOptions::new(S3Uri::parse(s3_uri).map_err(fail)?)
-        .download_dir(download_dir)
-        .delimiter(delimiter)
-        .dry_run(dry_run)
-        .skip_existing(skip_existing)
-        .sync(sync)
-        .compare(compare.parse::<s3fetch::Compare>().map_err(fail)?)
-        .preserve_mtime(preserve_mtime)
-        .resume(resume)
-        .checksum_mode(checksum_mode.parse::<ChecksumMode>().map_err(fail)?);
-    options.regex = regex;
-    // The keywords cannot tell their order: includes first, then excludes (an exclude wins).
-    options.globs = include
-        .into_iter()
-        .map(GlobRule::Include)
-        .chain(exclude.into_iter().map(GlobRule::Exclude))
-        .collect();
-    let size = |option, text: Option<String>| text.map(|t| size_option(option, &t)).transpose();
-    options.min_size = size("min_size", min_size).map_err(fail)?;
-    options.max_size = size("max_size", max_size).map_err(fail)?;
-    let now = SystemTime::now();
-    let time = |option, text: Option<String>| {
-        text.map(|t| {
-            s3fetch::parse_time(&t, now).map_err(|reason| Error::InvalidOption { option, reason })
-        })
-        .transpose()
-    };
-    options.newer_than = time("newer_than", newer_than).map_err(fail)?;
-    options.older_than = time("older_than", older_than).map_err(fail)?;
-    options.include_archived = include_archived;
-    options.inventory = inventory
-        .map(|uri| S3Uri::parse(&uri))
-        .transpose()
-        .map_err(fail)?;
-    options.shard = match shard.as_deref().map(str::trim) {
-        None => None,
-        Some("auto") => {
-            let (shard, _source) =
-                Shard::from_env(shard_count, |name| std::env::var(name).ok()).map_err(fail)?;
-            Some(shard)
-        }
-        Some(text) => Some(Shard::parse(text).map_err(fail)?),
-    };
-    options.shard_by = shard_by
-        .map(|by| s3fetch::ShardBy::parse(&by))
-        .transpose()
-        .map_err(fail)?;
-    options.plan = plan
-        .map(|json| s3fetch::Plan::from_json(&json))
-        .transpose()
-        .map_err(fail)?;
-    options.failed_keys = failed_keys;
-    options.keys_from = keys_from;
+    let mut download =
+        DownloadOptions::new(S3Uri::parse(s3_uri).map_err(fail)?).download_dir(download_dir);
+    let output = crate::options::apply(&mut download, options)?.map_err(fail)?;
     let json = match output.as_deref() {
         None | Some("text") => None,
-        Some("json") => Some(Arc::new(JsonLines::stdout(dry_run))),
+        Some("json") => Some(Arc::new(JsonLines::stdout(download.dry_run))),
         Some(other) => {
             return Err(fail(Error::InvalidOption {
                 option: "output",
@@ -434,40 +305,7 @@ pub(crate) fn start(
             }))
         }
     };
-    if let Some(n) = concurrent_downloads {
-        options = options.concurrent_downloads(n);
-    }
-    if let Some(n) = list_concurrency {
-        options = options.list_concurrency(n);
-    }
-    if let Some(size) = multipart_threshold {
-        options =
-            options.multipart_threshold(size_option("multipart_threshold", &size).map_err(fail)?);
-    }
-    if let Some(size) = part_size {
-        options = options.part_size(size_option("part_size", &size).map_err(fail)?);
-    }
-    if let Some(n) = retries {
-        options = options.retries(n);
-    }
-    if let Some(seconds) = idle_timeout {
-        // Out of range (negative, NaN) becomes zero, which the library refuses with the range.
-        options = options.idle_timeout(Duration::try_from_secs_f64(seconds).unwrap_or_default());
-    }
-    options.request_payer = payer(request_payer).map_err(fail)?;
-    options = options.client_options(
-        Connection {
-            region,
-            endpoint_url,
-            profile,
-            no_sign_request,
-            force_path_style,
-            ca_bundle,
-            credentials,
-            ignore_environment,
-        }
-        .client_options(),
-    );
+    let mut options = download.client_options(crate::options::client_options(connection)?);
 
     let cancel = CancellationToken::new();
     options = options.cancel_token(cancel.clone());
@@ -495,9 +333,4 @@ pub(crate) fn start(
         cancel,
         events: Mutex::new(Some(events)),
     })
-}
-
-/// A size given as text (`"8MiB"`, or bytes), read by the library's parser.
-fn size_option(option: &'static str, text: &str) -> Result<u64, Error> {
-    s3fetch::parse_size(text).map_err(|reason| Error::InvalidOption { option, reason })
 }

@@ -1,4 +1,5 @@
-"""The Python examples of s3fetch 2.1.2's README, verbatim, against the test kit's server.
+"""The Python examples of s3fetch 2.1.2's README, verbatim, against the test kit's server;
+then those of this repository's README and docs/, read from the files.
 
 Only the environment points them at the server (``AWS_ENDPOINT_URL``, keys, and a
 ``production`` profile for the boto3 example), as a user's environment points them at AWS.
@@ -7,12 +8,13 @@ Only the environment points them at the server (``AWS_ENDPOINT_URL``, keys, and 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ACCESS_KEY, SECRET_KEY, Server
+from conftest import ACCESS_KEY, REPO, SECRET_KEY, Server
 
 EXAMPLES = {
     "basic": """
@@ -154,3 +156,30 @@ def test_the_original_readme_example_runs_unchanged(name: str, bucket: Server, t
         assert sorted(out.stdout.split("\n")[:-1]) == sorted(f"Finished: {k}" for k in OBJECTS)
     if name == "protocol":
         assert out.stdout.count(".") == 3 and out.stdout.count("+") == 3
+
+
+def our_examples() -> dict[str, str]:
+    """The ```python blocks of README.md and docs/*.md, by file and number."""
+    found = {}
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        blocks = re.findall(r"^```python\n(.*?)^```", doc.read_text(encoding="utf-8"), re.M | re.S)
+        for n, block in enumerate(blocks, 1):
+            found[f"{doc.relative_to(REPO)}:{n}"] = block
+    return found
+
+
+def test_our_docs_have_python_examples() -> None:
+    assert "README.md:1" in our_examples()
+
+
+@pytest.mark.parametrize("name", list(our_examples()))
+def test_the_python_examples_of_our_docs_run(name: str, bucket: Server, tmp_path: Path) -> None:
+    """As the original's: against the server the environment names, into a fresh directory."""
+    work = tmp_path / "work"
+    (work / "downloads").mkdir(parents=True)
+    env = {**os.environ, "AWS_ENDPOINT_URL": bucket.endpoint}
+    out = subprocess.run(
+        [sys.executable, "-c", our_examples()[name]], cwd=work, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert any(p.is_file() for p in work.rglob("*")), f"{name} downloaded nothing:\n{out.stdout}"

@@ -52,8 +52,8 @@ const MAX_SIZE: u64 = 1 << 50;
 /// Whether objects are verified against the checksum S3 keeps for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChecksumMode {
-    /// Ask for each object's checksum and verify the bytes against it (see the README's
-    /// "Verified" guarantee).
+    /// Ask for each object's checksum and verify the bytes against it (see
+    /// docs/guarantees.md).
     #[default]
     Enabled,
     /// Check lengths only (for stores that send wrong checksums).
@@ -198,7 +198,7 @@ pub struct DownloadOptions {
     /// Set each file's modification time to its object's LastModified (default: on).
     pub preserve_mtime: bool,
     /// Continue large downloads that an earlier run left unfinished, and leave this run's
-    /// unfinished ones resumable (default: on; see the README, "Resuming"). Off: existing
+    /// unfinished ones resumable (default: on; see docs/repeat-and-resume.md). Off: existing
     /// partial files are removed and nothing is kept.
     pub resume: bool,
     /// Write the key of every object that failed to this file, one per line, when the run

@@ -2,7 +2,7 @@
 //!
 //! [`JsonLines`] is a [`Reporter`] that writes one line per event to a writer (stdout for
 //! the CLI) and a last `summary` line from [`JsonLines::finish`]. The field names are stable
-//! and documented in the README ("Output for scripts"); fields are added, never renamed:
+//! and documented in docs/output.md ("Output for scripts"); fields are added, never renamed:
 //!
 //! ```text
 //! {"event":"found","key":"a/b.json","size":12,"etag":"\"9a0…\"","last_modified":"2024-05-01T10:00:00Z"}

@@ -15,8 +15,11 @@ from .exceptions import InvalidOptionError, InvalidUriError, NoCredentialsError,
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Callable, Sequence
-    from typing import Any
+    from collections.abc import Callable, Coroutine, Sequence
+    from typing import Any, ParamSpec, TypeVar
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
     from ._protocol import ProgressProtocol
     from .s3 import DownloadResult
@@ -30,6 +33,36 @@ __all__ = ["download", "download_async"]
 _FOUND, _DOWNLOADED, _FAILED, _SKIPPED = 0, 1, 2, 3
 
 Failures = list[tuple[str, S3FetchError]]
+
+
+def _same_signature(
+    model: Callable[P, R],
+) -> Callable[[Callable[..., Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]:
+    """Gives an async twin the signature of ``model`` (for ``help()``, IDEs and type checkers):
+    the keywords are written once, on ``model``.
+    """
+
+    def give(twin: Callable[..., Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+        import inspect
+
+        twin.__signature__ = inspect.signature(model)  # type: ignore[attr-defined]
+        return twin
+
+    return give
+
+
+def _arguments(model: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter of ``model`` as a call with ``args`` and ``kwargs`` binds it, defaults
+    included (what ``locals()`` is inside ``model``).
+    """
+    import inspect
+
+    try:
+        bound = inspect.signature(model).bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{model.__name__}(): {e}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
 def download(
@@ -51,7 +84,7 @@ def download(
     inventory: str | None = None,
     threads: int | None = None,
     region: str | None = None,
-    delimiter: str = "/",
+    delimiter: str | None = None,
     dry_run: bool = False,
     client: Any = None,
     on_complete: Callable[[str], None] | None = None,
@@ -63,7 +96,7 @@ def download(
     part_size: int | str | None = None,
     retries: int | None = None,
     idle_timeout: float | datetime.timedelta | None = None,
-    checksum_mode: str = "enabled",
+    checksum_mode: str | None = None,
     endpoint_url: str | None = None,
     profile: str | None = None,
     no_sign_request: bool = False,
@@ -72,9 +105,9 @@ def download(
     request_payer: str | None = None,
     skip_existing: bool = False,
     sync: bool = False,
-    compare: str = "mtime",
-    preserve_mtime: bool = True,
-    resume: bool = True,
+    compare: str | None = None,
+    preserve_mtime: bool | None = None,
+    resume: bool | None = None,
     failed_keys: str | os.PathLike[str] | None = None,
     keys_from: str | os.PathLike[str] | None = None,
     output: str | None = None,
@@ -179,7 +212,7 @@ def download(
             standard input) instead of listing; they must be under the URI's prefix, and
             ``regex`` still applies. Each key's size comes from a HEAD request.
         output: ``"json"``: also write the run's JSON lines to standard output (the CLI's
-            ``--output json``: one object per event and a summary; fields in the README).
+            ``--output json``: one object per event and a summary; fields in docs/output.md).
 
     Returns:
         ``(success_count, failures)``: ``failures`` lists ``(key, exception)`` for every
@@ -206,53 +239,8 @@ def download(
     return run.wait(dispatch)
 
 
-async def download_async(
-    s3_uri: str,
-    download_dir: str | os.PathLike[str] = ".",
-    *,
-    regex: str | None = None,
-    include: str | Sequence[str] | None = None,
-    exclude: str | Sequence[str] | None = None,
-    min_size: int | str | None = None,
-    max_size: int | str | None = None,
-    newer_than: str | datetime.date | datetime.timedelta | None = None,
-    older_than: str | datetime.date | datetime.timedelta | None = None,
-    include_archived: bool = False,
-    shard: tuple[int, int] | str | None = None,
-    shard_count: int | None = None,
-    shard_by: str | None = None,
-    plan: str | os.PathLike[str] | dict[str, Any] | None = None,
-    inventory: str | None = None,
-    threads: int | None = None,
-    region: str | None = None,
-    delimiter: str = "/",
-    dry_run: bool = False,
-    client: Any = None,
-    on_complete: Callable[[str], None] | None = None,
-    progress_tracker: ProgressProtocol | None = None,
-    on_result: Callable[[DownloadResult], None] | None = None,
-    concurrent_downloads: int | None = None,
-    list_concurrency: int | None = None,
-    multipart_threshold: int | str | None = None,
-    part_size: int | str | None = None,
-    retries: int | None = None,
-    idle_timeout: float | datetime.timedelta | None = None,
-    checksum_mode: str = "enabled",
-    endpoint_url: str | None = None,
-    profile: str | None = None,
-    no_sign_request: bool = False,
-    force_path_style: bool = False,
-    ca_bundle: str | os.PathLike[str] | None = None,
-    request_payer: str | None = None,
-    skip_existing: bool = False,
-    sync: bool = False,
-    compare: str = "mtime",
-    preserve_mtime: bool = True,
-    resume: bool = True,
-    failed_keys: str | os.PathLike[str] | None = None,
-    keys_from: str | os.PathLike[str] | None = None,
-    output: str | None = None,
-) -> tuple[int, Failures]:
+@_same_signature(download)
+async def download_async(*args: Any, **kwargs: Any) -> tuple[int, Failures]:
     """:func:`download` as an awaitable, for asyncio code: same arguments, same result.
 
     The event loop is never blocked: the engine runs on its own threads, and the callbacks
@@ -261,7 +249,7 @@ async def download_async(
     """
     import asyncio
 
-    run, dispatch = _start(locals())
+    run, dispatch = _start(_arguments(download, args, kwargs))
     loop = asyncio.get_running_loop()
     waiting = loop.run_in_executor(None, run.wait, dispatch)
     try:
@@ -293,8 +281,8 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
     ):
         raise InvalidOptionError("progress_tracker needs increment_found() and increment_downloaded(bytes_count)")
 
-    for name in ("checksum_mode", "compare"):
-        if not isinstance(args[name], str):
+    for name in ("checksum_mode", "compare", "delimiter"):
+        if args[name] is not None and not isinstance(args[name], str):
             raise InvalidOptionError(f"{name} must be a str, not {type(args[name]).__name__}")
     if args["inventory"] is not None and not isinstance(args["inventory"], str):
         raise InvalidOptionError(f"inventory must be an s3:// URI str, not {type(args['inventory']).__name__}")
@@ -306,47 +294,50 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
     if hasattr(idle_timeout, "total_seconds"):  # a datetime.timedelta
         idle_timeout = idle_timeout.total_seconds()
 
-    connection = _connection(args)
-
+    # Only what the caller gave: everything else keeps the engine's default.
+    given = {
+        "regex": args["regex"],
+        "include": _globs("include", args["include"]) or None,
+        "exclude": _globs("exclude", args["exclude"]) or None,
+        "min_size": _size(args["min_size"]),
+        "max_size": _size(args["max_size"]),
+        "newer_than": _time("newer_than", args["newer_than"]),
+        "older_than": _time("older_than", args["older_than"]),
+        "include_archived": args["include_archived"] or None,
+        "shard": _shard(args["shard"]),
+        "shard_count": _count("shard_count", args["shard_count"]),
+        "shard_by": args["shard_by"],
+        "plan": _plan_json(args["plan"]),
+        "inventory": args["inventory"],
+        "concurrent_downloads": _count("concurrent_downloads", concurrency),
+        "list_concurrency": _count("list_concurrency", args["list_concurrency"]),
+        "multipart_threshold": _size(args["multipart_threshold"]),
+        "part_size": _size(args["part_size"]),
+        "retries": _count("retries", args["retries"]),
+        "idle_timeout": _number("idle_timeout", idle_timeout),
+        "checksum_mode": args["checksum_mode"],
+        "delimiter": args["delimiter"],
+        "dry_run": bool(args["dry_run"]) or None,
+        "skip_existing": bool(args["skip_existing"]) or None,
+        "sync": bool(args["sync"]) or None,
+        "compare": args["compare"],
+        "preserve_mtime": None if args["preserve_mtime"] is None else bool(args["preserve_mtime"]),
+        "resume": None if args["resume"] is None else bool(args["resume"]),
+        "failed_keys": _path("failed_keys", args["failed_keys"]),
+        "keys_from": _path("keys_from", args["keys_from"]),
+        "request_payer": _payer(args["request_payer"]),
+        "output": args["output"],
+    }
     dry_run = bool(args["dry_run"])
     run = _s3fetch.start(
         s3_uri,
         download_dir,
-        regex=args["regex"],
-        include=_globs("include", args["include"]),
-        exclude=_globs("exclude", args["exclude"]),
-        min_size=_size(args["min_size"]),
-        max_size=_size(args["max_size"]),
-        newer_than=_time("newer_than", args["newer_than"]),
-        older_than=_time("older_than", args["older_than"]),
-        include_archived=bool(args["include_archived"]),
-        shard=_shard(args["shard"]),
-        shard_count=_count("shard_count", args["shard_count"]),
-        shard_by=args["shard_by"],
-        plan=_plan_json(args["plan"]),
-        inventory=args["inventory"],
-        concurrent_downloads=_count("concurrent_downloads", concurrency),
-        list_concurrency=_count("list_concurrency", args["list_concurrency"]),
-        multipart_threshold=_size(args["multipart_threshold"]),
-        part_size=_size(args["part_size"]),
-        retries=_count("retries", args["retries"]),
-        idle_timeout=_number("idle_timeout", idle_timeout),
-        checksum_mode=args["checksum_mode"],
-        delimiter=args["delimiter"],
-        dry_run=dry_run,
-        skip_existing=bool(args["skip_existing"]),
-        sync=bool(args["sync"]),
-        compare=args["compare"],
-        preserve_mtime=bool(args["preserve_mtime"]),
-        resume=bool(args["resume"]),
-        failed_keys=_path("failed_keys", args["failed_keys"]),
-        keys_from=_path("keys_from", args["keys_from"]),
-        output=args["output"],
+        {name: value for name, value in given.items() if value is not None},
+        _connection(args),
         want_found=tracker is not None,
         want_downloaded=any(x is not None for x in (on_complete, tracker, on_result)),
         want_failed=on_result is not None,
         want_skipped=on_result is not None,
-        **connection,
     )
     if on_complete is None and tracker is None and on_result is None:
         return run, None
@@ -391,14 +382,14 @@ def plan(
         raise InvalidOptionError(f"shards must be an int of at least 1, not {shards!r}")
     if inventory is not None and not isinstance(inventory, str):
         raise InvalidOptionError(f"inventory must be an s3:// URI str, not {type(inventory).__name__}")
-    text = _s3fetch.plan(
-        s3_uri,
-        shards,
-        inventory=inventory,
-        max_requests=_count("max_requests", max_requests),
-        retries=_count("retries", retries),
-        **_connection(locals()),
-    )
+    given = {
+        "inventory": inventory,
+        "max_requests": _count("max_requests", max_requests),
+        "retries": _count("retries", retries),
+        "request_payer": _payer(request_payer),
+    }
+    options = {name: value for name, value in given.items() if value is not None}
+    text = _s3fetch.plan(s3_uri, shards, options, _connection(locals()))
     result: dict[str, Any] = json.loads(text)
     return result
 
@@ -414,15 +405,18 @@ def _connection(args: dict[str, Any]) -> dict[str, Any]:
         "ca_bundle": None if args["ca_bundle"] is None else os.fspath(args["ca_bundle"]),
         "credentials": None,
         "ignore_environment": False,
-        "request_payer": args["request_payer"],
     }
-    if connection["request_payer"] is not None and not isinstance(connection["request_payer"], str):
-        raise InvalidOptionError(f"request_payer must be 'requester', not {connection['request_payer']!r}")
     if args["client"] is not None:
         explicit_ca = connection["ca_bundle"]
         connection.update(_from_boto3(args["client"]))
         connection["ca_bundle"] = explicit_ca or connection["ca_bundle"]
     return connection
+
+
+def _payer(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidOptionError(f"request_payer must be 'requester', not {value!r}")
+    return value
 
 
 def _plan_json(value: Any) -> str | None:

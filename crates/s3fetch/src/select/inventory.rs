@@ -4,7 +4,7 @@
 //! Inventory writes the bucket's object list daily as data files named by a `manifest.json`.
 //! Reading those costs a few GETs and no LIST request at all. CSV reports (gzip'd, as S3
 //! writes them) are read; ORC and Parquet ones are refused with a clear error (their readers
-//! would triple the crate's build; see the README).
+//! would triple the crate's build; see docs/selection.md).
 //!
 //! The manifest's `fileSchema` says which column is which; `Bucket` and `Key` are required,
 //! `Size`, `LastModifiedDate` and `ETag` are used when present (so size and time limits and

@@ -19,7 +19,7 @@ def rooms() -> dict[str, set[str]]:
         if path.name == "tests.rs" or relative.name == "lib.rs":
             continue
         room = relative.parts[0].removesuffix(".rs")
-        text = path.read_text().split("#[cfg(test)]\nmod tests")[0]
+        text = path.read_text().split("#[cfg(test)]\nmod tests {")[0]
         for line in text.splitlines():
             if line.lstrip().startswith("//"):
                 continue

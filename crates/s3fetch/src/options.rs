@@ -25,6 +25,7 @@ use crate::s3::client::ClientOptions;
 use crate::s3::retry::RetryPolicy;
 use crate::s3::RequestPayer;
 use crate::select::filter::{GlobRule, KeyFilter};
+use crate::tuning::Tuning;
 use crate::uri::S3Uri;
 use crate::write::DownloadDir;
 
@@ -436,8 +437,9 @@ impl DownloadOptions {
     }
 
     /// Checks every option and turns them into the settings a run uses; the first problem
-    /// is returned as a typed error. Touches only the local file system (the download
-    /// directory) and the process's open-file limit, never the network.
+    /// is returned as a typed error. Reads the local file system (the download directory,
+    /// `keys_from`) and the environment's switches ([`crate::tuning`]), changes nothing and
+    /// sends nothing: what a run changes before it starts is [`Validated::prepare`].
     pub(crate) fn validate(self) -> Result<Validated> {
         let at_least_one = |option, n: usize| match n {
             0 => Err(Error::option(option, "must be at least 1")),
@@ -505,10 +507,8 @@ impl DownloadOptions {
             Some(path) => Some(read_keys(path, &self.uri.prefix)?),
             None => None,
         };
-        let dir = DownloadDir::open(&self.download_dir)?;
-        if !self.dry_run {
-            dir.check_writable()?;
-        }
+        let tuning = Tuning::from_env();
+        let dir = DownloadDir::open(&self.download_dir, &tuning)?;
         let skip = match (self.compare, self.sync, self.skip_existing) {
             (Compare::Etag, _, _) => Skip::SameSizeTimeAndEtag,
             (Compare::Mtime, true, _) => Skip::SameSizeAndTime,
@@ -519,7 +519,7 @@ impl DownloadOptions {
             uri: self.uri,
             filter,
             dir: Arc::new(dir),
-            concurrent_downloads: crate::s3::limit::within_open_file_limit(concurrent_downloads),
+            concurrent_downloads,
             list_concurrency,
             multipart_threshold: self.multipart_threshold,
             part_size: self.part_size,
@@ -541,6 +541,7 @@ impl DownloadOptions {
             client_options: self.client_options,
             client: self.client,
             cancel: self.cancel,
+            tuning,
         })
     }
 
@@ -641,7 +642,7 @@ pub(crate) struct Validated {
     pub uri: S3Uri,
     pub filter: KeyFilter,
     pub dir: Arc<DownloadDir>,
-    /// Lowered, if need be, to fit the open-file limit.
+    /// Lowered, if need be, to fit the open-file limit (by [`Validated::prepare`]).
     pub concurrent_downloads: usize,
     pub list_concurrency: usize,
     pub multipart_threshold: u64,
@@ -667,6 +668,21 @@ pub(crate) struct Validated {
     pub client_options: ClientOptions,
     pub client: Option<Client>,
     pub cancel: CancellationToken,
+    pub tuning: Tuning,
+}
+
+impl Validated {
+    /// What a run changes before its first request, kept out of validation: the open-file
+    /// limit raised (or the downloads lowered) so that each download can hold a connection
+    /// and a file, and a test write into the download directory (not for a dry run).
+    pub(crate) fn prepare(&mut self) -> Result<()> {
+        self.concurrent_downloads =
+            crate::s3::limit::within_open_file_limit(self.concurrent_downloads);
+        if !self.dry_run {
+            self.dir.check_writable()?;
+        }
+        Ok(())
+    }
 }
 
 /// A number of bytes as people write it: parsed by [`parse_size`], shown in the largest

@@ -6,11 +6,12 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::Error;
 use crate::object::ObjectInfo;
+use crate::s3::retry::RetryStats;
 
 /// What became of one object.
 #[derive(Debug)]
@@ -153,8 +154,9 @@ pub struct Failure {
     pub error: Error,
 }
 
-/// Counters shared by the download tasks; turned into a [`Summary`] at the end.
-#[derive(Debug, Default)]
+/// Every counter of a run, shared by the download tasks; turned into the [`Summary`] at the
+/// end, in one place.
+#[derive(Debug)]
 pub(crate) struct Tally {
     pub found: AtomicU64,
     pub downloaded: AtomicU64,
@@ -162,9 +164,24 @@ pub(crate) struct Tally {
     pub skipped: AtomicU64,
     pub archived: AtomicU64,
     pub failures: Mutex<Vec<Failure>>,
+    /// What the requests counted (retries, resumes, verified checksums), kept by the
+    /// run's buckets.
+    pub requests: Arc<RetryStats>,
 }
 
 impl Tally {
+    pub fn new(requests: Arc<RetryStats>) -> Self {
+        Tally {
+            found: AtomicU64::default(),
+            downloaded: AtomicU64::default(),
+            bytes: AtomicU64::default(),
+            skipped: AtomicU64::default(),
+            archived: AtomicU64::default(),
+            failures: Mutex::default(),
+            requests,
+        }
+    }
+
     pub fn record(&self, reporter: &dyn Reporter, result: DownloadResult) {
         reporter.download_finished(&result);
         match result.outcome {
@@ -189,8 +206,22 @@ impl Tally {
         }
     }
 
-    pub fn into_summary(self, elapsed: Duration, cancelled: bool, dry_run: bool) -> Summary {
+    /// The run's summary: `partials_kept` partial files were left to resume.
+    pub fn into_summary(
+        self,
+        elapsed: Duration,
+        cancelled: bool,
+        dry_run: bool,
+        partials_kept: u64,
+    ) -> Summary {
+        let requests = &self.requests;
         Summary {
+            retries: requests.retries.load(Ordering::Relaxed),
+            resumes: requests.resumes.load(Ordering::Relaxed),
+            throttled: requests.throttled.load(Ordering::Relaxed),
+            verified: requests.verified.load(Ordering::Relaxed),
+            bytes_resumed: requests.resumed_bytes.load(Ordering::Relaxed),
+            partials_kept,
             objects_found: self.found.into_inner(),
             objects_downloaded: self.downloaded.into_inner(),
             bytes_downloaded: self.bytes.into_inner(),

@@ -79,11 +79,12 @@ impl Downloader {
     /// in [`Summary::failures`].
     pub async fn run(self) -> Result<Summary> {
         let started = Instant::now();
-        let options = self.options.validate()?;
+        let mut options = self.options.validate()?;
+        options.prepare()?;
         let reporter = self.reporter;
         let connection = match options.client.clone() {
             Some(client) => client.into(),
-            None => options.client_options.connect().await,
+            None => options.client_options.connect(options.tuning).await,
         };
         let requests = Requests {
             connection,
@@ -110,7 +111,7 @@ impl Downloader {
             async move { source.send(&uri, &delimiter, &filter, &*reporter, tx).await }
         });
         let _abort_lister = AbortOnDrop(lister.abort_handle());
-        let job = Arc::new(Job::new(&options, objects, reporter.clone()));
+        let job = Arc::new(Job::new(&options, &requests, objects, reporter.clone()));
         let (mut tasks, mut cancelled) =
             dispatch(&job, &requests.budget, rx, &options.cancel).await?;
         let listed = match cancelled {
@@ -134,7 +135,8 @@ impl Downloader {
             return Err(error);
         }
         let tally = Arc::into_inner(job).expect("every task has finished").tally;
-        let mut summary = tally.into_summary(started.elapsed(), cancelled, options.dry_run);
+        let mut summary =
+            tally.into_summary(started.elapsed(), cancelled, options.dry_run, partials_kept);
         if let Some(path) = &options.failed_keys {
             let keys: Vec<&str> = summary.failures.iter().map(|f| f.key.as_str()).collect();
             crate::write::write_lines(path, &keys).map_err(|source| Error::Output {
@@ -144,13 +146,6 @@ impl Downloader {
         }
         summary.shard = options.shard;
         summary.shard_range = options.shard_range;
-        let stats = &requests.stats;
-        summary.retries = stats.retries.load(Ordering::Relaxed);
-        summary.resumes = stats.resumes.load(Ordering::Relaxed);
-        summary.throttled = stats.throttled.load(Ordering::Relaxed);
-        summary.verified = stats.verified.load(Ordering::Relaxed);
-        summary.bytes_resumed = stats.resumed_bytes.load(Ordering::Relaxed);
-        summary.partials_kept = partials_kept;
         Ok(summary)
     }
 }
@@ -295,7 +290,12 @@ struct Job {
 }
 
 impl Job {
-    fn new(options: &Validated, bucket: Arc<Bucket>, reporter: Arc<dyn Reporter>) -> Self {
+    fn new(
+        options: &Validated,
+        requests: &Requests,
+        bucket: Arc<Bucket>,
+        reporter: Arc<dyn Reporter>,
+    ) -> Self {
         Job {
             fetcher: Fetcher {
                 bucket,
@@ -307,7 +307,7 @@ impl Job {
                 },
                 preserve_mtime: options.preserve_mtime,
                 resume: options.resume,
-                disk: Disk::default(),
+                disk: Disk::new(options.tuning.fs),
                 dir_ops: Semaphore::new(
                     std::thread::available_parallelism()
                         .map_or(2, |n| n.get())
@@ -318,7 +318,7 @@ impl Job {
             delimiter: options.delimiter.clone(),
             filter: options.filter.clone(),
             folder_keys: Mutex::default(),
-            tally: Tally::default(),
+            tally: Tally::new(requests.stats.clone()),
             dry_run: options.dry_run,
             skip: options.skip,
             include_archived: options.include_archived,

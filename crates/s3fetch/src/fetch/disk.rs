@@ -17,7 +17,7 @@
 //! known to be long (hashing a file read back, sweeping a directory) always goes to the pool
 //! ([`Disk::pool`]).
 //!
-//! `S3FETCH_FS=pool` (or `inline`) fixes the choice, for comparisons.
+//! `S3FETCH_FS=pool` (or `inline`) fixes the choice, for comparisons ([`crate::tuning`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,19 +25,12 @@ use std::time::{Duration, Instant};
 use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result};
+use crate::tuning::FsMode as Mode;
 
 /// Quick work goes to the pool while calls take this long on average...
 const SLOW: Duration = Duration::from_millis(2);
 /// ...the average over about this many calls (the weight of each new one: 1 / `CALLS`).
 const CALLS: u64 = 16;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Inline while quick (the default).
-    Adaptive,
-    Pool,
-    Inline,
-}
 
 /// The run's file-system work: where it runs, and the pool's share of it, tracked so the run
 /// can wait for writes that cancelled downloads left running.
@@ -52,16 +45,12 @@ pub(crate) struct Disk {
 
 impl Default for Disk {
     fn default() -> Self {
-        Disk::new(match std::env::var("S3FETCH_FS").as_deref() {
-            Ok("pool") => Mode::Pool,
-            Ok("inline") => Mode::Inline,
-            _ => Mode::Adaptive,
-        })
+        Disk::new(Mode::Adaptive)
     }
 }
 
 impl Disk {
-    fn new(mode: Mode) -> Self {
+    pub fn new(mode: Mode) -> Self {
         Disk {
             mode,
             average: AtomicU64::new(0),

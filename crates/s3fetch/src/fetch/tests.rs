@@ -15,6 +15,7 @@ use crate::s3::fake::{FakeStore, Fault};
 use crate::s3::limit::Budget;
 use crate::s3::retry::{RetryPolicy, RetryStats};
 use crate::s3::{Bucket, ByteRange};
+use crate::tuning::Tuning;
 use crate::write::DownloadDir;
 
 const KIB: u64 = 1024;
@@ -35,7 +36,7 @@ fn fetcher(store: &Arc<FakeStore>, dir: &Path) -> Fetcher {
             retry,
             Arc::new(RetryStats::default()),
         )),
-        dir: Arc::new(DownloadDir::open(dir).unwrap()),
+        dir: Arc::new(DownloadDir::open(dir, &Tuning::default()).unwrap()),
         reporter: Arc::new(NoReporter),
         parts: PartOptions {
             part_size: 256 * KIB,

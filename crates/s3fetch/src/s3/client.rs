@@ -22,6 +22,7 @@ use aws_types::service_config::ServiceConfigKey;
 
 use crate::error::{Error, Result};
 use crate::s3::http::Pool;
+use crate::tuning::Tuning;
 
 /// S3 closes idle connections after about 20 s; a pooled connection older than that fails
 /// with a reset when reused (aws-sdk-rust #1417, #1106). Drop them well before.
@@ -103,15 +104,17 @@ impl ClientOptions {
     /// Builds a client with the standard credential chain (environment, profiles, SSO, web
     /// identity, ECS/IMDS) and a connection pool sized for many concurrent requests.
     pub async fn build(&self) -> Client {
-        self.connect().await.client
+        self.connect(Tuning::from_env()).await.client
     }
 
     /// The client, and what GETs sent on its pool without it need (see
     /// [`crate::s3::lean`]).
-    pub(crate) async fn connect(&self) -> Connection {
+    pub(crate) async fn connect(&self, tuning: Tuning) -> Connection {
         // Read when the options were validated: it is there.
         let ca = self.ca_certificates().ok().flatten();
-        let (http, pool) = http_client(ca);
+        let (http, pool) = http_client(ca, tuning.sdk_http);
+        // Without the pool, GETs go through the SDK.
+        let pool = pool.filter(|_| !tuning.sdk_get);
         if self.ignore_environment {
             return self.build_isolated(http, pool);
         }
@@ -227,9 +230,9 @@ pub(crate) struct Direct {
 /// The HTTP client: rustls on aws-lc with a read buffer under TLS (see [`crate::s3::http`]),
 /// trusting the system's roots and `ca` (PEM), idle connections dropped before S3 drops
 /// them; and its pool.
-fn http_client(ca: Option<Vec<u8>>) -> (SharedHttpClient, Option<Pool>) {
+fn http_client(ca: Option<Vec<u8>>, sdk: bool) -> (SharedHttpClient, Option<Pool>) {
     // The SDK's own client stays available for comparison (`S3FETCH_HTTP_CLIENT=sdk`).
-    if std::env::var_os("S3FETCH_HTTP_CLIENT").is_none_or(|v| v != "sdk") {
+    if !sdk {
         let (http, pool) =
             crate::s3::http::client(ca.as_deref(), POOL_IDLE_TIMEOUT, CONNECT_TIMEOUT);
         return (http, Some(pool));

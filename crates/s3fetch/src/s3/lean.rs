@@ -73,7 +73,7 @@ impl Lean {
         settings: Settings,
     ) -> Option<Lean> {
         // A directory bucket's requests are signed with S3 Express sessions: the SDK's.
-        if settings.directory || std::env::var_os("S3FETCH_GET").is_some_and(|v| v == "sdk") {
+        if settings.directory {
             return None;
         }
         let config = client.config();

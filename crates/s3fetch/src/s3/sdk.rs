@@ -371,7 +371,7 @@ mod tests {
     }
 
     async fn s3(options: ClientOptions) -> S3 {
-        let connection = options.connect().await;
+        let connection = options.connect(crate::tuning::Tuning::default()).await;
         S3::new(&connection, "bkt".into(), Settings::default()).await
     }
 
@@ -439,7 +439,7 @@ mod tests {
             !s3(custom).await.promises_order(),
             "a store of unknown habits"
         );
-        let connection = aws.connect().await;
+        let connection = aws.connect(crate::tuning::Tuning::default()).await;
         let directory = Settings {
             directory: true,
             ..Settings::default()

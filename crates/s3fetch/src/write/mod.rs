@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{DirProblem, Error, Result};
 use crate::resume;
+use crate::tuning::Tuning;
 
 /// The download directory and the subdirectories already checked or created in it.
 #[derive(Debug)]
@@ -54,7 +55,7 @@ pub(crate) struct DownloadDir {
 
 impl DownloadDir {
     /// Opens an existing directory; it is never created.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, tuning: &Tuning) -> Result<Self> {
         let error = |problem, source| Error::DownloadDir {
             path: path.to_owned(),
             problem,
@@ -69,7 +70,7 @@ impl DownloadDir {
         }
         let root = fs::canonicalize(path).map_err(|e| error(DirProblem::Inaccessible, Some(e)))?;
         Ok(DownloadDir {
-            etags: Arc::new(EtagIndex::new(&root)),
+            etags: Arc::new(EtagIndex::new(&root, tuning.no_xattr)),
             root,
             ready: Mutex::new(HashSet::new()),
             swept: Mutex::new(HashSet::new()),

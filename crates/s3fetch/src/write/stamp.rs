@@ -29,10 +29,6 @@ pub(crate) const ETAG_XATTR: &str = "user.s3fetch.etag";
 /// The index of ETags in the download directory, where extended attributes cannot be set.
 pub(crate) const ETAG_INDEX: &str = ".s3fetch-etags.jsonl";
 
-/// A test seam: set (to anything), extended attributes are not used, so the index is, as on
-/// a file system without them. Not for users: it only makes `compare: etag` slower.
-const NO_XATTR_ENV: &str = "S3FETCH_TEST_NO_XATTR";
-
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Stamp {
     pub mtime: Option<SystemTime>,
@@ -69,22 +65,15 @@ pub(crate) struct EtagIndex {
 }
 
 impl EtagIndex {
-    pub fn new(root: &Path) -> Self {
+    /// The index of `root`; `no_xattr`: used for every file, as where extended attributes
+    /// fail (a test seam, see [`crate::tuning::Tuning::no_xattr`]).
+    pub fn new(root: &Path, no_xattr: bool) -> Self {
         EtagIndex {
             root: root.to_owned(),
-            no_xattr: std::env::var_os(NO_XATTR_ENV).is_some(),
+            no_xattr,
             appender: Mutex::default(),
             records: OnceLock::new(),
             warned: AtomicBool::new(false),
-        }
-    }
-
-    /// An index that never uses extended attributes (unit tests).
-    #[cfg(test)]
-    pub fn without_xattr(root: &Path) -> Self {
-        EtagIndex {
-            no_xattr: true,
-            ..EtagIndex::new(root)
         }
     }
 

@@ -17,7 +17,7 @@ fn entries(dir: &Path) -> Vec<String> {
 fn temp_file_is_removed_unless_committed() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("x");
-    let dir = DownloadDir::open(tmp.path()).unwrap();
+    let dir = DownloadDir::open(tmp.path(), &Tuning::default()).unwrap();
     let t = dir.temp_file("k", &dest).unwrap();
     t.write_chunks_at("k", &[Bytes::from_static(b"partial")], 0)
         .unwrap();
@@ -39,7 +39,7 @@ fn temp_file_is_removed_unless_committed() {
 fn temp_name_fits_for_long_names() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("n".repeat(250));
-    let dir = DownloadDir::open(tmp.path()).unwrap();
+    let dir = DownloadDir::open(tmp.path(), &Tuning::default()).unwrap();
     let t = dir.temp_file("k", &dest).unwrap();
     assert!(t.path.file_name().unwrap().len() < 64);
     drop(t);
@@ -60,7 +60,7 @@ fn refuses_symlinked_directories_and_files_in_the_way() {
     let outside = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(outside.path(), tmp.path().join("link")).unwrap();
     fs::write(tmp.path().join("file"), b"").unwrap();
-    let dir = DownloadDir::open(tmp.path()).unwrap();
+    let dir = DownloadDir::open(tmp.path(), &Tuning::default()).unwrap();
     let err = dir.prepare("link/x", Path::new("link/x")).unwrap_err();
     assert!(err.to_string().contains("symlink"), "{err}");
     let err = dir.prepare("file/x", Path::new("file/x")).unwrap_err();
@@ -76,7 +76,7 @@ fn refuses_symlinked_directories_and_files_in_the_way() {
 fn parts_land_at_their_offsets() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("p");
-    let t = DownloadDir::open(tmp.path())
+    let t = DownloadDir::open(tmp.path(), &Tuning::default())
         .unwrap()
         .temp_file("k", &dest)
         .unwrap();
@@ -97,7 +97,7 @@ fn parts_land_at_their_offsets() {
 fn reading_back_in_slices_hashes_the_whole_file() {
     use crate::checksum::Expected;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = DownloadDir::open(tmp.path()).unwrap();
+    let dir = DownloadDir::open(tmp.path(), &Tuning::default()).unwrap();
     let t = dir.temp_file("k", &tmp.path().join("r")).unwrap();
     let body: Vec<u8> = (0..3_000_000u32)
         .map(|i| (i * 7 + i / 1000) as u8)
@@ -125,7 +125,7 @@ fn reading_back_in_slices_hashes_the_whole_file() {
 fn chunks_are_written_back_to_back_past_the_iov_limit() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("c");
-    let t = DownloadDir::open(tmp.path())
+    let t = DownloadDir::open(tmp.path(), &Tuning::default())
         .unwrap()
         .temp_file("k", &dest)
         .unwrap();
@@ -149,10 +149,10 @@ fn chunks_are_written_back_to_back_past_the_iov_limit() {
 #[test]
 fn download_dir_must_exist() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = DownloadDir::open(&tmp.path().join("nope")).unwrap_err();
+    let err = DownloadDir::open(&tmp.path().join("nope"), &Tuning::default()).unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
     fs::write(tmp.path().join("f"), b"").unwrap();
-    let err = DownloadDir::open(&tmp.path().join("f")).unwrap_err();
+    let err = DownloadDir::open(&tmp.path().join("f"), &Tuning::default()).unwrap_err();
     assert!(err.to_string().contains("not a directory"), "{err}");
 }
 
@@ -172,14 +172,14 @@ fn finish(dest: &Path, bytes: &[u8], etag: &str, index: &EtagIndex) {
 fn etags_go_to_the_index_without_extended_attributes() {
     let root = tempfile::tempdir().unwrap();
     let (a, b) = (root.path().join("a"), root.path().join("b"));
-    let index = EtagIndex::without_xattr(root.path());
+    let index = EtagIndex::new(root.path(), true);
     finish(&a, b"alpha", "\"1\"", &index);
     finish(&b, b"bravo", "\"2\"", &index);
     finish(&a, b"alpha", "\"3\"", &index); // downloaded again: the last line wins
     let lines = fs::read_to_string(root.path().join(stamp::ETAG_INDEX)).unwrap();
     assert_eq!(lines.lines().count(), 3, "{lines}");
 
-    let next_run = EtagIndex::without_xattr(root.path());
+    let next_run = EtagIndex::new(root.path(), true);
     assert_eq!(next_run.recorded(&a).as_deref(), Some("\"3\""));
     assert_eq!(next_run.recorded(&b).as_deref(), Some("\"2\""));
     assert_eq!(next_run.recorded(&root.path().join("c")), None);
@@ -188,14 +188,14 @@ fn etags_go_to_the_index_without_extended_attributes() {
     let copy = root.path().join("b-copy");
     fs::copy(&b, &copy).unwrap();
     fs::rename(&copy, &b).unwrap();
-    assert_eq!(EtagIndex::without_xattr(root.path()).recorded(&b), None);
+    assert_eq!(EtagIndex::new(root.path(), true).recorded(&b), None);
 }
 
 #[test]
 fn a_torn_line_is_skipped_and_stale_lines_are_dropped() {
     let root = tempfile::tempdir().unwrap();
     let a = root.path().join("a");
-    let index = EtagIndex::without_xattr(root.path());
+    let index = EtagIndex::new(root.path(), true);
     for n in 0..1500 {
         finish(&a, b"alpha", &format!("\"{n}\""), &index);
     }
@@ -204,14 +204,12 @@ fn a_torn_line_is_skipped_and_stale_lines_are_dropped() {
     file.write_all(br#"{"path":"a","et"#).unwrap(); // a killed run's last line
     drop(file);
 
-    let next_run = EtagIndex::without_xattr(root.path());
+    let next_run = EtagIndex::new(root.path(), true);
     assert_eq!(next_run.recorded(&a).as_deref(), Some("\"1499\""));
     let lines = fs::read_to_string(&path).unwrap();
     assert_eq!(lines.lines().count(), 1, "rewritten with one line per file");
     assert_eq!(
-        EtagIndex::without_xattr(root.path())
-            .recorded(&a)
-            .as_deref(),
+        EtagIndex::new(root.path(), true).recorded(&a).as_deref(),
         Some("\"1499\"")
     );
 }
@@ -221,13 +219,13 @@ fn a_torn_line_is_skipped_and_stale_lines_are_dropped() {
 fn etags_go_to_an_extended_attribute_where_there_is_one() {
     let root = tempfile::tempdir().unwrap();
     let a = root.path().join("a");
-    finish(&a, b"alpha", "\"1\"", &EtagIndex::new(root.path()));
+    finish(&a, b"alpha", "\"1\"", &EtagIndex::new(root.path(), false));
     if rustix::fs::lgetxattr(&a, stamp::ETAG_XATTR, &mut [0u8; 64][..]).is_err() {
         return; // this file system has none: the index test covers it
     }
     assert!(!root.path().join(stamp::ETAG_INDEX).exists());
     assert_eq!(
-        EtagIndex::new(root.path()).recorded(&a).as_deref(),
+        EtagIndex::new(root.path(), false).recorded(&a).as_deref(),
         Some("\"1\"")
     );
 }

@@ -53,7 +53,7 @@ const VERIFY: Settings = Settings {
 
 /// The lean GETs and the SDK's for `bucket`, as a run would build them.
 async fn stores(options: &ClientOptions, bucket: &str) -> (Lean, S3) {
-    let connection = options.connect().await;
+    let connection = options.connect(crate::tuning::Tuning::default()).await;
     let direct = connection
         .direct
         .as_ref()

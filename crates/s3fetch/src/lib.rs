@@ -69,6 +69,7 @@ mod resume;
 mod run;
 mod s3;
 mod select;
+mod timestamp;
 mod tuning;
 mod uri;
 mod write;

@@ -22,7 +22,6 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::object::ObjectInfo;
-use crate::s3::list_xml::parse_timestamp;
 use crate::s3::Bucket;
 use crate::uri::S3Uri;
 
@@ -155,7 +154,7 @@ fn read_rows(
                     true => e.to_owned(),
                     false => format!("\"{e}\""),
                 }),
-            last_modified: field(c.last_modified).and_then(parse_timestamp),
+            last_modified: field(c.last_modified).and_then(crate::timestamp::parse),
             archived: false,
         });
     }

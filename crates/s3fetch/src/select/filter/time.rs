@@ -4,8 +4,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_smithy_types::date_time::{DateTime, Format};
-
 /// Parses `text` into the time it names; an age is taken back from `now`. The reason is
 /// returned for the caller to attach to its option's name.
 pub fn parse_time(text: &str, now: SystemTime) -> Result<SystemTime, String> {
@@ -28,8 +26,7 @@ pub fn parse_time(text: &str, now: SystemTime) -> Result<SystemTime, String> {
         10 => (format!("{upper}T00:00:00Z"), 0),
         _ => split_offset(&upper).ok_or_else(bad)?,
     };
-    let time = DateTime::from_str(&utc, Format::DateTime).map_err(|_| bad())?;
-    let time = SystemTime::try_from(time).map_err(|_| bad())?;
+    let time = crate::timestamp::parse(&utc).ok_or_else(bad)?;
     // `12:00+02:00` is 10:00 UTC.
     let shift = Duration::from_secs(offset.unsigned_abs());
     match offset >= 0 {

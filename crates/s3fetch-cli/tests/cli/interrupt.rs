@@ -24,12 +24,16 @@ async fn interrupt_exits_130_and_leaves_only_complete_files() {
     tokio::time::timeout(Duration::from_secs(30), gate.wait_for_waiting(1))
         .await
         .unwrap();
-    // Let page 1's downloads land, then interrupt.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Interrupt once page 1's downloads have begun to land.
+    until(Duration::from_secs(30), "a downloaded file", || {
+        env.files().iter().any(|f| !is_temporary_file(f))
+    })
+    .await;
     running.signal(Signal::INT);
     let out = running.wait(Duration::from_secs(30)).await;
     out.assert_exit(130).assert_stderr_contains("interrupted");
     let landed = env.files();
+    assert!(!landed.is_empty(), "the files that landed stay");
     assert!(landed.len() < 2500);
     for file in &landed {
         assert!(!is_temporary_file(file), "temp file left: {file}");

@@ -1,6 +1,8 @@
 //! The real `s3fetch` binary against the test kit's S3 server over HTTP, one module per
 //! concern, all in one test binary (each binary links the CLI and the server once). The
-//! harness is [`common`].
+//! harness is [`common`]; snapshots of `--help`, the summary and the JSON lines are in
+//! `tests/snapshots/` (to accept a change: `INSTA_UPDATE=always cargo test -p s3fetch-cli
+//! --test cli`, then review the diff).
 
 mod common;
 

@@ -1,7 +1,10 @@
 //! What a run prints and where its files go: the progress modes, `--quiet`, `--dry-run`,
-//! `--output json`, the default download directory.
+//! `--output json`, the default download directory; snapshots of the summary and the JSON
+//! lines.
 
-use crate::common::run;
+use std::time::{Duration, SystemTime};
+
+use crate::common::{assert_snapshot, run, TestEnv};
 use crate::{expected_keys, with_data};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,4 +159,89 @@ async fn output_json_prints_one_object_per_event_and_nothing_else() {
         .collect();
     assert_eq!(events, ["\"found\"", "\"summary\""]);
     assert!(s3fetch_testkit::fixtures::files(empty.path()).is_empty());
+}
+
+/// A bucket whose run has every kind of outcome: objects downloaded (one in a sub-folder),
+/// one skipped (archived), one failed (denied); all modified 2024-06-01T12:00:00Z.
+async fn with_every_outcome() -> TestEnv {
+    let env = TestEnv::start().await;
+    let server = env.server();
+    let june_first = SystemTime::UNIX_EPOCH + Duration::from_secs(1_717_243_200);
+    server.create_bucket("bkt");
+    for (key, body) in [
+        ("logs/a.txt", "first"),
+        ("logs/b/c.json", "{\"c\": 3}"),
+        ("logs/cold.bin", "archived"),
+        ("logs/denied.txt", "no"),
+    ] {
+        server.put_object_at("bkt", key, body, june_first);
+    }
+    server.archive_key("bkt", "logs/cold.bin", "GLACIER", false);
+    server.deny_key("bkt", "logs/denied.txt");
+    env
+}
+
+/// `text` with the environment's download directory and endpoint, which change from run to
+/// run, named instead.
+fn placeholders(env: &TestEnv, text: &str) -> String {
+    text.replace(env.dir().to_str().unwrap(), "[DIR]")
+        .replace(&env.server().endpoint(), "[ENDPOINT]")
+}
+
+/// `lines` sorted, each ending in a newline: for lines that come in the order downloads
+/// finish, which varies from run to run.
+fn sorted(lines: &[&str]) -> String {
+    let mut lines = lines.to_vec();
+    lines.sort_unstable();
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_detailed_summary_is_as_in_its_snapshot() {
+    let env = with_every_outcome().await;
+    let out = env
+        .fetch(&["s3://bkt/logs/", "--progress", "detailed"])
+        .await;
+    out.assert_exit(1);
+    let stdout = out.stdout();
+    let (objects, summary) = stdout.split_once("\nProgress Summary:").expect("a summary");
+    let objects: Vec<&str> = objects.lines().collect();
+    let text = format!(
+        "--- stdout (object lines sorted) ---\n{}\nProgress Summary:{summary}--- stderr ---\n{}",
+        sorted(&objects),
+        out.stderr(),
+    );
+    assert_snapshot(
+        "summary",
+        &placeholders(&env, &text),
+        &[
+            (r"Average speed: .*/s", "Average speed: [RATE]/s"),
+            (
+                r"Total time: [0-9.]+ seconds",
+                "Total time: [SECONDS] seconds",
+            ),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_are_as_in_their_snapshot() {
+    let env = with_every_outcome().await;
+    let out = env.fetch(&["s3://bkt/logs/", "--output", "json"]).await;
+    out.assert_exit(1);
+    let stdout = out.stdout();
+    let (events, summary) = stdout
+        .trim_end()
+        .rsplit_once('\n')
+        .expect("events, then the summary");
+    let events: Vec<&str> = events.lines().collect();
+    let text = format!(
+        "--- events (sorted) ---\n{}--- summary ---\n{summary}\n",
+        sorted(&events)
+    );
+    assert_snapshot(
+        "json_lines",
+        &placeholders(&env, &text),
+        &[(r#""seconds":[0-9.e-]+"#, r#""seconds":[SECONDS]"#)],
+    );
 }

@@ -3,7 +3,8 @@
 //! with nothing of the user's environment: `PATH`, `HOME` (the empty one) and the server's
 //! AWS settings, as a user's shell would point it at the server. A [`Run`] is what a finished
 //! command left; its assertions name the command and print its stderr when they fail. A
-//! [`Running`] command is one to signal.
+//! [`Running`] command is one to signal. [`assert_snapshot`] compares output with its file in
+//! `tests/snapshots/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -310,4 +311,23 @@ impl Running {
             .unwrap_or_else(|e| panic!("waiting for `{command}`: {e}"));
         Run { command, output }
     }
+}
+
+/// Shown with every snapshot that differs, and written into each snapshot file.
+const UPDATE: &str = "If the change is intended, accept it with `INSTA_UPDATE=always cargo test -p \
+     s3fetch-cli --test cli` (or `cargo insta review`) and commit crates/s3fetch-cli/tests/snapshots/.";
+
+/// Compares `text` with the snapshot `tests/snapshots/{name}.snap` (insta), after replacing
+/// each match of a `masks` regex with its replacement, for what differs from run to run
+/// (times, rates, temporary paths, ports). Fails with a diff and how to accept the change.
+pub fn assert_snapshot(name: &str, text: &str, masks: &[(&str, &str)]) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.set_description(UPDATE);
+    for &(pattern, replacement) in masks {
+        settings.add_filter(pattern, replacement);
+    }
+    settings.bind(|| insta::assert_snapshot!(name, text));
 }

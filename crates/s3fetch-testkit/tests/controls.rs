@@ -29,14 +29,19 @@ async fn list_gate_holds_later_pages() {
     assert_eq!(first.contents().len(), 1000);
 
     let c2 = c.clone();
-    let task = tokio::spawn(async move { list_all(&c2, "gated", None, None, None, None).await });
+    let mut task =
+        tokio::spawn(async move { list_all(&c2, "gated", None, None, None, None).await });
     tokio::time::timeout(Duration::from_secs(10), gate.wait_for_waiting(1))
         .await
         .expect("second page should reach the gate");
-    // Give a leaked request time to (wrongly) finish.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!task.is_finished());
+    // Held, not let through: the gate counts every request that passes it.
+    assert_eq!(gate.passed(), 0);
+    // And it stays held. No event says that a request will never finish, so this gives one a
+    // bounded time to (wrongly) finish: the wait can miss a slow leak, never fail a good gate.
+    let leaked = tokio::time::timeout(Duration::from_millis(500), &mut task).await;
+    assert!(leaked.is_err(), "the held listing finished");
     assert_eq!(gate.waiting(), 1);
+    assert_eq!(gate.passed(), 0);
     // A start-after request is held too.
     let c3 = c.clone();
     let sa = tokio::spawn(async move {

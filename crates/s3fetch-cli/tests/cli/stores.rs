@@ -2,30 +2,27 @@
 //! region, requester pays, listings out of order, an S3 Express directory bucket (the test
 //! kit's emulations, see its "Quirks"). Exit codes, messages and files.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::s3fetch;
-use s3fetch_testkit::fixtures::{assert_no_temp_files, files, output, text};
-use s3fetch_testkit::{ServerOptions, TestServer};
+use s3fetch_testkit::ServerOptions;
+
+use crate::common::{run, TestEnv};
 
 const EXPRESS: &str = "data--usw2-az1--x-s3";
 
-/// A server whose buckets each hold 40 keys in four folders, a file `a` beside `a/b`.
-async fn server(options: ServerOptions, buckets: &[&str]) -> TestServer {
-    let server = TestServer::start_with(options)
-        .await
-        .expect("the server starts");
+/// An environment whose buckets each hold 40 keys in four folders, a file `a` beside `a/b`.
+async fn env(options: ServerOptions, buckets: &[&str]) -> TestEnv {
+    let env = TestEnv::start_with(options).await;
     for bucket in buckets {
-        server.create_bucket(bucket);
+        env.server().create_bucket(bucket);
         for i in 0..40 {
-            server.put_object(bucket, &format!("p/{}/k{i:02}.txt", i % 4), format!("{i}"));
+            env.server()
+                .put_object(bucket, &format!("p/{}/k{i:02}.txt", i % 4), format!("{i}"));
         }
-        server.put_object(bucket, "p/a", "file a");
-        server.put_object(bucket, "p/a/b", "under a");
+        env.server().put_object(bucket, "p/a", "file a");
+        env.server().put_object(bucket, "p/a/b", "under a");
     }
-    server
+    env
 }
 
 /// The files a download of `p/` leaves: the file `a` wins over the folder `a/`.
@@ -37,7 +34,7 @@ fn expected() -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_in_another_region_just_works_with_one_debug_note() {
-    let server = server(
+    let env = env(
         ServerOptions {
             bucket_regions: vec![("west".into(), "us-west-2".into())],
             ..ServerOptions::default()
@@ -45,32 +42,24 @@ async fn a_bucket_in_another_region_just_works_with_one_debug_note() {
         &["west"],
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
     // The default region (the test kit's, us-east-1), no --region.
-    let mut cmd = s3fetch(&server);
-    cmd.args(["s3://west/p/", "--debug", "--download-dir"])
-        .arg(dir.path());
-    server.reset_request_counts();
-    let out = output(cmd).await;
-    let stderr = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a/b is the one conflict: {stderr}"
-    );
-    assert_eq!(files(dir.path()), expected());
+    env.server().reset_request_counts();
+    let out = env.fetch(&["s3://west/p/", "--debug"]).await;
+    let stderr = out.stderr();
+    assert_eq!(out.code(), Some(1), "a/b is the one conflict: {stderr}");
+    assert_eq!(env.files(), expected());
     let notes = stderr
         .lines()
         .filter(|l| l.contains("the bucket is in another region"))
         .count();
     assert_eq!(notes, 1, "{stderr}");
-    assert_eq!(server.request_counts().of("ListObjectsV2"), 2);
-    assert_no_temp_files(dir.path());
+    assert_eq!(env.server().request_counts().of("ListObjectsV2"), 2);
+    env.assert_no_temp_files();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requester_pays_needs_the_flag_and_the_hint_says_so() {
-    let server = server(
+    let env = env(
         ServerOptions {
             requester_pays: vec!["paid".into()],
             ..ServerOptions::default()
@@ -78,52 +67,36 @@ async fn requester_pays_needs_the_flag_and_the_hint_says_so() {
         &["paid"],
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = s3fetch(&server);
-    cmd.args(["s3://paid/p/", "--download-dir"]).arg(dir.path());
-    let out = output(cmd).await;
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("AccessDenied"), "{stderr}");
-    assert!(stderr.contains("--request-payer requester"), "{stderr}");
-    let mut cmd = s3fetch(&server);
-    cmd.args([
-        "s3://paid/p/",
-        "--request-payer",
-        "requester",
-        "--download-dir",
-    ])
-    .arg(dir.path());
-    let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert_eq!(files(dir.path()), expected());
+    env.fetch(&["s3://paid/p/"])
+        .await
+        .assert_exit(1)
+        .assert_stderr_contains("AccessDenied")
+        .assert_stderr_contains("--request-payer requester");
+    env.fetch(&["s3://paid/p/", "--request-payer", "requester"])
+        .await
+        .assert_exit(1);
+    assert_eq!(env.files(), expected());
     // `s3fetch plan` sends it too.
-    let mut cmd = s3fetch(&server);
-    cmd.args([
+    env.run(&[
         "plan",
         "s3://paid/p/",
         "--shards",
         "2",
         "--request-payer",
         "requester",
-    ]);
-    let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    ])
+    .await
+    .assert_success();
     // Only `requester` pays.
-    let mut cmd = s3fetch(&server);
-    cmd.args(["s3://paid/p/", "--request-payer", "owner"]);
-    let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("requester"),
-        "{}",
-        text(&out.stderr)
-    );
+    env.run(&["s3://paid/p/", "--request-payer", "owner"])
+        .await
+        .assert_exit(2)
+        .assert_stderr_contains("requester");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_lists_out_of_order_is_listed_again_with_one_warning() {
-    let server = server(
+    let env = env(
         ServerOptions {
             unordered: vec!["unordered".into()],
             ignore_start_after: vec!["ignoring".into()],
@@ -135,7 +108,7 @@ async fn a_store_that_lists_out_of_order_is_listed_again_with_one_warning() {
     for (bucket, seen) in [("unordered", "out of order"), ("ignoring", "ignored where")] {
         for concurrency in ["64", "1"] {
             let dir = tempfile::tempdir().unwrap();
-            let mut cmd = s3fetch(&server);
+            let mut cmd = env.command();
             cmd.args([
                 &format!("s3://{bucket}/p/"),
                 "--list-concurrency",
@@ -143,16 +116,16 @@ async fn a_store_that_lists_out_of_order_is_listed_again_with_one_warning() {
             ])
             .arg("--download-dir")
             .arg(dir.path());
-            server.reset_request_counts();
-            let out = output(cmd).await;
-            let stderr = text(&out.stderr);
+            env.server().reset_request_counts();
+            let out = run(cmd).await;
+            let stderr = out.stderr();
+            assert_eq!(out.code(), Some(1), "a/b is the one conflict: {stderr}");
             assert_eq!(
-                out.status.code(),
-                Some(1),
-                "a/b is the one conflict: {stderr}"
+                s3fetch_testkit::fixtures::files(dir.path()),
+                expected(),
+                "{bucket}, {concurrency}"
             );
-            assert_eq!(files(dir.path()), expected(), "{bucket}, {concurrency}");
-            assert_eq!(server.request_counts().get, 41, "each object once");
+            assert_eq!(env.server().request_counts().get, 41, "each object once");
             let warnings = stderr
                 .lines()
                 .filter(|l| l.starts_with("warning: "))
@@ -170,7 +143,7 @@ async fn a_store_that_lists_out_of_order_is_listed_again_with_one_warning() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_bucket_downloads_and_refuses_what_cannot_work_there() {
-    let server = server(
+    let env = env(
         ServerOptions {
             directory_buckets: vec![EXPRESS.into()],
             ..ServerOptions::default()
@@ -178,23 +151,16 @@ async fn a_directory_bucket_downloads_and_refuses_what_cannot_work_there() {
         &[],
     )
     .await;
+    let server = env.server();
     for i in 0..40 {
         server.put_object(EXPRESS, &format!("p/{}/k{i:02}.txt", i % 4), format!("{i}"));
     }
     server.put_object(EXPRESS, "p/a", "file a");
     server.put_object(EXPRESS, "p/a/b", "under a");
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = s3fetch(&server);
-    cmd.args([&format!("s3://{EXPRESS}/p/"), "--download-dir"])
-        .arg(dir.path());
-    let out = output(cmd).await;
-    let stderr = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a/b is the one conflict: {stderr}"
-    );
-    assert_eq!(files(dir.path()), expected());
+    let out = env.fetch(&[&format!("s3://{EXPRESS}/p/")]).await;
+    let stderr = out.stderr();
+    assert_eq!(out.code(), Some(1), "a/b is the one conflict: {stderr}");
+    assert_eq!(env.files(), expected());
     assert!(
         !stderr.contains("WARN"),
         "no order is expected of it: {stderr}"
@@ -207,19 +173,12 @@ async fn a_directory_bucket_downloads_and_refuses_what_cannot_work_there() {
         ),
         (vec!["--request-payer", "requester"], "no requester-pays"),
     ] {
-        let mut cmd = s3fetch(&server);
+        let mut cmd = env.command();
         cmd.arg(format!("s3://{EXPRESS}/p/")).args(&args);
-        let out = output(cmd).await;
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+        run(cmd).await.assert_exit(2).assert_stderr_contains(says);
     }
-    let mut cmd = s3fetch(&server);
-    cmd.args(["plan", &format!("s3://{EXPRESS}/p/"), "--shards", "2"]);
-    let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("directory bucket"),
-        "{}",
-        text(&out.stderr)
-    );
+    env.run(&["plan", &format!("s3://{EXPRESS}/p/"), "--shards", "2"])
+        .await
+        .assert_exit(2)
+        .assert_stderr_contains("directory bucket");
 }

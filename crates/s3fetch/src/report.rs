@@ -11,7 +11,8 @@
 //! {"event":"failed","key":"a/d.json","path":"/data/a/d.json","error":{"code":"NoSuchKey","status":404,"message":"GET s3://b/a/d.json failed: NoSuchKey: …"}}
 //! {"event":"summary","found":3,"downloaded":1,"skipped":1,"failed":1,"bytes":12,"seconds":0.4,"cancelled":false,"dry_run":false,"retries":0,"resumes":0,"throttled":0,"verified":1,"bytes_resumed":0,"partials_kept":0}
 //! ```
-//! In a dry run nothing is downloaded: `found` (and `skipped`) lines, then the summary. A
+//! (Fields are shown in the order they are listed here; the lines hold them in alphabetical
+//! order: read them by name.) In a dry run nothing is downloaded: `found` (and `skipped`) lines, then the summary. A
 //! closed writer (`| head`) stops the lines, not the run.
 
 use std::io::Write;

@@ -40,8 +40,9 @@ use hyper::body::Incoming;
 
 use super::{ByteRange, GetResponse, ObjectHead, Settings, REQUEST_PAYER};
 use crate::checksum::Expected;
-use crate::error::{named_region, ServiceError, BUCKET_REGION};
+use crate::error::ServiceError;
 use crate::s3::client::Direct;
+use crate::s3::errors::{named_region, BUCKET_REGION};
 use crate::s3::http::Pool;
 
 /// Credentials are fetched again this long before they expire (the SDK's own margin).

@@ -24,6 +24,7 @@ use crate::s3::list_xml::Listing;
 use crate::s3::retry::{Attempt, RetryPolicy, RetryStats};
 
 pub(crate) mod client;
+pub(crate) mod errors;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod http;

@@ -11,31 +11,16 @@ use super::{Disk, Fetcher, PartOptions};
 use crate::error::{Error, Result};
 use crate::object::ObjectInfo;
 use crate::progress::NoReporter;
-use crate::s3::fake::{FakeStore, Fault};
-use crate::s3::limit::Budget;
-use crate::s3::retry::{RetryPolicy, RetryStats};
-use crate::s3::{Bucket, ByteRange};
+use crate::s3::fake::{self, FakeStore, Fault};
+use crate::s3::ByteRange;
 use crate::tuning::Tuning;
 use crate::write::DownloadDir;
 
 const KIB: u64 = 1024;
 
 fn fetcher(store: &Arc<FakeStore>, dir: &Path) -> Fetcher {
-    let retry = RetryPolicy {
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        idle_timeout: Duration::from_millis(200),
-        ..RetryPolicy::default()
-    };
     Fetcher {
-        bucket: Arc::new(Bucket::new(
-            store.clone(),
-            "bkt".into(),
-            String::new(),
-            Arc::new(Budget::new(8, 1)),
-            retry,
-            Arc::new(RetryStats::default()),
-        )),
+        bucket: fake::bucket(store.clone(), ""),
         dir: Arc::new(DownloadDir::open(dir, &Tuning::default()).unwrap()),
         reporter: Arc::new(NoReporter),
         parts: PartOptions {

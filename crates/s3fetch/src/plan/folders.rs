@@ -11,7 +11,7 @@
 //! then falls at a folder's edge, or inside a sampled folder at its own split points.
 
 use crate::error::Result;
-use crate::select::listing::{Delimited, PageSource};
+use crate::select::listing::{Delimited, Pages};
 
 use super::sample::{flat, Sampled};
 
@@ -34,8 +34,8 @@ struct Part {
 
 /// Samples the folders of `delimited` (the prefix's complete first level) with at most
 /// `max_requests` pages, and splits them into `shards` ranges.
-pub(super) async fn sample<S: PageSource>(
-    source: &S,
+pub(super) async fn sample(
+    source: &Pages,
     delimited: Delimited,
     shards: u32,
     max_requests: u64,
@@ -65,12 +65,9 @@ pub(super) async fn sample<S: PageSource>(
     let mut requests = 0;
     let mut firsts = Vec::new();
     for chunk in probed.chunks(4) {
-        let pages = futures::future::join_all(
-            chunk
-                .iter()
-                .map(|&i| source.page(None, Some(folders[i].clone()))),
-        )
-        .await;
+        let pages =
+            futures::future::join_all(chunk.iter().map(|&i| source.page(None, Some(&folders[i]))))
+                .await;
         for (&i, page) in chunk.iter().zip(pages) {
             requests += 1;
             firsts.push((i, page?));

@@ -33,7 +33,7 @@ use crate::s3::client::ClientOptions;
 use crate::s3::limit::Budget;
 use crate::s3::retry::{RetryPolicy, RetryStats};
 use crate::s3::{Bucket, RequestPayer, Settings, S3};
-use crate::select::listing::{PageSource, Pages};
+use crate::select::listing::Pages;
 use crate::uri::S3Uri;
 use sample::Sampled;
 
@@ -309,8 +309,8 @@ impl PlanOptions {
 /// Samples the listing of `prefix` through `source` with at most `max_requests` pages, and
 /// splits it into `shards` ranges: by its sub-folders where it has them (see
 /// [`folders`]), else by the keys read as numbers (see [`sample`]).
-async fn sample_prefix<S: PageSource>(
-    source: &S,
+async fn sample_prefix(
+    source: &Pages,
     prefix: &str,
     shards: u32,
     max_requests: u64,
@@ -328,7 +328,7 @@ async fn sample_prefix<S: PageSource>(
             .is_some_and(|rest| rest.contains('/'))
     });
     if nested && max_requests >= 4 {
-        let delimited = source.first_level("/".to_owned()).await?;
+        let delimited = source.first_level("/").await?;
         if !delimited.truncated && delimited.prefixes.len() >= 2 {
             let mut sampled = folders::sample(source, delimited, shards, max_requests - 2).await?;
             sampled.requests += 2;

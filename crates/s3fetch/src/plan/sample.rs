@@ -22,7 +22,7 @@
 use std::cmp::Ordering;
 
 use crate::error::Result;
-use crate::select::listing::{Page, PageSource};
+use crate::select::listing::{Page, Pages};
 
 /// Exactly `keys` lie in `(after, upto]` (`None`: from the start, to the end).
 #[derive(Debug, Clone)]
@@ -79,8 +79,8 @@ const PROBES_AT_ONCE: usize = 4;
 
 /// [`super::sample_prefix`] by the keys read as numbers, within `scope` (a sub-folder) if given, from its
 /// first page (counted as a request).
-pub(super) async fn flat<S: PageSource>(
-    source: &S,
+pub(super) async fn flat(
+    source: &Pages,
     scope: Option<&str>,
     first: Page,
     prefix: &str,
@@ -88,7 +88,6 @@ pub(super) async fn flat<S: PageSource>(
     max_requests: u64,
 ) -> Result<Sampled> {
     let mut requests = 1;
-    let scope = scope.map(str::to_owned);
     if first.objects.is_empty() {
         return Ok(Sampled {
             splits: even_splits(prefix, shards),
@@ -112,7 +111,7 @@ pub(super) async fn flat<S: PageSource>(
         if point <= largest {
             break; // keys past DEL: the end stays open
         }
-        let page = source.page(Some(point.clone()), scope.clone()).await?;
+        let page = source.page(Some(&point), scope).await?;
         requests += 1;
         known.push(stretch(Some(point), page, None));
     }
@@ -160,7 +159,7 @@ pub(super) async fn flat<S: PageSource>(
         let pages = futures::future::join_all(
             probes
                 .iter()
-                .map(|(point, _)| source.page(Some(point.clone()), scope.clone())),
+                .map(|(point, _)| source.page(Some(point.as_str()), scope)),
         )
         .await;
         for ((point, to), page) in probes.into_iter().zip(pages) {
@@ -564,11 +563,12 @@ impl Scale {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::select::listing::tests::Model;
+    use crate::s3::model::Quirks;
+    use crate::select::listing::tests::{pages, store};
     use std::collections::BTreeSet;
 
     fn run(keys: &BTreeSet<String>, prefix: &str, page: usize, shards: u32) -> (Sampled, usize) {
-        let model = Model::new(keys.clone(), prefix, page);
+        let store = store(keys, page, Quirks::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
@@ -576,7 +576,7 @@ mod tests {
             .unwrap();
         let sampled = runtime
             .block_on(super::super::sample_prefix(
-                &model,
+                &pages(&store, prefix),
                 prefix,
                 shards,
                 8 + 2 * u64::from(shards),
@@ -588,7 +588,7 @@ mod tests {
             sampled.splits.windows(2).all(|w| w[0] <= w[1]),
             "{sampled:?}"
         );
-        (sampled, model.requests())
+        (sampled, store.lists())
     }
 
     /// Keys per shard with these splits.

@@ -1,24 +1,59 @@
-//! A fake bucket for unit tests: objects in memory, answers scripted per request.
+//! A fake bucket for unit tests: objects in memory, answers scripted per request. The one
+//! stand-in for S3 behind [`Store`]: listing, planning and transfer tests all run through a
+//! real [`Bucket`] over it ([`bucket`]).
 //!
 //! Each object has its bytes, an ETag and its CRC64NVME (sent, like S3, on whole-object GETs
-//! and HEADs). A test queues [`Fault`]s for a key; each GET or HEAD of that key takes the next
-//! one (or none). Every request is recorded, with its range, so tests can check what was asked
-//! for and how many bytes were sent.
+//! and HEADs); objects that only need listing are put by key ([`FakeStore::put_keys`]: empty,
+//! cheap by the hundred thousand). A test queues [`Fault`]s for a key; each GET or HEAD of that
+//! key takes the next one (or none). Listings answer as S3 does, or as a quirky store does
+//! ([`Quirks`], see [`model`]), in pages of a chosen size, each after a chosen latency (virtual
+//! time in paused tests); a test of a store that breaks the protocol scripts every answer
+//! instead ([`FakeStore::scripted`]). Every request is recorded, with its range (a list, with
+//! its prefix as the key), so tests can check what was asked for and how many bytes were sent.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream;
 
+use super::limit::Budget;
 use super::model::{self, Quirks};
-use super::{ByteRange, GetResponse, ListRequest, ObjectHead, Store};
+use super::retry::{RetryPolicy, RetryStats};
+use super::{Bucket, ByteRange, GetResponse, ListRequest, ObjectHead, Store};
 use crate::checksum::{CrcKind, Expected};
 use crate::error::ServiceError;
 use crate::object::ObjectInfo;
 use crate::s3::list_xml::Listing;
+
+/// List requests a [`bucket`] lets be in flight: more than any test's list concurrency, so
+/// that the budget never caps a listing and its request counts and virtual times mean what
+/// they say.
+const LISTS_IN_FLIGHT: usize = 1024;
+
+/// A bucket named `bkt` over `store`, as a run builds one (budget, retries, stats), for a
+/// listing of `prefix` (named in its errors): 8 transfers and [`LISTS_IN_FLIGHT`] list
+/// requests in flight, retries after a millisecond or so, bodies given up after 200 ms of
+/// silence.
+pub(crate) fn bucket(store: Arc<FakeStore>, prefix: &str) -> Arc<Bucket> {
+    let retry = RetryPolicy {
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        idle_timeout: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    };
+    Arc::new(Bucket::new(
+        store,
+        "bkt".into(),
+        prefix.to_owned(),
+        Arc::new(Budget::new(8, LISTS_IN_FLIGHT)),
+        retry,
+        Arc::new(RetryStats::default()),
+    ))
+}
 
 /// What one request of a key gets instead of a plain answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,18 +86,106 @@ struct Object {
     crc: Option<u64>,
 }
 
-#[derive(Default)]
+impl Object {
+    /// The object as a listing shows it.
+    fn info(&self, key: &str) -> ObjectInfo {
+        ObjectInfo {
+            key: key.to_owned(),
+            size: self.bytes.len() as u64,
+            etag: Some(self.etag.clone()),
+            last_modified: None,
+            archived: false,
+        }
+    }
+}
+
+/// Every answer of a scripted listing, made from its request.
+type Script = Box<dyn Fn(ListRequest<'_>) -> Listing + Send + Sync>;
+
+/// A bucket in memory (see the module note); configured by its builder methods before it
+/// is shared.
 pub(crate) struct FakeStore {
     objects: Mutex<BTreeMap<String, Object>>,
     faults: Mutex<BTreeMap<String, VecDeque<Fault>>>,
     seen: Mutex<Vec<Seen>>,
     /// Body bytes sent, over all GETs.
     sent: Mutex<u64>,
-    /// Lists answered (see [`model`]).
-    lists: std::sync::atomic::AtomicUsize,
+    /// Keys a listing page holds at most (S3's 1,000 by default).
+    max_keys: usize,
+    /// How the listing departs from S3's (none by default).
+    quirks: Quirks,
+    /// How long each list request takes.
+    latency: Option<Duration>,
+    /// Answers to every list request, instead of the objects' listing.
+    script: Option<Script>,
+    /// Lists answered (the request number of [`Quirks::from_request`]).
+    lists: AtomicUsize,
+}
+
+impl Default for FakeStore {
+    fn default() -> Self {
+        FakeStore {
+            objects: Mutex::default(),
+            faults: Mutex::default(),
+            seen: Mutex::default(),
+            sent: Mutex::default(),
+            max_keys: 1000,
+            quirks: Quirks::default(),
+            latency: None,
+            script: None,
+            lists: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl FakeStore {
+    /// A store whose every list request is answered by `answer`, whatever it holds: a store
+    /// that breaks the protocol.
+    pub fn scripted(answer: impl Fn(ListRequest<'_>) -> Listing + Send + Sync + 'static) -> Self {
+        FakeStore {
+            script: Some(Box::new(answer)),
+            ..FakeStore::default()
+        }
+    }
+
+    /// Listing pages of at most `max_keys` keys.
+    pub fn max_keys(self, max_keys: usize) -> Self {
+        FakeStore { max_keys, ..self }
+    }
+
+    /// Listings as a store with these quirks answers them.
+    pub fn quirks(self, quirks: Quirks) -> Self {
+        FakeStore { quirks, ..self }
+    }
+
+    /// Each list request answered after `latency` (virtual time, in a paused runtime).
+    pub fn latency(self, latency: Duration) -> Self {
+        FakeStore {
+            latency: Some(latency),
+            ..self
+        }
+    }
+
+    /// List requests answered so far.
+    pub fn lists(&self) -> usize {
+        self.lists.load(Ordering::Relaxed)
+    }
+
+    /// Empty objects under `keys`, for tests that only list them.
+    pub fn put_keys<K: AsRef<str>>(&self, keys: impl IntoIterator<Item = K>) {
+        let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, b"");
+        let etag = format!("\"{crc:016x}\"");
+        let mut objects = self.objects.lock().unwrap();
+        for key in keys {
+            let object = Object {
+                bytes: Bytes::new(),
+                etag: etag.clone(),
+                crc: Some(crc),
+            };
+            objects.insert(key.as_ref().to_owned(), object);
+        }
+    }
+
     pub fn put(&self, key: &str, bytes: impl Into<Bytes>) -> ObjectInfo {
         self.insert(key, bytes.into(), true)
     }
@@ -79,17 +202,9 @@ impl FakeStore {
             false => format!("\"{crc:016x}-2\""),
         };
         let crc = with_crc.then_some(crc);
-        let info = ObjectInfo {
-            key: key.to_owned(),
-            size: bytes.len() as u64,
-            etag: Some(etag.clone()),
-            last_modified: None,
-            archived: false,
-        };
-        self.objects
-            .lock()
-            .unwrap()
-            .insert(key.to_owned(), Object { bytes, etag, crc });
+        let object = Object { bytes, etag, crc };
+        let info = object.info(key);
+        self.objects.lock().unwrap().insert(key.to_owned(), object);
         info
     }
 
@@ -161,25 +276,19 @@ impl Store for FakeStore {
         &'a self,
         request: ListRequest<'a>,
     ) -> BoxFuture<'a, Result<Listing, ServiceError>> {
-        let objects = self.objects.lock().unwrap();
-        let listed: BTreeMap<String, ObjectInfo> = objects
-            .iter()
-            .map(|(key, object)| {
-                let info = ObjectInfo {
-                    key: key.clone(),
-                    size: object.bytes.len() as u64,
-                    etag: Some(object.etag.clone()),
-                    last_modified: None,
-                    archived: false,
-                };
-                (key.clone(), info)
-            })
-            .collect();
-        let number = self
-            .lists
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let answer = model::answer(&listed, 1000, Quirks::default(), number, request);
-        Box::pin(async move { answer })
+        Box::pin(async move {
+            if let Some(latency) = self.latency {
+                tokio::time::sleep(latency).await;
+            }
+            self.record("LIST", request.prefix, None, None);
+            let number = self.lists.fetch_add(1, Ordering::Relaxed);
+            if let Some(script) = &self.script {
+                return Ok(script(request));
+            }
+            let objects = self.objects.lock().unwrap();
+            let info = |key: &str, object: &Object| object.info(key);
+            model::answer(&*objects, info, self.max_keys, self.quirks, number, request)
+        })
     }
 
     fn get<'a>(

@@ -4,11 +4,12 @@
 //! (a listing page, the head of a GET with its body as a stream of chunks, the checksum an
 //! answer vouches for, [`ServiceError`]s). [`S3`] implements it with the AWS SDK ([`sdk`]:
 //! one client per run, following a bucket to its region); its GETs skip the SDK's
-//! per-request machinery where that sends the same request ([`lean`]). Tests plug in a fake
-//! bucket instead. [`Bucket`] is what the rest of the crate uses: the store, the run's
-//! [`Budget`] and [`RetryPolicy`], and errors that name the bucket and key. Nothing outside
-//! this module sends a request. Beside them: the client ([`client`], [`http`]), the one
-//! budget ([`limit`]), the one retry loop ([`retry`]) and the listing reader ([`list_xml`]).
+//! per-request machinery where that sends the same request ([`lean`]). Tests plug in the one
+//! fake bucket instead (`fake`, listing as S3 or a quirky store does by `model`). [`Bucket`]
+//! is what the rest of the crate uses: the store, the run's [`Budget`] and [`RetryPolicy`],
+//! and errors that name the bucket and key. Nothing outside this module sends a request.
+//! Beside them: the client ([`client`], [`http`]), the one budget ([`limit`]), the one retry
+//! loop ([`retry`]) and the listing reader ([`list_xml`]).
 
 use std::pin::Pin;
 use std::sync::Arc;

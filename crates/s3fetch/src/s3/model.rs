@@ -1,11 +1,12 @@
-//! ListObjectsV2 over keys in memory, for unit tests: as S3 answers it (prefix, delimiter,
-//! `StartAfter`, continuation tokens, pages of `max_keys`), and as stores that list
-//! differently answer it — keys out of order, `StartAfter` ignored or refused, S3 Express
-//! directory buckets' rules — so that tests can show nothing is lost or listed twice there.
+//! ListObjectsV2 over keys in memory, for the fake bucket ([`super::fake`]): as S3 answers it
+//! (prefix, delimiter, `StartAfter`, continuation tokens, pages of `max_keys`), and as stores
+//! that list differently answer it ([`Quirks`]: keys out of order, `StartAfter` ignored or
+//! refused, S3 Express directory buckets' rules) — so that tests can show nothing is lost or
+//! listed twice there. The one place the tests' listing semantics live.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ops::Bound;
 
 use super::ListRequest;
 use crate::error::ServiceError;
@@ -59,37 +60,11 @@ pub(crate) struct Quirks {
     pub empty_pages: bool,
 }
 
-/// A bucket's keys and how it lists them.
-pub(crate) struct ListModel {
-    pub objects: BTreeMap<String, ObjectInfo>,
-    pub max_keys: usize,
-    pub quirks: Quirks,
-    pub requests: AtomicUsize,
-}
-
-impl ListModel {
-    pub fn new(keys: impl IntoIterator<Item = String>, max_keys: usize, quirks: Quirks) -> Self {
-        ListModel {
-            objects: keys
-                .into_iter()
-                .map(|key| (key.clone(), object(key)))
-                .collect(),
-            max_keys,
-            quirks,
-            requests: AtomicUsize::new(0),
-        }
-    }
-
-    /// One ListObjectsV2 answer.
-    pub fn list(&self, request: ListRequest<'_>) -> Result<Listing, ServiceError> {
-        let number = self.requests.fetch_add(1, Ordering::Relaxed);
-        answer(&self.objects, self.max_keys, self.quirks, number, request)
-    }
-}
-
-/// The answer to the `number`th ListObjectsV2 request (from 0) of a store holding `objects`.
-pub(crate) fn answer(
-    objects: &BTreeMap<String, ObjectInfo>,
+/// The answer to the `number`th ListObjectsV2 request (from 0) of a store holding `objects`,
+/// each listed as `info` makes it (called for the keys of the page only).
+pub(crate) fn answer<V>(
+    objects: &BTreeMap<String, V>,
+    info: impl Fn(&str, &V) -> ObjectInfo,
     max_keys: usize,
     quirks: Quirks,
     number: usize,
@@ -139,7 +114,10 @@ pub(crate) fn answer(
             _ => {}
         }
     }
-    let under = objects.keys().filter(|k| k.starts_with(request.prefix));
+    let under = objects
+        .range::<str, _>((Bound::Included(request.prefix), Bound::Unbounded))
+        .map(|(key, _)| key)
+        .take_while(|k| k.starts_with(request.prefix));
     let arranged = quirks.order.arrange(under.collect());
     let keys = match start_after {
         None => arranged,
@@ -161,7 +139,7 @@ pub(crate) fn answer(
         match folder {
             Some(folder) if !folded.insert(folder) => {}
             Some(folder) => entries.push(Err(folder.to_owned())),
-            None => entries.push(Ok(objects[key].clone())),
+            None => entries.push(Ok(key)),
         }
     }
     let end = (from + max_keys.max(1)).min(entries.len());
@@ -173,7 +151,7 @@ pub(crate) fn answer(
     };
     for entry in entries.drain(from.min(end)..end) {
         match entry {
-            Ok(object) => listing.objects.push(object),
+            Ok(key) => listing.objects.push(info(key, &objects[key])),
             Err(folder) => listing.common_prefixes.push(folder),
         }
     }
@@ -236,7 +214,7 @@ fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-/// An object as the model lists it.
+/// An object known by its key only, for pages a test writes by hand.
 pub(crate) fn object(key: String) -> ObjectInfo {
     ObjectInfo {
         key,
@@ -250,17 +228,29 @@ pub(crate) fn object(key: String) -> ObjectInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::s3::fake::FakeStore;
+    use crate::s3::Store;
 
-    fn keys(model: &ListModel, request: ListRequest<'_>) -> (Vec<String>, Vec<String>) {
+    fn store(max_keys: usize, quirks: Quirks) -> FakeStore {
+        let store = FakeStore::default().max_keys(max_keys).quirks(quirks);
+        store.put_keys(["a", "a-b", "a/b", "a/c/d", "b"]);
+        store
+    }
+
+    /// One answer of `store` (which takes no time: no runtime needed).
+    fn list(store: &FakeStore, request: ListRequest<'_>) -> Result<Listing, ServiceError> {
+        futures::executor::block_on(store.list(request))
+    }
+
+    fn keys(store: &FakeStore, request: ListRequest<'_>) -> (Vec<String>, Vec<String>) {
         let mut token: Option<String> = None;
         let (mut keys, mut folders) = (Vec::new(), Vec::new());
         loop {
-            let page = model
-                .list(ListRequest {
-                    token: token.as_deref(),
-                    ..request
-                })
-                .unwrap();
+            let request = ListRequest {
+                token: token.as_deref(),
+                ..request
+            };
+            let page = list(store, request).unwrap();
             keys.extend(page.objects.into_iter().map(|o| o.key));
             folders.extend(page.common_prefixes);
             token = page.next_token;
@@ -272,19 +262,15 @@ mod tests {
 
     #[test]
     fn lists_as_s3_does() {
-        let model = ListModel::new(
-            ["a", "a-b", "a/b", "a/c/d", "b"].map(String::from),
-            2,
-            Quirks::default(),
-        );
+        let store = store(2, Quirks::default());
         let all = ListRequest::default();
-        assert_eq!(keys(&model, all).0, ["a", "a-b", "a/b", "a/c/d", "b"]);
+        assert_eq!(keys(&store, all).0, ["a", "a-b", "a/b", "a/c/d", "b"]);
         let delimited = ListRequest {
             delimiter: Some("/"),
             ..all
         };
         assert_eq!(
-            keys(&model, delimited),
+            keys(&store, delimited),
             (
                 vec!["a".into(), "a-b".into(), "b".into()],
                 vec!["a/".into()]
@@ -294,14 +280,14 @@ mod tests {
             start_after: Some("a-b"),
             ..all
         };
-        assert_eq!(model.list(after).unwrap().objects[0].key, "a/b");
+        assert_eq!(list(&store, after).unwrap().objects[0].key, "a/b");
     }
 
     #[test]
     fn quirky_stores() {
         let names = ["a", "a-b", "a/b", "a/c/d", "b"].map(String::from);
-        let model = |quirks| ListModel::new(names.clone(), 10, quirks);
-        let hierarchical = model(Quirks {
+        let quirky = |quirks| store(10, quirks);
+        let hierarchical = quirky(Quirks {
             order: Order::Hierarchical,
             ..Quirks::default()
         });
@@ -310,7 +296,7 @@ mod tests {
             keys(&hierarchical, all).0,
             ["a", "a/b", "a/c/d", "a-b", "b"]
         );
-        let ignoring = model(Quirks {
+        let ignoring = quirky(Quirks {
             start_after: StartAfter::Ignored,
             ..Quirks::default()
         });
@@ -318,22 +304,22 @@ mod tests {
             start_after: Some("a/b"),
             ..all
         };
-        assert_eq!(ignoring.list(after).unwrap().objects[0].key, "a");
-        let refusing = model(Quirks {
+        assert_eq!(list(&ignoring, after).unwrap().objects[0].key, "a");
+        let refusing = quirky(Quirks {
             start_after: StartAfter::Refused,
             from_request: 1,
             ..Quirks::default()
         });
-        assert!(refusing.list(after).is_ok(), "like S3 at first");
-        assert_eq!(refusing.list(after).unwrap_err().status(), Some(501));
-        let directory = model(Quirks {
+        assert!(list(&refusing, after).is_ok(), "like S3 at first");
+        assert_eq!(list(&refusing, after).unwrap_err().status(), Some(501));
+        let directory = quirky(Quirks {
             directory: true,
             order: Order::Hashed,
             ..Quirks::default()
         });
-        assert_eq!(directory.list(after).unwrap_err().status(), Some(400));
+        assert_eq!(list(&directory, after).unwrap_err().status(), Some(400));
         let partial = ListRequest { prefix: "a", ..all };
-        assert_eq!(directory.list(partial).unwrap_err().status(), Some(400));
+        assert_eq!(list(&directory, partial).unwrap_err().status(), Some(400));
         let mut listed = keys(&directory, all).0;
         listed.sort();
         assert_eq!(listed, names);

@@ -24,7 +24,6 @@
 //! tokens, and a directory bucket, which keeps no order, folder by folder ([`walk`]).
 
 use std::collections::{BTreeSet, VecDeque};
-use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -80,93 +79,65 @@ pub(crate) struct Listed {
     pub parent: Parent,
 }
 
-/// Where pages come from: S3, or an in-memory model in tests.
-pub(crate) trait PageSource: Send + Sync + 'static {
-    /// The prefix listed.
-    fn prefix(&self) -> &str;
-
-    /// One ListObjectsV2 page.
-    fn list(&self, request: ListRequest<'_>) -> impl Future<Output = Result<Listing>> + Send;
-
-    /// The error of a listing the store's answers cannot carry on (`message` says why).
-    fn broken(&self, message: String) -> Error;
-
-    /// The first page of keys under the prefix (or under `scope`, a sub-folder of it) that
-    /// sort after `start_after`.
-    fn page(
-        &self,
-        start_after: Option<String>,
-        scope: Option<String>,
-    ) -> impl Future<Output = Result<Page>> + Send {
-        async move {
-            let request = ListRequest {
-                prefix: scope.as_deref().unwrap_or(self.prefix()),
-                start_after: start_after.as_deref(),
-                ..ListRequest::default()
-            };
-            self.list(request).await.map(Page::from)
-        }
-    }
-
-    /// The page after the one that gave `token`, of the prefix (or of `scope`).
-    fn next_page(
-        &self,
-        token: &str,
-        scope: Option<&str>,
-    ) -> impl Future<Output = Result<Page>> + Send {
-        let (token, scope) = (token.to_owned(), scope.map(str::to_owned));
-        async move {
-            let request = ListRequest {
-                prefix: scope.as_deref().unwrap_or(self.prefix()),
-                token: Some(&token),
-                ..ListRequest::default()
-            };
-            self.list(request).await.map(Page::from)
-        }
-    }
-
-    /// The first page of the prefix listed with `delimiter`: its sub-folders seed the split
-    /// points.
-    fn first_level(&self, delimiter: String) -> impl Future<Output = Result<Delimited>> + Send {
-        async move {
-            let listing = self
-                .list(ListRequest {
-                    prefix: self.prefix(),
-                    delimiter: Some(&delimiter),
-                    ..ListRequest::default()
-                })
-                .await?;
-            Ok(Delimited {
-                prefixes: listing.common_prefixes,
-                objects: listing.objects,
-                truncated: listing.truncated,
-            })
-        }
-    }
-}
-
-/// ListObjectsV2 pages of one prefix, through the run's bucket (budget, retries).
+/// ListObjectsV2 pages of one prefix, through the run's bucket (budget, retries). Tests give
+/// it a bucket over the fake store (`s3/fake.rs`).
 pub(crate) struct Pages {
     pub bucket: Arc<Bucket>,
     pub prefix: String,
 }
 
-impl PageSource for Pages {
-    fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    async fn list(&self, request: ListRequest<'_>) -> Result<Listing> {
+impl Pages {
+    /// One ListObjectsV2 page.
+    pub async fn list(&self, request: ListRequest<'_>) -> Result<Listing> {
         self.bucket.list_page(request).await
     }
 
-    fn broken(&self, message: String) -> Error {
+    /// The error of a listing the store's answers cannot carry on (`message` says why).
+    pub fn broken(&self, message: String) -> Error {
         Error::List {
             bucket: self.bucket.name().to_owned(),
             prefix: self.prefix.clone(),
             after: None,
             source: ServiceError::protocol(message),
         }
+    }
+
+    /// The first page of keys under the prefix (or under `scope`, a sub-folder of it) that
+    /// sort after `start_after`.
+    pub async fn page(&self, start_after: Option<&str>, scope: Option<&str>) -> Result<Page> {
+        let request = ListRequest {
+            prefix: scope.unwrap_or(&self.prefix),
+            start_after,
+            ..ListRequest::default()
+        };
+        self.list(request).await.map(Page::from)
+    }
+
+    /// The page after the one that gave `token`, of the prefix (or of `scope`).
+    pub async fn next_page(&self, token: &str, scope: Option<&str>) -> Result<Page> {
+        let request = ListRequest {
+            prefix: scope.unwrap_or(&self.prefix),
+            token: Some(token),
+            ..ListRequest::default()
+        };
+        self.list(request).await.map(Page::from)
+    }
+
+    /// The first page of the prefix listed with `delimiter`: its sub-folders seed the split
+    /// points.
+    pub async fn first_level(&self, delimiter: &str) -> Result<Delimited> {
+        let listing = self
+            .list(ListRequest {
+                prefix: &self.prefix,
+                delimiter: Some(delimiter),
+                ..ListRequest::default()
+            })
+            .await?;
+        Ok(Delimited {
+            prefixes: listing.common_prefixes,
+            objects: listing.objects,
+            truncated: listing.truncated,
+        })
     }
 }
 
@@ -191,8 +162,8 @@ pub(crate) enum Order {
 /// objects `filter` wants to `tx`, each with what the listing knows of its folders (see
 /// [`Order`]). Returns how many were sent; stops early (with `Ok`) when the receiver is gone.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn list_into<S: PageSource>(
-    source: Arc<S>,
+pub(crate) async fn list_into(
+    source: Arc<Pages>,
     prefix: &str,
     delimiter: &str,
     order: Order,
@@ -234,7 +205,7 @@ pub(crate) async fn list_into<S: PageSource>(
     ));
     sent.remember();
     let before = sent.len() as u64;
-    let rest = walk::pages(source, prefix, delimiter, filter, reporter, tx, &mut sent).await?;
+    let rest = walk::pages(&source, prefix, delimiter, filter, reporter, tx, &mut sent).await?;
     Ok(before + rest)
 }
 
@@ -260,8 +231,8 @@ enum Fetched {
 /// sent recorded in `sent`. With a `delimiter`, one extra request fetches the prefix's
 /// "sub-folders", which make ideal split points.
 #[allow(clippy::too_many_arguments)]
-async fn in_ranges<S: PageSource>(
-    source: Arc<S>,
+async fn in_ranges(
+    source: Arc<Pages>,
     prefix: &str,
     delimiter: Option<&str>,
     concurrency: usize,
@@ -330,9 +301,10 @@ async fn in_ranges<S: PageSource>(
             };
             let source = source.clone();
             requests.spawn(async move {
+                let scope = range.scope.as_deref();
                 let page = match &range.token {
-                    Some(token) => source.next_page(token, range.scope.as_deref()).await,
-                    None => source.page(range.after.clone(), range.scope.clone()).await,
+                    Some(token) => source.next_page(token, scope).await,
+                    None => source.page(range.after.as_deref(), scope).await,
                 };
                 Fetched::Page(range, page)
             });
@@ -444,7 +416,7 @@ async fn in_ranges<S: PageSource>(
                     budget.opened += 1;
                     let (source, delimiter) = (source.clone(), delimiter.unwrap_or("/").to_owned());
                     requests
-                        .spawn(async move { Fetched::Seeds(source.first_level(delimiter).await) });
+                        .spawn(async move { Fetched::Seeds(source.first_level(&delimiter).await) });
                 }
                 // The rest of the range, cut into as many pieces as requests would otherwise
                 // sit idle and the request budget allows: at known sub-folders, else at

@@ -1,66 +1,36 @@
-//! The listing against an in-memory store with S3's semantics or a quirky store's, in
-//! paused virtual time: exact key sets, request bounds, folder verdicts.
+//! The listing against the fake bucket, with S3's semantics or a quirky store's, through a
+//! real [`Bucket`] (budget, retries) in paused virtual time: exact key sets, request bounds,
+//! folder verdicts.
 
 use super::*;
-use crate::s3::model::{ListModel, Order as ModelOrder, Quirks, StartAfter};
+use crate::s3::fake::{self, FakeStore};
+use crate::s3::model::{Order as ModelOrder, Quirks, StartAfter};
 use proptest::prelude::*;
-use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-/// An in-memory bucket with S3's listing semantics (or a quirky store's) and a small
-/// page size, each request taking 60 ms of virtual time.
-pub(crate) struct Model {
-    pub list: ListModel,
-    pub prefix: String,
+/// How long each list request takes, in virtual time (the runtimes start paused).
+const LATENCY: Duration = Duration::from_millis(60);
+
+/// A bucket holding `keys` (empty objects), listed as S3 (or a store with `quirks`) lists
+/// them, `max_keys` a page, each request taking [`LATENCY`].
+pub(crate) fn store(keys: &BTreeSet<String>, max_keys: usize, quirks: Quirks) -> Arc<FakeStore> {
+    let store = FakeStore::default()
+        .max_keys(max_keys)
+        .quirks(quirks)
+        .latency(LATENCY);
+    store.put_keys(keys);
+    Arc::new(store)
 }
 
-impl Model {
-    pub fn new(keys: BTreeSet<String>, prefix: &str, max_keys: usize) -> Self {
-        Model::quirky(keys, prefix, max_keys, Quirks::default())
-    }
-
-    pub fn quirky(keys: BTreeSet<String>, prefix: &str, max_keys: usize, quirks: Quirks) -> Self {
-        Model {
-            list: ListModel::new(keys, max_keys, quirks),
-            prefix: prefix.to_owned(),
-        }
-    }
-
-    pub fn requests(&self) -> usize {
-        self.list.requests.load(Ordering::Relaxed)
-    }
-}
-
-impl PageSource for Model {
-    fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    async fn list(&self, request: ListRequest<'_>) -> Result<Listing> {
-        assert!(
-            request.prefix.starts_with(&self.prefix) || self.prefix.starts_with(request.prefix),
-            "a scope is a sub-folder"
-        );
-        // Virtual time (the runtime starts paused): every request takes 60 ms.
-        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-        self.list.list(request).map_err(|source| Error::List {
-            bucket: "model".into(),
-            prefix: self.prefix.clone(),
-            after: request.start_after.map(str::to_owned),
-            source,
-        })
-    }
-
-    fn broken(&self, message: String) -> Error {
-        Error::List {
-            bucket: "model".into(),
-            prefix: self.prefix.clone(),
-            after: None,
-            source: ServiceError::protocol(message),
-        }
+/// The pages of `prefix` in `store`, through a bucket as a run builds one.
+pub(crate) fn pages(store: &Arc<FakeStore>, prefix: &str) -> Pages {
+    Pages {
+        bucket: fake::bucket(store.clone(), prefix),
+        prefix: prefix.to_owned(),
     }
 }
 
-/// Lists with the model; returns the keys, the number of requests and the virtual time
+/// Lists with the fake; returns the keys, the number of requests and the virtual time
 /// the listing took (60 ms a request).
 fn list(
     keys: &BTreeSet<String>,
@@ -68,7 +38,7 @@ fn list(
     max_keys: usize,
     concurrency: usize,
     filter: &KeyFilter,
-) -> (Vec<String>, usize, std::time::Duration) {
+) -> (Vec<String>, usize, Duration) {
     let (listed, requests, took) = list_with(keys, prefix, max_keys, concurrency, filter);
     let keys = listed.into_iter().map(|l| l.object.key).collect();
     (keys, requests, took)
@@ -81,22 +51,21 @@ fn list_with(
     max_keys: usize,
     concurrency: usize,
     filter: &KeyFilter,
-) -> (Vec<Listed>, usize, std::time::Duration) {
-    let model = Model::new(keys.clone(), prefix, max_keys);
-    list_on(model, Order::Checked, concurrency, filter)
+) -> (Vec<Listed>, usize, Duration) {
+    let store = store(keys, max_keys, Quirks::default());
+    list_on(&store, prefix, Order::Checked, concurrency, filter)
 }
 
-/// Lists `model`'s prefix as `order` says, returning what the listing sent, the
+/// Lists `prefix` of `store` as `order` says, returning what the listing sent, the
 /// requests and the virtual time.
 fn list_on(
-    model: Model,
+    store: &Arc<FakeStore>,
+    prefix: &str,
     order: Order,
     concurrency: usize,
     filter: &KeyFilter,
-) -> (Vec<Listed>, usize, std::time::Duration) {
-    let model = Arc::new(model);
-    let prefix = model.prefix.clone();
-    let prefix = prefix.as_str();
+) -> (Vec<Listed>, usize, Duration) {
+    let pages = Arc::new(pages(store, prefix));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -115,7 +84,7 @@ fn list_on(
         };
         let (count, out) = tokio::join!(
             list_into(
-                model.clone(),
+                pages,
                 prefix,
                 "/",
                 order,
@@ -129,7 +98,14 @@ fn list_on(
         assert_eq!(count.unwrap() as usize, out.len());
         (out, started.elapsed())
     });
-    (listed, model.requests(), took)
+    for list in store.seen() {
+        assert!(
+            list.key.starts_with(prefix) || prefix.starts_with(&list.key),
+            "{:?}: a scope is a sub-folder of {prefix:?}",
+            list.key
+        );
+    }
+    (listed, store.lists(), took)
 }
 
 /// Checks the listing is exact with a run's filter (which skips directory markers);
@@ -139,7 +115,7 @@ fn check(
     prefix: &str,
     max_keys: usize,
     concurrency: usize,
-) -> (usize, std::time::Duration) {
+) -> (usize, Duration) {
     let filter = KeyFilter::new(None, "/").unwrap();
     check_with(keys, prefix, max_keys, concurrency, &filter)
 }
@@ -151,7 +127,7 @@ fn check_with(
     max_keys: usize,
     concurrency: usize,
     filter: &KeyFilter,
-) -> (usize, std::time::Duration) {
+) -> (usize, Duration) {
     let expected: Vec<String> = keys
         .iter()
         .filter(|k| k.starts_with(prefix) && filter.wants(k))
@@ -472,9 +448,9 @@ proptest! {
         promised in any::<bool>(),
     ) {
         let filter = KeyFilter::new(None, "/").unwrap();
-        let model = Model::quirky(keys.clone(), prefix, max_keys, quirks);
+        let store = store(&keys, max_keys, quirks);
         let order = if promised { Order::Promised } else { Order::Checked };
-        let (mut listed, requests, _) = list_on(model, order, concurrency, &filter);
+        let (mut listed, requests, _) = list_on(&store, prefix, order, concurrency, &filter);
         if promised {
             // A store that broke a promise of order: every key, some maybe twice.
             listed.sort_by(|a, b| a.object.key.cmp(&b.object.key));
@@ -504,8 +480,8 @@ proptest! {
     ) {
         let filter = KeyFilter::new(regex, "/").unwrap();
         let quirks = Quirks { order: ModelOrder::Hashed, directory: true, ..Quirks::default() };
-        let model = Model::quirky(keys.clone(), prefix, max_keys, quirks);
-        let (listed, _, _) = list_on(model, Order::Unordered, concurrency, &filter);
+        let store = store(&keys, max_keys, quirks);
+        let (listed, _, _) = list_on(&store, prefix, Order::Unordered, concurrency, &filter);
         assert_exact(&keys, prefix, &filter, &listed);
         for l in &listed {
             prop_assert!(!matches!(l.parent, Parent::Unknown(_)), "{}: no HEAD needed", l.object.key);
@@ -531,8 +507,8 @@ fn a_naive_unordered_store_shows_itself_in_its_pages() {
                 start_after: StartAfter::Filter,
                 ..Quirks::default()
             };
-            let model = Model::quirky(keys.clone(), "n/", max_keys, quirks);
-            let (listed, _, _) = list_on(model, Order::Checked, concurrency, &filter);
+            let store = store(&keys, max_keys, quirks);
+            let (listed, _, _) = list_on(&store, "n/", Order::Checked, concurrency, &filter);
             assert_exact(&keys, "n/", &filter, &listed);
         }
     }
@@ -549,50 +525,19 @@ fn a_store_that_ignores_start_after_is_listed_page_by_page() {
         start_after: StartAfter::Ignored,
         ..Quirks::default()
     };
-    let (listed, requests, _) = list_on(
-        Model::quirky(keys.clone(), "f/", 50, quirks),
-        Order::Checked,
-        16,
-        &filter,
-    );
+    let store = store(&keys, 50, quirks);
+    let (listed, requests, _) = list_on(&store, "f/", Order::Checked, 16, &filter);
     assert_exact(&keys, "f/", &filter, &listed);
     // The walk's 41 (the prefix's folders, then 20 folders of 2 pages), and the
     // requests in flight or answered before an answer showed it.
     assert!(requests <= 90, "{requests} requests");
 }
 
-/// A store that answers every request with what `answer` makes of it.
-struct Scripted<F>(F);
-
-impl<F> PageSource for Scripted<F>
-where
-    F: Fn(ListRequest<'_>) -> Listing + Send + Sync + 'static,
-{
-    fn prefix(&self) -> &str {
-        ""
-    }
-
-    async fn list(&self, request: ListRequest<'_>) -> Result<Listing> {
-        Ok((self.0)(request))
-    }
-
-    fn broken(&self, message: String) -> Error {
-        Error::List {
-            bucket: "scripted".into(),
-            prefix: String::new(),
-            after: None,
-            source: ServiceError::protocol(message),
-        }
-    }
-}
-
-/// Runs a listing of `source` in `order` to its end: its error, if any, and the keys it
-/// sent.
-fn broken_listing<F>(source: Scripted<F>, order: Order) -> (Option<String>, Vec<String>)
-where
-    F: Fn(ListRequest<'_>) -> Listing + Send + Sync + 'static,
-{
+/// Runs a listing of `store` (a scripted one) in `order` to its end: its error, if any, and
+/// the keys it sent.
+fn broken_listing(store: FakeStore, order: Order) -> (Option<String>, Vec<String>) {
     let filter = KeyFilter::new(None, "/").unwrap();
+    let pages = Arc::new(pages(&Arc::new(store), ""));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -607,9 +552,9 @@ where
             keys
         };
         let reporter = crate::progress::NoReporter;
-        let listing = list_into(Arc::new(source), "", "/", order, 8, &filter, &reporter, tx);
+        let listing = list_into(pages, "", "/", order, 8, &filter, &reporter, tx);
         let (result, keys) = tokio::join!(
-            tokio::time::timeout(std::time::Duration::from_secs(10), listing),
+            tokio::time::timeout(Duration::from_secs(10), listing),
             drain
         );
         let error = result.expect("the listing ends").err();
@@ -633,34 +578,34 @@ fn object(key: String) -> ObjectInfo {
 #[test]
 fn a_store_that_breaks_the_protocol_ends_the_listing_with_an_error_not_a_panic_or_a_loop() {
     // A key outside the folder asked for, a sub-folder without the delimiter.
-    let outside = Scripted(|r: ListRequest<'_>| match r.prefix {
+    let outside = FakeStore::scripted(|r: ListRequest<'_>| match r.prefix {
         "" => page(&[], &["a/"], None),
         _ => page(&["b"], &[], None),
     });
     let error = broken_listing(outside, Order::Unordered).0.unwrap();
     assert!(error.contains("not under it"), "{error}");
-    let no_delimiter = Scripted(|_: ListRequest<'_>| page(&[], &["a"], None));
+    let no_delimiter = FakeStore::scripted(|_: ListRequest<'_>| page(&[], &["a"], None));
     let error = broken_listing(no_delimiter, Order::Unordered).0.unwrap();
     assert!(error.contains("does not end with"), "{error}");
     // The same token again, and new tokens over the same page.
-    let same_token = Scripted(|_: ListRequest<'_>| page(&["a"], &[], Some("t")));
+    let same_token = FakeStore::scripted(|_: ListRequest<'_>| page(&["a"], &[], Some("t")));
     let error = broken_listing(same_token, Order::Unordered).0.unwrap();
     assert!(error.contains("twice"), "{error}");
-    let ignores_tokens = Scripted(|r: ListRequest<'_>| {
+    let ignores_tokens = FakeStore::scripted(|r: ListRequest<'_>| {
         let next = format!("{}x", r.token.unwrap_or_default());
         page(&["b", "a"], &[], Some(&next))
     });
     let error = broken_listing(ignores_tokens, Order::Checked).0.unwrap();
     assert!(error.contains("twice"), "{error}");
     // More follows, but no token to go on with.
-    let no_token = Scripted(|_: ListRequest<'_>| Listing {
+    let no_token = FakeStore::scripted(|_: ListRequest<'_>| Listing {
         truncated: true,
         ..page(&["a"], &[], None)
     });
     let error = broken_listing(no_token, Order::Unordered).0.unwrap();
     assert!(error.contains("no continuation token"), "{error}");
     // A sub-folder listed on two pages is listed once.
-    let twice = Scripted(|r: ListRequest<'_>| match (r.prefix, r.token) {
+    let twice = FakeStore::scripted(|r: ListRequest<'_>| match (r.prefix, r.token) {
         ("", None) => page(&[], &["a/"], Some("1")),
         ("", Some(_)) => page(&[], &["a/"], None),
         _ => page(&["a/x"], &[], None),

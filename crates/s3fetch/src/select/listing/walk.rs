@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::guard::Sent;
-use super::{Listed, PageSource};
+use super::{Listed, Pages};
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::s3::list_xml::Listing;
@@ -61,8 +61,8 @@ const FILES_KEPT: usize = 1 << 20;
 /// Lists every key under `prefix` that `filter` wants into `tx`, folder by folder (see the
 /// module note), for a store that takes only prefixes that end with the delimiter (a
 /// directory bucket). Returns how many were sent.
-pub(crate) async fn walk<S: PageSource>(
-    source: Arc<S>,
+pub(crate) async fn walk(
+    source: Arc<Pages>,
     prefix: &str,
     delimiter: &str,
     concurrency: usize,
@@ -241,8 +241,8 @@ impl Folder {
 /// Lists every key under `prefix` that `filter` wants into `tx`, page after page by the
 /// store's continuation tokens, without a delimiter (see the module note); `sent` holds the
 /// keys sent already and records the rest. Returns how many were sent here.
-pub(crate) async fn pages<S: PageSource>(
-    source: Arc<S>,
+pub(crate) async fn pages(
+    source: &Pages,
     prefix: &str,
     delimiter: &str,
     filter: &KeyFilter,

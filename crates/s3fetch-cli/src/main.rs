@@ -1,5 +1,6 @@
 //! The `s3fetch` command. Everything but the exit and the allocator setting lives in the
-//! library crate's [`run`], which the Python wheel's `s3fetch` command calls too.
+//! library crate's [`run`](s3fetch_cli::run), which the Python wheel's `s3fetch` command
+//! calls too.
 
 fn main() -> std::process::ExitCode {
     tune_allocator();

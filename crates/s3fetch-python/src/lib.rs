@@ -2,11 +2,10 @@
 //!
 //! The pure-Python face (`python/s3fetch/`) checks the Python-side arguments and calls
 //! [`run::start`], which builds the library's options, spawns the run on the process's Tokio
-//! runtime ([`runtime`]) and returns a [`run::Run`]; `Run.wait` blocks with the GIL released,
-//! waking up to hand batches of progress events to Python and to check for Ctrl-C. Errors
-//! become the classes of `s3fetch.exceptions` in one place ([`errors`]); a boto3 client's
-//! credentials are read through [`credentials`]. [`main`] is the `s3fetch` command: the Rust
-//! CLI itself.
+//! runtime ([`runtime`]) and returns a [`run::Run`] to wait on with the GIL released
+//! ([`run::Run::wait`]). Errors become the classes of `s3fetch.exceptions` in one place
+//! ([`errors`]); a boto3 client's credentials are read through [`credentials`]. [`main`] is
+//! the `s3fetch` command: the Rust CLI itself.
 
 mod credentials;
 mod errors;

@@ -7,11 +7,8 @@
 //!                                                                    Python dispatcher with a batch
 //!                                                                    of events, then check_signals
 //! ```
-//! Callbacks therefore run on the thread that waits, one batch at a time, and all of them have
-//! run before `wait` returns. The channel is bounded: a slow callback makes the engine wait
-//! instead of queueing events without limit. A callback's exception or a Ctrl-C cancels the
-//! run; `wait` goes on draining until the run has stopped (its temporary files removed), then
-//! raises. Dropping a `Run` cancels it.
+//! Callbacks therefore run on the thread that waits, one batch at a time ([`Run::wait`]); the
+//! channel is bounded ([`EVENTS`]). Dropping a `Run` cancels it.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
@@ -31,7 +28,8 @@ use crate::runtime;
 
 /// How often `wait` wakes up without events to check for Ctrl-C.
 pub(crate) const TICK: Duration = Duration::from_millis(50);
-/// Events in the channel at most; also the largest batch handed to Python.
+/// Events in the channel at most; also the largest batch handed to Python. The channel is
+/// bounded: a slow callback makes the engine wait instead of queueing events without limit.
 const EVENTS: usize = 4096;
 
 /// Event kinds, as `api.py` knows them.
@@ -133,6 +131,10 @@ impl Run {
 
     /// Waits for the run with the GIL released, calling `dispatch(events)` with each batch
     /// of events, and returns `(success_count, [(key, exception), ...])`.
+    ///
+    /// Callbacks run on the thread that waits, one batch at a time, and all of them have run
+    /// before `wait` returns. A callback's exception or a Ctrl-C cancels the run; `wait` goes
+    /// on draining until the run has stopped (its temporary files removed), then raises.
     #[pyo3(signature = (dispatch=None))]
     fn wait<'py>(
         &self,

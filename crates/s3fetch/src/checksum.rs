@@ -1,15 +1,10 @@
 //! Verifying what was downloaded.
 //!
-//! S3 keeps a full-object CRC (CRC64NVME for every new object since 2025; CRC32C or CRC32 when
-//! the uploader chose them) and returns it on whole-object GETs and HEADs when asked
-//! (`x-amz-checksum-mode: ENABLED`, added by [`AskForChecksums`]). Whole-object downloads
-//! hash their body as it streams; ranged downloads hash each part and combine the parts' CRCs
-//! in order, which costs nothing extra. Objects without a full-object CRC whose ETag is a
-//! plain MD5 (single-part upload, not SSE-KMS/SSE-C) are checked against the MD5: as the body
-//! streams when fetched in one GET, by reading the file back when fetched in ranged parts
-//! (MD5s of parts do not combine). The SDK's own response validation is turned off for our requests: it would
-//! see a ranged GET as a whole object on servers that ignore Range, and a mismatch it finds
-//! cannot be told apart from a broken connection (which we resume rather than restart).
+//! S3 keeps a full-object CRC and returns it on whole-object GETs and HEADs when asked
+//! ([`AskForChecksums`]); objects without one whose ETag is a plain MD5 are checked against
+//! the MD5 ([`Expected`]). Whole-object downloads hash their body as it streams ([`Hasher`]);
+//! ranged downloads hash each part and combine the parts' CRCs in order, which costs nothing
+//! extra ([`verify_parts`]).
 
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -21,9 +16,14 @@ use md5::Digest as _;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Expected {
     Crc(CrcKind, u64),
+    /// For objects without a full-object CRC whose ETag is a plain MD5 (single-part upload,
+    /// not SSE-KMS/SSE-C). Checked as the body streams when fetched in one GET, by reading
+    /// the file back when fetched in ranged parts (MD5s of parts do not combine).
     Md5([u8; 16]),
 }
 
+/// The kinds of full-object CRC S3 keeps: CRC64NVME for every new object since 2025; CRC32C
+/// or CRC32 when the uploader chose them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CrcKind {
     Crc64Nvme,
@@ -261,6 +261,10 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Adds `x-amz-checksum-mode: ENABLED` to GET and HEAD requests, so the response carries the
 /// object's checksum, without turning on the SDK's own validation.
+///
+/// The SDK's own response validation is turned off for our requests: it would see a ranged
+/// GET as a whole object on servers that ignore Range, and a mismatch it finds cannot be told
+/// apart from a broken connection (which we resume rather than restart).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AskForChecksums;
 

@@ -1,12 +1,8 @@
 //! What a run is asked to do ([`DownloadOptions`]), and the one place where that is checked.
 //!
 //! Callers (the CLI, the Python bindings, Rust code) fill in plain values; [`validate`]
-//! turns them into the typed settings the engine runs on — a compiled key filter, an opened
-//! download directory, counts and sizes known to be usable — or returns the first problem as
-//! a typed [`Error`] (`InvalidUri`, `InvalidRegex`, `InvalidOption` naming the option,
-//! `DownloadDir`), before any request is sent. Nothing downstream checks these again, and
-//! each front end only maps the error to its own form (a flag name and exit code 2, a Python
-//! exception).
+//! turns them into the typed settings the engine runs on, or returns the first problem as a
+//! typed [`Error`], before any request is sent. Nothing downstream checks these again.
 //!
 //! [`validate`]: DownloadOptions::validate
 
@@ -440,6 +436,11 @@ impl DownloadOptions {
     /// is returned as a typed error. Reads the local file system (the download directory,
     /// `keys_from`) and the environment's switches ([`crate::tuning`]), changes nothing and
     /// sends nothing: what a run changes before it starts is [`Validated::prepare`].
+    ///
+    /// The settings: a compiled key filter, an opened download directory, counts and sizes
+    /// known to be usable. The errors: `InvalidUri`, `InvalidRegex`, `InvalidOption` naming
+    /// the option, `DownloadDir`. Each front end only maps the error to its own form (a flag
+    /// name and exit code 2, a Python exception).
     pub(crate) fn validate(self) -> Result<Validated> {
         let at_least_one = |option, n: usize| match n {
             0 => Err(Error::option(option, "must be at least 1")),

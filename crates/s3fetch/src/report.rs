@@ -1,8 +1,6 @@
-//! The run as JSON lines: one object per event, for scripts (`--output json`).
-//!
-//! [`JsonLines`] is a [`Reporter`] that writes one line per event to a writer (stdout for
-//! the CLI) and a last `summary` line from [`JsonLines::finish`]. The field names are stable
-//! and documented in docs/output.md ("Output for scripts"); fields are added, never renamed:
+//! The run as JSON lines: one object per event, for scripts (`--output json`), written by
+//! [`JsonLines`]. The field names are stable and documented in docs/output.md ("Output for
+//! scripts"); fields are added, never renamed:
 //!
 //! ```text
 //! {"event":"found","key":"a/b.json","size":12,"etag":"\"9a0…\"","last_modified":"2024-05-01T10:00:00Z"}
@@ -12,8 +10,7 @@
 //! {"event":"summary","found":3,"downloaded":1,"skipped":1,"failed":1,"bytes":12,"seconds":0.4,"cancelled":false,"dry_run":false,"retries":0,"resumes":0,"throttled":0,"verified":1,"bytes_resumed":0,"partials_kept":0}
 //! ```
 //! (Fields are shown in the order they are listed here; the lines hold them in alphabetical
-//! order: read them by name.) In a dry run nothing is downloaded: `found` (and `skipped`) lines, then the summary. A
-//! closed writer (`| head`) stops the lines, not the run.
+//! order: read them by name.)
 
 use std::io::Write;
 use std::path::Path;
@@ -28,6 +25,11 @@ use crate::object::ObjectInfo;
 use crate::progress::{DownloadResult, Outcome, Reporter, Summary};
 
 /// Writes each event as one JSON object per line (see the module note).
+///
+/// A [`Reporter`] that writes one line per event to a writer (stdout for the CLI) and a last
+/// `summary` line from [`JsonLines::finish`]. In a dry run nothing is downloaded: `found`
+/// (and `skipped`) lines, then the summary. A closed writer (`| head`) stops the lines, not
+/// the run.
 pub struct JsonLines {
     out: Mutex<Box<dyn Write + Send>>,
     dry_run: bool,

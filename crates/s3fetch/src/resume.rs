@@ -1,23 +1,11 @@
 //! Resuming large downloads across runs: a partial file and its journal.
 //!
 //! A large object (fetched in ranged parts) is written to `.s3fetch-part-<h>` in its target
-//! directory, `<h>` a stable hash of the file name, instead of a per-process temporary name;
-//! beside it, `.s3fetch-part-<h>.json` records what is known: the key, the ETag, the size,
-//! the part size and each finished part's index, length and CRC. The journal is rewritten
-//! (whole, then renamed over the old one) at most once a second while parts finish, and once
-//! more when the download stops without finishing. A run that is interrupted in any way —
-//! Ctrl-C, SIGTERM, SIGKILL, a lost network, power loss — leaves both behind; the next run
-//! into the same directory that wants the same object with the same ETag, size and part size
-//! fetches only the parts the journal does not list.
-//!
-//! Nothing in the journal is trusted blindly: before a part is taken as done its bytes are
-//! read back from the partial file and their CRC compared with the journal's (the object's
-//! own CRC kind, or a CRC64NVME made for the journal where the object has none, see
-//! [`crate::fetch`]), and the whole object's checksum is checked as for any download
-//! before the file is renamed into place. So neither file is written with `fsync`: a part
-//! whose bytes a power loss took is told by its CRC and fetched again. A partial is never visible under the final name. The partial is locked (`flock`)
-//! while a run writes it, so a second s3fetch running into the same directory at the same
-//! time downloads that object into a temporary file of its own instead.
+//! directory ([`partial_paths`]); beside it, a [`Journal`] records the parts finished. A run
+//! that is interrupted in any way — Ctrl-C, SIGTERM, SIGKILL, a lost network, power loss —
+//! leaves both behind; the next run into the same directory that wants the same object
+//! ([`Identity`]) fetches only the parts the journal does not list. A partial is never
+//! visible under the final name.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -29,10 +17,14 @@ use serde_json::{json, Value};
 
 use crate::hash::fnv1a;
 
-/// The longest a finished part may wait to be journaled.
+/// The longest a finished part may wait to be journaled: the journal is rewritten at most
+/// once a second while parts finish, and once more when the download stops without
+/// finishing.
 const JOURNAL_EVERY: Duration = Duration::from_secs(1);
 
-/// Names of a destination's partial file and journal.
+/// Names of a destination's partial file and journal: `.s3fetch-part-<h>` and
+/// `.s3fetch-part-<h>.json` in its directory, `<h>` a stable hash of the file name, instead of
+/// a per-process temporary name, so that the next run finds them.
 pub(crate) fn partial_paths(dest: &Path) -> (PathBuf, PathBuf) {
     let name = dest.file_name().unwrap_or_default();
     let hash = fnv1a(name.as_encoded_bytes());
@@ -43,7 +35,8 @@ pub(crate) fn partial_paths(dest: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-/// What identifies the download a journal belongs to.
+/// What identifies the download a journal belongs to: a later run resumes only the same
+/// object with the same ETag, size and part size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Identity {
     pub key: String,
@@ -54,6 +47,15 @@ pub(crate) struct Identity {
 
 /// A partial file's journal: the parts finished so far, kept in memory and written now and
 /// then.
+///
+/// It records the key, the ETag, the size, the part size and each finished part's index,
+/// length and CRC, and is rewritten whole, then renamed over the old one ([`JOURNAL_EVERY`]).
+/// Nothing in it is trusted blindly: before a part is taken as done its bytes are read back
+/// from the partial file and their CRC compared with the journal's (the object's own CRC
+/// kind, or a CRC64NVME made for the journal where the object has none, see
+/// [`crate::fetch`]), and the whole object's checksum is checked as for any download before
+/// the file is renamed into place. So neither file is written with `fsync`: a part whose
+/// bytes a power loss took is told by its CRC and fetched again.
 #[derive(Debug)]
 pub(crate) struct Journal {
     path: PathBuf,
@@ -162,6 +164,10 @@ impl Journal {
 /// Opens (creating it if need be) the partial file of `dest` for `identity` and locks it.
 /// `None` when another process holds it. The file is emptied unless its journal is of this
 /// download.
+///
+/// The lock (`flock`) is held while a run writes the partial, so a second s3fetch running into
+/// the same directory at the same time downloads that object into a temporary file of its own
+/// instead.
 pub(crate) fn open(
     dest: &Path,
     identity: Identity,

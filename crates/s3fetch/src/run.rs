@@ -6,12 +6,9 @@
 //!   folder verdicts
 //! ```
 //! The listing task sends wanted objects as it pages, each with what the listing knows of the
-//! folders on its path (a key `a` beside `a/b` takes the path: see [`crate::select::folders`]); the
-//! dispatcher takes a permit before it takes the next object, so at most `concurrency`
-//! downloads run and a slow download stage pauses the listing through the full channel. Each
-//! task records its own outcome; a failed object never stops the others. Cancelling the
-//! token (or dropping the future) stops the listing and aborts the downloads, whose temporary
-//! files are removed as they drop.
+//! folders on its path (a key `a` beside `a/b` takes the path: [`crate::select::folders`]);
+//! the dispatcher takes a permit before it takes the next object ([`dispatch`]). Each task
+//! records its own outcome; a failed object never stops the others.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +74,9 @@ impl Downloader {
     /// Lists and downloads. `Err` means the run could not start (the options are checked
     /// first, see [`DownloadOptions`]) or the listing failed; failures of single objects are
     /// in [`Summary::failures`].
+    ///
+    /// Cancelling the token (or dropping the future) stops the listing and aborts the
+    /// downloads, whose temporary files are removed as they drop.
     pub async fn run(self) -> Result<Summary> {
         let started = Instant::now();
         let mut options = self.options.validate()?;
@@ -209,6 +209,9 @@ async fn source(
 
 /// Hands the objects `rx` brings to download tasks, a budget permit each, until the source is
 /// done or the run is cancelled: the tasks still running, and whether it was cancelled.
+///
+/// The permit is taken before the next object, so at most `concurrency` downloads run and a
+/// slow download stage pauses the listing through the full channel.
 async fn dispatch(
     job: &Arc<Job>,
     budget: &Budget,

@@ -1,12 +1,9 @@
 //! A GET body streamed into the temporary file at its offset, resumable.
 //!
 //! A [`Span`] is `start..end` of an object (a ranged part) or all of it, as an [`Attempt`] of
-//! the retry loop: each try asks for the bytes still missing (a Range from the last byte
-//! written, `If-Match` on the ETag first seen, so a resumed body is of the same version), and
-//! writes what arrives in batches of about [`WRITE_BATCH`] bytes: the chunks as they came, in
-//! one vectored write (no copy; where it runs: [`super::disk`]), so memory per request stays
-//! bounded whatever the object's size. A body that breaks off or stalls ends the try; what arrived is
-//! written first, and the next try continues from there.
+//! the retry loop: each try asks for the bytes still missing and writes what arrives in
+//! batches of about [`WRITE_BATCH`] bytes, so memory per request stays bounded whatever the
+//! object's size.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +44,13 @@ pub(super) async fn fetch_whole(
     Ok((span.offset, span.checksum, span.hasher))
 }
 
-/// Bytes `start..end` of an object (see the module note).
+/// Bytes `start..end` of an object, or all of it: one [`Attempt`] of the retry loop.
+///
+/// Each try asks for the bytes still missing: a Range from the last byte written, `If-Match`
+/// on the ETag first seen, so a resumed body is of the same version. A batch is written as
+/// the chunks came, in one vectored write (no copy; where it runs: [`super::disk`]). A body
+/// that breaks off or stalls ends the try; what arrived is written first, and the next try
+/// continues from there.
 pub(super) struct Span<'a> {
     fetcher: &'a Fetcher,
     object: &'a ObjectInfo,

@@ -1,22 +1,10 @@
 //! Where the file-system work of downloads runs: on the async worker while it is quick, on
 //! the blocking pool while it is not.
 //!
-//! Writing a batch of a body into the page cache takes tens of microseconds, and its bytes
-//! were received on this very thread a moment ago. Done right here, the kernel copies them
-//! from this core's cache, and no thread is woken to do it and then to report back: on the
-//! benchmark's `large` (4 × 512 MiB) that halved the user time and took 0.2 s off the wall
-//! (1.52 against 1.71 s), and `small` (5,000 files) ran in 1.17 instead of 1.34 s
-//! (BENCHMARKS.md, "Writes on the worker"). But a file system can be slow — a network file
-//! system, a disk whose dirty limit makes every writer wait in the kernel — and an async
-//! worker that waits holds up every connection it serves. So [`Disk::quick`] runs work
-//! inline while it is quick, and sends it to the blocking pool while a running average of
-//! how long such calls take is above [`SLOW`] (every call is timed, on the pool too; back
-//! inline once the average is under half of it). An average, not a single call: on a busy
-//! machine a thread is sometimes descheduled in the middle of a write, and one in 200 writes
-//! of a `large` run took 5–10 ms that way; a slow file system makes every call slow. Work
-//! known to be long (hashing a file read back, sweeping a directory) always goes to the pool
-//! ([`Disk::pool`]).
-//!
+//! [`Disk::quick`] runs work inline, on the thread that just received the bytes, while a
+//! running average of such calls stays under [`SLOW`], and on the blocking pool while it is
+//! above: a slow file system must not hold up an async worker. Work known to be long (hashing
+//! a file read back, sweeping a directory) always goes to the pool ([`Disk::pool`]).
 //! `S3FETCH_FS=pool` (or `inline`) fixes the choice, for comparisons ([`crate::tuning`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,7 +15,12 @@ use tokio_util::task::TaskTracker;
 use crate::error::{Error, Result};
 use crate::tuning::FsMode as Mode;
 
-/// Quick work goes to the pool while calls take this long on average...
+/// Quick work goes to the pool while calls take this long on average (every call is timed, on
+/// the pool too; back inline once the average is under half of it)...
+///
+/// An average, not a single call: on a busy machine a thread is sometimes descheduled in the
+/// middle of a write, and one in 200 writes of a `large` run took 5–10 ms that way; a slow
+/// file system makes every call slow.
 const SLOW: Duration = Duration::from_millis(2);
 /// ...the average over about this many calls (the weight of each new one: 1 / `CALLS`).
 const CALLS: u64 = 16;
@@ -61,6 +54,16 @@ impl Disk {
 
     /// Runs `f`, file-system work that is normally quick (a write into the page cache,
     /// creating or renaming a file): inline while such work is quick, else on the pool.
+    ///
+    /// Writing a batch of a body into the page cache takes tens of microseconds, and its bytes
+    /// were received on this very thread a moment ago. Done right here, the kernel copies them
+    /// from this core's cache, and no thread is woken to do it and then to report back: on the
+    /// benchmark's `large` (4 × 512 MiB) that halved the user time and took 0.2 s off the wall
+    /// (1.52 against 1.71 s), and `small` (5,000 files) ran in 1.17 instead of 1.34 s
+    /// (BENCHMARKS.md, "Writes on the worker"). But a file system can be slow — a network file
+    /// system, a disk whose dirty limit makes every writer wait in the kernel — and an async
+    /// worker that waits holds up every connection it serves: hence the pool while the
+    /// average is above [`SLOW`].
     pub async fn quick<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T> + Send + 'static,

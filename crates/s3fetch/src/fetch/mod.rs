@@ -1,21 +1,10 @@
-//! Fetching one object into its file, by size:
-//!
-//! - **Small** objects (by listed size, up to [`SMALL_OBJECT`]) take one GET whose body is
-//!   collected in memory, verified, and written by one call that also creates the
-//!   directories and renames the file into place ([`small`]).
-//! - **Medium** objects take one GET streamed into a temporary file ([`body`]).
-//! - **Large** objects (above the multipart threshold) come as ranged GETs of `part_size`
-//!   bytes, several at once, each written at its offset with `If-Match` on the listed ETag, so
-//!   an object replaced mid-download fails instead of mixing two versions ([`parts`]).
-//!
-//! Every request, whole object or part, holds one permit of the run's [`Budget`]: large and
-//! small objects share one budget. Every request runs in the one retry loop
-//! ([`crate::s3::retry`]): a body that breaks off or stalls continues from its last byte (Range,
-//! `If-Match`), a failed part is retried alone. The whole object is checked against its
-//! checksum before it is renamed into place; a mismatch, which cannot be pinned on a part,
-//! fetches the object again (the same loop, retrying only that).
-//!
-//! [`Budget`]: crate::s3::limit::Budget
+//! Fetching one object into its file, by size: **small** objects in one GET collected in
+//! memory ([`SMALL_OBJECT`], [`small`]), **medium** ones in one GET streamed into a temporary
+//! file ([`body`]), **large** ones as ranged GETs, several at once ([`PartOptions`],
+//! [`parts`]). Every request, whole object or part, holds one permit of the run's budget
+//! ([`Budget`](crate::s3::limit::Budget): large and small objects share one) and runs in the
+//! one retry loop ([`crate::s3::retry`]). The whole object is checked against its checksum
+//! before it is renamed into place ([`Whole`]).
 
 mod body;
 mod disk;
@@ -42,12 +31,18 @@ use crate::s3::Bucket;
 use crate::write::{DownloadDir, Stamp, TempFile};
 pub(crate) use disk::Disk;
 
-/// Objects up to this size are collected in memory and written with one call.
+/// Objects up to this size (by listed size) take one GET whose body is collected in memory,
+/// verified, and written by one call that also creates the directories and renames the file
+/// into place ([`small`]).
 const SMALL_OBJECT: u64 = 256 * 1024;
 /// Bytes read back per blocking call to check an MD5 (about 50 ms of hashing).
 const READ_BACK_SLICE: u64 = 32 * 1024 * 1024;
 
 /// How objects are split into requests.
+///
+/// Objects above `threshold` come as ranged GETs of `part_size` bytes, several at once, each
+/// written at its offset with `If-Match` on the listed ETag, so an object replaced
+/// mid-download fails instead of mixing two versions ([`parts`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PartOptions {
     pub part_size: u64,
@@ -189,6 +184,10 @@ impl Fetcher {
 
 /// All of an object's bytes into its temporary file, then checked against its checksum: one
 /// try of the object. Its requests retry on their own; a mismatch tries the object again.
+///
+/// A body that breaks off or stalls continues from its last byte (Range, `If-Match`), a failed
+/// part is retried alone. A mismatch of the whole object cannot be pinned on a part: it
+/// fetches the object again (the same retry loop, retrying only that).
 struct Whole<'a> {
     fetcher: &'a Fetcher,
     object: &'a ObjectInfo,

@@ -1,19 +1,10 @@
 //! A large object as ranged parts, several at once.
 //!
 //! Parts of `part_size` bytes are fetched [`PARTS_PER_OBJECT`] at a time at most, each with a
-//! permit of the run's budget: the object's own first permit, then any that are free (a large
-//! object takes idle capacity, never more than its share when small objects wait). Each part
-//! is a [`Span`] in the retry loop: a failed part is retried alone, a broken one resumed. Each
-//! part's CRC is kept; the caller combines them into the object's (free, unlike an MD5, which
-//! is read back from the file).
-//!
-//! Into a resumable partial file ([`crate::resume`]), the parts its journal lists are not
-//! fetched again: each is read back and its CRC checked against the journal's first (a part
-//! that does not match is fetched), and each part fetched now is journaled when it is done.
-//! Every journaled part has a CRC, whatever the object's checksum: where the object has no
-//! CRC (an MD5 or multipart ETag, or checksums off) the part's is a CRC64NVME of its bytes
-//! made for the journal alone. So the journal is never written with `fsync` and need not be:
-//! a part the journal lists whose bytes a power loss took is told by its CRC and fetched.
+//! permit of the run's budget, and each is a [`Span`] in the retry loop: a failed part is
+//! retried alone, a broken one resumed. Each part's CRC is kept for the caller to combine into
+//! the object's ([`fetch`]). Into a resumable partial file ([`crate::resume`]), the parts its
+//! journal lists are not fetched again ([`resumed_parts`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +24,15 @@ const PARTS_PER_OBJECT: usize = 6;
 
 /// Fetches every part of `object` into `temp`; returns each part's `(crc, len)` in order (CRCs
 /// of `checksum`'s kind when it is a CRC; else CRC64NVMEs for a partial file's journal, or 0).
+///
+/// Parts take the object's own first permit, then any that are free: a large object takes
+/// idle capacity, never more than its share when small objects wait. The caller combines the
+/// CRCs into the object's: free, unlike an MD5, which is read back from the file. Each part
+/// fetched into a partial file is journaled when it is done. Every journaled part has a CRC,
+/// whatever the object's checksum: where the object has no CRC (an MD5 or multipart ETag, or
+/// checksums off) the part's is a CRC64NVME of its bytes made for the journal alone. So the
+/// journal is never written with `fsync` and need not be: a part the journal lists whose bytes
+/// a power loss took is told by its CRC and fetched.
 pub(super) async fn fetch(
     fetcher: &Fetcher,
     object: &ObjectInfo,

@@ -2,12 +2,8 @@
 //! that N machines (an indexed job of Kubernetes, an array of Slurm or AWS Batch, N tasks of
 //! Ray or Dask) share one job without talking to each other.
 //!
-//! A key belongs to shard `fnv1a64(key) % N`: FNV-1a, 64 bits, over the full key's UTF-8
-//! bytes (prefix included). The hash is fixed — the same on every platform and in every
-//! version of s3fetch (a test pins its values) — so a re-run of shard K takes the same keys,
-//! and the union over K = 0..N is exactly the unsharded selection. Every shard lists the
-//! whole prefix (in parallel, so that is fast) and keeps its own keys.
-//!
+//! A key belongs to the shard a fixed hash of it says ([`shard_of`]): every shard lists the
+//! whole prefix and keeps its own keys (or, by [`ShardBy::Range`], only its range of a plan).
 //! `--shard auto` takes K, and N where the orchestrator provides it, from the environment
 //! ([`Shard::from_env`]).
 
@@ -174,6 +170,12 @@ impl std::fmt::Display for Shard {
 }
 
 /// The shard of `key` among `count`.
+///
+/// A key belongs to shard `fnv1a64(key) % N`: FNV-1a, 64 bits, over the full key's UTF-8
+/// bytes (prefix included). The hash is fixed — the same on every platform and in every
+/// version of s3fetch (a test pins its values) — so a re-run of shard K takes the same keys,
+/// and the union over K = 0..N is exactly the unsharded selection. Every shard lists the
+/// whole prefix (in parallel, so that is fast) and keeps its own keys.
 pub fn shard_of(key: &str, count: u32) -> u32 {
     let hash = crate::hash::fnv1a(key.as_bytes());
     // `hash % count` < `count`, a u32.

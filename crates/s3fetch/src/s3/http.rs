@@ -1,12 +1,9 @@
-//! The HTTP client under the SDK: hyper over rustls, with a read buffer under TLS.
+//! The HTTP client under the SDK: hyper over rustls, with a read buffer under TLS
+//! ([`Buffered`]).
 //!
-//! rustls reads one TLS record (16 KiB) per `recv` from its socket; a large download then
-//! makes twice the reads of other tools, and on a fast link each read is a system call plus
-//! the ACK work the kernel does in the reader's context. [`Buffered`] sits between the TCP
-//! stream and rustls and reads up to [`READ_BUFFER`] bytes at a time, handing rustls its
-//! records from memory. The SDK's own client offers no place for such a stream, so this
-//! module builds the client from the same parts (hyper-util's pool, hyper-rustls, rustls on
-//! aws-lc, the system's roots and a CA bundle) and adapts it to the SDK's `HttpConnector`.
+//! The SDK's own client offers no place for such a stream, so this module builds the client
+//! from the same parts (hyper-util's pool, hyper-rustls, rustls on aws-lc, the system's roots
+//! and a CA bundle) and adapts it to the SDK's `HttpConnector`.
 
 use std::fmt;
 use std::future::Future;
@@ -204,6 +201,12 @@ impl tower_service::Service<Uri> for BufferedTcp {
 
 /// A TCP stream whose reads go through `buf` (TLS), or straight through (plain HTTP, where
 /// hyper's own buffer is the right size already).
+///
+/// rustls reads one TLS record (16 KiB) per `recv` from its socket; a large download then
+/// makes twice the reads of other tools, and on a fast link each read is a system call plus
+/// the ACK work the kernel does in the reader's context. `Buffered` sits between the TCP
+/// stream and rustls and reads up to [`READ_BUFFER`] bytes at a time, handing rustls its
+/// records from memory.
 pub(crate) struct Buffered {
     inner: TokioIo<TcpStream>,
     buf: Option<Box<[u8]>>,

@@ -1,19 +1,10 @@
 //! GetObject without the SDK's orchestrator: one URL, a few headers, a SigV4 signature, sent
 //! on the run's own connection pool.
 //!
-//! Every SDK operation runs the orchestrator: config bags, interceptors, the identity and the
-//! endpoint resolved anew, the request and the response passed through layers of generic
-//! code. For a listing page that is nothing; for thousands of small GETs it was about a tenth
-//! of the run's CPU (BENCHMARKS.md, "small"). A GET here is the bucket's URL (resolved once,
-//! by the SDK's own endpoint resolver), its key encoded as the SDK encodes it, the SDK's own
-//! signer (`aws-sigv4`, with the settings the SDK uses for S3) and the response's headers
-//! read straight into an [`ObjectHead`].
-//!
-//! It is used only where it sends what the SDK would: a client s3fetch built itself (so its
-//! pool is at hand, see [`crate::s3::http`]), and a bucket whose endpoint is signed with plain
-//! SigV4 for `s3` and needs no extra headers (not S3 Express, not a multi-region access
-//! point). Anything else, or `S3FETCH_GET=sdk` in the environment (for comparisons), goes
-//! through the SDK. Listing pages and HEADs always do.
+//! It saves the CPU the orchestrator costs on thousands of small GETs ([`Lean`]). It is used
+//! only where it sends what the SDK would ([`Lean::new`]). Anything else, or `S3FETCH_GET=sdk`
+//! in the environment (for comparisons), goes through the SDK. Listing pages and HEADs always
+//! do.
 
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -52,6 +43,14 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 const AGENT: &str = concat!("s3fetch/", env!("CARGO_PKG_VERSION"));
 
 /// GETs of one bucket's objects.
+///
+/// Every SDK operation runs the orchestrator: config bags, interceptors, the identity and the
+/// endpoint resolved anew, the request and the response passed through layers of generic
+/// code. For a listing page that is nothing; for thousands of small GETs it was about a tenth
+/// of the run's CPU (BENCHMARKS.md, "small"). A GET here is the bucket's URL (resolved once,
+/// by the SDK's own endpoint resolver), its key encoded as the SDK encodes it, the SDK's own
+/// signer (`aws-sigv4`, with the settings the SDK uses for S3) and the response's headers
+/// read straight into an [`ObjectHead`].
 pub(crate) struct Lean {
     pool: Pool,
     /// `scheme://host[:port][/path]`: an object's URL is this, `/` and its encoded key.
@@ -67,6 +66,10 @@ pub(crate) struct Lean {
 
 impl Lean {
     /// GETs of `bucket` as `client` would send them, if they can be sent without it.
+    ///
+    /// That is: a client s3fetch built itself (so its pool is at hand, see
+    /// [`crate::s3::http`]), and a bucket whose endpoint is signed with plain SigV4 for `s3`
+    /// and needs no extra headers (not S3 Express, not a multi-region access point).
     pub async fn new(
         direct: &Direct,
         client: &Client,

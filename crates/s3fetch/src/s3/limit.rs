@@ -1,23 +1,11 @@
 //! The one request budget of a run: how many requests may be in flight, and how fast new ones
 //! may start.
 //!
-//! - **Permits.** Downloads (whole GETs, ranged parts, HEADs) take permits from one count
-//!   (`concurrent_downloads`), list requests from another (`list_concurrency`), so a burst of
-//!   downloads never starves the listing that feeds them. A permit is held for the request's
-//!   whole life, body included; it never leaves this module except as an opaque [`Permit`].
-//! - **Pace.** S3 answers SlowDown (503) when a prefix gets more requests per second than it
-//!   can take. The answer is to lower the *rate*, not to stop: the budget starts unlimited, and
-//!   at the end of each window (~100 ms, a few round trips, and at least [`WINDOW_ANSWERS`]
-//!   answers unless a second has passed) looks at the share of requests throttled in it. At
-//!   least [`THROTTLED_SHARE`] of them (and [`THROTTLED_MIN`]), and the rate drops to 0.7x
-//!   what was achieved in the window (once per window, however many SlowDowns it held); any
-//!   other window raises it by a fifth, until the limit no longer binds and is lifted. A store
-//!   that throttles a few requests at random (2 %) is thus not slowed down — a window of a
-//!   handful of answers, two of them SlowDowns, proves nothing, and 5 of 50 at a 2 % rate
-//!   happen in 0.3 % of windows — and one that is really
-//!   overloaded is backed off within a window and recovered within a second.
-//! - **Open files.** Each download in flight holds a connection and an open file: the
-//!   open-file limit is raised if need be, and the download count lowered to fit it.
+//! Downloads (whole GETs, ranged parts, HEADs) and list requests take permits from two counts,
+//! each held for the request's whole life ([`Budget`]). When S3 answers SlowDown, the pace
+//! lowers the request *rate* ([`Pace`]). Each download in flight holds a connection and an
+//! open file: the open-file limit is raised if need be, and the download count lowered to fit
+//! it ([`within_open_file_limit`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,13 +16,17 @@ use crate::error::{Error, Result};
 
 /// File descriptors kept free for everything else the process has open.
 const SPARE_FILES: u64 = 64;
-/// How long the pace looks at answers before it decides.
+/// How long the pace looks at answers before it decides: ~100 ms, a few round trips.
 const WINDOW: Duration = Duration::from_millis(100);
 /// A window closes once it has this many answers (or has lasted [`WINDOW_LONGEST`]).
 const WINDOW_ANSWERS: u32 = 50;
 const WINDOW_LONGEST: Duration = Duration::from_secs(1);
 /// A window with at least this share of throttled answers (and at least [`THROTTLED_MIN`])
 /// lowers the rate; any other raises it.
+///
+/// A store that throttles a few requests at random (2 %) is thus not slowed down: a window of
+/// a handful of answers, two of them SlowDowns, proves nothing, and 5 of 50 at a 2 % rate
+/// happen in 0.3 % of windows.
 const THROTTLED_SHARE: f64 = 0.1;
 const THROTTLED_MIN: u32 = 5;
 const DECREASE: f64 = 0.7;
@@ -47,6 +39,11 @@ const MIN_RATE: f64 = 2.0;
 const FLOOR: f64 = 0.125;
 
 /// Permits and pace for every request of a run.
+///
+/// Downloads (whole GETs, ranged parts, HEADs) take permits from one count
+/// (`concurrent_downloads`), list requests from another (`list_concurrency`), so a burst of
+/// downloads never starves the listing that feeds them. A permit is held for the request's
+/// whole life, body included; it never leaves this module except as an opaque [`Permit`].
 #[derive(Debug)]
 pub(crate) struct Budget {
     transfers: Arc<Semaphore>,
@@ -114,7 +111,16 @@ impl Budget {
     }
 }
 
-/// The adaptive rate (see the module note): a token bucket whose rate moves per window.
+/// The adaptive rate: a token bucket whose rate moves per window.
+///
+/// S3 answers SlowDown (503) when a prefix gets more requests per second than it can take.
+/// The answer is to lower the *rate*, not to stop: the pace starts unlimited, and at the end
+/// of each window ([`WINDOW`], and at least [`WINDOW_ANSWERS`] answers unless a second has
+/// passed) looks at the share of requests throttled in it. At least [`THROTTLED_SHARE`] of
+/// them (and [`THROTTLED_MIN`]), and the rate drops to 0.7x what was achieved in the window
+/// ([`DECREASE`]; once per window, however many SlowDowns it held); any other window raises
+/// it by a fifth ([`INCREASE`]), until the limit no longer binds and is lifted. A store that
+/// is really overloaded is backed off within a window and recovered within a second.
 #[derive(Debug)]
 struct Pace {
     /// Requests per second allowed; `None`: unlimited.

@@ -1,15 +1,12 @@
 //! Every request to S3, in one room: list a page, GET an object (whole or a range), HEAD it.
 //!
-//! [`Store`] is one attempt of each request, with S3's answer turned into this crate's terms
-//! (a listing page, the head of a GET with its body as a stream of chunks, the checksum an
-//! answer vouches for, [`ServiceError`]s). [`S3`] implements it with the AWS SDK ([`sdk`]:
-//! one client per run, following a bucket to its region); its GETs skip the SDK's
-//! per-request machinery where that sends the same request ([`lean`]). Tests plug in the one
-//! fake bucket instead (`fake`, listing as S3 or a quirky store does by `model`). [`Bucket`]
+//! [`Store`] is one attempt of each request; [`S3`] implements it with the AWS SDK ([`sdk`]:
+//! one client per run, following a bucket to its region; GETs through [`lean`]). [`Bucket`]
 //! is what the rest of the crate uses: the store, the run's [`Budget`] and [`RetryPolicy`],
 //! and errors that name the bucket and key. Nothing outside this module sends a request.
 //! Beside them: the client ([`client`], [`http`]), the one budget ([`limit`]), the one retry
-//! loop ([`retry`]) and the listing reader ([`list_xml`]).
+//! loop ([`retry`]), the listing reader ([`list_xml`]), failures translated ([`errors`]) and
+//! the one fake store for tests (`fake`, listing as S3 or a quirky store does by `model`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -144,6 +141,11 @@ pub(crate) struct GetResponse {
 }
 
 /// One attempt of each request S3fetch makes.
+///
+/// S3's answer is turned into this crate's terms: a listing page, the head of a GET with its
+/// body as a stream of chunks, the checksum an answer vouches for, [`ServiceError`]s. [`S3`]
+/// implements it with the AWS SDK, its GETs skipping the SDK's per-request machinery where
+/// that sends the same request; tests plug in a fake bucket instead.
 pub(crate) trait Store: Send + Sync + 'static {
     /// ListObjectsV2.
     fn list<'a>(&'a self, request: ListRequest<'a>)

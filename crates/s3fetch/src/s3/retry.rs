@@ -1,32 +1,10 @@
 //! The one retry loop, for every request: list pages, HEADs, whole GETs and ranged parts.
 //!
-//! Requests are retried here rather than by the SDK: the SDK's retry budget is one token
-//! bucket per process (500 tokens, 14 per retry), so a burst of failures at high concurrency
-//! empties it and then nothing is retried; and the SDK never retries an error while reading a
-//! body, which is where a download spends its time.
-//!
 //! An [`Attempt`] carries its state from one try to the next: a body that broke off continues
 //! from its last byte. Errors are classified once ([`Error::is_retryable`],
-//! [`Error::is_throttling`]). When to give up:
-//! - at once, for an answer that cannot change (404, 403, an ETag that changed...);
-//! - after [`CHECKSUM_ATTEMPTS`] mismatching bodies in a row;
-//! - after `retries + 1` failures in a row without progress of this request, **if nothing
-//!   else in the run succeeded meanwhile** (the store is down: say so quickly);
-//! - else, while the run makes progress, only after [`PERSISTENCE`] times as many: a store
-//!   that fails half of all requests at random still delivers every object.
-//!
-//! A failure that made progress (bytes arrived before the body broke off) starts the count
-//! again. A body that goes silent is abandoned (and resumed) after the idle timeout, or
-//! sooner, after [`STALL_GRACE`], if the run completed [`STALL_PEERS`] other requests
-//! meanwhile: then the store is answering and this connection is stuck, and waiting for it
-//! holds a place in the budget (a store that stalls 2 % of bodies for 3 s otherwise keeps
-//! half of 64 places waiting). A store that is merely slow (reading cold data from its disks,
-//! every body in bursts with pauses between) must not look stuck: a body that speaks again
-//! after a pause of `p` raises the grace to [`STALL_MARGIN`] × `p` for [`SLOW_MEMORY`]. (A
-//! guard against a case seen once: a `large` run on a loaded machine took 18.8 s instead of
-//! 2.4 s, parts abandoned during pauses and sent again.) The first retry after a reset, a 5xx
-//! or a broken body is immediate (a new connection); later ones, and every retry after
-//! SlowDown, wait a jittered, doubling delay.
+//! [`Error::is_throttling`]). [`RetryPolicy::run`] says when to give up and how long to wait
+//! between tries; [`RetryPolicy::next_chunk`] when a silent body is abandoned and resumed.
+//! Requests are retried here rather than by the SDK (why: [`RetryPolicy`]).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +17,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default number of retries after the first attempt, while nothing else succeeds.
 pub const DEFAULT_RETRIES: u32 = 5;
-/// While the run makes progress, a request is tried up to this many times `retries + 1`.
+/// While the run makes progress, a request is tried up to this many times `retries + 1`: a
+/// store that fails half of all requests at random still delivers every object.
 const PERSISTENCE: u32 = 4;
 /// Bodies whose checksum mismatches, in a row, before the object is given up.
 const CHECKSUM_ATTEMPTS: u32 = 3;
@@ -47,17 +26,32 @@ const CHECKSUM_ATTEMPTS: u32 = 3;
 const QUICK_RETRY: Duration = Duration::from_millis(10);
 
 /// Silence after which a body is abandoned if the rest of the run is moving...
+///
+/// While other requests complete, the store is answering and this connection is stuck, and
+/// waiting for it holds a place in the budget: a store that stalls 2 % of bodies for 3 s
+/// otherwise keeps half of 64 places waiting.
 const STALL_GRACE: Duration = Duration::from_secs(1);
 /// ...as shown by this many requests completed during it.
 const STALL_PEERS: u64 = 1;
 /// A body that spoke again after a pause shows how long the store's pauses are: the grace is
 /// at least this many times the longest one seen...
+///
+/// A store that is merely slow (reading cold data from its disks, every body in bursts with
+/// pauses between) must not look stuck: a body that speaks again after a pause of `p` raises
+/// the grace to `STALL_MARGIN` × `p` for [`SLOW_MEMORY`]. A guard against a case seen once: a
+/// `large` run on a loaded machine took 18.8 s instead of 2.4 s, parts abandoned during
+/// pauses and sent again.
 const STALL_MARGIN: u32 = 3;
 /// ...within this long (pauses shorter than [`SLOW_PAUSE`] are not worth recording).
 const SLOW_MEMORY: Duration = Duration::from_secs(10);
 const SLOW_PAUSE: Duration = Duration::from_millis(100);
 
 /// How failed requests are retried.
+///
+/// Requests are retried here rather than by the SDK. The SDK's retry budget is one token
+/// bucket per process (500 tokens, 14 per retry), so a burst of failures at high concurrency
+/// empties it and then nothing is retried. And the SDK never retries an error while reading a
+/// body, which is where a download spends its time.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Retries after the first attempt, while nothing else in the run succeeds (0: none).
@@ -126,6 +120,10 @@ impl RetryPolicy {
     }
 
     /// The wait after `failures` failures in a row (at least 1).
+    ///
+    /// The first retry after a reset, a 5xx or a broken body is immediate (a new connection;
+    /// up to [`QUICK_RETRY`]); later ones, and every retry after SlowDown, wait a jittered,
+    /// doubling delay ([`RetryPolicy::backoff`]).
     fn delay(&self, failures: u32, throttled: bool) -> Duration {
         match (throttled, failures) {
             (false, 0 | 1) => QUICK_RETRY.mul_f64(fastrand::f64()),
@@ -134,8 +132,18 @@ impl RetryPolicy {
         }
     }
 
-    /// Runs `attempt` until it succeeds or it is time to give up (see the module note);
-    /// `stats` counts retries, resumes and SlowDowns, and hears of every success.
+    /// Runs `attempt` until it succeeds or it is time to give up; `stats` counts retries,
+    /// resumes and SlowDowns, and hears of every success.
+    ///
+    /// It gives up:
+    /// - at once, for an answer that cannot change (404, 403, an ETag that changed...);
+    /// - after [`CHECKSUM_ATTEMPTS`] mismatching bodies in a row;
+    /// - after `retries + 1` failures in a row without progress of this request, **if nothing
+    ///   else in the run succeeded meanwhile** (the store is down: say so quickly);
+    /// - else, while the run makes progress, only after [`PERSISTENCE`] times as many.
+    ///
+    /// A failure that made progress (bytes arrived before the body broke off) starts the count
+    /// again. The waits between tries: [`RetryPolicy::delay`].
     pub(crate) async fn run<A: Attempt>(
         &self,
         stats: &RetryStats,
@@ -185,10 +193,11 @@ impl RetryPolicy {
         }
     }
 
-    /// The next item of `body`, or, as `Err`, how long it was silent when it was given up:
-    /// after the idle timeout, or after the stall grace ([`STALL_GRACE`], or more after long
-    /// pauses of other bodies) if [`STALL_PEERS`] other requests of the run completed
-    /// meanwhile.
+    /// The next item of `body`, or, as `Err`, how long it was silent when it was given up.
+    ///
+    /// A silent body is abandoned (and resumed) after the idle timeout, or sooner, after the
+    /// stall grace ([`STALL_GRACE`], or more after long pauses of other bodies:
+    /// [`STALL_MARGIN`]) if [`STALL_PEERS`] other requests of the run completed meanwhile.
     pub(crate) async fn next_chunk<S>(
         &self,
         stats: &RetryStats,

@@ -3,23 +3,8 @@
 //! A bucket can hold both `a` and `a/b`, but on disk `a` is a file or a directory, not both.
 //! The rule: **the file wins**. Key `a` is downloaded to the file `a`, and every key under
 //! `a/` is reported as a conflict and never creates the directory, whatever order the
-//! downloads run in. (A directory already on disk from an earlier run is kept: the keys
-//! under it go in and `a` fails, since nothing already downloaded is ever removed.)
-//!
-//! The listing settles it, with no extra request in the common case. Each listed range
-//! reads its keys in order, and a folder's name sorts before the keys under it (`a` <
-//! `a!` < `a/b`): a range that has listed everything from before `a` has seen key `a` if it
-//! exists. [`Ancestry`] carries along a range the wanted keys that later keys may sit under.
-//! A range that starts at a split point inside a folder has not seen the folder's name:
-//! unless the listing of the prefix's sub-folders (which seeds the split points) showed it,
-//! the name is [`Parent::Unknown`] and the download asks the server (one HEAD per name in a
-//! run, see `download.rs`).
-//!
-//! Folder names are the key's prefixes that end just before a separator (the delimiter, or
-//! `/`, which always separates local directories), under the listing prefix, whose last
-//! segment is a real name. Keys that reach one local path by different spellings (`a//b`,
-//! `./a/b`) are not matched up: there the first to reach the disk wins and the other gets
-//! a per-object error.
+//! downloads run in. The listing settles it, with no extra request in the common case
+//! ([`Ancestry`]); which prefixes of a key are folder names: [`Folders`].
 
 use std::collections::BTreeMap;
 
@@ -27,6 +12,9 @@ use crate::object::ObjectInfo;
 use crate::select::filter::KeyFilter;
 
 /// What the listing knows about the folders on a key's local path.
+///
+/// The file wins, but a directory already on disk from an earlier run is kept: the keys under
+/// it go in and the key that names it fails, since nothing already downloaded is ever removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Parent {
     /// No folder on the path is named by a key of this run.
@@ -40,6 +28,12 @@ pub(crate) enum Parent {
 
 /// How keys map to folders: the separators and the listing prefix (no key outside it is
 /// listed, so none outside it takes a path).
+///
+/// Folder names are the key's prefixes that end just before a separator (the delimiter, or
+/// `/`, which always separates local directories), under the listing prefix, whose last
+/// segment is a real name. Keys that reach one local path by different spellings (`a//b`,
+/// `./a/b`) are not matched up: there the first to reach the disk wins and the other gets
+/// a per-object error.
 #[derive(Debug, Clone)]
 pub(crate) struct Folders {
     list_prefix: String,
@@ -145,6 +139,14 @@ impl FirstLevel {
 
 /// Along one range of the listing: what its keys so far tell about the folders of the keys
 /// to come.
+///
+/// Each listed range reads its keys in order, and a folder's name sorts before the keys under
+/// it (`a` < `a!` < `a/b`): a range that has listed everything from before `a` has seen key
+/// `a` if it exists. An `Ancestry` carries along a range the wanted keys that later keys may
+/// sit under. A range that starts at a split point inside a folder has not seen the folder's
+/// name: unless the listing of the prefix's sub-folders (which seeds the split points, see
+/// [`FirstLevel`]) showed it, the name is [`Parent::Unknown`] and the run asks the server
+/// (one HEAD per name in a run, `folder_taken_by` in `run.rs`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ancestry {
     /// Every key after this one (every key at all when `None`) has been seen, in order.

@@ -2,18 +2,8 @@
 //!
 //! For a prefix of hundreds of millions of keys even a parallel listing takes minutes; S3
 //! Inventory writes the bucket's object list daily as data files named by a `manifest.json`.
-//! Reading those costs a few GETs and no LIST request at all. CSV reports (gzip'd, as S3
-//! writes them) are read; ORC and Parquet ones are refused with a clear error (their readers
-//! would triple the crate's build; see docs/selection.md).
-//!
-//! The manifest's `fileSchema` says which column is which; `Bucket` and `Key` are required,
-//! `Size`, `LastModifiedDate` and `ETag` are used when present (so size and time limits and
-//! `sync` need no request), and rows of versioned reports that are not the latest version
-//! or are delete markers are skipped. Keys in CSV reports are URL-encoded (form encoding:
-//! `+` is a space) and decoded here. Rows of another bucket than the URI's, or outside its
-//! prefix, are left out. A data file is read whole into memory, then decompressed as a
-//! stream; the wanted objects are kept (as with `keys_from`), so memory grows with the
-//! selection, not with the report.
+//! Reading those costs a few GETs and no LIST request at all. Only CSV reports are read
+//! ([`parse_manifest`]); the manifest's `fileSchema` says which column is which ([`Columns`]).
 
 use std::io::{BufRead, BufReader};
 
@@ -34,6 +24,10 @@ pub(crate) struct Manifest {
     columns: Columns,
 }
 
+/// Where each field is in a row, from the manifest's `fileSchema`. `Bucket` and `Key` are
+/// required; `Size`, `LastModifiedDate` and `ETag` are used when present (so size and time
+/// limits and `sync` need no request); `IsLatest` and `IsDeleteMarker` skip rows of versioned
+/// reports ([`read_rows`]).
 #[derive(Debug, Clone, Copy)]
 struct Columns {
     bucket: usize,
@@ -47,6 +41,9 @@ struct Columns {
 
 /// Reads the manifest at `uri` through `bucket` (the manifest's bucket) and every object it
 /// lists under `prefix` of bucket `source`, in the order of the report, those `want` takes.
+///
+/// A data file is read whole into memory, then decompressed as a stream; the wanted objects
+/// are kept (as with `keys_from`), so memory grows with the selection, not with the report.
 pub(crate) async fn objects(
     bucket: &Bucket,
     uri: &S3Uri,
@@ -80,6 +77,9 @@ pub(crate) async fn objects(
 }
 
 /// Parses a `manifest.json`.
+///
+/// CSV reports (gzip'd, as S3 writes them) are read; ORC and Parquet ones are refused with a
+/// clear error (their readers would triple the crate's build; see docs/selection.md).
 pub(crate) fn parse_manifest(json: &[u8]) -> std::result::Result<Manifest, String> {
     let manifest: Value =
         serde_json::from_slice(json).map_err(|e| format!("the manifest is not JSON: {e}"))?;
@@ -120,6 +120,11 @@ pub(crate) fn parse_manifest(json: &[u8]) -> std::result::Result<Manifest, Strin
 }
 
 /// Calls `each` with the object of every row of a gzip'd CSV data file.
+///
+/// Rows of versioned reports that are not the latest version or are delete markers are
+/// skipped, and so are rows of another bucket than the URI's (rows outside its prefix are
+/// left out by [`objects`]). Keys in CSV reports are URL-encoded (form encoding: `+` is a
+/// space) and decoded here.
 fn read_rows(
     manifest: &Manifest,
     gz: &[u8],

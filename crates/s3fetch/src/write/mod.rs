@@ -1,15 +1,11 @@
 //! Writing objects safely under the download directory.
 //!
 //! Every object is written to a temporary file in its target directory and renamed into place
-//! only when complete, so a reader never sees a partial file. The temporary name is short and
-//! fixed-length (`.s3fetch-<pid>-<n>.tmp`) whatever the target name's length, and a
-//! [`TempFile`] removes itself when dropped unless it was committed: on error, on panic and on
-//! cancellation alike. Directories are created one level at a time and each is checked not to
-//! be a symlink, so a link inside the download directory is never followed to write outside.
-//!
-//! A process that dies hard (SIGKILL, power loss) cannot remove its temporary files; the
-//! next run sweeps each directory it works in, once, for the temporary files of processes
-//! that no longer exist ([`DownloadDir::sweep`]).
+//! only when complete, so a reader never sees a partial file ([`DownloadDir::temp_file`]).
+//! Directories are created one level at a time and each is checked not to be a symlink, so a
+//! link inside the download directory is never followed to write outside
+//! ([`DownloadDir::prepare`]). The next run sweeps away the temporary files of a process that
+//! died hard ([`DownloadDir::sweep`]).
 
 mod stamp;
 mod temp;
@@ -96,6 +92,10 @@ impl DownloadDir {
     }
 
     /// A new temporary file beside `dest`, removed when dropped unless committed.
+    ///
+    /// Its name is short and fixed-length (`.s3fetch-<pid>-<n>.tmp`) whatever the target
+    /// name's length, and the [`TempFile`] removes itself when dropped unless it was
+    /// committed: on error, on panic and on cancellation alike.
     pub fn temp_file(&self, key: &str, dest: &Path) -> Result<TempFile> {
         TempFile::create(key, dest, &self.temps, &self.etags)
     }
@@ -171,13 +171,6 @@ impl DownloadDir {
         &self.root
     }
 
-    /// Removes, once per directory and run, the temporary files that processes which no
-    /// longer exist left in the directory of `relative` (a file's path under the root).
-    ///
-    /// Only names of this crate's form (`.s3fetch-<pid>-<n>.tmp`) whose process is gone are
-    /// touched: another s3fetch writing into the same directory keeps its files. A process
-    /// on another machine (a shared file system) is not seen, so two machines must not
-    /// download into one directory at once.
     /// Whether the directory of `relative` has been swept in this run.
     pub fn is_swept(&self, relative: &Path) -> bool {
         let dir = relative.parent().unwrap_or(Path::new(""));
@@ -187,6 +180,14 @@ impl DownloadDir {
             .contains(dir)
     }
 
+    /// Removes, once per directory and run, the temporary files that processes which no
+    /// longer exist left in the directory of `relative` (a file's path under the root).
+    ///
+    /// A process that dies hard (SIGKILL, power loss) cannot remove its temporary files;
+    /// the next run sweeps each directory it works in, once. Only names of this crate's form
+    /// (`.s3fetch-<pid>-<n>.tmp`) whose process is gone are touched: another s3fetch writing
+    /// into the same directory keeps its files. A process on another machine (a shared file
+    /// system) is not seen, so two machines must not download into one directory at once.
     pub fn sweep(&self, relative: &Path) {
         let dir = relative.parent().unwrap_or(Path::new("")).to_owned();
         if !self
@@ -221,6 +222,9 @@ impl DownloadDir {
 
     /// Makes sure the parent directories of `relative` exist as real directories and returns
     /// the absolute destination path.
+    ///
+    /// Directories are created one level at a time and each is checked not to be a symlink,
+    /// so a link inside the download directory is never followed to write outside.
     pub fn prepare(&self, key: &str, relative: &Path) -> Result<PathBuf> {
         self.sweep(relative);
         if let Some(parent) = relative.parent() {

@@ -1,19 +1,10 @@
 //! What a finished file carries besides its bytes: its object's modification time, and the
 //! ETag it was downloaded from, which a `compare: etag` run checks before it skips the file.
 //!
-//! The ETag is recorded where it travels with the file: in the extended attribute
-//! [`ETAG_XATTR`]. Where the file system keeps no extended attributes (some network and FAT
-//! file systems), it goes to an index in the download directory instead, [`ETAG_INDEX`]:
-//! one JSON line `{"path": …, "etag": …, "ino": …}` appended per file (the path relative to
-//! the download directory, the file's inode number so that a file replaced by other means
-//! loses its record, as it would lose an attribute; the last line for a path wins), read once
-//! per run when a comparison first needs it, and rewritten without its stale lines when they
-//! are most of it.
-//!
-//! A record that is lost or out of date costs a download, never a file wrongly skipped: the
-//! size and modification time are compared too, and a different ETag downloads. Where
-//! neither record can be written a warning says so, once, and such files are downloaded
-//! again by the next `compare: etag` run.
+//! The ETag is recorded where it travels with the file, in the extended attribute
+//! [`ETAG_XATTR`], else in an index in the download directory ([`EtagIndex`]). A record that
+//! is lost or out of date costs a download, never a file wrongly skipped: the size and
+//! modification time are compared too, and a different ETag downloads.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -26,13 +17,18 @@ use std::time::SystemTime;
 /// The extended attribute that holds the ETag a file was downloaded from.
 pub(crate) const ETAG_XATTR: &str = "user.s3fetch.etag";
 
-/// The index of ETags in the download directory, where extended attributes cannot be set.
+/// The index of ETags in the download directory, where extended attributes cannot be set
+/// (some network and FAT file systems keep none).
+///
+/// One JSON line `{"path": …, "etag": …, "ino": …}` is appended per file: the path relative
+/// to the download directory, and the file's inode number, so that a file replaced by other
+/// means loses its record, as it would lose an attribute. The last line for a path wins.
 pub(crate) const ETAG_INDEX: &str = ".s3fetch-etags.jsonl";
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Stamp {
     pub mtime: Option<SystemTime>,
-    /// Recorded for `compare: etag` runs (see the module's note).
+    /// Recorded for `compare: etag` runs ([`ETAG_XATTR`], else [`ETAG_INDEX`]).
     pub etag: Option<String>,
 }
 
@@ -53,6 +49,11 @@ impl Stamp {
 }
 
 /// The ETags recorded for files of one download directory where extended attributes fail.
+///
+/// The index ([`ETAG_INDEX`]) is read once per run when a comparison first needs it, and
+/// rewritten without its stale lines when they are most of it. Where neither record can be
+/// written a warning says so, once, and such files are downloaded again by the next
+/// `compare: etag` run.
 #[derive(Debug)]
 pub(crate) struct EtagIndex {
     root: PathBuf,

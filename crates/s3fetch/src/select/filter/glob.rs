@@ -3,18 +3,17 @@
 //!
 //! A key no rule matches is taken unless the first rule is an include: then only what some
 //! include matches is wanted (`--include '*.csv'` alone means "only CSV files", where the
-//! aws cli would take everything). Patterns are `globset` globs with `/` as a literal
-//! separator: `*` and `?` stay within one path segment, `**` crosses segments (`**/*.csv`:
-//! CSV files at any depth, `*.csv`: only at the top), `[abc]`, `{a,b}`, and `\` escapes.
-//!
-//! When every wanted key must match an include, the literal text that all includes start
-//! with narrows the listing, as a regex's anchored literal does.
+//! aws cli would take everything). The patterns: [`GlobRule`].
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::{Error, Result};
 
 /// One `--include` or `--exclude` rule, in the order given.
+///
+/// Patterns are `globset` globs with `/` as a literal separator: `*` and `?` stay within one
+/// path segment, `**` crosses segments (`**/*.csv`: CSV files at any depth, `*.csv`: only at
+/// the top), `[abc]`, `{a,b}`, and `\` escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GlobRule {
     Include(String),
@@ -101,7 +100,9 @@ impl Globs {
         }
     }
 
-    /// The full-key literal every wanted key starts with, if any.
+    /// The full-key literal every wanted key starts with, if any. When every wanted key
+    /// must match an include, the literal text that all includes start with narrows the
+    /// listing, as a regex's anchored literal does.
     pub fn head(&self) -> Option<String> {
         self.head.as_ref().map(|h| format!("{}{h}", self.prefix))
     }

@@ -2,13 +2,9 @@
 //! regex (searched in the full key) and the include/exclude globs (matched against the key
 //! relative to the URI's prefix); then the object's size and modification time must be
 //! within the limits given. Pure functions, no I/O; everything is compiled and checked once,
-//! when the run's options are validated.
-//!
-//! The key rules ([`KeyFilter::wants`]) can be asked with a key alone (a `keys_from` line, a
-//! partial file's journal); the size and time limits need the listing's (or a HEAD's)
-//! fields ([`KeyFilter::wants_object`]). A literal that every wanted key starts with — a
-//! regex anchored on one (`^data/2024-`), or the common head of the includes — narrows the
-//! listing ([`KeyFilter::narrow_prefix`]).
+//! when the run's options are validated. The key rules can be asked with a key alone
+//! ([`KeyFilter::wants`]), the limits need more ([`KeyFilter::wants_object`]); a literal that
+//! every wanted key starts with narrows the listing ([`KeyFilter::narrow_prefix`]).
 
 mod glob;
 mod regex;
@@ -127,7 +123,8 @@ impl KeyFilter {
     }
 
     /// The prefix to list for `prefix`: when every wanted key starts with a longer literal
-    /// (an anchored regex's, the includes' common head), only keys under it are listed.
+    /// (the one a regex is anchored on, as in `^data/2024-`, or the common head of the
+    /// includes), only keys under it are listed.
     /// `None` when no key under `prefix` can match at all.
     pub fn narrow_prefix(&self, prefix: &str) -> Option<String> {
         let heads = [
@@ -149,7 +146,8 @@ impl KeyFilter {
     }
 
     /// True if the key rules take `key`: it is no directory marker, passes the regex and
-    /// the globs, and is of this process's shard.
+    /// the globs, and is of this process's shard. A key alone is enough (a `keys_from` line,
+    /// a partial file's journal).
     pub fn wants(&self, key: &str) -> bool {
         !key.ends_with(&self.delimiter)
             && self.range.as_ref().is_none_or(|r| r.contains(key))
@@ -159,7 +157,8 @@ impl KeyFilter {
     }
 
     /// True if `object` should be downloaded: its key is wanted, its size and time within
-    /// the limits. An object of unknown modification time does not pass a time limit.
+    /// the limits. An object of unknown modification time does not pass a time limit. The
+    /// size and time limits need the listing's (or a HEAD's) fields.
     pub fn wants_object(&self, object: &ObjectInfo) -> bool {
         let size = object.size;
         let time_ok =

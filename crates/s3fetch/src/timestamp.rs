@@ -34,7 +34,7 @@ pub(crate) fn parse(text: &str) -> Option<SystemTime> {
         }
         _ => (0, 19),
     };
-    if !t[zone..].eq_ignore_ascii_case(b"Z")
+    if &t[zone..] != b"Z"
         || !(1..=12).contains(&month)
         || !(1..=days_in_month(year, month)).contains(&day)
         || hour > 23
@@ -108,6 +108,7 @@ mod tests {
             "2024-04-31T00:00:00Z",
             "2024-01-01T00:00:00Zjunk",
             "2024-01-01T00:00:00",
+            "2024-01-01T00:00:00z",
             "2024-01-01T24:00:00Z",
             "2024-01-+1T00:00:00Z",
             "yesterday",

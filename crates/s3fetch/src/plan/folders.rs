@@ -1,30 +1,25 @@
 //! Split points of a prefix with sub-folders (`train/`, `val/`; `folder-0042/`): folder by
-//! folder, not by the keys read as numbers.
-//!
-//! Names of folders are not numbers of one scale (nothing lies between `train/` and `val/`,
-//! and the random part of their keys sits at other positions), so [`super::sample::flat`]
-//! misjudges how many keys lie between two of them. One delimited request lists the
-//! folders; a page of each (or of an even spread of them, when there are more than the
-//! requests allow) says how many keys it holds — exactly, when the page is complete — and a
-//! folder of more than a page is sampled on its own, where its names do read as numbers.
-//! Folders not probed are taken to hold as many keys as the probed ones on average. A split
-//! then falls at a folder's edge, or inside a sampled folder at its own split points.
+//! folder, since names of folders are not numbers of one scale (nothing lies between
+//! `train/` and `val/`). One delimited request lists the folders; a page of each (or of an
+//! even spread) says how many keys it holds, and a folder of more than a page is sampled on
+//! its own ([`super::sample::flat`]). Unprobed folders count as the probed ones' mean; a
+//! split falls at a folder's edge or at a sampled folder's own split points.
 
 use crate::error::Result;
 use crate::select::listing::{Delimited, Pages};
 
 use super::sample::{flat, Sampled};
+use crate::keyspace::split::{below, folder_range};
+use crate::keyspace::KeyRange;
 
 /// Pieces a big folder is sampled into: where inside it a split may fall.
 const INSIDE: u32 = 8;
 
-/// One piece of the key space, in order: keys `(before, after]`, with what is known of them.
+/// One piece of the key space, in order, with what is known of its keys.
 #[derive(Debug)]
 struct Part {
-    /// Every key of the part lies above this (the folder's name: its keys extend it).
-    before: String,
-    /// Every key of the part lies at or below this.
-    after: String,
+    /// An object's own key, or a folder's keys ([`folder_range`]); both ends bounded.
+    range: KeyRange,
     count: f64,
     /// All its keys, when a complete page listed them.
     keys: Option<Vec<String>>,
@@ -44,8 +39,10 @@ pub(super) async fn sample(
         .objects
         .into_iter()
         .map(|o| Part {
-            before: below(&o.key),
-            after: o.key.clone(),
+            range: KeyRange {
+                after: Some(below(&o.key)),
+                upto: Some(o.key.clone()),
+            },
             count: 1.0,
             keys: Some(vec![o.key]),
             inside: Vec::new(),
@@ -97,8 +94,7 @@ pub(super) async fn sample(
                 })
                 .collect();
             Part {
-                before: folder.clone(),
-                after: after(folder),
+                range: folder_range(folder),
                 count,
                 keys: None,
                 inside,
@@ -106,8 +102,7 @@ pub(super) async fn sample(
         } else {
             let keys: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
             Part {
-                before: folder.clone(),
-                after: after(folder),
+                range: folder_range(folder),
                 count: keys.len() as f64,
                 keys: Some(keys),
                 inside: Vec::new(),
@@ -122,8 +117,7 @@ pub(super) async fn sample(
         .all(|p| p.as_ref().is_some_and(|p| p.keys.is_some()));
     for (folder, part) in folders.iter().zip(known) {
         parts.push(part.unwrap_or_else(|| Part {
-            before: folder.clone(),
-            after: after(folder),
+            range: folder_range(folder),
             count: mean,
             keys: None,
             inside: Vec::new(),
@@ -131,7 +125,7 @@ pub(super) async fn sample(
     }
     // In key order: by each part's upper edge (an object `p/ab` sorts after the keys of the
     // folder `p/a/`, though its name minus a character does not).
-    parts.sort_by(|a, b| a.after.cmp(&b.after));
+    parts.sort_by(|a, b| a.range.upto.cmp(&b.range.upto));
     Ok(split(&parts, shards, requests, exact))
 }
 
@@ -149,20 +143,25 @@ fn split(parts: &[Part], shards: u32, requests: u64, exact: bool) -> Sampled {
             i += 1;
         }
         let part = &parts[i];
+        let (low, high) = (&part.range.after, &part.range.upto);
+        let (low, high) = (
+            low.clone().unwrap_or_default(),
+            high.clone().unwrap_or_default(),
+        );
         let want = target - before;
         let (point, upto) = match &part.keys {
             Some(keys) if !keys.is_empty() => {
                 let take = (want.round() as usize).min(keys.len());
                 match take {
-                    0 => (part.before.clone(), before),
+                    0 => (low, before),
                     n => (keys[n - 1].clone(), before + n as f64),
                 }
             }
             _ => {
                 // The edges and the folder's own split points: the nearest to the target.
-                let mut points = vec![(0.0, part.before.clone())];
+                let mut points = vec![(0.0, low)];
                 points.extend(part.inside.iter().cloned());
-                points.push((part.count, part.after.clone()));
+                points.push((part.count, high));
                 let (n, point) = points
                     .into_iter()
                     .min_by(|a, b| (a.0 - want).abs().total_cmp(&(b.0 - want).abs()))
@@ -173,23 +172,4 @@ fn split(parts: &[Part], shards: u32, requests: u64, exact: bool) -> Sampled {
         cuts.push((point, upto));
     }
     Sampled::from_cuts(cuts, total, exact, requests)
-}
-
-/// A string just below `key`: `key` without its last character (every key of a folder
-/// extends its name, so its name minus the delimiter is below them all).
-fn below(key: &str) -> String {
-    let mut s = key.to_owned();
-    s.pop();
-    s
-}
-
-/// A string at or above every key of `folder` and below the next name: the folder's name
-/// with its delimiter raised by one (`data/` → `data0`).
-fn after(folder: &str) -> String {
-    let mut s = folder.to_owned();
-    match s.pop() {
-        Some(c) => s.push(char::from_u32(c as u32 + 1).unwrap_or(char::MAX)),
-        None => s.push(char::MAX),
-    }
-    s
 }

@@ -1,22 +1,10 @@
 //! `s3fetch plan`: the split points of N range shards, computed once and shared as a file.
 //!
 //! Range shards (`--shard K/N --plan plan.json`) each list only their own part of the key
-//! space, so N machines send about as many LIST requests in total as one. They must agree on
-//! where one part ends and the next begins without talking to each other: a plan holds the
-//! N−1 split points, and shard K takes the keys `splits[K-1] < key <= splits[K]` (the first
-//! shard from the start, the last to the end). The ranges cover every possible key, so keys
-//! added after the plan was made still fall in exactly one shard; only the balance drifts.
-//!
-//! A plan comes from a sampling listing (a few pages, see [`sample`]) or, exactly and
-//! without any LIST request, from an S3 Inventory report.
-//!
-//! The file is JSON:
-//! ```json
-//! {"s3fetch_plan": 1, "uri": "s3://bucket/prefix", "shards": 4,
-//!  "splits": ["prefix/key-024999", "prefix/key-049999", "prefix/key-074999"],
-//!  "estimated_objects": [25000, 25000, 25000, 25000], "exact": false,
-//!  "source": "listing", "list_requests": 16}
-//! ```
+//! space, so N machines send about as many LIST requests in total as one. A plan holds the
+//! N−1 split points: shard K takes the keys `splits[K-1] < key <= splits[K]`, so keys added
+//! after the plan still fall in exactly one shard. A plan comes from a sampling listing (a
+//! few pages, see [`sample`]) or, exactly and with no LIST request, from an S3 Inventory.
 
 mod folders;
 mod sample;
@@ -102,6 +90,13 @@ impl Plan {
         Ok(self.range(shard.index))
     }
 
+    /// The plan file:
+    /// ```json
+    /// {"s3fetch_plan": 1, "uri": "s3://bucket/prefix", "shards": 4,
+    ///  "splits": ["prefix/key-024999", "prefix/key-049999", "prefix/key-074999"],
+    ///  "estimated_objects": [25000, 25000, 25000, 25000], "exact": false,
+    ///  "source": "listing", "list_requests": 16}
+    /// ```
     pub fn to_json(&self) -> String {
         let value = json!({
             "s3fetch_plan": 1,

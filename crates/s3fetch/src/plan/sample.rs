@@ -1,36 +1,16 @@
-//! Split points for N range shards from a handful of listing pages, not a whole listing.
-//!
-//! A prefix whose first page holds sub-folders is split folder by folder instead (see
-//! [`super::folders`], and [`super::sample_prefix`], which chooses); this is the way for
-//! flat prefixes, and inside a big folder.
-//!
-//! A page asked with `StartAfter = p` holds exactly the keys of `(p, its last key]`: each
-//! probe makes one stretch of the key space *known*. Between known stretches lie gaps whose
-//! number of keys is estimated from the density of the stretches beside them, the keys read
-//! as numbers (see [`Scale`]). The sampling
-//! 1. lists the first page (a prefix of one page is then known exactly: one request);
-//! 2. bounds the end: probes just past the block of keys sharing the first and last keys'
-//!    common prefix (`c` + DEL), shrinking `c` until a probe comes back empty or complete;
-//! 3. probes the middle of the gap estimated to hold the most keys, a few gaps at once,
-//!    until no gap could hold more than a small part of a shard (or half a page), or the
-//!    probes reach N plus a quarter of the pages the listing takes, or the cap.
-//!
-//! The splits are then the N-quantiles of the estimated distribution: an actual key where a
-//! quantile falls in a known stretch, an interpolated string in a gap. A poor estimate only
-//! unbalances the shards: the ranges cover the key space whatever the splits are.
+//! Split points for N range shards from a handful of listing pages, not a whole listing:
+//! the way for flat prefixes, and inside a big folder (a prefix whose first page holds
+//! sub-folders is split folder by folder, see [`super::folders`]). Each probe page makes one
+//! stretch of the key space known; the keys of the gaps between are estimated with the keys
+//! read as numbers ([`Scale`]), and the splits are the N-quantiles of the estimate.
 
 use std::cmp::Ordering;
 
 use crate::error::Result;
+use crate::keyspace::scale::{Known, Scale};
+use crate::keyspace::split::{common_prefix, even_splits};
+use crate::keyspace::KeyRange;
 use crate::select::listing::{Page, Pages};
-
-/// Exactly `keys` lie in `(after, upto]` (`None`: from the start, to the end).
-#[derive(Debug, Clone)]
-struct Known {
-    after: Option<String>,
-    upto: Option<String>,
-    keys: Vec<String>,
-}
 
 /// What the sampling found: `shards - 1` splits, the keys each shard is expected to get.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,8 +57,22 @@ impl Sampled {
 /// Probes at most this many pages in one round (independent gaps).
 const PROBES_AT_ONCE: usize = 4;
 
-/// [`super::sample_prefix`] by the keys read as numbers, within `scope` (a sub-folder) if given, from its
-/// first page (counted as a request).
+/// [`super::sample_prefix`] by the keys read as numbers, within `scope` (a sub-folder) if
+/// given, from its first page (counted as a request).
+///
+/// A page asked with `StartAfter = p` holds exactly the keys of `(p, its last key]`: each
+/// probe makes one stretch of the key space *known*. Between known stretches lie gaps whose
+/// number of keys is estimated from the density of the stretches beside them. The sampling
+/// 1. lists the first page (a prefix of one page is then known exactly: one request);
+/// 2. bounds the end: probes just past the block of keys sharing the first and last keys'
+///    common prefix (`c` + DEL), shrinking `c` until a probe comes back empty or complete;
+/// 3. probes the middle of the gap estimated to hold the most keys, a few gaps at once,
+///    until no gap could hold more than a small part of a shard (or half a page), or the
+///    probes reach N plus a quarter of the pages the listing takes, or the cap.
+///
+/// The splits are then the N-quantiles of the estimated distribution: an actual key where a
+/// quantile falls in a known stretch, an interpolated string in a gap. A poor estimate only
+/// unbalances the shards: the ranges cover the key space whatever the splits are.
 pub(super) async fn flat(
     source: &Pages,
     scope: Option<&str>,
@@ -103,7 +97,7 @@ pub(super) async fn flat(
     // 2. The end of the key space.
     while requests < max_requests {
         let last = known.last().expect("one page");
-        let Some(largest) = last.upto.clone() else {
+        let Some(largest) = last.range.upto.clone() else {
             break; // the last page was complete: the end is known
         };
         let common = common_prefix(&known[0].keys[0], &largest);
@@ -183,9 +177,9 @@ fn stretch(after: Option<String>, page: Page, next: Option<&String>) -> Known {
     if let Some(next) = next {
         if keys.last().is_some_and(|k| k > next) || complete {
             keys.retain(|k| k <= next);
+            let upto = Some(next.clone());
             return Known {
-                after,
-                upto: Some(next.clone()),
+                range: KeyRange { after, upto },
                 keys,
             };
         }
@@ -194,19 +188,22 @@ fn stretch(after: Option<String>, page: Page, next: Option<&String>) -> Known {
         true => None,
         false => keys.last().cloned(),
     };
-    Known { after, upto, keys }
+    Known {
+        range: KeyRange { after, upto },
+        keys,
+    }
 }
 
 /// Puts `new` into its place among the known stretches and joins those that touch.
 fn insert(known: &mut Vec<Known>, new: Known) {
-    let at = known.partition_point(|k| k.after < new.after);
+    let at = known.partition_point(|k| k.range.after < new.range.after);
     known.insert(at, new);
     let mut joined: Vec<Known> = Vec::with_capacity(known.len());
     for stretch in known.drain(..) {
         match joined.last_mut() {
-            Some(last) if last.upto.is_some() && last.upto == stretch.after => {
+            Some(last) if last.range.upto.is_some() && last.range.upto == stretch.range.after => {
                 last.keys.extend(stretch.keys);
-                last.upto = stretch.upto;
+                last.range.upto = stretch.range.upto;
             }
             _ => joined.push(stretch),
         }
@@ -227,7 +224,7 @@ fn gaps(known: &[Known], scale: &Scale) -> Vec<Gap> {
         .windows(2)
         .filter_map(|pair| {
             let (left, right) = (&pair[0], &pair[1]);
-            let (from, to) = (left.upto.clone()?, right.after.clone()?);
+            let (from, to) = (left.range.upto.clone()?, right.range.after.clone()?);
             let densities: Vec<f64> = [scale.density(left), scale.density(right)]
                 .into_iter()
                 .flatten()
@@ -257,8 +254,11 @@ fn split(known: &[Known], shards: u32, requests: u64) -> Sampled {
     let mut pieces = Vec::new();
     for (i, stretch) in known.iter().enumerate() {
         pieces.push(Piece::Keys(&stretch.keys));
-        if let Some(gap) = gaps.iter().find(|g| Some(&g.from) == stretch.upto.as_ref()) {
-            if known.get(i + 1).and_then(|k| k.after.as_ref()) == Some(&gap.to) {
+        if let Some(gap) = gaps
+            .iter()
+            .find(|g| Some(&g.from) == stretch.range.upto.as_ref())
+        {
+            if known.get(i + 1).and_then(|k| k.range.after.as_ref()) == Some(&gap.to) {
                 pieces.push(Piece::Gap(gap));
             }
         }
@@ -268,8 +268,8 @@ fn split(known: &[Known], shards: u32, requests: u64) -> Sampled {
         Piece::Gap(gap) => gap.estimate,
     };
     let total: f64 = pieces.iter().map(count).sum();
-    let exact =
-        gaps.iter().all(|g| g.estimate == 0.0) && known.last().is_some_and(|k| k.upto.is_none());
+    let exact = gaps.iter().all(|g| g.estimate == 0.0)
+        && known.last().is_some_and(|k| k.range.upto.is_none());
     // Each split, and the estimated number of keys up to it.
     let mut cuts: Vec<(String, f64)> = Vec::new();
     let (mut piece, mut before) = (0, 0.0);
@@ -309,255 +309,10 @@ pub(crate) fn exact(prefix: &str, keys: Vec<String>, shards: u32) -> Sampled {
         };
     }
     let known = [Known {
-        after: None,
-        upto: None,
+        range: KeyRange::default(),
         keys,
     }];
     split(&known, shards, 0)
-}
-
-/// Splits for a prefix with no keys yet: its next character, spread over digits and letters.
-pub(crate) fn even_splits(prefix: &str, shards: u32) -> Vec<String> {
-    const CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (1..shards as usize)
-        .map(|j| {
-            let c = CHARS[(j * CHARS.len() / shards as usize).min(CHARS.len() - 1)];
-            format!("{prefix}{}", char::from(c))
-        })
-        .collect()
-}
-
-/// The longest common prefix of `a` and `b`, ending on a character boundary.
-fn common_prefix<'a>(a: &'a str, b: &str) -> &'a str {
-    let mut end = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
-    while !a.is_char_boundary(end) {
-        end -= 1;
-    }
-    &a[..end]
-}
-
-/// Every digit where one was seen, and the letters between the least and the greatest seen
-/// (hex names use a..f, not a..z).
-fn widen(chars: &mut [bool; 128]) {
-    let digits = b'0' as usize..=b'9' as usize;
-    if chars[digits.clone()].iter().any(|&s| s) {
-        chars[digits].fill(true);
-    }
-    for (low, high) in [(b'a', b'z'), (b'A', b'Z')] {
-        let class = low as usize..=high as usize;
-        let first = chars[class.clone()].iter().position(|&s| s);
-        let last = chars[class].iter().rposition(|&s| s);
-        if let (Some(first), Some(last)) = (first, last) {
-            chars[low as usize + first..=low as usize + last].fill(true);
-        }
-    }
-}
-
-/// Keys read as numbers, so that a stretch of the key space has a width: after the prefix
-/// `base` that all sampled keys share, the character at each position is a digit whose
-/// values are that position's [`Slots`]. Order is kept: a key before another never reads as
-/// a larger number.
-#[derive(Debug)]
-struct Scale {
-    base: String,
-    positions: Vec<Slots>,
-}
-
-/// What one position's digit can be: the key ended here (if a sampled key did), or one
-/// of the characters seen here, widened (see [`widen`]); on the first level of names (the
-/// positions before the first that holds one character in every sampled key, as the `/` of
-/// `folder-0042/obj-0042000.bin`), the characters seen anywhere on that level. A position
-/// of one character has one value and no weight.
-#[derive(Debug)]
-struct Slots {
-    end: bool,
-    chars: Vec<u8>,
-}
-
-impl Slots {
-    fn radix(&self) -> u128 {
-        (usize::from(self.end) + self.chars.len()) as u128
-    }
-}
-
-impl Scale {
-    /// The scale of the `known` stretches, telling at least `resolution` places apart
-    /// where the first level of names can.
-    fn new(known: &[Known], resolution: u128) -> Scale {
-        let smallest = known.iter().flat_map(|k| k.keys.first()).next();
-        let largest = known
-            .iter()
-            .rev()
-            .flat_map(|k| k.upto.iter().chain(k.keys.last()).chain(k.after.iter()))
-            .max();
-        let base = match (smallest, largest) {
-            (Some(a), Some(b)) => common_prefix(a, b).to_owned(),
-            _ => String::new(),
-        };
-        // Per position: the ASCII characters seen, and whether a key ended there.
-        let mut seen: Vec<([bool; 128], bool)> = Vec::new();
-        for key in known.iter().flat_map(|k| &k.keys) {
-            let rest = key.as_bytes().get(base.len()..).unwrap_or_default();
-            for i in 0..=rest.len() {
-                if i == seen.len() {
-                    seen.push(([false; 128], false));
-                }
-                match rest.get(i) {
-                    None => seen[i].1 = true,
-                    Some(&c) if (b' '..=b'~').contains(&c) => seen[i].0[c as usize] = true,
-                    Some(_) => {} // non-ASCII: above every character
-                }
-            }
-        }
-        for (chars, _) in &mut seen {
-            widen(chars);
-        }
-        // The first level of names shares one alphabet: its first positions hold few of
-        // the characters in sorted samples (hex names all start `0` in the first page).
-        let level = seen
-            .iter()
-            .position(|(chars, _)| chars.iter().filter(|&&s| s).count() == 1)
-            .unwrap_or(seen.len());
-        let mut shared = [false; 128];
-        for (chars, _) in &seen[..level] {
-            for (all, &one) in shared.iter_mut().zip(chars.iter()) {
-                *all |= one;
-            }
-        }
-        // As many positions as the number's 120 bits hold.
-        let mut positions = Vec::new();
-        let mut span: u128 = 1;
-        for (i, (chars, end)) in seen.into_iter().enumerate() {
-            let chars = if i < level { shared } else { chars };
-            let chars: Vec<u8> = (0u8..128).filter(|&c| chars[c as usize]).collect();
-            if chars.is_empty() {
-                break; // nothing but ends and non-ASCII here
-            }
-            // Widths are read on the first level of names only, where it tells enough
-            // places apart: under `folder-0042/` the keys fill a sliver of the numbers
-            // (`obj-0042000..0042999` of `obj-*`), and widths taken across levels would
-            // weigh far too much.
-            if i == level && span >= resolution {
-                break;
-            }
-            let slots = Slots { end, chars };
-            match span.checked_mul(slots.radix()) {
-                Some(wider) if wider < 1 << 120 => span = wider,
-                _ => break,
-            }
-            positions.push(slots);
-        }
-        Scale { base, positions }
-    }
-
-    fn top(&self) -> u128 {
-        self.positions
-            .iter()
-            .fold(1u128, |span, p| span * p.radix())
-            - 1
-    }
-
-    fn value(&self, key: &str) -> u128 {
-        let Some(rest) = key.as_bytes().strip_prefix(self.base.as_bytes()) else {
-            return if key < self.base.as_str() {
-                0
-            } else {
-                self.top()
-            };
-        };
-        // After a character between two slots, every later digit is its greatest (`Max`)
-        // or, below the first slot, its least (`Min`).
-        #[derive(PartialEq)]
-        enum Fill {
-            No,
-            Max,
-            Min,
-        }
-        let mut value = 0u128;
-        let mut fill = Fill::No;
-        for (i, slots) in self.positions.iter().enumerate() {
-            let radix = slots.radix();
-            let first_char = u128::from(slots.end);
-            let digit = match (&fill, rest.get(i)) {
-                (Fill::Max, _) => radix - 1,
-                (Fill::Min, _) | (Fill::No, None) => 0,
-                (Fill::No, Some(c)) => match slots.chars.binary_search(c) {
-                    Ok(j) => first_char + j as u128,
-                    Err(0) if slots.end => {
-                        fill = Fill::Max;
-                        0
-                    }
-                    Err(0) => {
-                        fill = Fill::Min;
-                        0
-                    }
-                    Err(j) => {
-                        fill = Fill::Max;
-                        first_char + j as u128 - 1
-                    }
-                },
-            };
-            value = value * radix + digit;
-        }
-        value
-    }
-
-    /// A key that reads as about `value`.
-    fn key(&self, mut value: u128) -> String {
-        let mut digits = vec![0u128; self.positions.len()];
-        for (slot, slots) in digits.iter_mut().zip(&self.positions).rev() {
-            *slot = value % slots.radix();
-            value /= slots.radix();
-        }
-        let mut key = self.base.clone();
-        for (i, (&d, slots)) in digits.iter().zip(&self.positions).enumerate() {
-            let d = d as usize;
-            let rest_zero = digits[i + 1..].iter().all(|&d| d == 0);
-            let c = match (slots.end, d) {
-                (true, 0) if rest_zero => break,
-                (true, 0) => slots.chars[0],
-                (end, d) => slots.chars[d - usize::from(end)],
-            };
-            key.push(char::from(c));
-        }
-        key
-    }
-
-    /// A key in `(low, high]` that reads as about `value` (within a thousandth of the
-    /// stretch), as short as that allows: a split point people can read.
-    fn short_key(&self, value: u128, low: &str, high: &str) -> String {
-        let full = self.key(value).clamp(low.to_owned(), high.to_owned());
-        let slack = self.value(high).saturating_sub(self.value(low)) / 1000;
-        (self.base.len() + 1..full.len())
-            .filter(|&end| full.is_char_boundary(end))
-            .map(|end| &full[..end])
-            .find(|short| {
-                *short > low && *short <= high && self.value(short).abs_diff(value) <= slack
-            })
-            .map_or(full.clone(), str::to_owned)
-    }
-
-    /// A key strictly between `low` and `high`, about halfway, if the scale has one.
-    fn between(&self, low: &str, high: &str) -> Option<String> {
-        let (a, b) = (self.value(low), self.value(high));
-        if b <= a + 1 {
-            return None;
-        }
-        let middle = self.key(a + (b - a) / 2);
-        (low < middle.as_str() && middle.as_str() < high).then_some(middle)
-    }
-
-    /// Keys per unit of value in a known stretch; `None` when it does not say.
-    fn density(&self, stretch: &Known) -> Option<f64> {
-        // From its own keys: the stretch between a probe's point and its first key is
-        // known to be empty, and would dilute the density of the keys beside a gap.
-        let (first, last) = (stretch.keys.first()?, stretch.keys.last()?);
-        if stretch.keys.len() < 2 {
-            return None;
-        }
-        let width = self.value(last).saturating_sub(self.value(first)).max(1);
-        Some((stretch.keys.len() - 1) as f64 / width as f64)
-    }
 }
 
 #[cfg(test)]
@@ -728,22 +483,6 @@ mod tests {
         let two: BTreeSet<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
         let (sampled, _) = run(&two, "", 1000, 5);
         assert_eq!(counts(&two, "", &sampled.splits).iter().sum::<usize>(), 2);
-    }
-
-    #[test]
-    fn scale_keeps_order() {
-        let keys: BTreeSet<String> = ["a/0", "a/05", "a/1", "a/1~", "a/9", "a/é", "b"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let known = vec![Known {
-            after: None,
-            upto: None,
-            keys: keys.iter().cloned().collect(),
-        }];
-        let scale = Scale::new(&known, 1);
-        let values: Vec<u128> = keys.iter().map(|k| scale.value(k)).collect();
-        assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
     }
 
     proptest::proptest! {

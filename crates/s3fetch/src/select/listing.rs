@@ -1,27 +1,11 @@
-//! ListObjectsV2 pages -> a stream of wanted objects, listed in parallel.
+//! ListObjectsV2 pages -> a stream of wanted objects, listed in parallel with flat memory.
 //!
-//! S3 pages a listing 1,000 keys at a time, each page after the previous one. To list one
-//! prefix faster than that, the key space is cut into ranges `(after, upto]` that are listed
-//! concurrently with `StartAfter`: a range's pages stop at its upper bound, so the ranges
-//! together return exactly what one sequential listing returns, no key missed, none twice.
-//!
-//! ```text
-//! queue of ranges ──► up to `concurrency` page requests (JoinSet) ──► coordinator:
-//!                                                                     emit keys <= upto into the channel,
-//!                                                                     requeue the rest of the range, split
-//!                                                                     when requests are idle
-//! ```
-//! Split points are chosen from the keys already seen (see [`split_points`]): a ladder of
-//! strings above the page's last key, one character position at a time, so both nearby and
-//! far-away parts of the key space get their own range. Ranges that turn out empty cost one
-//! request. Pages go into a bounded channel: a slow download stage pauses the listing and
-//! memory stays flat however many keys there are. Each range also carries what its keys so
-//! far say about folders, so that every key is sent with a verdict on the folders of its path
-//! (see [`crate::select::folders`]).
-//!
-//! This relies on the store listing in byte order and honouring `StartAfter`. Every page is
-//! checked ([`guard`]); a store that breaks either is listed again by its own continuation
-//! tokens, and a directory bucket, which keeps no order, folder by folder ([`walk`]).
+//! One prefix is listed as key ranges `(after, upto]` at once ([`in_ranges`]), cut where the
+//! keys already seen suggest ([`crate::keyspace::split`]); pages go into a bounded channel,
+//! so a slow download stage pauses the listing. Every page is checked ([`guard`]): a store
+//! that lists out of order or ignores `StartAfter` is listed again by its own continuation
+//! tokens, and a directory bucket folder by folder ([`walk`]). Each key goes out with a
+//! verdict on the folders of its path ([`crate::select::folders`]).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -30,6 +14,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result, ServiceError};
+use crate::keyspace::split::{alphabet, pages_ahead, split_points};
+use crate::keyspace::KeyRange;
 use crate::object::ObjectInfo;
 use crate::progress::Reporter;
 use crate::s3::list_xml::Listing;
@@ -37,7 +23,7 @@ use crate::s3::{Bucket, ListRequest};
 use crate::select::filter::KeyFilter;
 use crate::select::folders::{Ancestry, FirstLevel, Folders, Parent};
 use guard::{Disorder, Seams, Sent};
-use ranges::{alphabet, cut, evenly, pages_ahead, scope, split_points, Range, RequestBudget};
+use ranges::{cut, evenly, scope, Range, RequestBudget};
 
 mod guard;
 mod ranges;
@@ -227,9 +213,26 @@ enum Fetched {
     Seeds(Result<Delimited>),
 }
 
-/// The listing in key ranges (see the module note), each page checked ([`guard`]), the keys
-/// sent recorded in `sent`. With a `delimiter`, one extra request fetches the prefix's
-/// "sub-folders", which make ideal split points.
+/// The listing in key ranges, each page checked ([`guard`]), the keys sent recorded in
+/// `sent`. With a `delimiter`, one extra request fetches the prefix's "sub-folders", which
+/// make ideal split points.
+///
+/// S3 pages a listing 1,000 keys at a time, each page after the previous one. To list one
+/// prefix faster, the key space is cut into ranges listed concurrently with `StartAfter`: a
+/// range's pages stop at its upper bound, so the ranges together return exactly what one
+/// sequential listing returns, no key missed, none twice.
+///
+/// ```text
+/// queue of ranges ──► up to `concurrency` page requests (JoinSet) ──► coordinator:
+///                                                                     emit keys <= upto into the channel,
+///                                                                     requeue the rest of the range, split
+///                                                                     when requests are idle
+/// ```
+/// Split points come from the keys already seen: a ladder of strings above the page's last
+/// key, one character position at a time, so both nearby and far-away parts of the key
+/// space get their own range ([`split_points`], [`pages_ahead`]). Ranges that turn out empty
+/// cost one request. Each range carries what its keys so far say about folders, so that
+/// every key is sent with a verdict on the folders of its path.
 #[allow(clippy::too_many_arguments)]
 async fn in_ranges(
     source: Arc<Pages>,
@@ -256,8 +259,7 @@ async fn in_ranges(
         Some(after) => Ancestry::after(after, &folders, &first_level),
     };
     let mut queue = VecDeque::from([Range {
-        after: whole.after,
-        upto: whole.upto,
+        keys: whole,
         scope: None,
         token: None,
         fresh: true,
@@ -304,7 +306,7 @@ async fn in_ranges(
                 let scope = range.scope.as_deref();
                 let page = match &range.token {
                     Some(token) => source.next_page(token, scope).await,
-                    None => source.page(range.after.as_deref(), scope).await,
+                    None => source.page(range.keys.after.as_deref(), scope).await,
                 };
                 Fetched::Page(range, page)
             });
@@ -324,7 +326,7 @@ async fn in_ranges(
                         queue.push_front(range);
                         continue;
                     }
-                    Err(error) if range.after.is_some() && range.token.is_none() => {
+                    Err(error) if range.keys.after.is_some() && range.token.is_none() => {
                         match guard::refused_start_after(&error) {
                             Some(disorder) => return Ok(Ranges::Disorder(disorder)),
                             None => return Err(error),
@@ -346,12 +348,12 @@ async fn in_ranges(
                 }
                 empty_pages = 0;
                 if let Err(disorder) =
-                    guard::check_page(range.after.as_deref(), &page.objects, page.truncated)
+                    guard::check_page(range.keys.after.as_deref(), &page.objects, page.truncated)
                 {
                     return Ok(Ranges::Disorder(disorder));
                 }
                 // A range's first page: the first key after the range's start.
-                if let (true, Some(after)) = (range.fresh, &range.after) {
+                if let (true, Some(after)) = (range.fresh, &range.keys.after) {
                     let first = page.objects.first().map(|o| o.key.as_str());
                     if let Err(disorder) = seams.began(after, first, range.scope.is_some()) {
                         return Ok(Ranges::Disorder(disorder));
@@ -362,12 +364,13 @@ async fn in_ranges(
                     budget.page_len = budget.page_len.max(page.objects.len());
                 }
                 let first = page.objects.first().map(|o| o.key.clone());
-                let alphabet = alphabet(&page.objects);
+                let alphabet = alphabet(page.objects.iter().map(|o| o.key.as_str()));
                 let returned = page.objects.len();
                 let mut last = None;
                 let mut past = None;
                 for object in page.objects {
                     if range
+                        .keys
                         .upto
                         .as_deref()
                         .is_some_and(|upto| object.key.as_str() > upto)
@@ -385,7 +388,7 @@ async fn in_ranges(
                     budget.full += 1;
                 }
                 // The range's end: the first key after it, or no key after it in the prefix.
-                if let Some(upto) = &range.upto {
+                if let Some(upto) = &range.keys.upto {
                     let ended = match &past {
                         Some(key) => Some(Some(key.as_str())),
                         None if !page.truncated && range.scope.is_none() => Some(None),
@@ -422,7 +425,10 @@ async fn in_ranges(
                 // sit idle and the request budget allows: at known sub-folders, else at
                 // split points guessed from the page.
                 let rest = Range {
-                    after: Some(last.clone()),
+                    keys: KeyRange {
+                        after: Some(last.clone()),
+                        upto: range.keys.upto.clone(),
+                    },
                     token: page.next_token.filter(|_| tokens),
                     ..range
                 };
@@ -432,7 +438,7 @@ async fn in_ranges(
                 let inside = evenly(&seeds, &rest, if big_folders { usize::MAX } else { cuts });
                 let pieces = if inside.is_empty() {
                     let base = rest.scope.as_deref().unwrap_or(prefix);
-                    let upto = rest.upto.as_deref();
+                    let upto = rest.keys.upto.as_deref();
                     let points =
                         pages_ahead(base, &first, &last, upto, &alphabet, cuts, budget.full)
                             .unwrap_or_else(|| {

@@ -1,14 +1,9 @@
-//! The parallel listing's check on the store, page by page.
-//!
-//! Listing key ranges at once relies on two things S3 guarantees: keys come in byte order,
-//! and `StartAfter` is honoured. Not every store does both (a hierarchical namespace lists
-//! folder by folder; a minimal server ignores a parameter it does not know, or refuses it),
-//! and a range that trusts them stops early or starts over: keys missed without a word, or
-//! listed forever. So every page is checked as it arrives — its keys strictly increasing and
-//! all after the `StartAfter` sent (which also makes a range's pages increase) — at the cost
-//! of one comparison per key. The first page that breaks a rule is not used; the listing
-//! goes on folder by folder with continuation tokens ([`super::walk`]), skipping the keys
-//! already sent, which [`Sent`] remembers.
+//! The parallel listing's check on the store, page by page: keys strictly increasing and
+//! all after the `StartAfter` sent (one comparison per key). Listing ranges at once relies on
+//! both, and not every store keeps them (a hierarchical namespace lists folder by folder; a
+//! minimal server ignores or refuses `StartAfter`): a range that trusted them would miss keys
+//! without a word or list forever. The first page that breaks a rule is not used; the
+//! listing goes on with [`super::walk`], skipping the keys already sent ([`Sent`]).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};

@@ -1,20 +1,8 @@
-//! Listing without relying on key order: for stores whose keys do not come in byte order
+//! Listing without relying on key order, for stores whose keys do not come in byte order
 //! (S3 Express directory buckets, hierarchical namespaces, stores that list a file system)
-//! or that ignore or refuse `StartAfter`.
-//!
-//! A directory bucket is listed folder by folder ([`walk`]), each folder with the delimiter,
-//! page after page by `NextContinuationToken`, folders in parallel. A folder's sub-folders
-//! are listed once the folder itself is complete: only then is it known, in any order of
-//! keys, whether a wanted key names a sub-folder (`a` beside `a/b`: the file wins, as with an
-//! ordered listing, see [`crate::select::folders`]), so each key goes out with its verdict. A prefix
-//! that does not end with the delimiter is listed from its parent folder.
-//!
-//! Any other store that broke the order is listed page after page by its own continuation
-//! tokens ([`pages`]), as `aws s3 ls --recursive` lists it: no delimiter, because a store
-//! that lists out of order may also fold folders wrongly (s3rver leaves out a folder that
-//! holds only folders), and a folder it leaves out would be lost without a word. Keys sent
-//! already ([`Sent`]) are not sent again; a folder name not yet seen as a key is asked of
-//! the server (one HEAD per name in a run).
+//! or that ignore or refuse `StartAfter`: a directory bucket folder by folder ([`walk`]),
+//! any other store page after page by its own continuation tokens ([`pages`]). Keys sent
+//! already ([`Sent`]) are not sent again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -58,9 +46,16 @@ struct Folder {
 /// hashes); a name in a larger folder is asked with a HEAD instead.
 const FILES_KEPT: usize = 1 << 20;
 
-/// Lists every key under `prefix` that `filter` wants into `tx`, folder by folder (see the
-/// module note), for a store that takes only prefixes that end with the delimiter (a
-/// directory bucket). Returns how many were sent.
+/// Lists every key under `prefix` that `filter` wants into `tx`, folder by folder, for a
+/// store that takes only prefixes that end with the delimiter (a directory bucket). Returns
+/// how many were sent.
+///
+/// Each folder is listed with the delimiter, page after page by `NextContinuationToken`,
+/// folders in parallel. A folder's sub-folders are listed once the folder itself is
+/// complete: only then is it known, in any order of keys, whether a wanted key names a
+/// sub-folder (`a` beside `a/b`: the file wins, as with an ordered listing, see
+/// [`crate::select::folders`]), so each key goes out with its verdict. A prefix that does
+/// not end with the delimiter is listed from its parent folder.
 pub(crate) async fn walk(
     source: Arc<Pages>,
     prefix: &str,
@@ -239,8 +234,13 @@ impl Folder {
 }
 
 /// Lists every key under `prefix` that `filter` wants into `tx`, page after page by the
-/// store's continuation tokens, without a delimiter (see the module note); `sent` holds the
-/// keys sent already and records the rest. Returns how many were sent here.
+/// store's continuation tokens; `sent` holds the keys sent already and records the rest.
+/// Returns how many were sent here.
+///
+/// This is how `aws s3 ls --recursive` lists: no delimiter, because a store that lists out
+/// of order may also fold folders wrongly (s3rver leaves out a folder that holds only
+/// folders), and a folder it leaves out would be lost without a word. A folder name not yet
+/// seen as a key is asked of the server (one HEAD per name in a run).
 pub(crate) async fn pages(
     source: &Pages,
     prefix: &str,

@@ -52,7 +52,7 @@ impl CrcKind {
 impl Expected {
     /// The checksum to verify against, from a response's headers: a full-object CRC
     /// (fastest first), else a plain-MD5 ETag when `md5_allowed`.
-    pub fn from_response(
+    pub(crate) fn from_response(
         crc64nvme: Option<&str>,
         crc32c: Option<&str>,
         crc32: Option<&str>,
@@ -92,7 +92,7 @@ impl Expected {
         None
     }
 
-    pub fn hasher(self) -> Hasher {
+    pub(crate) fn hasher(self) -> Hasher {
         match self {
             Expected::Crc(kind, _) => Hasher::Crc(kind, Box::new(Digest::new(kind.algorithm()))),
             Expected::Md5(_) => Hasher::Md5(Box::default()),
@@ -121,7 +121,7 @@ pub(crate) enum Hasher {
 }
 
 impl Hasher {
-    pub fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         match self {
             Hasher::Crc(_, digest) => digest.update(bytes),
             Hasher::Md5(md5) => md5.update(bytes),
@@ -129,7 +129,7 @@ impl Hasher {
     }
 
     /// The CRC so far (0 for MD5), to combine parts.
-    pub fn crc(&self) -> u64 {
+    pub(crate) fn crc(&self) -> u64 {
         match self {
             Hasher::Crc(_, digest) => digest.finalize(),
             Hasher::Md5(_) => 0,
@@ -137,7 +137,7 @@ impl Hasher {
     }
 
     /// Compares the bytes seen with `expected`; the error describes both.
-    pub fn verify(self, expected: Expected) -> Result<(), String> {
+    pub(crate) fn verify(self, expected: Expected) -> Result<(), String> {
         let actual = match self {
             Hasher::Crc(kind, digest) => Expected::Crc(kind, digest.finalize()),
             Hasher::Md5(md5) => Expected::Md5(md5.finalize().into()),

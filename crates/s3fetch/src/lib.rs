@@ -54,6 +54,8 @@
 //! `s3fetch-testkit` crate); `tests/engine.rs` is a runnable tour of it.
 
 // The stages and the ground they stand on: docs/architecture.md draws which imports which.
+#![warn(unreachable_pub)]
+
 mod checksum;
 mod error;
 mod fetch;

@@ -170,7 +170,7 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    pub fn new(requests: Arc<RetryStats>) -> Self {
+    pub(crate) fn new(requests: Arc<RetryStats>) -> Self {
         Tally {
             found: AtomicU64::default(),
             downloaded: AtomicU64::default(),
@@ -182,7 +182,7 @@ impl Tally {
         }
     }
 
-    pub fn record(&self, reporter: &dyn Reporter, result: DownloadResult) {
+    pub(crate) fn record(&self, reporter: &dyn Reporter, result: DownloadResult) {
         reporter.download_finished(&result);
         match result.outcome {
             Outcome::Downloaded => {
@@ -207,7 +207,7 @@ impl Tally {
     }
 
     /// The run's summary: `partials_kept` partial files were left to resume.
-    pub fn into_summary(
+    pub(crate) fn into_summary(
         self,
         elapsed: Duration,
         cancelled: bool,

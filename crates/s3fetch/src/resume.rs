@@ -100,12 +100,12 @@ impl Journal {
     }
 
     /// Finished parts, by index: (length, CRC).
-    pub fn done(&self) -> &BTreeMap<u64, (u64, u64)> {
+    pub(crate) fn done(&self) -> &BTreeMap<u64, (u64, u64)> {
         &self.done
     }
 
     /// Forgets a part (its bytes did not check out) or all of them.
-    pub fn forget(&mut self, index: Option<u64>) {
+    pub(crate) fn forget(&mut self, index: Option<u64>) {
         match index {
             Some(index) => self.done.remove(&index),
             None => {
@@ -117,7 +117,7 @@ impl Journal {
     }
 
     /// Records a finished part; writes the journal if the last write is a second old.
-    pub fn finished(&mut self, index: u64, len: u64, crc: u64) {
+    pub(crate) fn finished(&mut self, index: u64, len: u64, crc: u64) {
         self.done.insert(index, (len, crc));
         self.dirty = true;
         if self.written.elapsed() >= JOURNAL_EVERY {
@@ -127,7 +127,7 @@ impl Journal {
 
     /// Writes the journal if anything changed since the last write. Failures are logged
     /// only: a journal that could not be written costs a refetch, never a wrong file.
-    pub fn write(&mut self) {
+    pub(crate) fn write(&mut self) {
         if !self.dirty {
             return;
         }
@@ -156,7 +156,7 @@ impl Journal {
     }
 
     /// Removes the journal file (the object is complete, or its partial is discarded).
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         let _ = fs::remove_file(&self.path);
     }
 }

@@ -74,7 +74,7 @@ pub(super) struct Span<'a> {
 impl<'a> Span<'a> {
     /// A whole object (`len` `None`), or the part of `len` bytes at `start` hashed by
     /// `hasher`.
-    pub fn new(
+    pub(super) fn new(
         fetcher: &'a Fetcher,
         object: &'a ObjectInfo,
         temp: &'a Arc<TempFile>,

@@ -43,7 +43,7 @@ impl Default for Disk {
 }
 
 impl Disk {
-    pub fn new(mode: Mode) -> Self {
+    pub(crate) fn new(mode: Mode) -> Self {
         Disk {
             mode,
             average: AtomicU64::new(0),
@@ -64,7 +64,7 @@ impl Disk {
     /// system, a disk whose dirty limit makes every writer wait in the kernel — and an async
     /// worker that waits holds up every connection it serves: hence the pool while the
     /// average is above [`SLOW`].
-    pub async fn quick<T: Send + 'static>(
+    pub(crate) async fn quick<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -91,7 +91,7 @@ impl Disk {
     }
 
     /// Runs `f` on the blocking pool (work known to take long).
-    pub async fn pool<T: Send + 'static>(
+    pub(crate) async fn pool<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -104,7 +104,7 @@ impl Disk {
 
     /// Waits until the work on the pool has finished, that of downloads dropped on the way
     /// included (a write a cancelled download started runs to its end, or cleans up).
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         self.pool.close();
         self.pool.wait().await;
         self.pool.reopen();

@@ -70,7 +70,12 @@ pub(crate) struct Fetcher {
 impl Fetcher {
     /// Downloads `object` to `relative` (under the download directory), holding `permit` for
     /// its first request. Returns the bytes written.
-    pub async fn fetch(&self, object: &ObjectInfo, relative: &Path, permit: Permit) -> Result<u64> {
+    pub(crate) async fn fetch(
+        &self,
+        object: &ObjectInfo,
+        relative: &Path,
+        permit: Permit,
+    ) -> Result<u64> {
         if object.size <= SMALL_OBJECT {
             return small::fetch(self, object, relative, permit).await;
         }

@@ -141,7 +141,9 @@ impl Default for FakeStore {
 impl FakeStore {
     /// A store whose every list request is answered by `answer`, whatever it holds: a store
     /// that breaks the protocol.
-    pub fn scripted(answer: impl Fn(ListRequest<'_>) -> Listing + Send + Sync + 'static) -> Self {
+    pub(crate) fn scripted(
+        answer: impl Fn(ListRequest<'_>) -> Listing + Send + Sync + 'static,
+    ) -> Self {
         FakeStore {
             script: Some(Box::new(answer)),
             ..FakeStore::default()
@@ -149,17 +151,17 @@ impl FakeStore {
     }
 
     /// Listing pages of at most `max_keys` keys.
-    pub fn max_keys(self, max_keys: usize) -> Self {
+    pub(crate) fn max_keys(self, max_keys: usize) -> Self {
         FakeStore { max_keys, ..self }
     }
 
     /// Listings as a store with these quirks answers them.
-    pub fn quirks(self, quirks: Quirks) -> Self {
+    pub(crate) fn quirks(self, quirks: Quirks) -> Self {
         FakeStore { quirks, ..self }
     }
 
     /// Each list request answered after `latency` (virtual time, in a paused runtime).
-    pub fn latency(self, latency: Duration) -> Self {
+    pub(crate) fn latency(self, latency: Duration) -> Self {
         FakeStore {
             latency: Some(latency),
             ..self
@@ -167,12 +169,12 @@ impl FakeStore {
     }
 
     /// List requests answered so far.
-    pub fn lists(&self) -> usize {
+    pub(crate) fn lists(&self) -> usize {
         self.lists.load(Ordering::Relaxed)
     }
 
     /// Empty objects under `keys`, for tests that only list them.
-    pub fn put_keys<K: AsRef<str>>(&self, keys: impl IntoIterator<Item = K>) {
+    pub(crate) fn put_keys<K: AsRef<str>>(&self, keys: impl IntoIterator<Item = K>) {
         let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, b"");
         let etag = format!("\"{crc:016x}\"");
         let mut objects = self.objects.lock().unwrap();
@@ -186,12 +188,12 @@ impl FakeStore {
         }
     }
 
-    pub fn put(&self, key: &str, bytes: impl Into<Bytes>) -> ObjectInfo {
+    pub(crate) fn put(&self, key: &str, bytes: impl Into<Bytes>) -> ObjectInfo {
         self.insert(key, bytes.into(), true)
     }
 
     /// An object with no checksum to verify: a multipart ETag, no full-object CRC.
-    pub fn put_unchecked(&self, key: &str, bytes: impl Into<Bytes>) -> ObjectInfo {
+    pub(crate) fn put_unchecked(&self, key: &str, bytes: impl Into<Bytes>) -> ObjectInfo {
         self.insert(key, bytes.into(), false)
     }
 
@@ -209,7 +211,7 @@ impl FakeStore {
     }
 
     /// Queues `faults` for the next requests of `key`, in order.
-    pub fn fail(&self, key: &str, faults: impl IntoIterator<Item = Fault>) {
+    pub(crate) fn fail(&self, key: &str, faults: impl IntoIterator<Item = Fault>) {
         self.faults
             .lock()
             .unwrap()
@@ -218,11 +220,11 @@ impl FakeStore {
             .extend(faults);
     }
 
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
-    pub fn sent(&self) -> u64 {
+    pub(crate) fn sent(&self) -> u64 {
         *self.sent.lock().unwrap()
     }
 

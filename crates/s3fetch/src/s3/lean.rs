@@ -70,7 +70,7 @@ impl Lean {
     /// That is: a client s3fetch built itself (so its pool is at hand, see
     /// [`crate::s3::http`]), and a bucket whose endpoint is signed with plain SigV4 for `s3`
     /// and needs no extra headers (not S3 Express, not a multi-region access point).
-    pub async fn new(
+    pub(crate) async fn new(
         direct: &Direct,
         client: &Client,
         bucket: &str,
@@ -119,12 +119,12 @@ impl Lean {
     }
 
     /// Where its GETs go: an object's URL is this, `/` and its encoded key.
-    pub fn base(&self) -> &str {
+    pub(crate) fn base(&self) -> &str {
         &self.base
     }
 
     /// GetObject, whole or `range`, only if the ETag is `if_match` (when given).
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         key: &str,
         range: Option<ByteRange>,

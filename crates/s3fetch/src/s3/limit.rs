@@ -57,7 +57,7 @@ pub(crate) struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl Budget {
     /// A budget of `transfers` downloads and `lists` list requests in flight.
-    pub fn new(transfers: usize, lists: usize) -> Self {
+    pub(crate) fn new(transfers: usize, lists: usize) -> Self {
         Budget {
             transfers: Arc::new(Semaphore::new(transfers)),
             lists: Arc::new(Semaphore::new(lists)),
@@ -66,7 +66,7 @@ impl Budget {
     }
 
     /// Waits for a download permit.
-    pub async fn transfer(&self) -> Result<Permit> {
+    pub(crate) async fn transfer(&self) -> Result<Permit> {
         self.transfers
             .clone()
             .acquire_owned()
@@ -76,12 +76,12 @@ impl Budget {
     }
 
     /// A download permit if one is free now.
-    pub fn try_transfer(&self) -> Option<Permit> {
+    pub(crate) fn try_transfer(&self) -> Option<Permit> {
         self.transfers.clone().try_acquire_owned().ok().map(Permit)
     }
 
     /// Waits for a list permit.
-    pub async fn list(&self) -> Result<Permit> {
+    pub(crate) async fn list(&self) -> Result<Permit> {
         self.lists
             .clone()
             .acquire_owned()
@@ -91,7 +91,7 @@ impl Budget {
     }
 
     /// Waits until the pace lets one more request start; returns when it starts.
-    pub async fn pace(&self) -> Instant {
+    pub(crate) async fn pace(&self) -> Instant {
         loop {
             let wait = self.lock().take(Instant::now());
             match wait {
@@ -102,7 +102,7 @@ impl Budget {
     }
 
     /// A request sent at `sent` was answered; `throttled` if the answer was SlowDown.
-    pub fn answered(&self, sent: Instant, throttled: bool) {
+    pub(crate) fn answered(&self, sent: Instant, throttled: bool) {
         self.lock().answered(Instant::now(), sent, throttled);
     }
 

@@ -24,7 +24,7 @@ const EMPTY_LISTING: &str =
     "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></ListBucketResult>";
 
 impl TakeListBody {
-    pub fn take(&self) -> Option<SdkBody> {
+    pub(crate) fn take(&self) -> Option<SdkBody> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
@@ -81,7 +81,7 @@ pub(crate) struct ListReader {
 
 impl ListReader {
     /// Takes the next bytes of the body; `None` if they are not part of a listing.
-    pub fn feed(&mut self, chunk: &[u8]) -> Option<()> {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Option<()> {
         self.pending.extend_from_slice(chunk);
         let mut at = 0;
         // Every '<' is a tag: text never holds one (it would be `&lt;`).
@@ -132,7 +132,7 @@ impl ListReader {
     }
 
     /// The listing, once the body has ended; `None` if it was not one.
-    pub fn finish(self) -> Option<Listing> {
+    pub(crate) fn finish(self) -> Option<Listing> {
         self.root.then_some(self.listing)
     }
 }

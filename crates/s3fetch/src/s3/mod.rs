@@ -110,14 +110,14 @@ pub(crate) struct ByteRange {
 
 impl ByteRange {
     /// The `Range` header value.
-    pub fn header(self) -> String {
+    pub(crate) fn header(self) -> String {
         match self.end {
             Some(end) => format!("bytes={}-{}", self.start, end - 1),
             None => format!("bytes={}-", self.start),
         }
     }
 
-    pub fn len(self) -> Option<u64> {
+    pub(crate) fn len(self) -> Option<u64> {
         self.end.map(|end| end - self.start)
     }
 }
@@ -186,7 +186,7 @@ pub(crate) struct Bucket {
 }
 
 impl Bucket {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Store>,
         name: String,
         prefix: String,
@@ -204,28 +204,28 @@ impl Bucket {
         }
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// A transfer permit of the run's budget, waited for.
-    pub async fn transfer_permit(&self) -> Result<Permit> {
+    pub(crate) async fn transfer_permit(&self) -> Result<Permit> {
         self.budget.transfer().await
     }
 
     /// A transfer permit if one is free now.
-    pub fn free_transfer_permit(&self) -> Option<Permit> {
+    pub(crate) fn free_transfer_permit(&self) -> Option<Permit> {
         self.budget.try_transfer()
     }
 
     /// `attempt`, tried again by the run's retry rule (see [`RetryPolicy::run`]).
-    pub async fn retried<A: Attempt>(&self, attempt: &mut A) -> Result<A::Output> {
+    pub(crate) async fn retried<A: Attempt>(&self, attempt: &mut A) -> Result<A::Output> {
         self.retry.run(&self.stats, attempt).await
     }
 
     /// The next chunk of a response body, or how long it was silent when given up (see
     /// [`RetryPolicy::next_chunk`]).
-    pub async fn next_chunk<S>(
+    pub(crate) async fn next_chunk<S>(
         &self,
         body: &mut S,
     ) -> std::result::Result<Option<S::Item>, std::time::Duration>
@@ -236,22 +236,22 @@ impl Bucket {
     }
 
     /// Tells the retry rule the run moved (bytes arrived).
-    pub fn progressed(&self) {
+    pub(crate) fn progressed(&self) {
         self.stats.progressed();
     }
 
     /// The run's counts of retries, resumes, SlowDowns and verified objects.
-    pub fn stats(&self) -> &RetryStats {
+    pub(crate) fn stats(&self) -> &RetryStats {
         &self.stats
     }
 
     /// See [`Store::promises_order`].
-    pub fn promises_order(&self) -> bool {
+    pub(crate) fn promises_order(&self) -> bool {
         self.store.promises_order()
     }
 
     /// One listing page, retried, holding a list permit.
-    pub async fn list_page(&self, request: ListRequest<'_>) -> Result<Listing> {
+    pub(crate) async fn list_page(&self, request: ListRequest<'_>) -> Result<Listing> {
         let _permit = self.budget.list().await?;
         let error = |source| Error::List {
             bucket: self.name.clone(),
@@ -273,7 +273,7 @@ impl Bucket {
 
     /// One GET attempt: the response's head (within the attempt timeout), its body to read.
     /// The caller holds a permit and runs the retry loop (see `transfer`).
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         key: &str,
         range: Option<ByteRange>,
@@ -288,7 +288,7 @@ impl Bucket {
     }
 
     /// HeadObject, retried (the caller holds a permit).
-    pub async fn head(&self, key: &str, if_match: Option<&str>) -> Result<ObjectHead> {
+    pub(crate) async fn head(&self, key: &str, if_match: Option<&str>) -> Result<ObjectHead> {
         self.retry
             .run(&self.stats, &mut || async move {
                 let request = self.paced(self.store.head(key, if_match));
@@ -307,7 +307,7 @@ impl Bucket {
 
     /// A whole (small) object's bytes, retried, holding a transfer permit: the manifest and
     /// data files of an inventory.
-    pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
+    pub(crate) async fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
         let _permit = self.budget.transfer().await?;
         self.retry
             .run(&self.stats, &mut || async move {
@@ -323,7 +323,7 @@ impl Bucket {
 
     /// What one HEAD says of `key`, `None` if it does not exist. Access denied counts as
     /// absent: such a key cannot be downloaded either.
-    pub async fn find(&self, key: &str) -> Result<Option<ObjectHead>> {
+    pub(crate) async fn find(&self, key: &str) -> Result<Option<ObjectHead>> {
         match self.head(key, None).await {
             Ok(head) => Ok(Some(head)),
             Err(e) if matches!(e.code(), Some("NotFound" | "NoSuchKey" | "AccessDenied")) => {
@@ -346,7 +346,7 @@ impl Bucket {
     }
 
     /// `source` as the error of a GET of `key`.
-    pub fn get_error(&self, key: &str, source: ServiceError) -> Error {
+    pub(crate) fn get_error(&self, key: &str, source: ServiceError) -> Error {
         Error::Get {
             bucket: self.name.clone(),
             key: key.to_owned(),
@@ -354,7 +354,7 @@ impl Bucket {
         }
     }
 
-    pub fn checksum_error(&self, key: &str, reason: String) -> Error {
+    pub(crate) fn checksum_error(&self, key: &str, reason: String) -> Error {
         Error::Checksum {
             bucket: self.name.clone(),
             key: key.to_owned(),

@@ -291,7 +291,7 @@ impl RetryStats {
     }
 
     /// Some request succeeded, or a body received bytes.
-    pub fn progressed(&self) {
+    pub(crate) fn progressed(&self) {
         self.last_progress
             .fetch_max(self.now().saturating_add(1), Ordering::Relaxed);
     }

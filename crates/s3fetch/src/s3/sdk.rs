@@ -54,7 +54,7 @@ impl Route {
 impl S3 {
     /// The connection's client configured for the run (see [`configure`]), its GETs sent
     /// without it where they can be.
-    pub async fn new(connection: &Connection, bucket: String, settings: Settings) -> Self {
+    pub(crate) async fn new(connection: &Connection, bucket: String, settings: Settings) -> Self {
         let client = configure(connection.client.clone(), settings);
         let lean = match &connection.direct {
             Some(direct) => Lean::new(direct, &client, &bucket, settings).await,
@@ -83,7 +83,7 @@ impl S3 {
     }
 
     /// Every request through the SDK's `client`, configured for the run.
-    pub fn sdk(client: Client, bucket: String, settings: Settings) -> Self {
+    pub(crate) fn sdk(client: Client, bucket: String, settings: Settings) -> Self {
         S3 {
             bucket,
             settings,

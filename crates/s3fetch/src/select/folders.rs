@@ -42,7 +42,7 @@ pub(crate) struct Folders {
 }
 
 impl Folders {
-    pub fn new(list_prefix: &str, delimiter: &str) -> Self {
+    pub(crate) fn new(list_prefix: &str, delimiter: &str) -> Self {
         let mut separators = vec![delimiter.to_owned()];
         if delimiter != "/" {
             separators.push("/".to_owned());
@@ -54,7 +54,7 @@ impl Folders {
     }
 
     /// The folder names on `key`'s path, shallowest first.
-    pub fn names<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn names<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let start = self.list_prefix.len().min(key.len());
         (start.max(1)..key.len())
             .filter(|&i| key.is_char_boundary(i))
@@ -65,7 +65,7 @@ impl Folders {
 
     /// Whether `name` (a key's prefix that ends before a separator) is a folder name of a
     /// key under the listing prefix, as [`Folders::names`] gives them.
-    pub fn is_name(&self, name: &str) -> bool {
+    pub(crate) fn is_name(&self, name: &str) -> bool {
         name.len() >= self.list_prefix.len().max(1) && self.real_name(name)
     }
 
@@ -102,7 +102,7 @@ pub(crate) struct FirstLevel {
 
 impl FirstLevel {
     /// From a delimited page: its objects, and its last entry if it was truncated.
-    pub fn new(objects: Vec<ObjectInfo>, upto: Option<String>, filter: &KeyFilter) -> Self {
+    pub(crate) fn new(objects: Vec<ObjectInfo>, upto: Option<String>, filter: &KeyFilter) -> Self {
         FirstLevel {
             objects: objects
                 .into_iter()
@@ -115,12 +115,12 @@ impl FirstLevel {
     }
 
     /// Whether the page shows every first-level key up to `key`.
-    pub fn covers(&self, key: &str) -> bool {
+    pub(crate) fn covers(&self, key: &str) -> bool {
         self.known && self.upto.as_deref().is_none_or(|upto| key <= upto)
     }
 
     /// The wanted first-level objects with `after < key < before`.
-    pub fn between(&self, after: &str, before: &str) -> impl Iterator<Item = &ObjectInfo> {
+    pub(crate) fn between(&self, after: &str, before: &str) -> impl Iterator<Item = &ObjectInfo> {
         use std::ops::Bound::Excluded;
         self.objects
             .range::<str, _>((Excluded(after), Excluded(before)))
@@ -162,13 +162,13 @@ pub(crate) struct Ancestry {
 
 impl Ancestry {
     /// A range listed from the start of the prefix.
-    pub fn from_start() -> Self {
+    pub(crate) fn from_start() -> Self {
         Ancestry::default()
     }
 
     /// A range starting after `point`, which has seen none of the keys before it. The
     /// names at or before `point` that its keys may sit under are looked up in `first`.
-    pub fn after(point: &str, folders: &Folders, first: &FirstLevel) -> Self {
+    pub(crate) fn after(point: &str, folders: &Folders, first: &FirstLevel) -> Self {
         let mut ancestry = Ancestry {
             seen_after: Some(point.to_owned()),
             ..Ancestry::default()
@@ -189,7 +189,7 @@ impl Ancestry {
     }
 
     /// The next wanted key of the range, in order: what is known of its folders.
-    pub fn observe(&mut self, folders: &Folders, key: &str) -> Parent {
+    pub(crate) fn observe(&mut self, folders: &Folders, key: &str) -> Parent {
         if !self.last.is_empty() && folders.may_hold(&self.last, key) {
             self.open.push(std::mem::take(&mut self.last));
         }

@@ -74,12 +74,12 @@ pub(crate) struct Pages {
 
 impl Pages {
     /// One ListObjectsV2 page.
-    pub async fn list(&self, request: ListRequest<'_>) -> Result<Listing> {
+    pub(crate) async fn list(&self, request: ListRequest<'_>) -> Result<Listing> {
         self.bucket.list_page(request).await
     }
 
     /// The error of a listing the store's answers cannot carry on (`message` says why).
-    pub fn broken(&self, message: String) -> Error {
+    pub(crate) fn broken(&self, message: String) -> Error {
         Error::List {
             bucket: self.bucket.name().to_owned(),
             prefix: self.prefix.clone(),
@@ -90,7 +90,11 @@ impl Pages {
 
     /// The first page of keys under the prefix (or under `scope`, a sub-folder of it) that
     /// sort after `start_after`.
-    pub async fn page(&self, start_after: Option<&str>, scope: Option<&str>) -> Result<Page> {
+    pub(crate) async fn page(
+        &self,
+        start_after: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<Page> {
         let request = ListRequest {
             prefix: scope.unwrap_or(&self.prefix),
             start_after,
@@ -100,7 +104,7 @@ impl Pages {
     }
 
     /// The page after the one that gave `token`, of the prefix (or of `scope`).
-    pub async fn next_page(&self, token: &str, scope: Option<&str>) -> Result<Page> {
+    pub(crate) async fn next_page(&self, token: &str, scope: Option<&str>) -> Result<Page> {
         let request = ListRequest {
             prefix: scope.unwrap_or(&self.prefix),
             token: Some(token),
@@ -111,7 +115,7 @@ impl Pages {
 
     /// The first page of the prefix listed with `delimiter`: its sub-folders seed the split
     /// points.
-    pub async fn first_level(&self, delimiter: &str) -> Result<Delimited> {
+    pub(crate) async fn first_level(&self, delimiter: &str) -> Result<Delimited> {
         let listing = self
             .list(ListRequest {
                 prefix: &self.prefix,

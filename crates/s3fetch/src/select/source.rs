@@ -34,7 +34,7 @@ pub(crate) enum Source {
 impl Source {
     /// Sends the objects of `uri` that `filter` wants to `tx`; returns how many were sent.
     /// Stops early (with `Ok`) when the receiver is gone.
-    pub async fn send(
+    pub(crate) async fn send(
         self,
         uri: &S3Uri,
         delimiter: &str,

@@ -51,7 +51,7 @@ pub(crate) struct DownloadDir {
 
 impl DownloadDir {
     /// Opens an existing directory; it is never created.
-    pub fn open(path: &Path, tuning: &Tuning) -> Result<Self> {
+    pub(crate) fn open(path: &Path, tuning: &Tuning) -> Result<Self> {
         let error = |problem, source| Error::DownloadDir {
             path: path.to_owned(),
             problem,
@@ -79,7 +79,7 @@ impl DownloadDir {
 
     /// Fails unless files can be created in the directory (a read-only file system, no
     /// write permission): better one clear error than one per object.
-    pub fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         #[cfg(unix)]
         rustix::fs::access(&self.root, rustix::fs::Access::WRITE_OK).map_err(|e| {
             Error::DownloadDir {
@@ -96,14 +96,14 @@ impl DownloadDir {
     /// Its name is short and fixed-length (`.s3fetch-<pid>-<n>.tmp`) whatever the target
     /// name's length, and the [`TempFile`] removes itself when dropped unless it was
     /// committed: on error, on panic and on cancellation alike.
-    pub fn temp_file(&self, key: &str, dest: &Path) -> Result<TempFile> {
+    pub(crate) fn temp_file(&self, key: &str, dest: &Path) -> Result<TempFile> {
         TempFile::create(key, dest, &self.temps, &self.etags)
     }
 
     /// The resumable partial file of `dest` for `identity`, sized, with the parts its
     /// journal lists as done (see [`crate::resume`]); kept when dropped unless committed or
     /// [discarded](TempFile::discard). `None` when another process is writing it.
-    pub fn partial_file(
+    pub(crate) fn partial_file(
         &self,
         dest: &Path,
         identity: resume::Identity,
@@ -132,7 +132,7 @@ impl DownloadDir {
     /// in whose object `wanted` selects but this run did not download: the object is gone
     /// from the bucket (a complete listing did not list it). Partials of keys the run does
     /// not select are another run's and stay. Returns how many were removed.
-    pub fn remove_unwanted_partials(&self, wanted: impl Fn(&str) -> bool) -> usize {
+    pub(crate) fn remove_unwanted_partials(&self, wanted: impl Fn(&str) -> bool) -> usize {
         let journals =
             std::mem::take(&mut *self.journals_seen.lock().unwrap_or_else(|e| e.into_inner()));
         let opened = self
@@ -157,22 +157,22 @@ impl DownloadDir {
     }
 
     /// Partial files kept so far for a later run (interrupted large downloads).
-    pub fn partials_kept(&self) -> u64 {
+    pub(crate) fn partials_kept(&self) -> u64 {
         self.kept.load(Ordering::Relaxed)
     }
 
     /// The ETag recorded for the file at `dest` when it was downloaded, if any (see
     /// [`stamp`]).
-    pub fn recorded_etag(&self, dest: &Path) -> Option<String> {
+    pub(crate) fn recorded_etag(&self, dest: &Path) -> Option<String> {
         self.etags.recorded(dest)
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// Whether the directory of `relative` has been swept in this run.
-    pub fn is_swept(&self, relative: &Path) -> bool {
+    pub(crate) fn is_swept(&self, relative: &Path) -> bool {
         let dir = relative.parent().unwrap_or(Path::new(""));
         self.swept
             .lock()
@@ -188,7 +188,7 @@ impl DownloadDir {
     /// (`.s3fetch-<pid>-<n>.tmp`) whose process is gone are touched: another s3fetch writing
     /// into the same directory keeps its files. A process on another machine (a shared file
     /// system) is not seen, so two machines must not download into one directory at once.
-    pub fn sweep(&self, relative: &Path) {
+    pub(crate) fn sweep(&self, relative: &Path) {
         let dir = relative.parent().unwrap_or(Path::new("")).to_owned();
         if !self
             .swept
@@ -225,7 +225,7 @@ impl DownloadDir {
     ///
     /// Directories are created one level at a time and each is checked not to be a symlink,
     /// so a link inside the download directory is never followed to write outside.
-    pub fn prepare(&self, key: &str, relative: &Path) -> Result<PathBuf> {
+    pub(crate) fn prepare(&self, key: &str, relative: &Path) -> Result<PathBuf> {
         self.sweep(relative);
         if let Some(parent) = relative.parent() {
             if !parent.as_os_str().is_empty() && !self.is_ready(parent) {

@@ -68,7 +68,7 @@ pub(crate) struct EtagIndex {
 impl EtagIndex {
     /// The index of `root`; `no_xattr`: used for every file, as where extended attributes
     /// fail (a test seam, see [`crate::tuning::Tuning::no_xattr`]).
-    pub fn new(root: &Path, no_xattr: bool) -> Self {
+    pub(super) fn new(root: &Path, no_xattr: bool) -> Self {
         EtagIndex {
             root: root.to_owned(),
             no_xattr,
@@ -79,7 +79,7 @@ impl EtagIndex {
     }
 
     /// The ETag recorded for the file at `dest` when it was downloaded, if any.
-    pub fn recorded(&self, dest: &Path) -> Option<String> {
+    pub(super) fn recorded(&self, dest: &Path) -> Option<String> {
         if !self.no_xattr {
             if let Ok(Some(etag)) = get_xattr(dest) {
                 return Some(etag);

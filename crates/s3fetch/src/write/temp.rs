@@ -169,7 +169,7 @@ impl TempFile {
     }
 
     /// Sets the final size up front, so parts can be written at any offset.
-    pub fn set_len(&self, key: &str, len: u64) -> Result<()> {
+    pub(crate) fn set_len(&self, key: &str, len: u64) -> Result<()> {
         self.file
             .set_len(len)
             .map_err(|e| Error::io(key, "sizing", self.dest.clone(), e))
@@ -182,7 +182,7 @@ impl TempFile {
     /// page cache lets the run end before the disk has caught up, where `O_DIRECT` made it
     /// wait for every byte (4 × 512 MiB: 4.4–6.2 s direct, 3.1–3.3 s buffered, same run;
     /// BENCHMARKS.md).
-    pub fn write_chunks_at(&self, key: &str, chunks: &[Bytes], offset: u64) -> Result<()> {
+    pub(crate) fn write_chunks_at(&self, key: &str, chunks: &[Bytes], offset: u64) -> Result<()> {
         let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         write_chunks_at(&self.file, chunks, offset)
             .map_err(|e| Error::io(key, "writing", self.dest.clone(), e))
@@ -191,7 +191,13 @@ impl TempFile {
     /// `hasher` fed with `len` bytes of the file from `start`, read back (for checksums that
     /// cannot be combined from parts written out of order). The pages read are dropped from
     /// the cache afterwards: the file is complete and is not read again soon.
-    pub fn read_back(&self, key: &str, mut hasher: Hasher, start: u64, len: u64) -> Result<Hasher> {
+    pub(crate) fn read_back(
+        &self,
+        key: &str,
+        mut hasher: Hasher,
+        start: u64,
+        len: u64,
+    ) -> Result<Hasher> {
         let error = |e| Error::io(key, "reading back", self.dest.clone(), e);
         let file = File::open(&self.path).map_err(error)?;
         let mut buffer = vec![0u8; (256 << 10).min(len as usize)];
@@ -219,7 +225,7 @@ impl TempFile {
     }
 
     /// Renames the file over the destination, first giving it `stamp`.
-    pub fn commit(mut self, key: &str, stamp: &Stamp) -> Result<()> {
+    pub(crate) fn commit(mut self, key: &str, stamp: &Stamp) -> Result<()> {
         stamp
             .apply(&self.file, &self.dest, &self.etags)
             .map_err(|e| {
@@ -249,13 +255,13 @@ impl TempFile {
     }
 
     /// A partial file's journal (`None` for a plain temporary file).
-    pub fn journal(&self) -> Option<std::sync::MutexGuard<'_, resume::Journal>> {
+    pub(crate) fn journal(&self) -> Option<std::sync::MutexGuard<'_, resume::Journal>> {
         self.partial.as_ref().map(Partial::journal)
     }
 
     /// Removes a partial file and its journal when dropped, instead of keeping them: the
     /// object cannot be resumed (it is gone, changed, or refused).
-    pub fn discard(&self) {
+    pub(crate) fn discard(&self) {
         if let Some(partial) = &self.partial {
             partial.discard.store(true, Ordering::Relaxed);
         }

@@ -51,7 +51,7 @@ pub(super) struct Globs {
 
 impl Globs {
     /// `None` for no rules.
-    pub fn new(prefix: &str, rules: &[GlobRule]) -> Result<Option<Globs>> {
+    pub(super) fn new(prefix: &str, rules: &[GlobRule]) -> Result<Option<Globs>> {
         let Some(first) = rules.first() else {
             return Ok(None);
         };
@@ -92,7 +92,7 @@ impl Globs {
     }
 
     /// Whether the rules take `key` (a full key, under the prefix).
-    pub fn wants(&self, key: &str) -> bool {
+    pub(super) fn wants(&self, key: &str) -> bool {
         let relative = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
         match self.set.matches(relative).last() {
             Some(&rule) => self.includes[rule],
@@ -103,7 +103,7 @@ impl Globs {
     /// The full-key literal every wanted key starts with, if any. When every wanted key
     /// must match an include, the literal text that all includes start with narrows the
     /// listing, as a regex's anchored literal does.
-    pub fn head(&self) -> Option<String> {
+    pub(super) fn head(&self) -> Option<String> {
         self.head.as_ref().map(|h| format!("{}{h}", self.prefix))
     }
 }

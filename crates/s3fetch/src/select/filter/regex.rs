@@ -15,7 +15,7 @@ pub(super) enum Matcher {
 }
 
 impl Matcher {
-    pub fn is_match(&self, key: &str) -> bool {
+    pub(super) fn is_match(&self, key: &str) -> bool {
         match self {
             Matcher::Linear(re) => re.is_match(key),
             Matcher::Fancy(re) => match re.is_match(key) {

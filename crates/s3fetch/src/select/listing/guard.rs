@@ -81,7 +81,7 @@ struct Seam {
 impl Seams {
     /// The range up to `point` ended at `past`, the first key after it (`None`: the prefix
     /// had no more keys).
-    pub fn ended(&mut self, point: &str, past: Option<&str>) -> Result<(), Disorder> {
+    pub(super) fn ended(&mut self, point: &str, past: Option<&str>) -> Result<(), Disorder> {
         let seam = self.0.entry(point.to_owned()).or_default();
         seam.ended = Some(past.map(str::to_owned));
         self.settle(point)
@@ -89,7 +89,7 @@ impl Seams {
 
     /// The range after `point` began with `first` (`None`: it held no key). A range listed
     /// within a sub-folder sees only that folder, so only a key it found counts.
-    pub fn began(
+    pub(super) fn began(
         &mut self,
         point: &str,
         first: Option<&str>,
@@ -219,7 +219,7 @@ impl Default for Sent {
 
 impl Sent {
     /// A record that keeps nothing until [`Sent::remember`]: memory stays flat.
-    pub fn forgetful() -> Self {
+    pub(super) fn forgetful() -> Self {
         Sent {
             remember: false,
             ..Sent::default()
@@ -227,7 +227,7 @@ impl Sent {
     }
 
     /// Keeps every key from now on.
-    pub fn remember(&mut self) {
+    pub(super) fn remember(&mut self) {
         self.remember = true;
     }
 
@@ -236,7 +236,7 @@ impl Sent {
     }
 
     /// Records `key`; false if it was sent before (as far as the record knows).
-    pub fn insert(&mut self, key: &str) -> bool {
+    pub(super) fn insert(&mut self, key: &str) -> bool {
         if !self.remember {
             self.forgotten += 1;
             return true;
@@ -245,17 +245,17 @@ impl Sent {
         self.keys.insert(hash)
     }
 
-    pub fn contains(&self, key: &str) -> bool {
+    pub(super) fn contains(&self, key: &str) -> bool {
         self.keys.contains(&self.hash(key))
     }
 
     /// Keys sent: those remembered, and those sent while none were.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.keys.len() + self.forgotten
     }
 
     /// Keys sent while none were remembered: a listing that starts over may send them again.
-    pub fn forgotten(&self) -> usize {
+    pub(super) fn forgotten(&self) -> usize {
         self.forgotten
     }
 }

@@ -82,11 +82,11 @@ impl RequestBudget {
     }
 
     /// New ranges that may be opened now.
-    pub fn available(&self) -> usize {
+    pub(super) fn available(&self) -> usize {
         self.allowed().saturating_sub(self.opened)
     }
 
-    pub fn can_open(&self, n: usize) -> bool {
+    pub(super) fn can_open(&self, n: usize) -> bool {
         self.available() >= n
     }
 }

@@ -19,12 +19,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The S3 URI is not of the form `s3://bucket[/prefix]`.
     #[error("invalid S3 URI {uri:?}: {reason}")]
-    InvalidUri { uri: String, reason: &'static str },
+    InvalidUri {
+        /// The URI as given.
+        uri: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 
     /// The key filter did not compile.
     #[error("invalid regex {pattern:?}")]
     InvalidRegex {
+        /// The pattern as given.
         pattern: String,
+        /// The regex compiler's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -34,15 +41,20 @@ pub enum Error {
     /// flag is the same with dashes (`--concurrent-downloads`).
     #[error("{option} {reason}")]
     InvalidOption {
+        /// The option's name (`concurrent_downloads`).
         option: &'static str,
+        /// What is wrong with its value.
         reason: String,
     },
 
     /// The download directory is missing, not a directory or not writable.
     #[error("download directory {}: {problem}", path.display())]
     DownloadDir {
+        /// The download directory.
         path: PathBuf,
+        /// What is wrong with it.
         problem: DirProblem,
+        /// The I/O error that showed the problem, if one did.
         #[source]
         source: Option<std::io::Error>,
     },
@@ -51,9 +63,13 @@ pub enum Error {
     /// not be listed starts (`None`: at the start of the prefix).
     #[error("listing s3://{bucket}/{prefix} failed{}", after.as_ref().map(|a| format!(" (the keys after {a:?})")).unwrap_or_default())]
     List {
+        /// The bucket being listed.
         bucket: String,
+        /// The prefix being listed (empty for the whole bucket).
         prefix: String,
+        /// The key the failed page starts after; `None` for the start of the prefix.
         after: Option<String>,
+        /// The failed request's error.
         #[source]
         source: ServiceError,
     },
@@ -61,8 +77,11 @@ pub enum Error {
     /// Fetching one object failed.
     #[error("GET s3://{bucket}/{key} failed")]
     Get {
+        /// The bucket the request was for.
         bucket: String,
+        /// The object's key.
         key: String,
+        /// The failed request's error.
         #[source]
         source: ServiceError,
     },
@@ -71,15 +90,24 @@ pub enum Error {
     /// folder name is also a key).
     #[error("HEAD s3://{bucket}/{key} failed")]
     Head {
+        /// The bucket the request was for.
         bucket: String,
+        /// The key the request was for.
         key: String,
+        /// The failed request's error.
         #[source]
         source: ServiceError,
     },
 
     /// The key cannot be mapped to a path inside the download directory.
     #[error("refusing key {key:?}: {reason}")]
-    UnsafeKey { key: String, reason: String },
+    UnsafeKey {
+        /// The refused key.
+        key: String,
+        /// Why it was refused (a `..` segment, a NUL byte, an over-long name, a symlink in the
+        /// way, ...).
+        reason: String,
+    },
 
     /// Two keys of the run want one local path: `key` needs a directory where `file_key` is
     /// downloaded as a file (see the crate's `folders` module: the file wins).
@@ -88,17 +116,25 @@ pub enum Error {
         path.display()
     )]
     Conflict {
+        /// The key that is not downloaded: it needs `path` to be a directory.
         key: String,
+        /// The key downloaded to `path` as a file.
         file_key: String,
+        /// The local path both keys want.
         path: PathBuf,
     },
 
     /// A local file-system operation failed for one object.
     #[error("{action} {} for key {key:?}", path.display())]
     Io {
+        /// The key of the object the operation was for.
         key: String,
+        /// What was being done, as the start of the message (`creating`, `writing`,
+        /// `renaming into place`, ...).
         action: &'static str,
+        /// The local path the operation was on.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -106,7 +142,9 @@ pub enum Error {
     /// A file the run was asked to write about itself (`failed_keys`) could not be written.
     #[error("writing {}", path.display())]
     Output {
+        /// The file that could not be written.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -114,18 +152,31 @@ pub enum Error {
     /// The bytes received do not match the checksum the server sent.
     #[error("s3://{bucket}/{key}: {reason}")]
     Checksum {
+        /// The bucket the object is in.
         bucket: String,
+        /// The object's key.
         key: String,
+        /// The checksum the server sent and the one the bytes received give.
         reason: String,
     },
 
     /// An S3 Inventory report (`inventory`) could not be read: the run stops.
     #[error("reading the inventory {uri} failed: {reason}")]
-    Inventory { uri: String, reason: String },
+    Inventory {
+        /// The manifest's URI (`s3://bucket/path/manifest.json`).
+        uri: String,
+        /// What could not be read, and why.
+        reason: String,
+    },
 
     /// A request got no response, or a body no bytes, in time.
     #[error("timed out: {reason}")]
-    Timeout { key: Option<String>, reason: String },
+    Timeout {
+        /// The key the request was for; `None` for a LIST request.
+        key: Option<String>,
+        /// Which request timed out, and after how long.
+        reason: String,
+    },
 
     /// The async runtime of [`Downloader::run_blocking`](crate::Downloader::run_blocking)
     /// could not start.

@@ -54,7 +54,7 @@
 //! `s3fetch-testkit` crate); `tests/engine.rs` is a runnable tour of it.
 
 // The stages and the ground they stand on: docs/architecture.md draws which imports which.
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod checksum;
 mod error;

@@ -61,6 +61,7 @@ impl ChecksumMode {
     /// Every value's name, as [`str::parse`] takes them.
     pub const NAMES: [&'static str; 2] = ["enabled", "disabled"];
 
+    /// The mode's name (`enabled`, `disabled`), as [`str::parse`] takes it.
     pub fn as_str(self) -> &'static str {
         match self {
             ChecksumMode::Enabled => "enabled",
@@ -106,6 +107,7 @@ impl Compare {
     /// Every value's name, as [`str::parse`] takes them.
     pub const NAMES: [&'static str; 2] = ["mtime", "etag"];
 
+    /// The value's name (`mtime`, `etag`), as [`str::parse`] takes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Compare::Mtime => "mtime",
@@ -139,6 +141,7 @@ impl std::str::FromStr for Compare {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DownloadOptions {
+    /// The bucket and prefix to download: `s3://bucket/prefix`.
     pub uri: S3Uri,
     /// Must exist; default: the current directory.
     pub download_dir: PathBuf,
@@ -259,11 +262,14 @@ impl DownloadOptions {
         }
     }
 
+    /// The directory files are written to; it must exist. Default: the current directory.
     pub fn download_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.download_dir = dir.into();
         self
     }
 
+    /// Download only keys in which this regex matches (searched, not anchored, in the full
+    /// key). Default: every key.
     pub fn regex(mut self, regex: impl Into<String>) -> Self {
         self.regex = Some(regex.into());
         self
@@ -281,51 +287,63 @@ impl DownloadOptions {
         self
     }
 
+    /// Download only objects of at least `bytes` bytes.
     pub fn min_size(mut self, bytes: u64) -> Self {
         self.min_size = Some(bytes);
         self
     }
 
+    /// Download only objects of at most `bytes` bytes.
     pub fn max_size(mut self, bytes: u64) -> Self {
         self.max_size = Some(bytes);
         self
     }
 
+    /// Download only objects last modified at or after `time`.
     pub fn newer_than(mut self, time: SystemTime) -> Self {
         self.newer_than = Some(time);
         self
     }
 
+    /// Download only objects last modified before `time`.
     pub fn older_than(mut self, time: SystemTime) -> Self {
         self.older_than = Some(time);
         self
     }
 
+    /// Take only this shard of the selected keys (see [`Shard`]). Default: every key.
     pub fn shard(mut self, shard: Shard) -> Self {
         self.shard = Some(shard);
         self
     }
 
+    /// How the shard deals out keys. Default: by hash without a plan, by range with one.
     pub fn shard_by(mut self, by: ShardBy) -> Self {
         self.shard_by = Some(by);
         self
     }
 
+    /// The split points of range shards (`s3fetch plan`); needs a `shard`.
     pub fn plan(mut self, plan: Plan) -> Self {
         self.plan = Some(plan);
         self
     }
 
+    /// Whether to try objects in an archive storage class that are not restored instead of
+    /// skipping them. Default: `false`.
     pub fn include_archived(mut self, yes: bool) -> Self {
         self.include_archived = yes;
         self
     }
 
+    /// Downloads in flight at once, at least 1. Default: [`DEFAULT_CONCURRENCY`] (256).
     pub fn concurrent_downloads(mut self, n: usize) -> Self {
         self.concurrent_downloads = n;
         self
     }
 
+    /// List requests in flight at once, at least 1; 1 lists sequentially. Default:
+    /// [`DEFAULT_LIST_CONCURRENCY`] (64).
     pub fn list_concurrency(mut self, n: usize) -> Self {
         self.list_concurrency = n;
         self
@@ -337,6 +355,8 @@ impl DownloadOptions {
         self
     }
 
+    /// Size of each ranged part, in bytes (1 byte to 1 PiB). Default: [`DEFAULT_PART_SIZE`]
+    /// (8 MiB).
     pub fn part_size(mut self, part_size: u64) -> Self {
         self.part_size = part_size;
         self
@@ -355,46 +375,61 @@ impl DownloadOptions {
         self
     }
 
+    /// Whether to verify objects against S3's checksums. Default: [`ChecksumMode::Enabled`].
     pub fn checksum_mode(mut self, mode: ChecksumMode) -> Self {
         self.checksum_mode = mode;
         self
     }
 
+    /// The separator of "directories" in keys; must not be empty, and must be `/` for a
+    /// directory bucket. Default: [`DEFAULT_DELIMITER`] (`/`).
     pub fn delimiter(mut self, delimiter: impl Into<String>) -> Self {
         self.delimiter = delimiter.into();
         self
     }
 
+    /// List and report what would be downloaded, and write nothing. Default: `false`.
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
     }
 
+    /// Skip an object whose file exists with the object's size (no GET). Default: `false`.
     pub fn skip_existing(mut self, skip: bool) -> Self {
         self.skip_existing = skip;
         self
     }
 
+    /// Skip an object whose file exists with the object's size and modification time. Default:
+    /// `false`.
     pub fn sync(mut self, sync: bool) -> Self {
         self.sync = sync;
         self
     }
 
+    /// What `sync` compares besides the size; [`Compare::Etag`] implies `sync`. Default:
+    /// [`Compare::Mtime`].
     pub fn compare(mut self, compare: Compare) -> Self {
         self.compare = compare;
         self
     }
 
+    /// Whether to set each file's modification time to its object's LastModified. Default:
+    /// `true`.
     pub fn preserve_mtime(mut self, preserve: bool) -> Self {
         self.preserve_mtime = preserve;
         self
     }
 
+    /// Whether to continue large downloads an earlier run left unfinished and keep this run's
+    /// unfinished ones resumable. Default: `true`.
     pub fn resume(mut self, resume: bool) -> Self {
         self.resume = resume;
         self
     }
 
+    /// Write the key of every object that failed to this file when the run ends, one per line;
+    /// its directory must exist. Default: none.
     pub fn failed_keys(mut self, path: impl Into<PathBuf>) -> Self {
         self.failed_keys = Some(path.into());
         self
@@ -412,21 +447,26 @@ impl DownloadOptions {
         self
     }
 
+    /// Agree to pay for the requests to a requester-pays bucket. Default: not agreed.
     pub fn request_payer(mut self, payer: RequestPayer) -> Self {
         self.request_payer = Some(payer);
         self
     }
 
+    /// How to build the S3 client, unless `client` gives one. Default:
+    /// [`ClientOptions::default`].
     pub fn client_options(mut self, options: ClientOptions) -> Self {
         self.client_options = options;
         self
     }
 
+    /// A ready S3 client to use instead of building one from `client_options`.
     pub fn client(mut self, client: Client) -> Self {
         self.client = Some(client);
         self
     }
 
+    /// The token that stops the run when cancelled. Default: a new token nobody else holds.
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.cancel = token;
         self

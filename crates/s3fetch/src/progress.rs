@@ -16,6 +16,7 @@ use crate::s3::retry::RetryStats;
 /// What became of one object.
 #[derive(Debug)]
 pub struct DownloadResult {
+    /// The object's key.
     pub key: String,
     /// Where the object was (or would have been) written; `None` when the key was refused.
     pub dest: Option<PathBuf>,
@@ -26,6 +27,7 @@ pub struct DownloadResult {
     pub etag: Option<String>,
     /// From the object's turn to its outcome (its GETs, the write and the rename).
     pub elapsed: Duration,
+    /// Downloaded, skipped or failed.
     pub outcome: Outcome,
 }
 
@@ -117,6 +119,8 @@ pub struct Summary {
     pub shard: Option<crate::keyspace::Shard>,
     /// A range shard's keys (from its plan); `None` for a hash shard or no shard.
     pub shard_range: Option<crate::keyspace::KeyRange>,
+    /// How long the run took, from the start of [`Downloader::run`](crate::Downloader::run)
+    /// to the summary.
     pub elapsed: Duration,
     /// One entry per object that failed, in the order they failed.
     pub failures: Vec<Failure>,
@@ -150,7 +154,9 @@ impl Summary {
 /// An object that could not be downloaded.
 #[derive(Debug)]
 pub struct Failure {
+    /// The object's key.
     pub key: String,
+    /// Why it failed.
     pub error: Error,
 }
 

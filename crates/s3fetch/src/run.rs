@@ -49,6 +49,7 @@ pub struct Downloader {
 }
 
 impl Downloader {
+    /// A run of `options` that sends progress events nowhere until `reporter` is set.
     pub fn new(options: DownloadOptions) -> Self {
         Downloader {
             options,

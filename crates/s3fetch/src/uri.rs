@@ -6,7 +6,9 @@ use crate::error::{Error, Result};
 /// name (`data/2024-`) or an exact key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Uri {
+    /// The bucket name.
     pub bucket: String,
+    /// Everything after the bucket name and its `/`, verbatim; empty for the whole bucket.
     pub prefix: String,
 }
 

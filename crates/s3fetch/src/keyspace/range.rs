@@ -10,11 +10,14 @@ use std::ops::Bound::{Excluded, Unbounded};
 /// end to end, so together they hold every key there is or will be.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRange {
+    /// The key the range starts after (not in the range); `None`: from the first key.
     pub after: Option<String>,
+    /// The last key of the range (in the range); `None`: to the last key.
     pub upto: Option<String>,
 }
 
 impl KeyRange {
+    /// Whether `key` is in the range: `after < key <= upto`.
     pub fn contains(&self, key: &str) -> bool {
         self.after.as_deref().is_none_or(|after| key > after)
             && self.upto.as_deref().is_none_or(|upto| key <= upto)

@@ -32,6 +32,7 @@ impl ShardBy {
         }
     }
 
+    /// The value's name (`hash`, `range`), as [`ShardBy::parse`] takes it.
     pub fn as_str(self) -> &'static str {
         match self {
             ShardBy::Hash => "hash",
@@ -52,7 +53,9 @@ impl std::fmt::Display for ShardBy {
 /// The K-th of N parts of the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
+    /// K: which shard this is, counting from 0; less than `count`.
     pub index: u32,
+    /// N: how many shards share the keys, at least 1.
     pub count: u32,
 }
 

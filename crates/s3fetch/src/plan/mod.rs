@@ -171,6 +171,7 @@ impl Plan {
 /// What `s3fetch plan` needs: the URI to split, into how many shards, and from what.
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
+    /// The bucket and prefix to split.
     pub uri: S3Uri,
     /// N, at least 1.
     pub shards: u32,
@@ -178,15 +179,20 @@ pub struct PlanOptions {
     pub inventory: Option<S3Uri>,
     /// Most LIST requests the sampling may send (default: 8 + 2N).
     pub max_requests: Option<u64>,
+    /// Retries, backoff and timeouts of the plan's requests. Default: [`RetryPolicy::default`].
     pub retry: RetryPolicy,
     /// Agree to pay for the requests (requester-pays buckets).
     pub request_payer: Option<RequestPayer>,
+    /// How to build the S3 client, unless `client` is given. Default:
+    /// [`ClientOptions::default`].
     pub client_options: ClientOptions,
     /// A ready client; overrides `client_options`.
     pub client: Option<Client>,
 }
 
 impl PlanOptions {
+    /// Options to split `uri` into `shards` range shards by sampling its listing, with every
+    /// other default.
     pub fn new(uri: S3Uri, shards: u32) -> Self {
         PlanOptions {
             uri,
@@ -200,11 +206,14 @@ impl PlanOptions {
         }
     }
 
+    /// Agree to pay for the requests to a requester-pays bucket.
     pub fn request_payer(mut self, payer: RequestPayer) -> Self {
         self.request_payer = Some(payer);
         self
     }
 
+    /// Split exactly by the keys of this S3 Inventory report (its manifest:
+    /// `s3://bucket/path/manifest.json`), with no LIST request.
     pub fn inventory(mut self, manifest: S3Uri) -> Self {
         self.inventory = Some(manifest);
         self

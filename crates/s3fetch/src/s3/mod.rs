@@ -45,10 +45,12 @@ const REQUEST_PAYER: &str = "x-amz-request-payer";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestPayer {
+    /// The caller pays for the requests (`x-amz-request-payer: requester`).
     Requester,
 }
 
 impl RequestPayer {
+    /// The value's name (`requester`), as [`str::parse`] takes it.
     pub fn as_str(self) -> &'static str {
         match self {
             RequestPayer::Requester => "requester",

@@ -58,6 +58,7 @@ pub struct RetryPolicy {
     pub retries: u32,
     /// First backoff ceiling; doubled each retry (full jitter: a random wait up to it).
     pub base_delay: Duration,
+    /// Largest backoff ceiling: the doubling of `base_delay` stops here. Default: 10 s.
     pub max_delay: Duration,
     /// Longest wait for a response's head.
     pub attempt_timeout: Duration,

@@ -16,7 +16,9 @@ use crate::error::{Error, Result};
 /// the top), `[abc]`, `{a,b}`, and `\` escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GlobRule {
+    /// Keys the pattern matches are downloaded, unless a later rule excludes them.
     Include(String),
+    /// Keys the pattern matches are not downloaded, unless a later rule includes them.
     Exclude(String),
 }
 

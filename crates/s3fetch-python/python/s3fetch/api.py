@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     P = ParamSpec("P")
     R = TypeVar("R")
 
+    from ._progress import ProgressBar
     from ._protocol import ProgressProtocol
     from .s3 import DownloadResult
 
@@ -89,6 +90,7 @@ def download(
     client: Any = None,
     on_complete: Callable[[str], None] | None = None,
     progress_tracker: ProgressProtocol | None = None,
+    progress: bool = False,
     on_result: Callable[[DownloadResult], None] | None = None,
     concurrent_downloads: int | None = None,
     list_concurrency: int | None = None,
@@ -168,6 +170,9 @@ def download(
         progress_tracker: Gets ``increment_found()`` per selected key and
             ``increment_downloaded(size)`` per downloaded object (see
             :class:`s3fetch.utils.ProgressTracker`).
+        progress: Show a progress bar while the run goes: tqdm's (in a terminal, or a
+            widget in Jupyter) when tqdm is installed, else one line on stderr rewritten in
+            place; files done of files found, and bytes. Works beside ``progress_tracker``.
         on_result: Called with a :class:`s3fetch.DownloadResult` per object, success or
             failure.
         concurrent_downloads: Downloads in flight at once (default 256).
@@ -235,8 +240,12 @@ def download(
                                      regex=r"\.csv$", threads=20)
 
     """
-    run, dispatch = _start(locals())
-    return run.wait(dispatch)
+    run, dispatch, bar = _start(locals())
+    try:
+        return run.wait(dispatch)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 @_same_signature(download)
@@ -249,7 +258,7 @@ async def download_async(*args: Any, **kwargs: Any) -> tuple[int, Failures]:
     """
     import asyncio
 
-    run, dispatch = _start(_arguments(download, args, kwargs))
+    run, dispatch, bar = _start(_arguments(download, args, kwargs))
     loop = asyncio.get_running_loop()
     waiting = loop.run_in_executor(None, run.wait, dispatch)
     try:
@@ -258,10 +267,17 @@ async def download_async(*args: Any, **kwargs: Any) -> tuple[int, Failures]:
         run.cancel()
         await asyncio.wait([waiting])
         raise
+    finally:
+        if bar is not None:
+            bar.close()
 
 
-def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any, ...]]], None] | None]:
-    """Checks the Python-side arguments (types, callables) and starts the run."""
+def _start(
+    args: dict[str, Any],
+) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any, ...]]], None] | None, ProgressBar | None]:
+    """Checks the Python-side arguments (types, callables) and starts the run; with
+    ``progress``, also the bar to close when it ends.
+    """
     s3_uri = args["s3_uri"]
     if not isinstance(s3_uri, str):
         raise InvalidUriError(f"the S3 URI must be a str like 's3://bucket/prefix', not {type(s3_uri).__name__}")
@@ -280,6 +296,8 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         callable(getattr(tracker, method, None)) for method in ("increment_found", "increment_downloaded")
     ):
         raise InvalidOptionError("progress_tracker needs increment_found() and increment_downloaded(bytes_count)")
+    if not isinstance(args["progress"], bool):
+        raise InvalidOptionError(f"progress must be True or False, not {args['progress']!r}")
 
     for name in ("checksum_mode", "compare", "delimiter"):
         if args[name] is not None and not isinstance(args[name], str):
@@ -329,6 +347,12 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         "output": args["output"],
     }
     dry_run = bool(args["dry_run"])
+    bar = None
+    if args["progress"]:
+        from ._progress import Both, ProgressBar
+
+        bar = ProgressBar(dry_run)
+        tracker = bar if tracker is None else Both(tracker, bar)
     run = _s3fetch.start(
         s3_uri,
         download_dir,
@@ -340,8 +364,8 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         want_skipped=on_result is not None,
     )
     if on_complete is None and tracker is None and on_result is None:
-        return run, None
-    return run, _dispatcher(dry_run, on_complete, tracker, on_result)
+        return run, None, bar
+    return run, _dispatcher(dry_run, on_complete, tracker, on_result), bar
 
 
 def plan(

@@ -89,6 +89,7 @@ impl Settings {
             .skip_existing(args.skip_existing)
             .sync(args.sync)
             .compare(args.compare)
+            .lock(args.lock)
             .preserve_mtime(!args.no_preserve_mtime)
             .resume(!args.no_resume)
             .client_options(client_options);

@@ -117,6 +117,10 @@ pub(crate) fn apply(
                     .extract::<String>()?
                     .parse::<Compare>()
                     .map(|compare| download.compare = compare),
+                "lock" => {
+                    download.lock = value.extract()?;
+                    Ok(())
+                }
                 "preserve_mtime" => {
                     download.preserve_mtime = value.extract()?;
                     Ok(())

@@ -58,6 +58,8 @@ enum Event {
     },
     /// Something to warn the Python user about (see `Reporter::warning`).
     Warning(String),
+    /// Something to tell on `sys.stderr` (see `Reporter::notice`).
+    Notice(String),
     Done(Result<Summary, Error>),
 }
 
@@ -75,6 +77,10 @@ struct Forward {
 impl Reporter for Forward {
     fn warning(&self, message: &str) {
         let _ = self.events.send(Event::Warning(message.to_owned()));
+    }
+
+    fn notice(&self, message: &str) {
+        let _ = self.events.send(Event::Notice(message.to_owned()));
     }
 
     fn object_found(&self, object: &ObjectInfo) {
@@ -181,10 +187,13 @@ impl Run {
                 }
             }
             for event in &batch {
-                if let Event::Warning(message) = event {
-                    if let Err(error) = warn(py, message) {
-                        raised.get_or_insert(error);
-                    }
+                let told = match event {
+                    Event::Warning(message) => warn(py, message),
+                    Event::Notice(message) => tell(py, message),
+                    _ => Ok(()),
+                };
+                if let Err(error) = told {
+                    raised.get_or_insert(error);
                 }
             }
             if !batch.is_empty() {
@@ -232,6 +241,17 @@ fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// Writes `s3fetch: message` on `sys.stderr` (so that a notebook or a redirected
+/// `sys.stderr` shows it).
+fn tell(py: Python<'_>, message: &str) -> PyResult<()> {
+    let stderr = py.import("sys")?.getattr("stderr")?;
+    if !stderr.is_none() {
+        stderr.call_method1("write", (format!("s3fetch: {message}\n"),))?;
+        stderr.call_method0("flush")?;
+    }
+    Ok(())
+}
+
 /// Hands one batch of events to the Python dispatcher as tuples (see `api.py`).
 fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyResult<()> {
     let list = PyList::empty(py);
@@ -265,7 +285,7 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
             )
                 .into_pyobject(py)?
                 .into_any(),
-            Event::Done(_) | Event::Warning(_) => continue,
+            Event::Done(_) | Event::Warning(_) | Event::Notice(_) => continue,
         };
         list.append(tuple)?;
     }

@@ -195,6 +195,11 @@ pub struct DownloadOptions {
     pub sync: bool,
     /// What `sync` compares besides the size; [`Compare::Etag`] implies `sync`.
     pub compare: Compare,
+    /// Take an exclusive lock on the download directory for the run (the file
+    /// `.s3fetch.lock` in it): another run with `lock` into the same directory waits until
+    /// this one is done. Implies `sync`, so that the waiting run fetches only what the first
+    /// one did not; needs `preserve_mtime`. A holder that dies releases the lock.
+    pub lock: bool,
     /// Set each file's modification time to its object's LastModified (default: on).
     pub preserve_mtime: bool,
     /// Continue large downloads that an earlier run left unfinished, and leave this run's
@@ -250,6 +255,7 @@ impl DownloadOptions {
             skip_existing: false,
             sync: false,
             compare: Compare::Mtime,
+            lock: false,
             preserve_mtime: true,
             resume: true,
             failed_keys: None,
@@ -414,6 +420,14 @@ impl DownloadOptions {
         self
     }
 
+    /// Whether to take an exclusive lock on the download directory for the run, so that
+    /// another run with `lock` into it waits, then fetches only what this one did not (implies
+    /// `sync`). Default: `false`.
+    pub fn lock(mut self, lock: bool) -> Self {
+        self.lock = lock;
+        self
+    }
+
     /// Whether to set each file's modification time to its object's LastModified. Default:
     /// `true`.
     pub fn preserve_mtime(mut self, preserve: bool) -> Self {
@@ -548,9 +562,16 @@ impl DownloadOptions {
             Some(path) => Some(read_keys(path, &self.uri.prefix)?),
             None => None,
         };
+        if self.lock && !self.preserve_mtime {
+            return Err(Error::option(
+                "lock",
+                "needs preserve_mtime: a run that waited for the lock skips the files the first one completed by their size and modification time",
+            ));
+        }
         let tuning = Tuning::from_env();
         let dir = DownloadDir::open(&self.download_dir, &tuning)?;
-        let skip = match (self.compare, self.sync, self.skip_existing) {
+        // `lock` implies `sync`: a run that waited for another fetches only what it did not.
+        let skip = match (self.compare, self.sync || self.lock, self.skip_existing) {
             (Compare::Etag, _, _) => Skip::SameSizeTimeAndEtag,
             (Compare::Mtime, true, _) => Skip::SameSizeAndTime,
             (Compare::Mtime, false, true) => Skip::SameSize,
@@ -568,6 +589,8 @@ impl DownloadOptions {
             verify: self.checksum_mode == ChecksumMode::Enabled,
             delimiter: self.delimiter,
             dry_run: self.dry_run,
+            // A dry run writes nothing, so it locks nothing.
+            lock: self.lock && !self.dry_run,
             skip,
             preserve_mtime: self.preserve_mtime,
             include_archived: self.include_archived,
@@ -692,6 +715,8 @@ pub(crate) struct Validated {
     pub verify: bool,
     pub delimiter: String,
     pub dry_run: bool,
+    /// Hold the download directory's lock for the run.
+    pub lock: bool,
     pub skip: Skip,
     pub preserve_mtime: bool,
     pub include_archived: bool,
@@ -842,6 +867,10 @@ mod tests {
             "idle_timeout"
         );
         assert_eq!(named(check(base().delimiter(""))), "delimiter");
+        assert_eq!(
+            named(check(base().lock(true).preserve_mtime(false))),
+            "lock"
+        );
         let client = ClientOptions {
             endpoint_url: Some("ftp://x".into()),
             ..ClientOptions::default()

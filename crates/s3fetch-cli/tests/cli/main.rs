@@ -11,6 +11,7 @@ mod errors;
 mod faults;
 mod help;
 mod interrupt;
+mod lock;
 mod output;
 mod selection;
 mod shards;

@@ -108,6 +108,7 @@ def download(
     skip_existing: bool = False,
     sync: bool = False,
     compare: str | None = None,
+    lock: bool | None = None,
     preserve_mtime: bool | None = None,
     resume: bool | None = None,
     failed_keys: str | os.PathLike[str] | None = None,
@@ -205,6 +206,11 @@ def download(
             — the modification time and the ETag s3fetch recorded on the file (an extended
             attribute, ``user.s3fetch.etag``, else the index ``.s3fetch-etags.jsonl`` in the
             download directory) when it downloaded it; ``"etag"`` implies ``sync``.
+        lock: One download per node: hold an exclusive lock on ``download_dir`` for the run
+            (the file ``.s3fetch.lock`` in it). Another run with ``lock=True`` into the same
+            directory (another process or thread) waits, saying on ``sys.stderr`` for whom,
+            then fetches only what the first did not (``lock`` implies ``sync``). A holder
+            that dies releases the lock (default ``False``).
         preserve_mtime: Set each file's modification time to its object's LastModified
             (default ``True``).
         resume: Continue large downloads an interrupted run left unfinished (partial files
@@ -339,6 +345,7 @@ def _start(
         "skip_existing": bool(args["skip_existing"]) or None,
         "sync": bool(args["sync"]) or None,
         "compare": args["compare"],
+        "lock": None if args["lock"] is None else bool(args["lock"]),
         "preserve_mtime": None if args["preserve_mtime"] is None else bool(args["preserve_mtime"]),
         "resume": None if args["resume"] is None else bool(args["resume"]),
         "failed_keys": _path("failed_keys", args["failed_keys"]),

@@ -315,7 +315,7 @@ impl Bucket {
     }
 
     /// A whole (small) object's bytes, retried, holding a transfer permit: the manifest and
-    /// data files of an inventory.
+    /// data files of an inventory (their bytes within the bandwidth cap too).
     pub(crate) async fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
         let _permit = self.budget.transfer().await?;
         self.retry
@@ -323,7 +323,9 @@ impl Bucket {
                 let mut response = self.get(key, None, None).await?;
                 let mut bytes = Vec::new();
                 while let Some(chunk) = futures::StreamExt::next(&mut response.body).await {
-                    bytes.extend_from_slice(&chunk.map_err(|e| self.get_error(key, e))?);
+                    let chunk = chunk.map_err(|e| self.get_error(key, e))?;
+                    self.budget.received(chunk.len()).await;
+                    bytes.extend_from_slice(&chunk);
                 }
                 Ok(bytes)
             })

@@ -160,6 +160,11 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value_t = ByteSize(s3fetch::DEFAULT_PART_SIZE))]
     pub part_size: ByteSize,
 
+    /// Cap on the bytes per second of all downloads together, e.g. 100MB/s, 1Gbit/s, 500KiB/s
+    /// (bytes per second without a unit); held to within a few percent over any 10 seconds
+    #[arg(long, value_name = "RATE", value_parser = s3fetch::parse_rate)]
+    pub max_bandwidth: Option<u64>,
+
     /// Retries of a request after transient failures (5xx, throttling, timeouts, broken
     /// connections) while nothing else in the run succeeds; while the run makes progress, four
     /// times as many. A broken download resumes from its last byte

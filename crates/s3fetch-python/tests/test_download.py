@@ -329,3 +329,18 @@ def test_public_names_have_docstrings() -> None:
             assert getattr(module, name).__doc__, f"{module.__name__}.{name}"
     assert "s3_uri" in (download.__doc__ or "")
     assert s3fetch.__version__
+
+
+def test_max_bandwidth_caps_the_run(server: Server, dest: Path) -> None:
+    import os
+
+    mib = 1 << 20
+    objects = {"data/a.bin": os.urandom(6 * mib), "data/b.bin": os.urandom(6 * mib)}
+    server.bucket("bkt", objects)
+    for cap, rate in ((4 * mib, 4.0), ("4MiB/s", 4.0)):
+        for path in dest.iterdir():
+            path.unlink()
+        started = time.monotonic()
+        assert download("s3://bkt/data/", dest, endpoint_url=server.endpoint, max_bandwidth=cap) == (2, [])
+        measured = 12 / (time.monotonic() - started)
+        assert abs(measured / rate - 1) <= 0.10, f"{measured:.2f} MiB/s, not {rate} MiB/s"

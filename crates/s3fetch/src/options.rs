@@ -180,6 +180,10 @@ pub struct DownloadOptions {
     pub multipart_threshold: u64,
     /// Size of each ranged part.
     pub part_size: u64,
+    /// Cap on the bytes per second of all response bodies together (`None`: no cap); kept
+    /// to within a few percent over any window of seconds. [`parse_rate`] reads `100MB/s`,
+    /// `1Gbit/s`.
+    pub max_bandwidth: Option<u64>,
     /// Retries, backoff and timeouts.
     pub retry: RetryPolicy,
     /// Verify objects against S3's checksums.
@@ -248,6 +252,7 @@ impl DownloadOptions {
             list_concurrency: DEFAULT_LIST_CONCURRENCY,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
+            max_bandwidth: None,
             retry: RetryPolicy::default(),
             checksum_mode: ChecksumMode::Enabled,
             delimiter: DEFAULT_DELIMITER.into(),
@@ -365,6 +370,13 @@ impl DownloadOptions {
     /// (8 MiB).
     pub fn part_size(mut self, part_size: u64) -> Self {
         self.part_size = part_size;
+        self
+    }
+
+    /// Caps all response bodies together at `bytes_per_sec` bytes per second (at least 1;
+    /// [`parse_rate`] reads `100MB/s`, `1Gbit/s`). Default: no cap.
+    pub fn max_bandwidth(mut self, bytes_per_sec: u64) -> Self {
+        self.max_bandwidth = Some(bytes_per_sec);
         self
     }
 
@@ -508,6 +520,14 @@ impl DownloadOptions {
                 "must be between 1 byte and 1 PiB",
             ));
         }
+        if let Some(rate) = self.max_bandwidth {
+            if rate == 0 || rate > MAX_SIZE {
+                return Err(Error::option(
+                    "max_bandwidth",
+                    "must be between 1 byte and 1 PiB per second",
+                ));
+            }
+        }
         if self.multipart_threshold > MAX_SIZE {
             return Err(Error::option(
                 "multipart_threshold",
@@ -585,6 +605,7 @@ impl DownloadOptions {
             list_concurrency,
             multipart_threshold: self.multipart_threshold,
             part_size: self.part_size,
+            max_bandwidth: self.max_bandwidth,
             retry: self.retry,
             verify: self.checksum_mode == ChecksumMode::Enabled,
             delimiter: self.delimiter,
@@ -711,6 +732,7 @@ pub(crate) struct Validated {
     pub list_concurrency: usize,
     pub multipart_threshold: u64,
     pub part_size: u64,
+    pub max_bandwidth: Option<u64>,
     pub retry: RetryPolicy,
     pub verify: bool,
     pub delimiter: String,
@@ -808,9 +830,84 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Parses a rate in bytes per second: `100MB/s`, `1.5GB/s`, `500KiB/s`, `1Gbit/s`,
+/// `250Mbps`, or plain bytes per second (`1048576`); the `/s` may be left out. Bytes take
+/// `B` (decimal `KB`, `MB`, `GB`, `TB` or binary `KiB`, `MiB`, `GiB`, `TiB`), bits take `bit`
+/// or `bps` (`Kbit`, `Mbit`, `Gbit`: decimal, eight to a byte). From 1 byte to 1 PiB per
+/// second. The reason is returned for the caller to attach to its option's name.
+pub fn parse_rate(text: &str) -> std::result::Result<u64, String> {
+    const EXAMPLES: &str = "examples: 100MB/s, 1.5GB/s, 500KiB/s, 1Gbit/s, 1000000";
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate ({EXAMPLES})"))?;
+    let unit = unit.trim();
+    let unit = unit
+        .strip_suffix("/s")
+        .or_else(|| unit.strip_suffix("/sec"))
+        .unwrap_or(unit)
+        .trim();
+    let (prefix, bits) = if let Some(p) = unit.strip_suffix("bit").or(unit.strip_suffix("bps")) {
+        (p, true)
+    } else if let Some(p) = unit.strip_suffix('B') {
+        (p, false)
+    } else if unit.is_empty() {
+        ("", false)
+    } else if unit.ends_with('b') {
+        return Err(format!(
+            "{text:?}: say B for bytes or bit for bits (100MB/s, 800Mbit/s)"
+        ));
+    } else {
+        return Err(format!("unknown rate unit {unit:?} ({EXAMPLES})"));
+    };
+    let scale: f64 = match (prefix.to_ascii_lowercase().as_str(), bits) {
+        ("", _) => 1.0,
+        ("k", _) => 1e3,
+        ("m", _) => 1e6,
+        ("g", _) => 1e9,
+        ("t", _) => 1e12,
+        ("ki", false) => 1024.0,
+        ("mi", false) => 1024.0 * 1024.0,
+        ("gi", false) => 1024.0 * 1024.0 * 1024.0,
+        ("ti", false) => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("unknown rate unit {unit:?} ({EXAMPLES})")),
+    };
+    let bytes = number * scale / if bits { 8.0 } else { 1.0 };
+    if !(1.0..=MAX_SIZE as f64).contains(&bytes) {
+        return Err(format!(
+            "{text:?} is out of range (1 byte to 1 PiB per second)"
+        ));
+    }
+    Ok(bytes.round() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::ByteSize;
+
+    #[test]
+    fn rates() {
+        use super::parse_rate;
+        assert_eq!(parse_rate("100MB/s"), Ok(100_000_000));
+        assert_eq!(parse_rate("1.5GB/s"), Ok(1_500_000_000));
+        assert_eq!(parse_rate("1Gbit/s"), Ok(125_000_000));
+        assert_eq!(parse_rate("800 Mbps"), Ok(100_000_000));
+        assert_eq!(parse_rate("500KiB/s"), Ok(512_000));
+        assert_eq!(parse_rate("20MiB"), Ok(20 << 20));
+        assert_eq!(parse_rate("1048576"), Ok(1 << 20));
+        assert_eq!(parse_rate(" 1kB/sec "), Ok(1000));
+        for bad in [
+            "", "fast", "0", "0.1", "MB/s", "100Mb/s", "100XB/s", "1Kibit/s", "-5MB/s", "2EB/s",
+        ] {
+            let error = parse_rate(bad).expect_err(bad);
+            assert!(!error.is_empty(), "{bad}");
+        }
+        assert!(parse_rate("100Mb/s").unwrap_err().contains("bit for bits"));
+    }
 
     #[test]
     fn sizes_show_as_people_write_them_and_read_back() {
@@ -862,6 +959,7 @@ mod tests {
         );
         assert_eq!(named(check(base().list_concurrency(0))), "list_concurrency");
         assert_eq!(named(check(base().part_size(0))), "part_size");
+        assert_eq!(named(check(base().max_bandwidth(0))), "max_bandwidth");
         assert_eq!(
             named(check(base().idle_timeout(Duration::ZERO))),
             "idle_timeout"

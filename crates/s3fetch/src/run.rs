@@ -101,10 +101,10 @@ impl Downloader {
         };
         let requests = Requests {
             connection,
-            budget: Arc::new(Budget::new(
-                options.concurrent_downloads,
-                options.list_concurrency,
-            )),
+            budget: Arc::new(
+                Budget::new(options.concurrent_downloads, options.list_concurrency)
+                    .with_bandwidth(options.max_bandwidth),
+            ),
             stats: Arc::new(RetryStats::default()),
             retry: options.retry,
         };

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod bandwidth;
 mod connection;
 mod errors;
 mod faults;

@@ -96,6 +96,7 @@ def download(
     list_concurrency: int | None = None,
     multipart_threshold: int | str | None = None,
     part_size: int | str | None = None,
+    max_bandwidth: int | float | str | None = None,
     retries: int | None = None,
     idle_timeout: float | datetime.timedelta | None = None,
     checksum_mode: str | None = None,
@@ -181,6 +182,9 @@ def download(
         multipart_threshold: Objects larger than this are fetched in ranged parts
             (bytes, or a size such as ``"16MiB"``; default 16 MiB).
         part_size: Size of each ranged part (default 8 MiB).
+        max_bandwidth: Cap on the bytes per second of all downloads together: bytes per
+            second, or a rate such as ``"100MB/s"``, ``"1Gbit/s"``, ``"500KiB/s"`` (default:
+            no cap).
         retries: Retries of each request after a transient failure (default 5).
         idle_timeout: Seconds a download may receive nothing before it is abandoned and
             resumed (default 30; after one second already if other downloads completed
@@ -337,6 +341,7 @@ def _start(
         "list_concurrency": _count("list_concurrency", args["list_concurrency"]),
         "multipart_threshold": _size(args["multipart_threshold"]),
         "part_size": _size(args["part_size"]),
+        "max_bandwidth": _rate(args["max_bandwidth"]),
         "retries": _count("retries", args["retries"]),
         "idle_timeout": _number("idle_timeout", idle_timeout),
         "checksum_mode": args["checksum_mode"],
@@ -536,6 +541,17 @@ def _size(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidOptionError(f"sizes must be an int or a str like '8MiB', not {type(value).__name__}")
     return str(value)
+
+
+def _rate(value: Any) -> str | None:
+    """Rates go to the engine as given: numbers as bytes per second, strings parsed there."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidOptionError(
+            f"max_bandwidth must be bytes per second or a str like '100MB/s', not {type(value).__name__}"
+        )
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _globs(name: str, value: Any) -> list[str]:

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod cat;
 mod connection;
 mod errors;
 mod faults;

@@ -16,7 +16,7 @@ use crate::options::DownloadOptions;
 use crate::progress::Failure;
 
 /// Chunks on their way to the writing thread, at most.
-const CHUNKS_QUEUED: usize = 64;
+const CHUNKS_QUEUED: usize = 4;
 
 /// How `cat` writes the objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -196,3 +196,26 @@ fn bad_input_is_a_usage_error() {
     cmd.args(["cat", "not-a-uri"]);
     common::run_blocking(cmd).assert_exit(2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_a_file_come_sorted_each_sized_by_its_head() {
+    let objects = dataset();
+    let env = env_with(&objects).await;
+    let keys = env.dir().join("keys.txt");
+    std::fs::write(&keys, "data/sub/mid.bin\ndata/a.txt\ndata/big.bin\n").unwrap();
+    let mut args = vec![
+        "cat",
+        "s3://bkt/data/",
+        "--keys-from",
+        keys.to_str().unwrap(),
+    ];
+    args.extend(SMALL_PARTS);
+    let run = env.run(&args).await;
+    run.assert_success();
+    let expected: Vec<u8> = ["data/a.txt", "data/big.bin", "data/sub/mid.bin"]
+        .iter()
+        .flat_map(|k| objects[k].clone())
+        .collect();
+    assert!(run.stdout_bytes() == expected.as_slice(), "bytes differ");
+    assert_eq!(env.server().request_counts().list, 0);
+}

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -26,6 +27,8 @@ pub(crate) const DEFAULT_MEMORY: u64 = 256 << 20;
 const CGROUP_SHARE: u64 = 4;
 const CGROUP_MIN: u64 = 16 << 20;
 const CGROUP_MAX: u64 = 1 << 30;
+/// HEADs of `keys_from` keys in flight ahead of the window at most.
+const HEADS_AHEAD: usize = 64;
 /// Memory is counted in these units (a semaphore's permits).
 const UNIT: u64 = 1024;
 
@@ -144,45 +147,69 @@ impl Window {
     /// gone.
     pub(crate) async fn run(
         self: Arc<Self>,
-        mut rx: mpsc::Receiver<Listed>,
+        rx: mpsc::Receiver<Listed>,
         tx: mpsc::Sender<Pending>,
     ) {
-        while let Some(Listed { mut object, parent }) = rx.recv().await {
-            if object.archived && !self.include_archived {
+        // `keys_from` keys come without sizes: their HEADs run ahead, each in a task of its
+        // own (so a HEAD never waits on the window), the answers taken in order.
+        let window = self.clone();
+        let objects = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|listed| (listed, rx))
+        })
+        .map(move |listed| {
+            let window = window.clone();
+            Task::spawn(async move { Ok(window.sized(listed).await) }).join()
+        })
+        .buffered(match self.from_keys {
+            true => HEADS_AHEAD,
+            false => 1,
+        });
+        let mut objects = std::pin::pin!(objects);
+        while let Some(sized) = objects.next().await {
+            let Ok(Some((Listed { object, parent }, failed))) = sized else {
                 continue;
-            }
-            if self.from_keys {
-                match self.head(&object.key, None).await {
-                    Ok(head) => {
-                        object.size = head.length.unwrap_or(0);
-                        object.etag = head.etag;
-                        object.last_modified = head.last_modified;
-                        if !self.filter.wants_object(&object) {
-                            continue;
-                        }
-                    }
-                    Err(error) => {
-                        let body = PendingBody::Failed(error);
-                        let pending = Pending {
-                            object,
-                            parent,
-                            body,
-                        };
-                        if tx.send(pending).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
+            };
+            let sent = match failed {
+                Some(error) => {
+                    let body = PendingBody::Failed(error);
+                    let pending = Pending {
+                        object,
+                        parent,
+                        body,
+                    };
+                    tx.send(pending).await.is_ok()
                 }
-            }
-            let sent = match object.size > self.threshold {
-                false => self.whole(&object, parent, &tx).await,
-                true => self.parts(&object, parent, &tx).await,
+                None if object.size > self.threshold => self.parts(&object, parent, &tx).await,
+                None => self.whole(&object, parent, &tx).await,
             };
             if !sent {
                 return;
             }
         }
+    }
+
+    /// `listed` with its size, ETag and time from a HEAD for a `keys_from` key (and the
+    /// HEAD's failure, if it failed); `None` for an object left out (archived, or outside
+    /// the size and time limits).
+    async fn sized(&self, listed: Listed) -> Option<(Listed, Option<Error>)> {
+        let Listed { mut object, parent } = listed;
+        if object.archived && !self.include_archived {
+            return None;
+        }
+        if self.from_keys {
+            match self.head(&object.key, None).await {
+                Ok(head) => {
+                    object.size = head.length.unwrap_or(0);
+                    object.etag = head.etag;
+                    object.last_modified = head.last_modified;
+                    if !self.filter.wants_object(&object) {
+                        return None;
+                    }
+                }
+                Err(error) => return Some((Listed { object, parent }, Some(error))),
+            }
+        }
+        Some((Listed { object, parent }, None))
     }
 
     /// A HEAD, holding a transfer permit.

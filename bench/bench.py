@@ -1007,7 +1007,7 @@ def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) 
             return min(peers.items(), key=lambda kv: kv[1]["wall_s"]) if peers else None
 
         # CLI tools are compared with the CLI peers, Python tools with the Python peers.
-        best = best_of(rows, [t for t in CLI_TOOLS if t not in (OURS, SHARDS, RANGES, LIMIT)])
+        best = best_of(rows, [t for t in CLI_TOOLS if t not in (OURS, SHARDS, RANGES, CAT, LIMIT)])
         best_py = best_of(rows, PY_PEERS)
         limit = rows.get(LIMIT)
         limit_wall = limit["wall_s"] if limit and limit["status"] == "OK" else None
@@ -1083,6 +1083,16 @@ def targets(summary: dict) -> list[str]:
     else:
         out.append("- million: listing throughput ≥ 20× sequential; peak RSS ≤ 1.5× needle's "
                    "— not measured (run with `--scenarios million`)")
+    for sc, how, limit in (("large", "`s3fetch cat > /dev/null`", 1.1),
+                           ("small", "`s3fetch cat --format tar | tar -x`", 1.3)):
+        ours, cat = row(sc, OURS), row(sc, CAT)
+        if ours and cat:
+            a = cat["wall_s"] / ours["wall_s"]
+            out.append(f"- {sc} through {how}: wall ≤ {limit}× the download's — {a:.3f}× "
+                       f"(peak RSS {cat['rss_mib']:.1f} MiB): **{verdict(a <= limit)}**")
+        else:
+            out.append(f"- {sc} through {how}: wall ≤ {limit}× the download's — not measured "
+                       f"(`--tools s3fetch,{CAT}`)")
     out += list_targets(summary)
     out += sync_targets(summary)
     return out

@@ -190,6 +190,7 @@ pub fn run(mut args: Vec<OsString>) -> u8 {
 async fn cat((mut options, format): (DownloadOptions, CatFormat)) -> u8 {
     let cancel = CancellationToken::new();
     options.cancel = cancel.clone();
+    let uri = options.uri.clone();
     let signals = tokio::spawn(crate::signal::cancel_on_signal(cancel.clone()));
     let result = s3fetch::cat(options, format, std::io::stdout()).await;
     signals.abort();
@@ -200,6 +201,9 @@ async fn cat((mut options, format): (DownloadOptions, CatFormat)) -> u8 {
             }
             if cancel.is_cancelled() {
                 return exit::INTERRUPTED;
+            }
+            if summary.objects == 0 && summary.failures.is_empty() && !summary.closed {
+                eprintln!("no objects under {uri} matched: nothing written");
             }
             match summary.failures.len() {
                 0 => exit::SUCCESS,

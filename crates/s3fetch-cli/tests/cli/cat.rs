@@ -186,6 +186,17 @@ async fn a_small_object_that_fails_is_left_out_and_named() {
     assert!(run.stdout_bytes() == expected.as_slice(), "bytes differ");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_selected_writes_nothing_and_says_so() {
+    let env = env_with(&dataset()).await;
+    let run = env
+        .run(&["cat", "s3://bkt/data/", "--regex", "nothing"])
+        .await;
+    run.assert_success()
+        .assert_stderr_contains("no objects under s3://bkt/data/ matched");
+    assert!(run.stdout_bytes().is_empty());
+}
+
 #[test]
 fn bad_input_is_a_usage_error() {
     let home = tempfile::tempdir().unwrap();

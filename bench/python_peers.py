@@ -103,8 +103,10 @@ def run_py_s3fetch(a) -> int:
     from s3fetch import download
 
     tls = {"ca_bundle": a.ca_bundle} if a.ca_bundle else {}
+    # S3FETCH_BENCH_PROGRESS=1: the same with download(progress=True), the bar's cost.
+    progress = os.environ.get("S3FETCH_BENCH_PROGRESS") == "1"
     n, failures = download(f"s3://{a.bucket}/", a.dest, regex=a.regex, endpoint_url=a.endpoint,
-                           **tls)
+                           progress=progress, **tls)
     report_failures(failures)
     return n
 

@@ -19,7 +19,7 @@ rm -rf "$wheels" "$venv"
 echo "== building the wheel ($profile)" >&2
 MATURIN_PEP517_ARGS="--profile $profile" "$python" -m pip wheel --no-deps -q -w "$wheels" "./$package"
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "$wheels"/s3fetch-*.whl pytest boto3 ruff mypy pyyaml distributed
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "$wheels"/s3fetch-*.whl pytest boto3 ruff mypy pyyaml distributed tqdm "ray==2.60.0"
 echo "== ruff, mypy" >&2
 (
     cd "$package"

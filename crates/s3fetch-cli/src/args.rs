@@ -36,6 +36,9 @@ Examples:
   # Run again later: fetch only what is new or changed (size and modification time)
   s3fetch s3://my-bucket/datasets/ --download-dir ./data --sync
 
+  # The same command on every rank of a node: the first downloads, the others wait for it
+  s3fetch s3://my-bucket/datasets/ --download-dir /local/data --lock
+
   # One job over 8 machines, each listing only its own key range (K = 0..7)
   s3fetch plan s3://my-bucket/datasets/ --shards 8 > plan.json
   s3fetch s3://my-bucket/datasets/ --shard K/8 --plan plan.json
@@ -159,6 +162,11 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value_t = ByteSize(s3fetch::DEFAULT_PART_SIZE))]
     pub part_size: ByteSize,
 
+    /// Cap on the bytes per second of all downloads together, e.g. 100MB/s, 1Gbit/s, 500KiB/s
+    /// (bytes per second without a unit); held to within a few percent over any 10 seconds
+    #[arg(long, value_name = "RATE", value_parser = s3fetch::parse_rate)]
+    pub max_bandwidth: Option<u64>,
+
     /// Retries of a request after transient failures (5xx, throttling, timeouts, broken
     /// connections) while nothing else in the run succeeds; while the run makes progress, four
     /// times as many. A broken download resumes from its last byte
@@ -212,6 +220,13 @@ pub struct Args {
     #[arg(long, value_name = "WHAT", default_value_t = Compare::default(),
           value_parser = PossibleValuesParser::new(Compare::NAMES).map(|c| c.parse::<Compare>().expect("one of its names")))]
     pub compare: Compare,
+
+    /// One download per node: hold an exclusive lock on the download directory for the run
+    /// (the file .s3fetch.lock in it). Another s3fetch with --lock into the same directory
+    /// waits, saying for whom, then fetches only what the first did not (--lock implies
+    /// --sync). A holder that dies releases the lock
+    #[arg(long)]
+    pub lock: bool,
 
     /// Leave each file's modification time at the time of download, instead of the object's
     /// LastModified

@@ -128,6 +128,10 @@ struct CatArgs {
     #[arg(long, value_name = "SIZE", default_value_t = ByteSize(s3fetch::DEFAULT_PART_SIZE))]
     part_size: ByteSize,
 
+    /// Cap on the bytes per second of all requests together (e.g. 100MB/s, 1Gbit/s)
+    #[arg(long, value_name = "RATE", value_parser = s3fetch::parse_rate)]
+    max_bandwidth: Option<u64>,
+
     /// Retries of a request after transient failures
     #[arg(long, value_name = "N", default_value_t = s3fetch::DEFAULT_RETRIES)]
     retries: u32,
@@ -282,5 +286,6 @@ fn options(args: CatArgs) -> Result<(DownloadOptions, CatFormat), s3fetch::Error
     options.inventory = args.inventory;
     options.keys_from = args.keys_from;
     options.request_payer = request_payer;
+    options.max_bandwidth = args.max_bandwidth;
     Ok((options, args.format))
 }

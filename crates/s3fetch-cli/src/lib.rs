@@ -83,8 +83,10 @@ async fn download(settings: Settings) -> u8 {
     let signals = tokio::spawn(signal::cancel_on_signal(cancel.clone()));
 
     let uri = options.uri.clone();
-    let skipping =
-        options.skip_existing || options.sync || options.compare == s3fetch::Compare::Etag;
+    let skipping = options.skip_existing
+        || options.sync
+        || options.lock
+        || options.compare == s3fetch::Compare::Etag;
     let console = Console::new(output, options.dry_run, skipping);
     let live = console.start_live_updates();
     let result = Downloader::new(options)

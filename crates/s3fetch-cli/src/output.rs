@@ -167,6 +167,10 @@ impl Reporter for Console {
         self.err(&format!("warning: {message}"));
     }
 
+    fn notice(&self, message: &str) {
+        self.err(&format!("note: {message}"));
+    }
+
     fn object_found(&self, object: &ObjectInfo) {
         if let Some(json) = &self.json {
             json.object_found(object);

@@ -89,9 +89,11 @@ impl Settings {
             .skip_existing(args.skip_existing)
             .sync(args.sync)
             .compare(args.compare)
+            .lock(args.lock)
             .preserve_mtime(!args.no_preserve_mtime)
             .resume(!args.no_resume)
             .client_options(client_options);
+        options.max_bandwidth = args.max_bandwidth;
         options.regex = args.regex;
         options.globs = args.globs;
         options.min_size = args.min_size;

@@ -82,6 +82,12 @@ pub(crate) fn apply(
                 "part_size" => {
                     size("part_size", &value.extract::<String>()?).map(|n| download.part_size = n)
                 }
+                "max_bandwidth" => s3fetch::parse_rate(&value.extract::<String>()?)
+                    .map(|rate| download.max_bandwidth = Some(rate))
+                    .map_err(|reason| Error::InvalidOption {
+                        option: "max_bandwidth",
+                        reason,
+                    }),
                 "retries" => {
                     download.retry.retries = value.extract()?;
                     Ok(())
@@ -117,6 +123,10 @@ pub(crate) fn apply(
                     .extract::<String>()?
                     .parse::<Compare>()
                     .map(|compare| download.compare = compare),
+                "lock" => {
+                    download.lock = value.extract()?;
+                    Ok(())
+                }
                 "preserve_mtime" => {
                     download.preserve_mtime = value.extract()?;
                     Ok(())

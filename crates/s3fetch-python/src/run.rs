@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -28,6 +28,9 @@ use crate::runtime;
 
 /// How often `wait` wakes up without events to check for Ctrl-C.
 pub(crate) const TICK: Duration = Duration::from_millis(50);
+/// How long events are gathered into one batch after the first: callbacks run at most this
+/// late, and Python wakes at most 50 times a second while events flow.
+const GATHER: Duration = Duration::from_millis(20);
 /// Events in the channel at most; also the largest batch handed to Python. The channel is
 /// bounded: a slow callback makes the engine wait instead of queueing events without limit.
 const EVENTS: usize = 4096;
@@ -58,8 +61,13 @@ enum Event {
     },
     /// Something to warn the Python user about (see `Reporter::warning`).
     Warning(String),
-    Done(Result<Summary, Error>),
+    /// Something to tell on `sys.stderr` (see `Reporter::notice`).
+    Notice(String),
+    Done(Finished),
 }
+
+/// How a run ended.
+type Finished = Result<Summary, Error>;
 
 /// Sends the events Python asked for into the channel.
 struct Forward {
@@ -75,6 +83,10 @@ struct Forward {
 impl Reporter for Forward {
     fn warning(&self, message: &str) {
         let _ = self.events.send(Event::Warning(message.to_owned()));
+    }
+
+    fn notice(&self, message: &str) {
+        let _ = self.events.send(Event::Notice(message.to_owned()));
     }
 
     fn object_found(&self, object: &ObjectInfo) {
@@ -153,24 +165,15 @@ impl Run {
         let mut raised: Option<PyErr> = None;
         let mut batch = Vec::new();
         let outcome = loop {
+            let (received, receiver, gathered) = py.detach(move || {
+                let received = gather(&events, &mut batch);
+                (received, events, batch)
+            });
+            (events, batch) = (receiver, gathered);
             let mut done = None;
-            let (received, receiver) = py.detach(move || (events.recv_timeout(TICK), events));
-            events = receiver;
             match received {
-                Ok(Event::Done(outcome)) => done = Some(outcome),
-                Ok(event) => {
-                    batch.push(event);
-                    while batch.len() < EVENTS {
-                        match events.try_recv() {
-                            Ok(Event::Done(outcome)) => {
-                                done = Some(outcome);
-                                break;
-                            }
-                            Ok(event) => batch.push(event),
-                            Err(_) => break,
-                        }
-                    }
-                }
+                Ok(Some(outcome)) => done = Some(outcome),
+                Ok(None) => {}
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     break Err(errors::exception(
@@ -181,10 +184,13 @@ impl Run {
                 }
             }
             for event in &batch {
-                if let Event::Warning(message) = event {
-                    if let Err(error) = warn(py, message) {
-                        raised.get_or_insert(error);
-                    }
+                let told = match event {
+                    Event::Warning(message) => warn(py, message),
+                    Event::Notice(message) => tell(py, message),
+                    _ => Ok(()),
+                };
+                if let Err(error) = told {
+                    raised.get_or_insert(error);
                 }
             }
             if !batch.is_empty() {
@@ -225,10 +231,48 @@ impl Drop for Run {
 
 /// `warnings.warn(message, s3fetch.exceptions.S3FetchWarning)`, pointing at the caller of
 /// `download()`.
+/// Waits up to [`TICK`] for an event, then gathers what else arrives within [`GATHER`] of it
+/// (or until [`EVENTS`] are in `batch`): Python is woken once per batch, not once per event,
+/// which with thousands of small objects cost more CPU than the callbacks themselves.
+/// Returns the run's outcome when its last event came.
+fn gather(
+    events: &Receiver<Event>,
+    batch: &mut Vec<Event>,
+) -> Result<Option<Finished>, RecvTimeoutError> {
+    let first = match events.recv_timeout(TICK) {
+        Ok(Event::Done(outcome)) => return Ok(Some(outcome)),
+        Ok(event) => event,
+        Err(error) => return Err(error),
+    };
+    batch.push(first);
+    let deadline = Instant::now() + GATHER;
+    while batch.len() < EVENTS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(Event::Done(outcome)) => return Ok(Some(outcome)),
+            Ok(event) => batch.push(event),
+            // The batch goes to Python now; a disconnect shows on the next call.
+            Err(_) => break,
+        }
+    }
+    Ok(None)
+}
+
 fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
     let category = py.import("s3fetch.exceptions")?.getattr("S3FetchWarning")?;
     py.import("warnings")?
         .call_method1("warn", (message, category, 3))?;
+    Ok(())
+}
+
+/// Writes `s3fetch: message` on `sys.stderr` (so that a notebook or a redirected
+/// `sys.stderr` shows it).
+fn tell(py: Python<'_>, message: &str) -> PyResult<()> {
+    let stderr = py.import("sys")?.getattr("stderr")?;
+    if !stderr.is_none() {
+        stderr.call_method1("write", (format!("s3fetch: {message}\n"),))?;
+        stderr.call_method0("flush")?;
+    }
     Ok(())
 }
 
@@ -265,7 +309,7 @@ fn deliver(py: Python<'_>, dispatch: &Bound<'_, PyAny>, batch: &[Event]) -> PyRe
             )
                 .into_pyobject(py)?
                 .into_any(),
-            Event::Done(_) | Event::Warning(_) => continue,
+            Event::Done(_) | Event::Warning(_) | Event::Notice(_) => continue,
         };
         list.append(tuple)?;
     }

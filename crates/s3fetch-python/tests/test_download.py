@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 import threading
 import time
 from pathlib import Path
@@ -199,6 +200,34 @@ def test_a_duck_typed_tracker(sample: Server, dest: Path) -> None:
     )
 
 
+def test_progress_draws_a_line_without_tqdm(
+    sample: Server, dest: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # as if tqdm were not installed
+    tracker = ProgressTracker()
+    success, failures = download(
+        "s3://bkt/data/2024/", dest, progress=True, progress_tracker=tracker, endpoint_url=sample.endpoint
+    )
+    assert (success, failures) == (3, [])
+    err = capsys.readouterr().err
+    assert err.endswith("\n"), err
+    assert err.rstrip("\n").split("\r")[-1].startswith("s3fetch: 3 of 3 files downloaded, "), err
+    # The caller's tracker is fed beside the bar.
+    assert (tracker.objects_found, tracker.objects_downloaded) == (3, 3)
+
+
+def test_progress_uses_tqdm_when_installed(sample: Server, dest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tqdm")
+    download("s3://bkt/data/2024/", dest, progress=True, endpoint_url=sample.endpoint)
+    err = capsys.readouterr().err
+    assert "s3fetch" in err and "3/3" in err, err
+
+
+def test_progress_must_be_a_bool(sample: Server, dest: Path) -> None:
+    with pytest.raises(InvalidOptionError, match="progress must be True or False"):
+        download("s3://bkt/data/2024/", dest, progress="fancy", endpoint_url=sample.endpoint)  # type: ignore[arg-type]
+
+
 def test_a_tracker_without_the_methods_is_refused(sample: Server, dest: Path) -> None:
     with pytest.raises(InvalidOptionError, match="increment_found"):
         download("s3://bkt/", dest, progress_tracker=object(), endpoint_url=sample.endpoint)
@@ -300,3 +329,18 @@ def test_public_names_have_docstrings() -> None:
             assert getattr(module, name).__doc__, f"{module.__name__}.{name}"
     assert "s3_uri" in (download.__doc__ or "")
     assert s3fetch.__version__
+
+
+def test_max_bandwidth_caps_the_run(server: Server, dest: Path) -> None:
+    import os
+
+    mib = 1 << 20
+    objects = {"data/a.bin": os.urandom(6 * mib), "data/b.bin": os.urandom(6 * mib)}
+    server.bucket("bkt", objects)
+    for cap, rate in ((4 * mib, 4.0), ("4MiB/s", 4.0)):
+        for path in dest.iterdir():
+            path.unlink()
+        started = time.monotonic()
+        assert download("s3://bkt/data/", dest, endpoint_url=server.endpoint, max_bandwidth=cap) == (2, [])
+        measured = 12 / (time.monotonic() - started)
+        assert abs(measured / rate - 1) <= 0.10, f"{measured:.2f} MiB/s, not {rate} MiB/s"

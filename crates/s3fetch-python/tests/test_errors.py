@@ -59,6 +59,9 @@ def test_usage_errors(server: Server, dest: Path) -> None:
         ({"delimiter": ""}, "delimiter must not be empty"),
         ({"endpoint_url": "ftp://x"}, "endpoint_url"),
         ({"retries": -1}, "retries must be at least 0"),
+        ({"max_bandwidth": "100Mb/s"}, "max_bandwidth"),
+        ({"max_bandwidth": 0}, "max_bandwidth"),
+        ({"max_bandwidth": [100]}, "max_bandwidth must be bytes per second"),
         ({"on_complete": "not callable"}, "on_complete must be callable"),
     ):
         arguments = {"endpoint_url": ep, **kwargs}

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SAMPLE, Server, tree
+from conftest import SAMPLE, Server, temporary_files, tree
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 # What the examples select under s3://bkt/data/ of the sample: every file but the marker.
@@ -182,3 +182,37 @@ def test_dask_recipe_on_a_local_cluster(sample: Server, tmp_path: Path) -> None:
                 assert [failures for _, failures in results] == [[], [], [], []]
                 assert sum(success for success, _ in results) == len(WANTED), "each key by one shard"
                 assert tree(dest) == WANTED
+
+
+def test_ray_recipe_on_a_local_cluster(sample: Server, tmp_path: Path) -> None:
+    import ray  # installed with the test tools (scripts/python-tests.sh)
+
+    spec = importlib.util.spec_from_file_location("stage", EXAMPLES / "ray" / "stage.py")
+    assert spec and spec.loader
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    # One local node of two CPUs; its workers inherit the test server's credentials from
+    # this process's environment.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        dest = tmp_path / "sharded"
+        dest.mkdir()
+        before = sample.requests().get("ListObjectsV2", 0)
+        results = recipe.stage_sharded("s3://bkt/data/", str(dest), 4, endpoint_url=sample.endpoint)
+        assert [failures for _, failures in results] == [[], [], [], []]
+        assert sum(success for success, _ in results) == len(WANTED), "each key by one shard"
+        assert tree(dest) == WANTED
+        # Range shards: the plan's requests and one listing per shard, not four whole listings.
+        assert sample.requests().get("ListObjectsV2", 0) - before <= 4 + 4
+
+        dest = tmp_path / "per-node"
+        dest.mkdir()
+        gets = sample.requests().get("GetObject", 0)
+        staged = recipe.stage_per_node("s3://bkt/data/", str(dest), tasks_per_node=4, endpoint_url=sample.endpoint)
+        assert len(staged) == 4 and all(failures == [] for _, _, failures in staged)
+        assert len({node for node, _, _ in staged}) == 1, "one node here"
+        assert tree(dest) == WANTED
+        assert sample.requests().get("GetObject", 0) - gets == len(WANTED), "one download per node"
+        assert temporary_files(dest) == []
+    finally:
+        ray.shutdown()

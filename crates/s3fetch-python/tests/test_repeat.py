@@ -141,3 +141,49 @@ def test_every_cli_flag_is_a_keyword_of_download() -> None:
         name = {"no_preserve_mtime": "preserve_mtime", "no_resume": "resume"}.get(name, name)
         assert name in parameters, f"--{flag} has no keyword {name!r}"
     assert "download_dir" in parameters
+
+
+def test_lock_runs_wait_for_the_holder_then_fetch_each_object_once(
+    sample: Server, dest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fcntl
+    import threading
+
+    # The test holds the directory's lock, as a first run would, naming a holder.
+    held = open(dest / ".s3fetch.lock", "a+")  # held across the threads
+    fcntl.flock(held, fcntl.LOCK_EX)
+    held.write('{"pid": 4242, "host": "rank-zero"}\n')
+    held.flush()
+    outcomes: list[tuple[int, list[object], set[str]]] = []
+
+    def rank() -> None:
+        results: list[DownloadResult] = []
+        success, failures = download(
+            "s3://bkt/data/", dest, endpoint_url=sample.endpoint, lock=True, on_result=results.append
+        )
+        outcomes.append((success, list(failures), {r.key for r in results if r.success}))
+
+    ranks = [threading.Thread(target=rank) for _ in range(4)]
+    for thread in ranks:
+        thread.start()
+    said = ""
+    deadline = time.monotonic() + 30
+    while said.count("s3fetch: waiting for s3fetch pid 4242 on rank-zero") < len(ranks):
+        assert time.monotonic() < deadline, f"not every run said it waits: {said!r}"
+        said += capsys.readouterr().err
+        time.sleep(0.01)
+    assert gets(sample) == 0, "nothing fetched while the lock is held"
+    held.close()
+    for thread in ranks:
+        thread.join(60)
+    wanted = {key for key in SAMPLE if key.startswith("data/") and not key.endswith("/")}
+    assert [(failures, keys) for _, failures, keys in outcomes] == [([], wanted)] * len(ranks)
+    assert sum(success for success, _, _ in outcomes) == len(wanted), "each object downloaded once"
+    assert gets(sample) == len(wanted)
+    assert "waiting for" not in capsys.readouterr().err, "said once per run"
+    assert set(tree(dest)) == {key.removeprefix("data/") for key in wanted}, "no lock file, no temporary file"
+
+
+def test_lock_needs_preserve_mtime(sample: Server, dest: Path) -> None:
+    with pytest.raises(InvalidOptionError, match="lock"):
+        download("s3://bkt/data/", dest, endpoint_url=sample.endpoint, lock=True, preserve_mtime=False)

@@ -200,6 +200,8 @@ pub enum DirProblem {
     NotWritable,
     /// It cannot be inspected (permission denied on a parent, I/O error).
     Inaccessible,
+    /// Its lock file (`lock`) cannot be created or locked (a file system without locks).
+    NotLockable,
 }
 
 impl fmt::Display for DirProblem {
@@ -209,6 +211,7 @@ impl fmt::Display for DirProblem {
             DirProblem::NotADirectory => "it is not a directory",
             DirProblem::NotWritable => "it is not writable",
             DirProblem::Inaccessible => "it cannot be read",
+            DirProblem::NotLockable => "its lock file .s3fetch.lock cannot be created or locked",
         })
     }
 }

@@ -83,7 +83,7 @@ pub use error::{error_chain, Category, DirProblem, Error, Result, ServiceError, 
 pub use keyspace::{shard_of, KeyRange, Shard, ShardBy};
 pub use object::ObjectInfo;
 pub use options::{
-    parse_size, ByteSize, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY,
+    parse_rate, parse_size, ByteSize, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY,
     DEFAULT_DELIMITER, DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
 pub use plan::{Plan, PlanOptions, MAX_SHARDS};

@@ -180,6 +180,10 @@ pub struct DownloadOptions {
     pub multipart_threshold: u64,
     /// Size of each ranged part.
     pub part_size: u64,
+    /// Cap on the bytes per second of all response bodies together (`None`: no cap); kept
+    /// to within a few percent over any window of seconds. [`parse_rate`] reads `100MB/s`,
+    /// `1Gbit/s`.
+    pub max_bandwidth: Option<u64>,
     /// Retries, backoff and timeouts.
     pub retry: RetryPolicy,
     /// Verify objects against S3's checksums.
@@ -195,6 +199,11 @@ pub struct DownloadOptions {
     pub sync: bool,
     /// What `sync` compares besides the size; [`Compare::Etag`] implies `sync`.
     pub compare: Compare,
+    /// Take an exclusive lock on the download directory for the run (the file
+    /// `.s3fetch.lock` in it): another run with `lock` into the same directory waits until
+    /// this one is done. Implies `sync`, so that the waiting run fetches only what the first
+    /// one did not; needs `preserve_mtime`. A holder that dies releases the lock.
+    pub lock: bool,
     /// Set each file's modification time to its object's LastModified (default: on).
     pub preserve_mtime: bool,
     /// Continue large downloads that an earlier run left unfinished, and leave this run's
@@ -243,6 +252,7 @@ impl DownloadOptions {
             list_concurrency: DEFAULT_LIST_CONCURRENCY,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
+            max_bandwidth: None,
             retry: RetryPolicy::default(),
             checksum_mode: ChecksumMode::Enabled,
             delimiter: DEFAULT_DELIMITER.into(),
@@ -250,6 +260,7 @@ impl DownloadOptions {
             skip_existing: false,
             sync: false,
             compare: Compare::Mtime,
+            lock: false,
             preserve_mtime: true,
             resume: true,
             failed_keys: None,
@@ -362,6 +373,13 @@ impl DownloadOptions {
         self
     }
 
+    /// Caps all response bodies together at `bytes_per_sec` bytes per second (at least 1;
+    /// [`parse_rate`] reads `100MB/s`, `1Gbit/s`). Default: no cap.
+    pub fn max_bandwidth(mut self, bytes_per_sec: u64) -> Self {
+        self.max_bandwidth = Some(bytes_per_sec);
+        self
+    }
+
     /// Retries after the first attempt of each request.
     pub fn retries(mut self, retries: u32) -> Self {
         self.retry.retries = retries;
@@ -411,6 +429,14 @@ impl DownloadOptions {
     /// [`Compare::Mtime`].
     pub fn compare(mut self, compare: Compare) -> Self {
         self.compare = compare;
+        self
+    }
+
+    /// Whether to take an exclusive lock on the download directory for the run, so that
+    /// another run with `lock` into it waits, then fetches only what this one did not (implies
+    /// `sync`). Default: `false`.
+    pub fn lock(mut self, lock: bool) -> Self {
+        self.lock = lock;
         self
     }
 
@@ -494,6 +520,14 @@ impl DownloadOptions {
                 "must be between 1 byte and 1 PiB",
             ));
         }
+        if let Some(rate) = self.max_bandwidth {
+            if rate == 0 || rate > MAX_SIZE {
+                return Err(Error::option(
+                    "max_bandwidth",
+                    "must be between 1 byte and 1 PiB per second",
+                ));
+            }
+        }
         if self.multipart_threshold > MAX_SIZE {
             return Err(Error::option(
                 "multipart_threshold",
@@ -548,9 +582,16 @@ impl DownloadOptions {
             Some(path) => Some(read_keys(path, &self.uri.prefix)?),
             None => None,
         };
+        if self.lock && !self.preserve_mtime {
+            return Err(Error::option(
+                "lock",
+                "needs preserve_mtime: a run that waited for the lock skips the files the first one completed by their size and modification time",
+            ));
+        }
         let tuning = Tuning::from_env();
         let dir = DownloadDir::open(&self.download_dir, &tuning)?;
-        let skip = match (self.compare, self.sync, self.skip_existing) {
+        // `lock` implies `sync`: a run that waited for another fetches only what it did not.
+        let skip = match (self.compare, self.sync || self.lock, self.skip_existing) {
             (Compare::Etag, _, _) => Skip::SameSizeTimeAndEtag,
             (Compare::Mtime, true, _) => Skip::SameSizeAndTime,
             (Compare::Mtime, false, true) => Skip::SameSize,
@@ -564,10 +605,13 @@ impl DownloadOptions {
             list_concurrency,
             multipart_threshold: self.multipart_threshold,
             part_size: self.part_size,
+            max_bandwidth: self.max_bandwidth,
             retry: self.retry,
             verify: self.checksum_mode == ChecksumMode::Enabled,
             delimiter: self.delimiter,
             dry_run: self.dry_run,
+            // A dry run writes nothing, so it locks nothing.
+            lock: self.lock && !self.dry_run,
             skip,
             preserve_mtime: self.preserve_mtime,
             include_archived: self.include_archived,
@@ -688,10 +732,13 @@ pub(crate) struct Validated {
     pub list_concurrency: usize,
     pub multipart_threshold: u64,
     pub part_size: u64,
+    pub max_bandwidth: Option<u64>,
     pub retry: RetryPolicy,
     pub verify: bool,
     pub delimiter: String,
     pub dry_run: bool,
+    /// Hold the download directory's lock for the run.
+    pub lock: bool,
     pub skip: Skip,
     pub preserve_mtime: bool,
     pub include_archived: bool,
@@ -792,9 +839,84 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Parses a rate in bytes per second: `100MB/s`, `1.5GB/s`, `500KiB/s`, `1Gbit/s`,
+/// `250Mbps`, or plain bytes per second (`1048576`); the `/s` may be left out. Bytes take
+/// `B` (decimal `KB`, `MB`, `GB`, `TB` or binary `KiB`, `MiB`, `GiB`, `TiB`), bits take `bit`
+/// or `bps` (`Kbit`, `Mbit`, `Gbit`: decimal, eight to a byte). From 1 byte to 1 PiB per
+/// second. The reason is returned for the caller to attach to its option's name.
+pub fn parse_rate(text: &str) -> std::result::Result<u64, String> {
+    const EXAMPLES: &str = "examples: 100MB/s, 1.5GB/s, 500KiB/s, 1Gbit/s, 1000000";
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate ({EXAMPLES})"))?;
+    let unit = unit.trim();
+    let unit = unit
+        .strip_suffix("/s")
+        .or_else(|| unit.strip_suffix("/sec"))
+        .unwrap_or(unit)
+        .trim();
+    let (prefix, bits) = if let Some(p) = unit.strip_suffix("bit").or(unit.strip_suffix("bps")) {
+        (p, true)
+    } else if let Some(p) = unit.strip_suffix('B') {
+        (p, false)
+    } else if unit.is_empty() {
+        ("", false)
+    } else if unit.ends_with('b') {
+        return Err(format!(
+            "{text:?}: say B for bytes or bit for bits (100MB/s, 800Mbit/s)"
+        ));
+    } else {
+        return Err(format!("unknown rate unit {unit:?} ({EXAMPLES})"));
+    };
+    let scale: f64 = match (prefix.to_ascii_lowercase().as_str(), bits) {
+        ("", _) => 1.0,
+        ("k", _) => 1e3,
+        ("m", _) => 1e6,
+        ("g", _) => 1e9,
+        ("t", _) => 1e12,
+        ("ki", false) => 1024.0,
+        ("mi", false) => 1024.0 * 1024.0,
+        ("gi", false) => 1024.0 * 1024.0 * 1024.0,
+        ("ti", false) => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("unknown rate unit {unit:?} ({EXAMPLES})")),
+    };
+    let bytes = number * scale / if bits { 8.0 } else { 1.0 };
+    if !(1.0..=MAX_SIZE as f64).contains(&bytes) {
+        return Err(format!(
+            "{text:?} is out of range (1 byte to 1 PiB per second)"
+        ));
+    }
+    Ok(bytes.round() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::ByteSize;
+
+    #[test]
+    fn rates() {
+        use super::parse_rate;
+        assert_eq!(parse_rate("100MB/s"), Ok(100_000_000));
+        assert_eq!(parse_rate("1.5GB/s"), Ok(1_500_000_000));
+        assert_eq!(parse_rate("1Gbit/s"), Ok(125_000_000));
+        assert_eq!(parse_rate("800 Mbps"), Ok(100_000_000));
+        assert_eq!(parse_rate("500KiB/s"), Ok(512_000));
+        assert_eq!(parse_rate("20MiB"), Ok(20 << 20));
+        assert_eq!(parse_rate("1048576"), Ok(1 << 20));
+        assert_eq!(parse_rate(" 1kB/sec "), Ok(1000));
+        for bad in [
+            "", "fast", "0", "0.1", "MB/s", "100Mb/s", "100XB/s", "1Kibit/s", "-5MB/s", "2EB/s",
+        ] {
+            let error = parse_rate(bad).expect_err(bad);
+            assert!(!error.is_empty(), "{bad}");
+        }
+        assert!(parse_rate("100Mb/s").unwrap_err().contains("bit for bits"));
+    }
 
     #[test]
     fn sizes_show_as_people_write_them_and_read_back() {
@@ -846,11 +968,16 @@ mod tests {
         );
         assert_eq!(named(check(base().list_concurrency(0))), "list_concurrency");
         assert_eq!(named(check(base().part_size(0))), "part_size");
+        assert_eq!(named(check(base().max_bandwidth(0))), "max_bandwidth");
         assert_eq!(
             named(check(base().idle_timeout(Duration::ZERO))),
             "idle_timeout"
         );
         assert_eq!(named(check(base().delimiter(""))), "delimiter");
+        assert_eq!(
+            named(check(base().lock(true).preserve_mtime(false))),
+            "lock"
+        );
         let client = ClientOptions {
             endpoint_url: Some("ftp://x".into()),
             ..ClientOptions::default()

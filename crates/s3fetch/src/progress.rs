@@ -73,6 +73,10 @@ pub trait Reporter: Send + Sync {
     /// Something the user should know that is no failure: the store lists out of order, so
     /// the listing goes on another way. The CLI prints it on stderr, Python warns.
     fn warning(&self, _message: &str) {}
+    /// Something the run tells once that is neither a warning nor a failure: it waits for
+    /// another s3fetch that holds the download directory's lock (`lock`), and whom. The CLI
+    /// prints it on stderr, Python writes it to `sys.stderr`.
+    fn notice(&self, _message: &str) {}
 }
 
 /// Why an object was skipped.

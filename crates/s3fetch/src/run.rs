@@ -36,6 +36,7 @@ use crate::select::folders::Parent;
 use crate::select::listing::{Listed, Order};
 use crate::select::source::Source;
 use crate::uri::{is_directory_bucket, S3Uri};
+use crate::write::{Acquired, DirLock, LOCK_FILE};
 
 /// Downloads everything `options` selects; see [`Downloader`] to receive progress events.
 pub async fn download(options: DownloadOptions) -> Result<Summary> {
@@ -83,6 +84,17 @@ impl Downloader {
         let mut options = self.options.validate()?;
         options.prepare()?;
         let reporter = self.reporter;
+        // Held to the end of the run, temporary files removed, and released as it drops.
+        let _lock = match options.lock {
+            false => None,
+            true => match lock(&options, &*reporter).await? {
+                Some(lock) => Some(lock),
+                None => {
+                    let tally = Tally::new(Arc::new(RetryStats::default()));
+                    return Ok(tally.into_summary(started.elapsed(), true, false, 0));
+                }
+            },
+        };
         let requests = Requests::connect(&options).await;
         let settings = options.settings();
         let uri = options.uri.clone();
@@ -135,6 +147,26 @@ impl Downloader {
     }
 }
 
+/// The download directory's lock, waited for if another run holds it (the reporter told
+/// whom the run waits for); `None` when cancelled while waiting.
+async fn lock(options: &Validated, reporter: &dyn Reporter) -> Result<Option<DirLock>> {
+    let root = options.dir.root();
+    let acquired = DirLock::acquire(root, &options.cancel, |holder| {
+        reporter.notice(&format!(
+            "waiting for {holder} to finish downloading into {} (it holds the directory's lock); then fetching only what it did not",
+            root.display()
+        ));
+    })
+    .await?;
+    Ok(match acquired {
+        Acquired::Held { lock, waited } => {
+            tracing::debug!(waited, "holding the download directory's lock");
+            Some(lock)
+        }
+        Acquired::Cancelled => None,
+    })
+}
+
 /// What every bucket of a run shares: the connection, the request budget, the retry policy
 /// and its counts.
 pub(crate) struct Requests {
@@ -153,10 +185,10 @@ impl Requests {
         };
         Requests {
             connection,
-            budget: Arc::new(Budget::new(
-                options.concurrent_downloads,
-                options.list_concurrency,
-            )),
+            budget: Arc::new(
+                Budget::new(options.concurrent_downloads, options.list_concurrency)
+                    .with_bandwidth(options.max_bandwidth),
+            ),
             stats: Arc::new(RetryStats::default()),
             retry: options.retry,
         }
@@ -292,6 +324,8 @@ struct Job {
     from_keys: bool,
     /// Archived objects are tried instead of skipped.
     include_archived: bool,
+    /// The run holds the directory's lock: its lock file is no object's file.
+    lock: bool,
 }
 
 impl Job {
@@ -328,6 +362,7 @@ impl Job {
             skip: options.skip,
             include_archived: options.include_archived,
             from_keys: options.keys.is_some(),
+            lock: options.lock,
         }
     }
 
@@ -370,12 +405,18 @@ impl Job {
                 }
             }
         }
-        let relative =
-            paths::relative_path(&self.prefix, &object.key, &self.delimiter).map_err(|reason| {
-                Error::UnsafeKey {
-                    key: object.key.clone(),
-                    reason,
-                }
+        let relative = paths::relative_path(&self.prefix, &object.key, &self.delimiter)
+            .and_then(
+                |relative| match self.lock && relative == Path::new(LOCK_FILE) {
+                    true => Err(format!(
+                        "its file would be the download directory's lock file {LOCK_FILE}"
+                    )),
+                    false => Ok(relative),
+                },
+            )
+            .map_err(|reason| Error::UnsafeKey {
+                key: object.key.clone(),
+                reason,
             });
         let (dest, outcome) = match relative {
             Err(error) => (None, Err(error)),

@@ -6,12 +6,14 @@
 
 mod common;
 
+mod bandwidth;
 mod cat;
 mod connection;
 mod errors;
 mod faults;
 mod help;
 mod interrupt;
+mod lock;
 mod output;
 mod selection;
 mod shards;

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     P = ParamSpec("P")
     R = TypeVar("R")
 
+    from ._progress import ProgressBar
     from ._protocol import ProgressProtocol
     from .s3 import DownloadResult, S3Object
 
@@ -89,11 +90,13 @@ def download(
     client: Any = None,
     on_complete: Callable[[str], None] | None = None,
     progress_tracker: ProgressProtocol | None = None,
+    progress: bool = False,
     on_result: Callable[[DownloadResult], None] | None = None,
     concurrent_downloads: int | None = None,
     list_concurrency: int | None = None,
     multipart_threshold: int | str | None = None,
     part_size: int | str | None = None,
+    max_bandwidth: int | float | str | None = None,
     retries: int | None = None,
     idle_timeout: float | datetime.timedelta | None = None,
     checksum_mode: str | None = None,
@@ -106,6 +109,7 @@ def download(
     skip_existing: bool = False,
     sync: bool = False,
     compare: str | None = None,
+    lock: bool | None = None,
     preserve_mtime: bool | None = None,
     resume: bool | None = None,
     failed_keys: str | os.PathLike[str] | None = None,
@@ -168,6 +172,9 @@ def download(
         progress_tracker: Gets ``increment_found()`` per selected key and
             ``increment_downloaded(size)`` per downloaded object (see
             :class:`s3fetch.utils.ProgressTracker`).
+        progress: Show a progress bar while the run goes: tqdm's (in a terminal, or a
+            widget in Jupyter) when tqdm is installed, else one line on stderr rewritten in
+            place; files done of files found, and bytes. Works beside ``progress_tracker``.
         on_result: Called with a :class:`s3fetch.DownloadResult` per object, success or
             failure.
         concurrent_downloads: Downloads in flight at once (default 256).
@@ -175,6 +182,9 @@ def download(
         multipart_threshold: Objects larger than this are fetched in ranged parts
             (bytes, or a size such as ``"16MiB"``; default 16 MiB).
         part_size: Size of each ranged part (default 8 MiB).
+        max_bandwidth: Cap on the bytes per second of all downloads together: bytes per
+            second, or a rate such as ``"100MB/s"``, ``"1Gbit/s"``, ``"500KiB/s"`` (default:
+            no cap).
         retries: Retries of each request after a transient failure (default 5).
         idle_timeout: Seconds a download may receive nothing before it is abandoned and
             resumed (default 30; after one second already if other downloads completed
@@ -200,6 +210,11 @@ def download(
             — the modification time and the ETag s3fetch recorded on the file (an extended
             attribute, ``user.s3fetch.etag``, else the index ``.s3fetch-etags.jsonl`` in the
             download directory) when it downloaded it; ``"etag"`` implies ``sync``.
+        lock: One download per node: hold an exclusive lock on ``download_dir`` for the run
+            (the file ``.s3fetch.lock`` in it). Another run with ``lock=True`` into the same
+            directory (another process or thread) waits, saying on ``sys.stderr`` for whom,
+            then fetches only what the first did not (``lock`` implies ``sync``). A holder
+            that dies releases the lock (default ``False``).
         preserve_mtime: Set each file's modification time to its object's LastModified
             (default ``True``).
         resume: Continue large downloads an interrupted run left unfinished (partial files
@@ -235,8 +250,12 @@ def download(
                                      regex=r"\.csv$", threads=20)
 
     """
-    run, dispatch = _start(locals())
-    return run.wait(dispatch)
+    run, dispatch, bar = _start(locals())
+    try:
+        return run.wait(dispatch)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 @_same_signature(download)
@@ -249,7 +268,7 @@ async def download_async(*args: Any, **kwargs: Any) -> tuple[int, Failures]:
     """
     import asyncio
 
-    run, dispatch = _start(_arguments(download, args, kwargs))
+    run, dispatch, bar = _start(_arguments(download, args, kwargs))
     loop = asyncio.get_running_loop()
     waiting = loop.run_in_executor(None, run.wait, dispatch)
     try:
@@ -258,6 +277,9 @@ async def download_async(*args: Any, **kwargs: Any) -> tuple[int, Failures]:
         run.cancel()
         await asyncio.wait([waiting])
         raise
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def iter_objects(
@@ -281,6 +303,7 @@ def iter_objects(
     concurrent_downloads: int | None = None,
     multipart_threshold: int | str | None = None,
     part_size: int | str | None = None,
+    max_bandwidth: int | str | None = None,
     retries: int | None = None,
     idle_timeout: float | datetime.timedelta | None = None,
     checksum_mode: str | None = None,
@@ -337,8 +360,12 @@ def iter_objects(
         objects.close()
 
 
-def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any, ...]]], None] | None]:
-    """Checks the Python-side arguments (types, callables) and starts the run."""
+def _start(
+    args: dict[str, Any],
+) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any, ...]]], None] | None, ProgressBar | None]:
+    """Checks the Python-side arguments (types, callables) and starts the run; with
+    ``progress``, also the bar to close when it ends.
+    """
     s3_uri = _uri(args["s3_uri"])
     download_dir = _path("download_dir", args["download_dir"] or ".") or "."
 
@@ -350,12 +377,21 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         callable(getattr(tracker, method, None)) for method in ("increment_found", "increment_downloaded")
     ):
         raise InvalidOptionError("progress_tracker needs increment_found() and increment_downloaded(bytes_count)")
+    if not isinstance(args["progress"], bool):
+        raise InvalidOptionError(f"progress must be True or False, not {args['progress']!r}")
 
+    options = _options(args)
     dry_run = bool(args["dry_run"])
+    bar = None
+    if args["progress"]:
+        from ._progress import Both, ProgressBar
+
+        bar = ProgressBar(dry_run)
+        tracker = bar if tracker is None else Both(tracker, bar)
     run = _s3fetch.start(
         s3_uri,
         download_dir,
-        _options(args),
+        options,
         _connection(args),
         want_found=tracker is not None,
         want_downloaded=any(x is not None for x in (on_complete, tracker, on_result)),
@@ -363,8 +399,8 @@ def _start(args: dict[str, Any]) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any
         want_skipped=on_result is not None,
     )
     if on_complete is None and tracker is None and on_result is None:
-        return run, None
-    return run, _dispatcher(dry_run, on_complete, tracker, on_result)
+        return run, None, bar
+    return run, _dispatcher(dry_run, on_complete, tracker, on_result), bar
 
 
 def _uri(s3_uri: Any) -> str:
@@ -414,6 +450,7 @@ def _options(args: dict[str, Any]) -> dict[str, Any]:
         "list_concurrency": _count("list_concurrency", args["list_concurrency"]),
         "multipart_threshold": _size(args["multipart_threshold"]),
         "part_size": _size(args["part_size"]),
+        "max_bandwidth": _rate(args["max_bandwidth"]),
         "retries": _count("retries", args["retries"]),
         "idle_timeout": _number("idle_timeout", idle_timeout),
         "checksum_mode": args["checksum_mode"],
@@ -422,6 +459,7 @@ def _options(args: dict[str, Any]) -> dict[str, Any]:
         "skip_existing": bool(args["skip_existing"]) or None,
         "sync": bool(args["sync"]) or None,
         "compare": args["compare"],
+        "lock": None if args["lock"] is None else bool(args["lock"]),
         "preserve_mtime": None if args["preserve_mtime"] is None else bool(args["preserve_mtime"]),
         "resume": None if args["resume"] is None else bool(args["resume"]),
         "failed_keys": _path("failed_keys", args["failed_keys"]),
@@ -593,6 +631,17 @@ def _size(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidOptionError(f"sizes must be an int or a str like '8MiB', not {type(value).__name__}")
     return str(value)
+
+
+def _rate(value: Any) -> str | None:
+    """Rates go to the engine as given: numbers as bytes per second, strings parsed there."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidOptionError(
+            f"max_bandwidth must be bytes per second or a str like '100MB/s', not {type(value).__name__}"
+        )
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _globs(name: str, value: Any) -> list[str]:

@@ -5,7 +5,8 @@
 //! each held for the request's whole life ([`Budget`]). When S3 answers SlowDown, the pace
 //! lowers the request *rate* ([`Pace`]). Each download in flight holds a connection and an
 //! open file: the open-file limit is raised if need be, and the download count lowered to fit
-//! it ([`within_open_file_limit`]).
+//! it ([`within_open_file_limit`]). The bytes of bodies pass the bandwidth cap, if one is set
+//! ([`Budget::received`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
+use crate::s3::bandwidth::Bandwidth;
 
 /// File descriptors kept free for everything else the process has open.
 const SPARE_FILES: u64 = 64;
@@ -49,6 +51,8 @@ pub(crate) struct Budget {
     transfers: Arc<Semaphore>,
     lists: Arc<Semaphore>,
     pace: Mutex<Pace>,
+    /// The cap on the bytes of every body together (`max_bandwidth`).
+    bandwidth: Option<Bandwidth>,
 }
 
 /// A request's place in the budget; dropping it frees the place.
@@ -62,6 +66,20 @@ impl Budget {
             transfers: Arc::new(Semaphore::new(transfers)),
             lists: Arc::new(Semaphore::new(lists)),
             pace: Mutex::new(Pace::new(Instant::now())),
+            bandwidth: None,
+        }
+    }
+
+    /// The budget with every body's bytes together capped at `bytes_per_sec`.
+    pub(crate) fn with_bandwidth(mut self, bytes_per_sec: Option<u64>) -> Self {
+        self.bandwidth = bytes_per_sec.map(Bandwidth::new);
+        self
+    }
+
+    /// Pays `bytes` of a body received into the bandwidth cap, waiting as long as it says.
+    pub(crate) async fn received(&self, bytes: usize) {
+        if let Some(bandwidth) = &self.bandwidth {
+            bandwidth.take(bytes).await;
         }
     }
 

@@ -4,9 +4,10 @@
 //! one client per run, following a bucket to its region; GETs through [`lean`]). [`Bucket`]
 //! is what the rest of the crate uses: the store, the run's [`Budget`] and [`RetryPolicy`],
 //! and errors that name the bucket and key. Nothing outside this module sends a request.
-//! Beside them: the client ([`client`], [`http`]), the one budget ([`limit`]), the one retry
-//! loop ([`retry`]), the listing reader ([`list_xml`]), failures translated ([`errors`]) and
-//! the one fake store for tests (`fake`, listing as S3 or a quirky store does by `model`).
+//! Beside them: the client ([`client`], [`http`]), the one budget and bandwidth cap
+//! ([`limit`], [`bandwidth`]), the one retry loop ([`retry`]), the listing reader
+//! ([`list_xml`]), failures translated ([`errors`]) and the one fake store for tests (`fake`,
+//! listing as S3 or a quirky store does by `model`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::s3::limit::{Budget, Permit};
 use crate::s3::list_xml::Listing;
 use crate::s3::retry::{Attempt, RetryPolicy, RetryStats};
 
+pub(crate) mod bandwidth;
 pub(crate) mod client;
 pub(crate) mod errors;
 #[cfg(test)]
@@ -226,15 +228,20 @@ impl Bucket {
     }
 
     /// The next chunk of a response body, or how long it was silent when given up (see
-    /// [`RetryPolicy::next_chunk`]).
+    /// [`RetryPolicy::next_chunk`]). Every GET's body, through the SDK or the lean path, is
+    /// read here: its bytes pass the run's bandwidth cap before they are returned.
     pub(crate) async fn next_chunk<S>(
         &self,
         body: &mut S,
     ) -> std::result::Result<Option<S::Item>, std::time::Duration>
     where
-        S: futures::Stream + Unpin,
+        S: futures::Stream<Item = Result<Bytes, ServiceError>> + Unpin,
     {
-        self.retry.next_chunk(&self.stats, body).await
+        let next = self.retry.next_chunk(&self.stats, body).await;
+        if let Ok(Some(Ok(chunk))) = &next {
+            self.budget.received(chunk.len()).await;
+        }
+        next
     }
 
     /// Tells the retry rule the run moved (bytes arrived).
@@ -308,7 +315,7 @@ impl Bucket {
     }
 
     /// A whole (small) object's bytes, retried, holding a transfer permit: the manifest and
-    /// data files of an inventory.
+    /// data files of an inventory (their bytes within the bandwidth cap too).
     pub(crate) async fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
         let _permit = self.budget.transfer().await?;
         self.retry
@@ -316,7 +323,9 @@ impl Bucket {
                 let mut response = self.get(key, None, None).await?;
                 let mut bytes = Vec::new();
                 while let Some(chunk) = futures::StreamExt::next(&mut response.body).await {
-                    bytes.extend_from_slice(&chunk.map_err(|e| self.get_error(key, e))?);
+                    let chunk = chunk.map_err(|e| self.get_error(key, e))?;
+                    self.budget.received(chunk.len()).await;
+                    bytes.extend_from_slice(&chunk);
                 }
                 Ok(bytes)
             })

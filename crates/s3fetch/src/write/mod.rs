@@ -7,9 +7,11 @@
 //! ([`DownloadDir::prepare`]). The next run sweeps away the temporary files of a process that
 //! died hard ([`DownloadDir::sweep`]).
 
+mod lock;
 mod stamp;
 mod temp;
 
+pub(crate) use lock::{Acquired, DirLock, LOCK_FILE};
 use stamp::EtagIndex;
 pub(crate) use stamp::Stamp;
 pub use temp::remove_temporary_files;

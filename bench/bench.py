@@ -45,7 +45,11 @@ SHARDS = "s3fetch-4-shards"
 # count), then four `s3fetch --shard K/4 --plan` at once, each listing only its own range.
 RANGES = "s3fetch-4-ranges"
 SHARD_SCENARIOS = {"needle", "flat", "million"}
-CLI_TOOLS = [OURS, SHARDS, RANGES, "s3fetch-py", "aws-cli", "s5cmd", "rclone", LIMIT]
+# `s3fetch cat`: `large` to /dev/null (bytes through a pipe instead of into files), `small` as
+# `--format tar | tar -x` (the files from a tar stream): beside the plain download.
+CAT = "s3fetch-cat"
+CAT_SCENARIOS = {"small", "large"}
+CLI_TOOLS = [OURS, SHARDS, RANGES, CAT, "s3fetch-py", "aws-cli", "s5cmd", "rclone", LIMIT]
 # Python-API tools: programs in bench/python_peers.py, each run as its own process.
 PY_OURS = "py-s3fetch"
 PY_PEERS = ["py-s3fetch-2.1.2", "py-boto3", "py-s3fs", "py-obstore"]
@@ -76,6 +80,7 @@ PAGE = 1000  # keys per ListObjectsV2 page (S3's and the test kit's maximum)
 TLS_TRUST = {
     OURS: "--ca-bundle", LIMIT: "--ca-bundle", LISTING: "--ca-bundle", "s3fetch-py": "env",
     SHARDS: "", RANGES: "",  # given to each shard's command inside the invocation
+    CAT: "--ca-bundle",  # the last arguments of the piped command
     "aws-cli": "env", "s5cmd": "env", "rclone": "--ca-cert", PY_OURS: "--ca-bundle",
     "py-s3fetch-2.1.2": "env", "py-boto3": "env", "py-s3fs": "env", "py-obstore": "--ca-bundle",
 }
@@ -119,6 +124,8 @@ class Scenario:
 def runs_on(tool: str, scenario: str) -> bool:
     if tool in (SHARDS, RANGES):
         return scenario in SHARD_SCENARIOS
+    if tool == CAT:
+        return scenario in CAT_SCENARIOS
     if scenario in SYNC_SCENARIOS:
         return tool in SYNC_TOOLS
     return scenario in PY_SCENARIOS.get(tool, {scenario})
@@ -401,6 +408,7 @@ class Tools:
             LISTING: args.bin_dir / "s3fetch",
             SHARDS: args.bin_dir / "s3fetch",
             RANGES: args.bin_dir / "s3fetch",
+            CAT: args.bin_dir / "s3fetch",
             LIMIT: args.bin_dir / "s3fetch-bench",
             "s3fetch-py": venv / "bin" / "s3fetch" if venv else None,
             "aws-cli": venv / "bin" / "aws" if venv else None,
@@ -476,7 +484,7 @@ class Tools:
     def available(self, tool: str) -> tuple[bool, str]:
         b = self.bins.get(tool)
         if b is None or not Path(b).exists():
-            return False, ("not installed" if tool not in (OURS, LISTING, LIMIT, SHARDS, RANGES)
+            return False, ("not installed" if tool not in (OURS, LISTING, LIMIT, SHARDS, RANGES, CAT)
                            else f"missing binary {b}")
         if tool in PY_TOOLS:
             ok, v = self._py_version(tool)
@@ -550,6 +558,15 @@ class Tools:
                       '"$@" --shard "$k/4" --plan "$plan" & pids="$pids $!"; done; '
                       'rc=0; for p in $pids; do wait "$p" || rc=1; done; rm -f "$plan"; exit $rc')
             argv = ["sh", "-c", script, "sh", *one]
+        elif tool == CAT:
+            one = [b, "cat", f"s3://{sc.bucket}/", "--endpoint-url", ep]
+            if sc.regex:
+                one += ["--regex", sc.regex]
+            script = ('"$@" --format tar | tar -x -C "$DEST"' if sc.name == "small"
+                      else '"$@" > /dev/null')
+            # pipefail: a failed cat fails the run, whatever tar made of its output.
+            env["DEST"] = d
+            argv = ["bash", "-c", "set -o pipefail; " + script, "bash", *one]
         elif tool == "s3fetch-py":
             env["AWS_ENDPOINT_URL"] = ep
             argv = [b, f"s3://{sc.bucket}/", "--download-dir", d, "-q",
@@ -600,6 +617,7 @@ class Tools:
             if a == b:
                 a = {OURS: "target/release/s3fetch", LISTING: "target/release/s3fetch",
                      SHARDS: "target/release/s3fetch", RANGES: "target/release/s3fetch",
+                     CAT: "target/release/s3fetch",
                      LIMIT: "target/release/s3fetch-bench"}.get(
                     tool, rel(Path(b)) if tool in PY_TOOLS else Path(b).name)
             elif a == str(PY_PEERS_SCRIPT):
@@ -614,7 +632,8 @@ class Tools:
             display = "AWS_ENDPOINT_URL=$EP " + display
         elif tool == "rclone":
             display = "RCLONE_CONFIG_BENCH_*=... " + display
-        return Invocation(argv, env, display, writes_files=tool not in (LIMIT, LISTING))
+        writes = tool not in (LIMIT, LISTING) and not (tool == CAT and sc.name == "large")
+        return Invocation(argv, env, display, writes_files=writes)
 
     def _sync_argv(self, tool: str, sc: Scenario, b: str, d: str, env: dict) -> list[str]:
         """The sync scenarios' commands: each tool's way of fetching only what is missing or
@@ -988,7 +1007,7 @@ def summarize(results: list[RunResult], tools: list[str], scenarios: list[str]) 
             return min(peers.items(), key=lambda kv: kv[1]["wall_s"]) if peers else None
 
         # CLI tools are compared with the CLI peers, Python tools with the Python peers.
-        best = best_of(rows, [t for t in CLI_TOOLS if t not in (OURS, SHARDS, RANGES, LIMIT)])
+        best = best_of(rows, [t for t in CLI_TOOLS if t not in (OURS, SHARDS, RANGES, CAT, LIMIT)])
         best_py = best_of(rows, PY_PEERS)
         limit = rows.get(LIMIT)
         limit_wall = limit["wall_s"] if limit and limit["status"] == "OK" else None
@@ -1064,6 +1083,16 @@ def targets(summary: dict) -> list[str]:
     else:
         out.append("- million: listing throughput ≥ 20× sequential; peak RSS ≤ 1.5× needle's "
                    "— not measured (run with `--scenarios million`)")
+    for sc, how, limit in (("large", "`s3fetch cat > /dev/null`", 1.1),
+                           ("small", "`s3fetch cat --format tar | tar -x`", 1.3)):
+        ours, cat = row(sc, OURS), row(sc, CAT)
+        if ours and cat:
+            a = cat["wall_s"] / ours["wall_s"]
+            out.append(f"- {sc} through {how}: wall ≤ {limit}× the download's — {a:.3f}× "
+                       f"(peak RSS {cat['rss_mib']:.1f} MiB): **{verdict(a <= limit)}**")
+        else:
+            out.append(f"- {sc} through {how}: wall ≤ {limit}× the download's — not measured "
+                       f"(`--tools s3fetch,{CAT}`)")
     out += list_targets(summary)
     out += sync_targets(summary)
     return out
@@ -2158,6 +2187,8 @@ def run_main(argv=None) -> int:
                         r.files, r.bytes, r.verified_md5 = nfiles, nbytes, checked
                         if not ok:
                             r.status, r.detail = "WRONG", what
+                    elif r.status == "OK" and t == CAT:  # to /dev/null: verified by s3fetch
+                        r.files, r.bytes = len(exp), want_bytes
                     elif r.status == "OK":  # the probe: check what it read
                         try:
                             pr = json.loads(logp.read_text().strip().splitlines()[-1])

@@ -49,6 +49,8 @@ Examples:
 
 Commands:
   s3fetch plan S3_URI --shards N   split points for range shards (see `s3fetch plan --help`)
+  s3fetch cat S3_URI               objects to stdout in key order, raw or as a tar stream
+                                   (see `s3fetch cat --help`)
 
 Exit codes:
   0    every selected object was downloaded (also when the filter matched nothing)
@@ -368,7 +370,7 @@ pub enum ShardArg {
     Auto,
 }
 
-fn parse_shard(text: &str) -> Result<ShardArg, String> {
+pub(crate) fn parse_shard(text: &str) -> Result<ShardArg, String> {
     match text.trim() {
         "auto" => Ok(ShardArg::Auto),
         _ => Shard::parse(text)
@@ -380,7 +382,7 @@ fn parse_shard(text: &str) -> Result<ShardArg, String> {
     }
 }
 
-fn parse_time(text: &str) -> Result<SystemTime, String> {
+pub(crate) fn parse_time(text: &str) -> Result<SystemTime, String> {
     s3fetch::parse_time(text, SystemTime::now())
 }
 

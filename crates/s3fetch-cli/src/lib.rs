@@ -3,6 +3,7 @@
 //! wheel's `s3fetch` command, so both are the same program.
 
 mod args;
+mod cat;
 mod exit;
 mod output;
 mod plan;
@@ -28,6 +29,9 @@ where
     if args.get(1).is_some_and(|a| a == "plan") {
         init_logging(false);
         return plan::run(args[1..].to_vec());
+    }
+    if args.get(1).is_some_and(|a| a == "cat") {
+        return cat::run(args[1..].to_vec());
     }
     let args = match args::Args::parse_ordered(args) {
         Ok(args) => args,
@@ -144,7 +148,7 @@ async fn download(settings: Settings) -> u8 {
 
 /// Logging on stderr; once per process (a second run in the same process, as from Python,
 /// keeps the first run's setting).
-fn init_logging(debug: bool) {
+pub(crate) fn init_logging(debug: bool) {
     let default = if debug {
         "s3fetch=debug,aws_config=debug,aws_smithy_runtime=debug,warn"
     } else {

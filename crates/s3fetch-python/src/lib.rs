@@ -9,6 +9,7 @@
 
 mod credentials;
 mod errors;
+mod objects;
 mod options;
 mod plan;
 mod run;
@@ -32,5 +33,7 @@ fn _s3fetch(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(run::start, module)?)?;
     module.add_function(wrap_pyfunction!(plan::plan, module)?)?;
     module.add_class::<run::Run>()?;
+    module.add_function(wrap_pyfunction!(objects::iter_objects, module)?)?;
+    module.add_class::<objects::Objects>()?;
     Ok(())
 }

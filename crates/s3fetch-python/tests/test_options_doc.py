@@ -3,7 +3,7 @@
 The tables in docs/options.md are written by hand. These tests compare them with what the
 code has:
 
-- the flags of ``s3fetch --help`` and ``s3fetch plan --help``: their names, short forms,
+- the flags of ``s3fetch --help``, ``s3fetch plan --help`` and ``s3fetch cat --help``: their names, short forms,
   aliases, value names, ``[default: ...]``, ``[env: ...]`` and possible values;
 - the keywords and defaults of ``s3fetch.download``, ``download_async`` and ``s3fetch.plan``;
 - the ``pub fn``s of ``impl DownloadOptions`` and the ``pub`` fields of ``ClientOptions``,
@@ -35,8 +35,10 @@ LIBRARY = REPO / "crates" / "s3fetch" / "src"
 # Headings of docs/options.md (backticks removed) whose first table is checked.
 CLI = "Command-line options"
 PLAN_CLI = "s3fetch plan"
+CAT_CLI = "s3fetch cat"
 PY_DOWNLOAD = "s3fetch.download"
 PY_PLAN = "s3fetch.plan"
+PY_ITER = "s3fetch.iter_objects"
 RUST_OPTIONS = "DownloadOptions"
 RUST_CLIENT = "ClientOptions"
 
@@ -216,6 +218,11 @@ def test_the_plan_table_lists_exactly_the_flags_of_plan_help() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_the_cat_table_lists_exactly_the_flags_of_cat_help() -> None:
+    problems = compare_flags("cat", CAT_CLI)
+    assert not problems, "\n".join(problems)
+
+
 # --------------------------------------------------------------------------- Python
 
 
@@ -254,8 +261,8 @@ def compare_keywords(function: Callable[..., Any], heading: str, command: str) -
 
 @pytest.mark.parametrize(
     ("function", "heading", "command"),
-    [(s3fetch.download, PY_DOWNLOAD, ""), (s3fetch.plan, PY_PLAN, "plan")],
-    ids=["download", "plan"],
+    [(s3fetch.download, PY_DOWNLOAD, ""), (s3fetch.plan, PY_PLAN, "plan"), (s3fetch.iter_objects, PY_ITER, "cat")],
+    ids=["download", "plan", "iter_objects"],
 )
 def test_the_python_tables_list_exactly_the_keywords(function: Callable[..., Any], heading: str, command: str) -> None:
     problems = compare_keywords(function, heading, command)

@@ -71,6 +71,7 @@ mod resume;
 mod run;
 mod s3;
 mod select;
+mod stream;
 mod timestamp;
 mod tuning;
 mod uri;
@@ -93,6 +94,7 @@ pub use s3::client::ClientOptions;
 pub use s3::retry::{RetryPolicy, DEFAULT_IDLE_TIMEOUT, DEFAULT_RETRIES};
 pub use s3::RequestPayer;
 pub use select::filter::{parse_time, GlobRule, KeyFilter};
+pub use stream::{cat, CatFormat, CatSummary, ObjectStream, StreamedObject};
 pub use uri::S3Uri;
 
 /// Re-exported so callers can build their own client, credentials and cancellation token.

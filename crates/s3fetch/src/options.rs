@@ -760,6 +760,15 @@ pub(crate) struct Validated {
 }
 
 impl Validated {
+    /// How every request to the run's bucket is made.
+    pub(crate) fn settings(&self) -> crate::s3::Settings {
+        crate::s3::Settings {
+            verify: self.verify,
+            requester_pays: self.requester_pays,
+            directory: self.directory,
+        }
+    }
+
     /// What a run changes before its first request, kept out of validation: the open-file
     /// limit raised (or the downloads lowered) so that each download can hold a connection
     /// and a file, and a test write into the download directory (not for a dry run).

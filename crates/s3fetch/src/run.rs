@@ -95,24 +95,8 @@ impl Downloader {
                 }
             },
         };
-        let connection = match options.client.clone() {
-            Some(client) => client.into(),
-            None => options.client_options.connect(options.tuning).await,
-        };
-        let requests = Requests {
-            connection,
-            budget: Arc::new(
-                Budget::new(options.concurrent_downloads, options.list_concurrency)
-                    .with_bandwidth(options.max_bandwidth),
-            ),
-            stats: Arc::new(RetryStats::default()),
-            retry: options.retry,
-        };
-        let settings = Settings {
-            verify: options.verify,
-            requester_pays: options.requester_pays,
-            directory: options.directory,
-        };
+        let requests = Requests::connect(&options).await;
+        let settings = options.settings();
         let uri = options.uri.clone();
         let objects = Arc::new(requests.bucket(&uri, settings).await);
         let source = source(&options, &requests, &objects, settings).await;
@@ -185,16 +169,33 @@ async fn lock(options: &Validated, reporter: &dyn Reporter) -> Result<Option<Dir
 
 /// What every bucket of a run shares: the connection, the request budget, the retry policy
 /// and its counts.
-struct Requests {
+pub(crate) struct Requests {
     connection: Connection,
-    budget: Arc<Budget>,
-    stats: Arc<RetryStats>,
+    pub(crate) budget: Arc<Budget>,
+    pub(crate) stats: Arc<RetryStats>,
     retry: RetryPolicy,
 }
 
 impl Requests {
+    /// The run's connection (the given client or a new one), budget and retry policy.
+    pub(crate) async fn connect(options: &Validated) -> Requests {
+        let connection = match options.client.clone() {
+            Some(client) => client.into(),
+            None => options.client_options.connect(options.tuning).await,
+        };
+        Requests {
+            connection,
+            budget: Arc::new(
+                Budget::new(options.concurrent_downloads, options.list_concurrency)
+                    .with_bandwidth(options.max_bandwidth),
+            ),
+            stats: Arc::new(RetryStats::default()),
+            retry: options.retry,
+        }
+    }
+
     /// The bucket of `uri` (its prefix named in messages), its requests made so.
-    async fn bucket(&self, uri: &S3Uri, settings: Settings) -> Bucket {
+    pub(crate) async fn bucket(&self, uri: &S3Uri, settings: Settings) -> Bucket {
         let store = S3::new(&self.connection, uri.bucket.clone(), settings).await;
         Bucket::new(
             Arc::new(store),
@@ -209,7 +210,7 @@ impl Requests {
 
 /// Where the run's objects come from: the keys given, an inventory's report (its manifest
 /// often in another bucket), or a listing of `objects` in the order its store keeps.
-async fn source(
+pub(crate) async fn source(
     options: &Validated,
     requests: &Requests,
     objects: &Arc<Bucket>,
@@ -637,7 +638,7 @@ impl Job {
     }
 }
 
-struct AbortOnDrop(tokio::task::AbortHandle);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

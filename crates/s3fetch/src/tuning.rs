@@ -17,6 +17,9 @@ pub(crate) struct Tuning {
     /// `S3FETCH_TEST_NO_XATTR` (set to anything): ETags are recorded in the download
     /// directory's index file, as on a file system without extended attributes.
     pub no_xattr: bool,
+    /// `S3FETCH_CAT_MEMORY_MIB=N`: the MiB `cat` may hold in memory, instead of the default
+    /// (see `stream::window::memory_cap`).
+    pub cat_memory: Option<u64>,
 }
 
 /// Where a run's file-system work runs.
@@ -44,6 +47,9 @@ impl Tuning {
                 _ => FsMode::Adaptive,
             },
             no_xattr: std::env::var_os("S3FETCH_TEST_NO_XATTR").is_some(),
+            cat_memory: var("S3FETCH_CAT_MEMORY_MIB")
+                .and_then(|mib| mib.trim().parse::<u64>().ok())
+                .map(|mib| mib.max(1) << 20),
         }
     }
 }

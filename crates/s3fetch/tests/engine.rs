@@ -233,6 +233,61 @@ async fn large_objects_come_in_ranged_parts() {
     assert_no_temp_files(dir.path());
 }
 
+/// `cat` and `ObjectStream`: the selection in key order, each object verified, paths as a
+/// download writes them, bytes as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_stream_in_key_order_verified() {
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    let body: Vec<u8> = (0..3 * 1024 * 1024 + 5)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    server.put_object("bkt", "s/b/big.bin", &body);
+    server.put_object("bkt", "s/a.txt", b"a");
+    server.put_object("bkt", "s/c.txt", b"c");
+    let tmp = tempfile::tempdir().unwrap();
+    let stream_options = || {
+        options(&server, "s3://bkt/s/", tmp.path())
+            .multipart_threshold(1024 * 1024)
+            .part_size(256 * 1024)
+    };
+    let mut stream = s3fetch::ObjectStream::open(stream_options()).await.unwrap();
+    let mut seen = Vec::new();
+    while let Some(object) = stream.next().await {
+        let mut object = object.unwrap();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = object.chunk().await.unwrap() {
+            bytes.extend_from_slice(&chunk);
+        }
+        assert_eq!(bytes.len() as u64, object.info.size);
+        seen.push((object.path().unwrap(), bytes));
+    }
+    let paths: Vec<_> = seen.iter().map(|(p, _)| p.to_str().unwrap()).collect();
+    assert_eq!(paths, ["a.txt", "b/big.bin", "c.txt"]);
+    assert!(seen[1].1 == body);
+    assert_eq!(stream.verified(), 3);
+
+    /// A writer whose bytes the test keeps.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let out = Shared::default();
+    let summary = s3fetch::cat(stream_options(), s3fetch::CatFormat::Raw, out.clone())
+        .await
+        .unwrap();
+    assert_eq!((summary.objects, summary.verified), (3, 3));
+    let expected = [b"a".as_slice(), &body, b"c"].concat();
+    assert!(*out.0.lock().unwrap() == expected);
+}
+
 /// Replaces an object in the store as soon as its first bytes are written.
 struct ReplaceMidway {
     server: Arc<TestServer>,

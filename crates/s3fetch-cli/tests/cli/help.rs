@@ -44,3 +44,13 @@ fn plan_help_is_as_in_its_snapshot() {
     out.assert_success();
     assert_snapshot("plan_help", &out.stdout(), &[]);
 }
+
+#[test]
+fn cat_help_is_as_in_its_snapshot() {
+    let out = offline(&["cat", "--help"]);
+    out.assert_success();
+    for needle in ["Which objects:", "must check", "| tar -x", "--format"] {
+        out.assert_stdout_contains(needle);
+    }
+    assert_snapshot("cat_help", &out.stdout(), &[]);
+}

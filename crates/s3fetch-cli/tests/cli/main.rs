@@ -7,6 +7,7 @@
 mod common;
 
 mod bandwidth;
+mod cat;
 mod connection;
 mod errors;
 mod faults;

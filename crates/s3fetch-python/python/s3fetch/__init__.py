@@ -9,7 +9,7 @@ running, one prefix is listed in parallel, and the GIL is released for the whole
 """
 
 from ._s3fetch import __version__
-from .api import download, download_async, plan
+from .api import download, download_async, iter_objects, plan
 from .utils import ProgressTracker
 
 __all__ = [
@@ -19,7 +19,9 @@ __all__ = [
     "__version__",
     "download",
     "download_async",
+    "iter_objects",
     "plan",
+    "S3Object",
 ]
 
 
@@ -35,6 +37,10 @@ def __getattr__(name: str) -> object:
         from .s3 import DownloadResult
 
         return DownloadResult
+    if name == "S3Object":
+        from .s3 import S3Object
+
+        return S3Object
     if name == "logger":
         import logging
 

@@ -18,6 +18,21 @@ class Run:
     ) -> tuple[int, list[tuple[str, S3FetchError]]]:
         """Wait with the GIL released, passing event batches to ``dispatch``."""
 
+class Objects:
+    """The objects of one ``iter_objects`` call, in key order; dropping it cancels the rest."""
+
+    def __iter__(self) -> Objects: ...
+    def __next__(self) -> tuple[str, int, str | None, float | None, bytes]:
+        """The next object whole: key, size, ETag, LastModified (seconds since the epoch)
+        and bytes; its failure raised as an exception of ``s3fetch.exceptions``.
+        """
+
+    def close(self) -> None:
+        """Stop the stream and wait until it has: the listing and every request end."""
+
+def iter_objects(s3_uri: str, options: dict[str, Any], connection: dict[str, Any]) -> Objects:
+    """Start the stream of the selected objects."""
+
 def start(
     s3_uri: str,
     download_dir: str,

@@ -1,4 +1,4 @@
-"""The public API: :func:`download` and :func:`download_async`.
+"""The public API: :func:`download`, :func:`download_async` and :func:`iter_objects`.
 
 Both hand the whole run to the Rust engine (``s3fetch._s3fetch``): listing and downloads run
 on its threads with the GIL released; the calling thread only wakes up to run the callbacks
@@ -15,7 +15,7 @@ from .exceptions import InvalidOptionError, InvalidUriError, NoCredentialsError,
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Callable, Coroutine, Sequence
+    from collections.abc import Callable, Coroutine, Iterator, Sequence
     from typing import Any, ParamSpec, TypeVar
 
     P = ParamSpec("P")
@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 
     from ._progress import ProgressBar
     from ._protocol import ProgressProtocol
-    from .s3 import DownloadResult
+    from .s3 import DownloadResult, S3Object
 
 # typing, asyncio, pathlib and the result class are imported where they are needed: a script
 # that calls download() pays no start-up time for them.
 
-__all__ = ["download", "download_async"]
+__all__ = ["download", "download_async", "iter_objects"]
 
 # Event kinds sent by the engine (see src/run.rs).
 _FOUND, _DOWNLOADED, _FAILED, _SKIPPED = 0, 1, 2, 3
@@ -282,21 +282,92 @@ async def download_async(*args: Any, **kwargs: Any) -> tuple[int, Failures]:
             bar.close()
 
 
+def iter_objects(
+    s3_uri: str,
+    *,
+    regex: str | None = None,
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    min_size: int | str | None = None,
+    max_size: int | str | None = None,
+    newer_than: str | datetime.date | datetime.timedelta | None = None,
+    older_than: str | datetime.date | datetime.timedelta | None = None,
+    include_archived: bool = False,
+    shard: tuple[int, int] | str | None = None,
+    shard_count: int | None = None,
+    shard_by: str | None = None,
+    plan: str | os.PathLike[str] | dict[str, Any] | None = None,
+    inventory: str | None = None,
+    keys_from: str | os.PathLike[str] | None = None,
+    delimiter: str | None = None,
+    concurrent_downloads: int | None = None,
+    multipart_threshold: int | str | None = None,
+    part_size: int | str | None = None,
+    max_bandwidth: int | str | None = None,
+    retries: int | None = None,
+    idle_timeout: float | datetime.timedelta | None = None,
+    checksum_mode: str | None = None,
+    region: str | None = None,
+    client: Any = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    no_sign_request: bool = False,
+    force_path_style: bool = False,
+    ca_bundle: str | os.PathLike[str] | None = None,
+    request_payer: str | None = None,
+) -> Iterator[S3Object]:
+    r"""Yield the objects under an S3 URI in key order, with their bytes, without files.
+
+    The selection is :func:`download`'s (same keywords, same meaning), and so is which
+    objects a URI names: ``s3://bucket/exact/key`` is that one object when it exists, a URI
+    ending in ``/`` a prefix. Objects ahead of the one yielded download in parallel on the
+    engine's threads, with the GIL released (a large one in ranged parts), within a memory
+    cap (256 MiB, or a quarter of the cgroup's ``memory.max`` when set); each is verified
+    against its checksum before it is yielded. Breaking out of the loop (or closing the
+    generator) cancels the rest: the listing and every request stop.
+
+    Yields:
+        :class:`s3fetch.S3Object` tuples ``(key, size, etag, last_modified, data)``:
+        ``last_modified`` a timezone-aware ``datetime`` (or ``None``), ``data`` the object's
+        ``bytes``.
+
+    Raises:
+        S3FetchError: a bad argument (before any request), the listing's failure, or an
+            object's (:class:`ChecksumError`, :class:`DownloadError`, ...), which ends the
+            iteration.
+
+    Example::
+
+        from s3fetch import iter_objects
+
+        for obj in iter_objects("s3://my-bucket/shards/", include="*.tar"):
+            consume(obj.key, obj.data)
+
+    """
+    import datetime as _datetime
+
+    from .s3 import S3Object
+
+    given = {name: value for name, value in locals().items() if name not in ("s3_uri", "_datetime", "S3Object")}
+    args = _arguments(download, (_uri(s3_uri),), given)
+    objects = _s3fetch.iter_objects(s3_uri, _options(args), _connection(args))
+    utc = _datetime.timezone.utc
+    try:
+        for key, size, etag, modified, data in objects:
+            when = None if modified is None else _datetime.datetime.fromtimestamp(modified, tz=utc)
+            yield S3Object(key, size, etag, when, data)
+    finally:
+        objects.close()
+
+
 def _start(
     args: dict[str, Any],
 ) -> tuple[_s3fetch.Run, Callable[[list[tuple[Any, ...]]], None] | None, ProgressBar | None]:
     """Checks the Python-side arguments (types, callables) and starts the run; with
     ``progress``, also the bar to close when it ends.
     """
-    s3_uri = args["s3_uri"]
-    if not isinstance(s3_uri, str):
-        raise InvalidUriError(f"the S3 URI must be a str like 's3://bucket/prefix', not {type(s3_uri).__name__}")
+    s3_uri = _uri(args["s3_uri"])
     download_dir = _path("download_dir", args["download_dir"] or ".") or "."
-
-    threads, concurrent = args["threads"], args["concurrent_downloads"]
-    if threads is not None and concurrent is not None and threads != concurrent:
-        raise InvalidOptionError("pass threads or concurrent_downloads, not both")
-    concurrency = concurrent if concurrent is not None else threads
 
     on_complete, on_result, tracker = args["on_complete"], args["on_result"], args["progress_tracker"]
     for name, callback in (("on_complete", on_complete), ("on_result", on_result)):
@@ -308,6 +379,44 @@ def _start(
         raise InvalidOptionError("progress_tracker needs increment_found() and increment_downloaded(bytes_count)")
     if not isinstance(args["progress"], bool):
         raise InvalidOptionError(f"progress must be True or False, not {args['progress']!r}")
+
+    options = _options(args)
+    dry_run = bool(args["dry_run"])
+    bar = None
+    if args["progress"]:
+        from ._progress import Both, ProgressBar
+
+        bar = ProgressBar(dry_run)
+        tracker = bar if tracker is None else Both(tracker, bar)
+    run = _s3fetch.start(
+        s3_uri,
+        download_dir,
+        options,
+        _connection(args),
+        want_found=tracker is not None,
+        want_downloaded=any(x is not None for x in (on_complete, tracker, on_result)),
+        want_failed=on_result is not None,
+        want_skipped=on_result is not None,
+    )
+    if on_complete is None and tracker is None and on_result is None:
+        return run, None, bar
+    return run, _dispatcher(dry_run, on_complete, tracker, on_result), bar
+
+
+def _uri(s3_uri: Any) -> str:
+    if not isinstance(s3_uri, str):
+        raise InvalidUriError(f"the S3 URI must be a str like 's3://bucket/prefix', not {type(s3_uri).__name__}")
+    return s3_uri
+
+
+def _options(args: dict[str, Any]) -> dict[str, Any]:
+    """The run's options as the engine takes them: only those the caller gave, checked and
+    normalized (sizes and times as text, paths as str).
+    """
+    threads, concurrent = args["threads"], args["concurrent_downloads"]
+    if threads is not None and concurrent is not None and threads != concurrent:
+        raise InvalidOptionError("pass threads or concurrent_downloads, not both")
+    concurrency = concurrent if concurrent is not None else threads
 
     for name in ("checksum_mode", "compare", "delimiter"):
         if args[name] is not None and not isinstance(args[name], str):
@@ -358,26 +467,7 @@ def _start(
         "request_payer": _payer(args["request_payer"]),
         "output": args["output"],
     }
-    dry_run = bool(args["dry_run"])
-    bar = None
-    if args["progress"]:
-        from ._progress import Both, ProgressBar
-
-        bar = ProgressBar(dry_run)
-        tracker = bar if tracker is None else Both(tracker, bar)
-    run = _s3fetch.start(
-        s3_uri,
-        download_dir,
-        {name: value for name, value in given.items() if value is not None},
-        _connection(args),
-        want_found=tracker is not None,
-        want_downloaded=any(x is not None for x in (on_complete, tracker, on_result)),
-        want_failed=on_result is not None,
-        want_skipped=on_result is not None,
-    )
-    if on_complete is None and tracker is None and on_result is None:
-        return run, None, bar
-    return run, _dispatcher(dry_run, on_complete, tracker, on_result), bar
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def plan(

@@ -1,11 +1,35 @@
-"""The per-object result type, as in s3fetch 2.1.2."""
+"""The per-object result type, as in s3fetch 2.1.2, and the objects :func:`s3fetch.iter_objects`
+yields.
+"""
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["DownloadResult"]
+__all__ = ["DownloadResult", "S3Object"]
+
+
+class S3Object(NamedTuple):
+    """One object from :func:`s3fetch.iter_objects`: what the listing said of it, and its bytes
+    (verified against its checksum).
+
+    Attributes:
+        key: The S3 object key.
+        size: Its size in bytes (``len(data)``).
+        etag: Its ETag, quotes included, as S3 gives it (``None`` if the store sent none).
+        last_modified: Its LastModified, timezone-aware (UTC), or ``None``.
+        data: Its bytes.
+
+    """
+
+    key: str
+    size: int
+    etag: str | None
+    last_modified: datetime.datetime | None
+    data: bytes
 
 
 @dataclass

@@ -215,6 +215,11 @@ impl Run {
         text(&self.output.stdout)
     }
 
+    /// Stdout as it came, bytes.
+    pub fn stdout_bytes(&self) -> &[u8] {
+        &self.output.stdout
+    }
+
     pub fn stderr(&self) -> String {
         text(&self.output.stderr)
     }

@@ -3,7 +3,7 @@
 //! ([`window`]): objects ahead of the one being read download in parallel, a large one in
 //! ranged parts, all within one memory cap. Each object is verified as a download is; its
 //! bytes are handed over in order ([`ObjectStream`], [`StreamedObject`]), written to a pipe
-//! raw or as a tar stream by [`cat`].
+//! raw or as a tar stream by [`cat()`].
 
 mod cat;
 mod tar;

@@ -45,8 +45,14 @@ pub(crate) fn parse(text: &str) -> Option<SystemTime> {
     }
     let days = days_from_civil(year, month as i64, day as i64);
     let secs = days.checked_mul(86_400)? + (hour * 3600 + minute * 60 + second) as i64;
-    let secs = u64::try_from(secs).ok()?;
-    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos as u32))
+    let fraction = Duration::from_nanos(nanos);
+    match u64::try_from(secs) {
+        Ok(secs) => SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs) + fraction),
+        // Before 1970 (as the SDK reads it, too): the seconds back, then the fraction on.
+        Err(_) => SystemTime::UNIX_EPOCH
+            .checked_sub(Duration::from_secs(secs.unsigned_abs()))?
+            .checked_add(fraction),
+    }
 }
 
 fn days_in_month(year: i64, month: u64) -> u64 {
@@ -99,6 +105,10 @@ mod tests {
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_401))
         );
         assert_eq!(
+            parse("1969-12-31T23:59:59.5Z"),
+            Some(SystemTime::UNIX_EPOCH - Duration::from_millis(500))
+        );
+        assert_eq!(
             parse("1970-01-01T00:00:00.5Z"),
             Some(SystemTime::UNIX_EPOCH + Duration::from_millis(500))
         );
@@ -109,6 +119,7 @@ mod tests {
             "2024-01-01T00:00:00Zjunk",
             "2024-01-01T00:00:00",
             "2024-01-01T00:00:00z",
+            "0000-02-30T00:00:00Z",
             "2024-01-01T24:00:00Z",
             "2024-01-+1T00:00:00Z",
             "yesterday",

@@ -167,6 +167,12 @@ pub struct Args {
     #[arg(long, value_name = "RATE", value_parser = s3fetch::parse_rate)]
     pub max_bandwidth: Option<u64>,
 
+    /// Cap on the bytes of response bodies held in memory at once (received, not yet
+    /// written), e.g. 256MiB; fewer requests run at once to stay under it. At least 16MiB and
+    /// one --part-size. Default: no cap
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<ByteSize>,
+
     /// Retries of a request after transient failures (5xx, throttling, timeouts, broken
     /// connections) while nothing else in the run succeeds; while the run makes progress, four
     /// times as many. A broken download resumes from its last byte

@@ -132,6 +132,12 @@ struct CatArgs {
     #[arg(long, value_name = "RATE", value_parser = s3fetch::parse_rate)]
     max_bandwidth: Option<u64>,
 
+    /// Cap on the bytes held in memory: objects ahead and parts in flight (e.g. 512MiB); at
+    /// least 16MiB and one --part-size. Default: a quarter of the cgroup's memory.max (16MiB
+    /// to 1GiB) when one is set, else 256MiB
+    #[arg(long, value_name = "SIZE")]
+    max_memory: Option<ByteSize>,
+
     /// Retries of a request after transient failures
     #[arg(long, value_name = "N", default_value_t = s3fetch::DEFAULT_RETRIES)]
     retries: u32,
@@ -287,5 +293,6 @@ fn options(args: CatArgs) -> Result<(DownloadOptions, CatFormat), s3fetch::Error
     options.keys_from = args.keys_from;
     options.request_payer = request_payer;
     options.max_bandwidth = args.max_bandwidth;
+    options.max_memory = args.max_memory.map(|size| size.0);
     Ok((options, args.format))
 }

@@ -94,6 +94,7 @@ impl Settings {
             .resume(!args.no_resume)
             .client_options(client_options);
         options.max_bandwidth = args.max_bandwidth;
+        options.max_memory = args.max_memory.map(|size| size.0);
         options.regex = args.regex;
         options.globs = args.globs;
         options.min_size = args.min_size;

@@ -88,6 +88,8 @@ pub(crate) fn apply(
                         option: "max_bandwidth",
                         reason,
                     }),
+                "max_memory" => size("max_memory", &value.extract::<String>()?)
+                    .map(|n| download.max_memory = Some(n)),
                 "retries" => {
                     download.retry.retries = value.extract()?;
                     Ok(())

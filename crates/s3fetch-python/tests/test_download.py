@@ -344,3 +344,21 @@ def test_max_bandwidth_caps_the_run(server: Server, dest: Path) -> None:
         assert download("s3://bkt/data/", dest, endpoint_url=server.endpoint, max_bandwidth=cap) == (2, [])
         measured = 12 / (time.monotonic() - started)
         assert abs(measured / rate - 1) <= 0.10, f"{measured:.2f} MiB/s, not {rate} MiB/s"
+
+
+def test_max_memory_caps_what_is_held(server: Server, dest: Path) -> None:
+    import os
+
+    mib = 1 << 20
+    objects = {f"data/{i}.bin": os.urandom(300_000) for i in range(40)}
+    objects["data/large.bin"] = os.urandom(20 * mib + 1)
+    server.bucket("bkt", objects)
+    for cap in (16 * mib, "16MiB"):
+        for path in dest.iterdir():
+            path.unlink()
+        assert download("s3://bkt/data/", dest, endpoint_url=server.endpoint, max_memory=cap, part_size="2MiB") == (
+            41,
+            [],
+        )
+        for key, body in objects.items():
+            assert (dest / key.removeprefix("data/")).read_bytes() == body, key

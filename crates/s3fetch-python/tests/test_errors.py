@@ -62,6 +62,10 @@ def test_usage_errors(server: Server, dest: Path) -> None:
         ({"max_bandwidth": "100Mb/s"}, "max_bandwidth"),
         ({"max_bandwidth": 0}, "max_bandwidth"),
         ({"max_bandwidth": [100]}, "max_bandwidth must be bytes per second"),
+        ({"max_memory": "8MiB"}, "max_memory must be at least 16MiB"),
+        ({"max_memory": 32 << 20, "part_size": "64MiB"}, "at least 64MiB"),
+        ({"max_memory": "lots"}, "max_memory"),
+        ({"max_memory": 1.5}, "sizes must be an int"),
         ({"on_complete": "not callable"}, "on_complete must be callable"),
     ):
         arguments = {"endpoint_url": ep, **kwargs}

@@ -54,6 +54,14 @@ def test_a_large_object_comes_whole_from_ranged_parts(server: Server) -> None:
     assert server.requests().get("GetObject") == 48 + 1
 
 
+def test_a_large_object_under_max_memory(server: Server) -> None:
+    body = bytes(range(256)) * 4096 * 40  # 40 MiB, under a cap of 16 MiB
+    server.bucket("big", {"blob": body})
+    for cap in (16 << 20, "16MiB"):
+        got = list(iter_objects("s3://big/blob", part_size="2MiB", max_memory=cap, endpoint_url=server.endpoint))
+        assert [(o.key, o.data == body) for o in got] == [("blob", True)]
+
+
 def test_breaking_the_loop_stops_the_requests(server: Server) -> None:
     server.bucket("many", {f"k/{i:04}": bytes([i % 256]) * 1000 for i in range(300)})
     objects = iter_objects("s3://many/k/", concurrent_downloads=4, endpoint_url=server.endpoint)
@@ -83,6 +91,8 @@ def test_bad_arguments_raise_before_any_request(sample: Server) -> None:
         next(iter_objects("bkt/data", endpoint_url=sample.endpoint))
     with pytest.raises(InvalidOptionError):
         next(iter_objects("s3://bkt/", part_size="0", endpoint_url=sample.endpoint))
+    with pytest.raises(InvalidOptionError, match="max_memory"):
+        next(iter_objects("s3://bkt/", max_memory="1MiB", endpoint_url=sample.endpoint))
     assert s3fetch.iter_objects is iter_objects
 
 

@@ -85,6 +85,7 @@ pub use object::ObjectInfo;
 pub use options::{
     parse_rate, parse_size, ByteSize, ChecksumMode, Compare, DownloadOptions, DEFAULT_CONCURRENCY,
     DEFAULT_DELIMITER, DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
+    MIN_MAX_MEMORY,
 };
 pub use plan::{Plan, PlanOptions, MAX_SHARDS};
 pub use progress::{DownloadResult, Failure, NoReporter, Outcome, Reporter, SkipReason, Summary};

@@ -45,6 +45,9 @@ pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// Sizes are accepted up to this (1 PiB).
 const MAX_SIZE: u64 = 1 << 50;
+/// The smallest `max_memory` accepted (it must also hold one part, `part_size`): below it a
+/// download would run a handful of requests at once, a stream hold less than one part.
+pub const MIN_MAX_MEMORY: u64 = 16 * 1024 * 1024;
 
 /// Whether objects are verified against the checksum S3 keeps for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -184,6 +187,12 @@ pub struct DownloadOptions {
     /// to within a few percent over any window of seconds. [`parse_rate`] reads `100MB/s`,
     /// `1Gbit/s`.
     pub max_bandwidth: Option<u64>,
+    /// Cap on the bytes of bodies held in memory at once (received and not yet written to a
+    /// file, or not yet taken by a stream's reader); requests wait for room, so fewer run at
+    /// once. At least [`MIN_MAX_MEMORY`] and `part_size`. `None`: no cap for downloads to
+    /// files; for [`ObjectStream`](crate::ObjectStream) and [`cat`](crate::cat()) a quarter of
+    /// the cgroup's `memory.max` (16 MiB to 1 GiB) when one is set, else 256 MiB.
+    pub max_memory: Option<u64>,
     /// Retries, backoff and timeouts.
     pub retry: RetryPolicy,
     /// Verify objects against S3's checksums.
@@ -253,6 +262,7 @@ impl DownloadOptions {
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
             max_bandwidth: None,
+            max_memory: None,
             retry: RetryPolicy::default(),
             checksum_mode: ChecksumMode::Enabled,
             delimiter: DEFAULT_DELIMITER.into(),
@@ -377,6 +387,14 @@ impl DownloadOptions {
     /// [`parse_rate`] reads `100MB/s`, `1Gbit/s`). Default: no cap.
     pub fn max_bandwidth(mut self, bytes_per_sec: u64) -> Self {
         self.max_bandwidth = Some(bytes_per_sec);
+        self
+    }
+
+    /// Caps the bytes of bodies held in memory at once at `bytes` (at least
+    /// [`MIN_MAX_MEMORY`] and `part_size`; [`parse_size`] reads `512MiB`). Default: no cap
+    /// for downloads to files, a cgroup-derived cap or 256 MiB for streams.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
         self
     }
 
@@ -528,6 +546,23 @@ impl DownloadOptions {
                 ));
             }
         }
+        if let Some(memory) = self.max_memory {
+            if memory > MAX_SIZE {
+                return Err(Error::option("max_memory", "must be at most 1 PiB"));
+            }
+            let least = MIN_MAX_MEMORY.max(self.part_size);
+            if memory < least {
+                return Err(Error::option(
+                    "max_memory",
+                    format!(
+                        "must be at least {} (16MiB, and at least one part: part_size is {}), not {}",
+                        ByteSize(least),
+                        ByteSize(self.part_size),
+                        ByteSize(memory)
+                    ),
+                ));
+            }
+        }
         if self.multipart_threshold > MAX_SIZE {
             return Err(Error::option(
                 "multipart_threshold",
@@ -606,6 +641,7 @@ impl DownloadOptions {
             multipart_threshold: self.multipart_threshold,
             part_size: self.part_size,
             max_bandwidth: self.max_bandwidth,
+            max_memory: self.max_memory,
             retry: self.retry,
             verify: self.checksum_mode == ChecksumMode::Enabled,
             delimiter: self.delimiter,
@@ -733,6 +769,7 @@ pub(crate) struct Validated {
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub max_bandwidth: Option<u64>,
+    pub max_memory: Option<u64>,
     pub retry: RetryPolicy,
     pub verify: bool,
     pub delimiter: String,
@@ -969,6 +1006,12 @@ mod tests {
         assert_eq!(named(check(base().list_concurrency(0))), "list_concurrency");
         assert_eq!(named(check(base().part_size(0))), "part_size");
         assert_eq!(named(check(base().max_bandwidth(0))), "max_bandwidth");
+        let small = check(base().max_memory((16 << 20) - 1));
+        assert!(small.to_string().contains("at least 16MiB"), "{small}");
+        let part = check(base().part_size(32 << 20).max_memory(16 << 20));
+        assert!(part.to_string().contains("at least 32MiB"), "{part}");
+        assert_eq!(named(part), "max_memory");
+        assert!(base().max_memory(16 << 20).validate().is_ok());
         assert_eq!(
             named(check(base().idle_timeout(Duration::ZERO))),
             "idle_timeout"

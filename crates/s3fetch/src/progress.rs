@@ -145,6 +145,9 @@ pub struct Summary {
     pub bytes_resumed: u64,
     /// Large objects left unfinished as resumable partial files (an interrupted run).
     pub partials_kept: u64,
+    /// With `max_memory`: the most bytes of bodies the run held in memory at once (received
+    /// and not yet written), never above the cap; 0 without a cap.
+    pub memory_peak: u64,
 }
 
 impl Summary {
@@ -232,6 +235,7 @@ impl Tally {
             verified: requests.verified.load(Ordering::Relaxed),
             bytes_resumed: requests.resumed_bytes.load(Ordering::Relaxed),
             partials_kept,
+            memory_peak: 0,
             objects_found: self.found.into_inner(),
             objects_downloaded: self.downloaded.into_inner(),
             bytes_downloaded: self.bytes.into_inner(),

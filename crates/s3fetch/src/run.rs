@@ -134,6 +134,7 @@ impl Downloader {
         let tally = Arc::into_inner(job).expect("every task has finished").tally;
         let mut summary =
             tally.into_summary(started.elapsed(), cancelled, options.dry_run, partials_kept);
+        summary.memory_peak = requests.budget.memory_peak();
         if let Some(path) = &options.failed_keys {
             let keys: Vec<&str> = summary.failures.iter().map(|f| f.key.as_str()).collect();
             crate::write::write_lines(path, &keys).map_err(|source| Error::Output {
@@ -187,7 +188,8 @@ impl Requests {
             connection,
             budget: Arc::new(
                 Budget::new(options.concurrent_downloads, options.list_concurrency)
-                    .with_bandwidth(options.max_bandwidth),
+                    .with_bandwidth(options.max_bandwidth)
+                    .with_memory(options.max_memory),
             ),
             stats: Arc::new(RetryStats::default()),
             retry: options.retry,

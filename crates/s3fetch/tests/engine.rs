@@ -888,3 +888,95 @@ async fn slow_down_on_one_get_downloads_feeds_the_throttle() {
     assert_eq!(summary.throttled, injected);
     assert!(summary.retries >= injected);
 }
+
+/// Bytes that differ at every offset, by `seed` (a misplaced part shows).
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i ^ seed).wrapping_mul(2_654_435_761).to_le_bytes()[3])
+        .collect()
+}
+
+/// `max_memory` on a download to files: small objects (held whole until written), medium
+/// ones (streamed) and a large one in parts, all correct; the bytes of bodies held at once
+/// never passed the cap, though more than the cap passed through. Without a cap nothing is
+/// counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_under_max_memory_never_holds_more_than_the_cap() {
+    const MIB: usize = 1 << 20;
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    let mut want = std::collections::BTreeMap::new();
+    for i in 0..120 {
+        want.insert(format!("small/{i:03}"), pattern(200 * 1024, i));
+    }
+    for i in 0..8 {
+        want.insert(format!("medium/{i}"), pattern(3 * MIB + 7, 1000 + i));
+    }
+    want.insert("large".to_owned(), pattern(40 * MIB + 3, 7));
+    for (key, body) in &want {
+        server.put_object("bkt", &format!("m/{key}"), body);
+    }
+    let cap = 16 * MIB as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(options(&server, "s3://bkt/m/", dir.path())
+        .part_size(4 * MIB as u64)
+        .multipart_threshold(8 * MIB as u64)
+        .max_memory(cap))
+    .await;
+    assert_eq!(summary.objects_downloaded, want.len() as u64);
+    let got = s3fetch_testkit::fixtures::tree(dir.path());
+    assert_eq!(got.len(), want.len());
+    for (key, body) in &want {
+        assert!(got[key.as_str()] == *body, "{key} differs");
+    }
+    assert!(
+        summary.memory_peak > 0 && summary.memory_peak <= cap,
+        "held {} bytes at most under a cap of {cap}",
+        summary.memory_peak
+    );
+    let uncapped = tempfile::tempdir().unwrap();
+    let summary = run(options(&server, "s3://bkt/m/small/", uncapped.path())).await;
+    assert_eq!(summary.objects_downloaded, 120);
+    assert_eq!(summary.memory_peak, 0, "nothing counted without a cap");
+}
+
+/// `max_memory` on a stream: a large object under a cap of a third of its size comes whole
+/// and in order, and the window never held more than the cap (at least one part at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_under_max_memory_never_holds_more_than_the_cap() {
+    const MIB: u64 = 1 << 20;
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    let body = pattern(48 * MIB as usize + 5, 3);
+    server.put_object("bkt", "big.bin", &body);
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = 16 * MIB;
+    let stream_options = || {
+        options(&server, "s3://bkt/big.bin", tmp.path())
+            .part_size(2 * MIB)
+            .multipart_threshold(4 * MIB)
+            .max_memory(cap)
+    };
+    let mut stream = s3fetch::ObjectStream::open(stream_options()).await.unwrap();
+    assert_eq!(stream.memory_cap(), cap);
+    let mut object = stream.next().await.unwrap().unwrap();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = object.chunk().await.unwrap() {
+        bytes.extend_from_slice(&chunk);
+        assert!(
+            stream.memory_peak() <= cap,
+            "{} > {cap}",
+            stream.memory_peak()
+        );
+    }
+    assert!(bytes == body, "bytes differ");
+    assert!(stream.next().await.is_none());
+    let peak = stream.memory_peak();
+    assert!((2 * MIB..=cap).contains(&peak), "held {peak} at most");
+
+    let summary = s3fetch::cat(stream_options(), s3fetch::CatFormat::Raw, std::io::sink())
+        .await
+        .unwrap();
+    assert_eq!(summary.bytes, body.len() as u64);
+    assert!((2 * MIB..=cap).contains(&summary.memory_peak));
+}

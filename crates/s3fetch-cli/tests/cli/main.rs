@@ -14,6 +14,7 @@ mod faults;
 mod help;
 mod interrupt;
 mod lock;
+mod memory;
 mod output;
 mod selection;
 mod shards;

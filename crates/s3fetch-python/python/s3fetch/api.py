@@ -97,6 +97,7 @@ def download(
     multipart_threshold: int | str | None = None,
     part_size: int | str | None = None,
     max_bandwidth: int | float | str | None = None,
+    max_memory: int | str | None = None,
     retries: int | None = None,
     idle_timeout: float | datetime.timedelta | None = None,
     checksum_mode: str | None = None,
@@ -185,6 +186,10 @@ def download(
         max_bandwidth: Cap on the bytes per second of all downloads together: bytes per
             second, or a rate such as ``"100MB/s"``, ``"1Gbit/s"``, ``"500KiB/s"`` (default:
             no cap).
+        max_memory: Cap on the bytes of response bodies held in memory at once (received,
+            not yet written): bytes, or a size such as ``"256MiB"``; at least 16 MiB and one
+            ``part_size``. Fewer requests run at once to stay under it (default: no cap;
+            for :func:`iter_objects` 256 MiB, or a quarter of the cgroup's ``memory.max``).
         retries: Retries of each request after a transient failure (default 5).
         idle_timeout: Seconds a download may receive nothing before it is abandoned and
             resumed (default 30; after one second already if other downloads completed
@@ -304,6 +309,7 @@ def iter_objects(
     multipart_threshold: int | str | None = None,
     part_size: int | str | None = None,
     max_bandwidth: int | str | None = None,
+    max_memory: int | str | None = None,
     retries: int | None = None,
     idle_timeout: float | datetime.timedelta | None = None,
     checksum_mode: str | None = None,
@@ -322,7 +328,8 @@ def iter_objects(
     objects a URI names: ``s3://bucket/exact/key`` is that one object when it exists, a URI
     ending in ``/`` a prefix. Objects ahead of the one yielded download in parallel on the
     engine's threads, with the GIL released (a large one in ranged parts), within a memory
-    cap (256 MiB, or a quarter of the cgroup's ``memory.max`` when set); each is verified
+    cap (``max_memory``; default 256 MiB, or a quarter of the cgroup's ``memory.max`` when
+    set); each is verified
     against its checksum before it is yielded. Breaking out of the loop (or closing the
     generator) cancels the rest: the listing and every request stop.
 
@@ -451,6 +458,7 @@ def _options(args: dict[str, Any]) -> dict[str, Any]:
         "multipart_threshold": _size(args["multipart_threshold"]),
         "part_size": _size(args["part_size"]),
         "max_bandwidth": _rate(args["max_bandwidth"]),
+        "max_memory": _size(args["max_memory"]),
         "retries": _count("retries", args["retries"]),
         "idle_timeout": _number("idle_timeout", idle_timeout),
         "checksum_mode": args["checksum_mode"],

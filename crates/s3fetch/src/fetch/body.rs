@@ -3,7 +3,8 @@
 //! A [`Span`] is `start..end` of an object (a ranged part) or all of it, as an [`Attempt`] of
 //! the retry loop: each try asks for the bytes still missing and writes what arrives in
 //! batches of about [`WRITE_BATCH`] bytes, so memory per request stays bounded whatever the
-//! object's size.
+//! object's size; under a memory cap each try first waits for room for a batch and a chunk
+//! ([`SPAN_MEMORY`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,10 @@ use crate::write::TempFile;
 /// that a write's fixed cost (and, when writes go to the blocking pool, the hop there) is paid
 /// once per 128 KiB.
 const WRITE_BATCH: usize = 128 * 1024;
+/// The room a streamed body takes under a memory cap: a batch and the chunk that completes it
+/// (hyper hands over at most ~408 KiB at a time). A batch that a chunk would push past it is
+/// written first.
+const SPAN_MEMORY: u64 = WRITE_BATCH as u64 + 512 * 1024;
 
 /// Chunks of a body not yet written, as they arrived.
 #[derive(Default)]
@@ -144,6 +149,11 @@ impl Attempt for Span<'_> {
             end: self.end,
         });
         let if_match = range.and(self.etag.as_deref());
+        let missing = self
+            .end
+            .unwrap_or(self.object.size)
+            .saturating_sub(self.offset);
+        let mut memory = bucket.reserve_memory(missing.clamp(1, SPAN_MEMORY)).await?;
         let response = bucket.get(key, range, if_match).await?;
         if range.is_none() {
             // A whole object, first try: its answer carries the checksum to verify.
@@ -179,6 +189,14 @@ impl Attempt for Span<'_> {
                 Err(silent) => (None, Some(self.stalled(silent))),
             };
             let done = chunk.is_none();
+            if let Some(chunk) = &chunk {
+                if batch.len > 0 && (chunk.len() as u64) > memory.room() {
+                    let len = batch.len as u64;
+                    batch = self.write(batch).await?;
+                    memory.release(len);
+                }
+                memory.hold(chunk.len() as u64);
+            }
             if let Some(chunk) = chunk {
                 if let Some(hasher) = self.hasher.as_mut() {
                     hasher.update(&chunk);
@@ -187,7 +205,9 @@ impl Attempt for Span<'_> {
                 batch.chunks.push(chunk);
             }
             if batch.len >= WRITE_BATCH || (done && batch.len > 0) {
+                let len = batch.len as u64;
                 batch = self.write(batch).await?;
+                memory.release(len);
             }
             if let Some(error) = error {
                 // The body broke off after its last byte: nothing is missing.

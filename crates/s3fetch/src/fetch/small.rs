@@ -4,7 +4,8 @@
 //! checksum the answer carries before anything touches the disk; a failed try, whether the
 //! body broke off or did not match, fetches the object again whole (it is at most 256 KiB).
 //! The file is created, filled and linked in with one call (see [`super::disk`] for where it
-//! runs), taking one of the directory-operation permits.
+//! runs), taking one of the directory-operation permits. Under a memory cap the GET waits for
+//! room for the object's bytes, held until they are written.
 
 use std::path::Path;
 
@@ -25,15 +26,28 @@ pub(super) async fn fetch(
 ) -> Result<u64> {
     let bucket = &fetcher.bucket;
     let key = object.key.as_str();
+    let memory = std::sync::Mutex::new(bucket.reserve_memory(object.size).await?);
+    let count = |bytes: Option<u64>| {
+        let mut lease = memory.lock().unwrap_or_else(|e| e.into_inner());
+        match bytes {
+            Some(bytes) => lease.hold(bytes),
+            // A failed try's bytes are dropped with it.
+            None => lease.release_all(),
+        }
+    };
     let chunks = bucket
         .retried(&mut || async {
+            count(None);
             let response = bucket.get(key, None, None).await?;
             let checksum = response.head.checksum;
             let mut body = response.body;
             let mut chunks: Vec<Bytes> = Vec::new();
             loop {
                 match bucket.next_chunk(&mut body).await {
-                    Ok(Some(Ok(chunk))) => chunks.push(chunk),
+                    Ok(Some(Ok(chunk))) => {
+                        count(Some(chunk.len() as u64));
+                        chunks.push(chunk)
+                    }
                     Ok(None) => break,
                     Ok(Some(Err(e))) => return Err(bucket.get_error(key, e)),
                     Err(silent) => {
@@ -72,6 +86,7 @@ pub(super) async fn fetch(
         .await?;
     // Held until written: a download's memory is bounded by the requests in flight.
     drop(permit);
+    drop(memory);
     fetcher.reporter.bytes_written(key, len);
     Ok(len)
 }

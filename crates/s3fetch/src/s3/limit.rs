@@ -6,7 +6,8 @@
 //! lowers the request *rate* ([`Pace`]). Each download in flight holds a connection and an
 //! open file: the open-file limit is raised if need be, and the download count lowered to fit
 //! it ([`within_open_file_limit`]). The bytes of bodies pass the bandwidth cap, if one is set
-//! ([`Budget::received`]).
+//! ([`Budget::received`]), and with a memory cap every body's bytes held take room under it
+//! ([`Budget::reserve`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 use crate::s3::bandwidth::Bandwidth;
+use crate::s3::memory::{Lease, Memory};
 
 /// File descriptors kept free for everything else the process has open.
 const SPARE_FILES: u64 = 64;
@@ -53,6 +55,8 @@ pub(crate) struct Budget {
     pace: Mutex<Pace>,
     /// The cap on the bytes of every body together (`max_bandwidth`).
     bandwidth: Option<Bandwidth>,
+    /// The cap on the bytes of bodies held (`max_memory`) by downloads to files.
+    memory: Option<Arc<Memory>>,
 }
 
 /// A request's place in the budget; dropping it frees the place.
@@ -67,7 +71,27 @@ impl Budget {
             lists: Arc::new(Semaphore::new(lists)),
             pace: Mutex::new(Pace::new(Instant::now())),
             bandwidth: None,
+            memory: None,
         }
+    }
+
+    /// The budget with the bytes of bodies held capped at `bytes`.
+    pub(crate) fn with_memory(mut self, bytes: Option<u64>) -> Self {
+        self.memory = bytes.map(Memory::new);
+        self
+    }
+
+    /// Room for `bytes` of a body under the memory cap, waited for (without a cap, at once).
+    pub(crate) async fn reserve(&self, bytes: u64) -> Result<Lease> {
+        match &self.memory {
+            Some(memory) => memory.reserve(bytes).await,
+            None => Ok(Lease::unbounded()),
+        }
+    }
+
+    /// The most bytes of bodies held at once under the memory cap (0 without one).
+    pub(crate) fn memory_peak(&self) -> u64 {
+        self.memory.as_ref().map_or(0, |memory| memory.peak())
     }
 
     /// The budget with every body's bytes together capped at `bytes_per_sec`.

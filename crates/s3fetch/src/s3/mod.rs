@@ -4,8 +4,8 @@
 //! one client per run, following a bucket to its region; GETs through [`lean`]). [`Bucket`]
 //! is what the rest of the crate uses: the store, the run's [`Budget`] and [`RetryPolicy`],
 //! and errors that name the bucket and key. Nothing outside this module sends a request.
-//! Beside them: the client ([`client`], [`http`]), the one budget and bandwidth cap
-//! ([`limit`], [`bandwidth`]), the one retry loop ([`retry`]), the listing reader
+//! Beside them: the client ([`client`], [`http`]), the one budget, bandwidth and memory cap
+//! ([`limit`], [`bandwidth`], [`memory`]), the one retry loop ([`retry`]), the listing reader
 //! ([`list_xml`]), failures translated ([`errors`]) and the one fake store for tests (`fake`,
 //! listing as S3 or a quirky store does by `model`).
 
@@ -20,6 +20,7 @@ use crate::checksum::Expected;
 use crate::error::{Error, Result, ServiceError};
 use crate::s3::limit::{Budget, Permit};
 use crate::s3::list_xml::Listing;
+use crate::s3::memory::Lease;
 use crate::s3::retry::{Attempt, RetryPolicy, RetryStats};
 
 pub(crate) mod bandwidth;
@@ -31,6 +32,7 @@ pub(crate) mod http;
 pub(crate) mod lean;
 pub(crate) mod limit;
 pub(crate) mod list_xml;
+pub(crate) mod memory;
 #[cfg(test)]
 pub(crate) mod model;
 pub(crate) mod retry;
@@ -220,6 +222,12 @@ impl Bucket {
     /// A transfer permit if one is free now.
     pub(crate) fn free_transfer_permit(&self) -> Option<Permit> {
         self.budget.try_transfer()
+    }
+
+    /// Room for `bytes` of a body under the run's memory cap, waited for; give it back by
+    /// releasing what was written, or by dropping it.
+    pub(crate) async fn reserve_memory(&self, bytes: u64) -> Result<Lease> {
+        self.budget.reserve(bytes).await
     }
 
     /// `attempt`, tried again by the run's retry rule (see [`RetryPolicy::run`]).

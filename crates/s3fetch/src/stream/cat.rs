@@ -77,6 +77,8 @@ pub struct CatSummary {
     pub failures: Vec<Failure>,
     /// The reader closed the pipe: the run stopped there, quietly.
     pub closed: bool,
+    /// The most bytes of bodies held at once (see [`ObjectStream::memory_peak`]).
+    pub memory_peak: u64,
 }
 
 /// Writes the objects `options` selects to `out` in key order as `format` says (see
@@ -200,5 +202,6 @@ async fn copy(
         let _ = tx.send(Bytes::from_static(&tar::END)).await;
     }
     summary.verified = stream.verified();
+    summary.memory_peak = stream.memory_peak();
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::checksum::{self, Expected, Hasher};
@@ -24,6 +24,7 @@ use crate::options::DownloadOptions;
 use crate::paths;
 use crate::progress::NoReporter;
 use crate::run::{source, AbortOnDrop, Requests};
+use crate::s3::memory::{Lease, Memory};
 use crate::s3::Bucket;
 use crate::select::folders::Parent;
 use crate::select::listing::{Listed, Order};
@@ -41,6 +42,7 @@ pub struct ObjectStream {
     lister: Option<tokio::task::JoinHandle<Result<u64>>>,
     _tasks: Vec<AbortOnDrop>,
     bucket: Arc<Bucket>,
+    memory: Arc<Memory>,
     prefix: String,
     delimiter: String,
     cancel: CancellationToken,
@@ -148,13 +150,14 @@ impl ObjectStream {
         };
         let mut window = Window::new(
             bucket.clone(),
-            window::memory_cap(options.tuning.cat_memory),
+            window::memory_cap(options.max_memory.or(options.tuning.cat_memory)),
             options.part_size,
             options.multipart_threshold,
             options.filter.clone(),
         );
         window.from_keys = options.keys.is_some();
         window.include_archived = options.include_archived;
+        let memory = window.memory.clone();
         let (pending_tx, rx) = mpsc::channel(options.concurrent_downloads.max(1));
         let scheduler = tokio::spawn(Arc::new(window).run(listed, pending_tx));
         Ok(ObjectStream {
@@ -165,6 +168,7 @@ impl ObjectStream {
             ],
             lister: Some(lister),
             bucket,
+            memory,
             prefix: uri.prefix,
             delimiter: options.delimiter,
             cancel,
@@ -229,6 +233,17 @@ impl ObjectStream {
         }))
     }
 
+    /// The memory cap the stream keeps to (`max_memory`, or its default), in bytes.
+    pub fn memory_cap(&self) -> u64 {
+        self.memory.cap()
+    }
+
+    /// The most bytes of bodies the stream has held at once (fetched and not yet handed
+    /// over): never above [`ObjectStream::memory_cap`].
+    pub fn memory_peak(&self) -> u64 {
+        self.memory.peak()
+    }
+
     /// The run's count of objects whose bytes were checked against a checksum.
     pub fn verified(&self) -> u64 {
         self.bucket
@@ -248,7 +263,7 @@ pub struct StreamedObject {
     file_key: Option<String>,
     body: Body,
     current: VecDeque<Bytes>,
-    memory: Option<OwnedSemaphorePermit>,
+    memory: Option<Lease>,
     bucket: Arc<Bucket>,
     cancel: CancellationToken,
     done: bool,

@@ -1,19 +1,21 @@
 //! The prefetch window: objects (in the order they come) cut into requests, each started as
 //! soon as the memory cap and the request budget allow, its bytes held until the reader takes
 //! them. Memory is reserved in the order the reader reads, so the next bytes it needs always
-//! get their share: the window cannot deadlock, and never holds more than the cap.
+//! get their share: the window cannot deadlock, and never holds more than the cap (parts and
+//! whole objects are never larger than it).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::checksum::{Expected, Hasher};
 use crate::error::{Error, Result, ServiceError};
 use crate::object::ObjectInfo;
+use crate::s3::memory::{Lease, Memory};
 use crate::s3::retry::Attempt;
 use crate::s3::{Bucket, ByteRange};
 use crate::select::filter::KeyFilter;
@@ -29,10 +31,8 @@ const CGROUP_MIN: u64 = 16 << 20;
 const CGROUP_MAX: u64 = 1 << 30;
 /// HEADs of `keys_from` keys in flight ahead of the window at most.
 const HEADS_AHEAD: usize = 64;
-/// Memory is counted in these units (a semaphore's permits).
-const UNIT: u64 = 1024;
 
-/// The bytes a stream may hold: `S3FETCH_CAT_MEMORY_MIB`, else a quarter of the cgroup's
+/// The bytes a stream may hold: `max_memory` (else `S3FETCH_CAT_MEMORY_MIB`), else a quarter of the cgroup's
 /// `memory.max` (16 MiB to 1 GiB) when one is set, else [`DEFAULT_MEMORY`].
 pub(crate) fn memory_cap(tuned: Option<u64>) -> u64 {
     tuned
@@ -72,7 +72,7 @@ pub(crate) struct Held {
     pub chunks: VecDeque<Bytes>,
     /// For a part: the CRC of its bytes (of the object's CRC kind) and its length.
     pub crc: (u64, u64),
-    pub memory: OwnedSemaphorePermit,
+    pub memory: Lease,
 }
 
 /// One object as the reader gets it: its bytes on the way.
@@ -98,9 +98,7 @@ pub(crate) enum PendingBody {
 /// What the window works with.
 pub(crate) struct Window {
     pub bucket: Arc<Bucket>,
-    pub memory: Arc<Semaphore>,
-    /// The cap, in units.
-    pub cap: u64,
+    pub memory: Arc<Memory>,
     pub part_size: u64,
     pub threshold: u64,
     pub filter: KeyFilter,
@@ -111,7 +109,8 @@ pub(crate) struct Window {
 
 impl Window {
     /// A window over `bucket` holding at most `cap_bytes`; sizes and archived objects are
-    /// judged as `filter` and `include_archived` say.
+    /// judged as `filter` and `include_archived` say. Parts are at most the cap, and objects
+    /// larger than it come in parts.
     pub(crate) fn new(
         bucket: Arc<Bucket>,
         cap_bytes: u64,
@@ -119,27 +118,21 @@ impl Window {
         threshold: u64,
         filter: KeyFilter,
     ) -> Self {
-        let cap = cap_bytes.div_ceil(UNIT).clamp(1, u64::from(u32::MAX));
+        let cap_bytes = cap_bytes.max(1);
         Window {
             bucket,
-            memory: Arc::new(Semaphore::new(cap as usize)),
-            cap,
-            part_size: part_size.max(1),
-            threshold,
+            memory: Memory::new(cap_bytes),
+            part_size: part_size.clamp(1, cap_bytes),
+            threshold: threshold.min(cap_bytes),
             filter,
             from_keys: false,
             include_archived: false,
         }
     }
 
-    /// Memory for `bytes`, waited for (at most the whole cap, for a part larger than it).
-    async fn reserve(&self, bytes: u64) -> Result<OwnedSemaphorePermit> {
-        let units = bytes.div_ceil(UNIT).min(self.cap) as u32;
-        self.memory
-            .clone()
-            .acquire_many_owned(units)
-            .await
-            .map_err(|_| Error::Cancelled)
+    /// Memory for `bytes`, waited for (never more than the cap: see [`Window::new`]).
+    async fn reserve(&self, bytes: u64) -> Result<Lease> {
+        self.memory.reserve(bytes).await
     }
 
     /// Takes the objects `rx` brings, in that order, and hands each to `tx` with its
@@ -228,7 +221,7 @@ impl Window {
         };
         let (bucket, key, size) = (self.bucket.clone(), object.key.clone(), object.size);
         let task = Task::spawn(async move {
-            let chunks = fetch_whole(&bucket, &key, size).await?;
+            let (chunks, memory) = fetch_whole(&bucket, &key, size, memory).await?;
             drop(permit);
             Ok(Held {
                 chunks,
@@ -293,6 +286,7 @@ impl Window {
                 offset: start,
                 buffer: Slabs::new(len),
                 hasher: crc.map(|kind| Expected::Crc(kind, 0).hasher()),
+                memory,
             };
             let task = Task::spawn(async move {
                 let bucket = span.bucket.clone();
@@ -301,7 +295,7 @@ impl Window {
                 Ok(Held {
                     crc: (span.hasher.map_or(0, |h| h.crc()), len),
                     chunks: span.buffer.freeze(),
-                    memory,
+                    memory: span.memory,
                 })
             });
             if parts_tx.send(task).is_err() {
@@ -314,10 +308,26 @@ impl Window {
 }
 
 /// A whole object's body in memory, verified against the checksum its answer carries, its
-/// length against the listed `size`; a failed try fetches it again whole.
-async fn fetch_whole(bucket: &Bucket, key: &str, size: u64) -> Result<VecDeque<Bytes>> {
-    bucket
+/// length against the listed `size`; a failed try fetches it again whole. Its bytes are
+/// counted under `memory` as they arrive.
+async fn fetch_whole(
+    bucket: &Bucket,
+    key: &str,
+    size: u64,
+    memory: Lease,
+) -> Result<(VecDeque<Bytes>, Lease)> {
+    let memory = std::sync::Mutex::new(memory);
+    let count = |bytes: Option<u64>| {
+        let mut lease = memory.lock().unwrap_or_else(|e| e.into_inner());
+        match bytes {
+            Some(bytes) => lease.hold(bytes),
+            // A failed try's bytes are dropped with it.
+            None => lease.release_all(),
+        }
+    };
+    let chunks = bucket
         .retried(&mut || async {
+            count(None);
             let response = bucket.get(key, None, None).await?;
             let checksum = response.head.checksum;
             let mut body = response.body;
@@ -331,6 +341,7 @@ async fn fetch_whole(bucket: &Bucket, key: &str, size: u64) -> Result<VecDeque<B
                             hasher.update(&chunk);
                         }
                         len += chunk.len() as u64;
+                        count(Some(chunk.len() as u64));
                         bucket.progressed();
                         buffer.push(&chunk);
                     }
@@ -355,7 +366,11 @@ async fn fetch_whole(bucket: &Bucket, key: &str, size: u64) -> Result<VecDeque<B
             }
             Ok(buffer.freeze())
         })
-        .await
+        .await?;
+    Ok((
+        chunks,
+        memory.into_inner().unwrap_or_else(|e| e.into_inner()),
+    ))
 }
 
 fn stalled(bucket: &Bucket, key: &str, silent: std::time::Duration) -> Error {
@@ -428,6 +443,8 @@ struct Part {
     offset: u64,
     buffer: Slabs,
     hasher: Option<Hasher>,
+    /// The part's room; its bytes are counted as they arrive.
+    memory: Lease,
 }
 
 impl Attempt for Part {
@@ -459,6 +476,7 @@ impl Attempt for Part {
                         hasher.update(&chunk);
                     }
                     self.offset += chunk.len() as u64;
+                    self.memory.hold(chunk.len() as u64);
                     bucket.progressed();
                     self.buffer.push(&chunk);
                 }

@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 use crate::s3::bandwidth::Bandwidth;
-use crate::s3::memory::{Lease, Memory};
+use crate::s3::memory::{Lease, Memory, REQUEST_OVERHEAD};
 
 /// File descriptors kept free for everything else the process has open.
 const SPARE_FILES: u64 = 64;
@@ -81,10 +81,11 @@ impl Budget {
         self
     }
 
-    /// Room for `bytes` of a body under the memory cap, waited for (without a cap, at once).
+    /// Room for `bytes` of a body under the memory cap, with the request's own overhead
+    /// ([`REQUEST_OVERHEAD`]), waited for (without a cap, at once).
     pub(crate) async fn reserve(&self, bytes: u64) -> Result<Lease> {
         match &self.memory {
-            Some(memory) => memory.reserve(bytes).await,
+            Some(memory) => memory.reserve_with(bytes, REQUEST_OVERHEAD).await,
             None => Ok(Lease::unbounded()),
         }
     }

@@ -32,8 +32,8 @@ const CGROUP_MAX: u64 = 1 << 30;
 /// HEADs of `keys_from` keys in flight ahead of the window at most.
 const HEADS_AHEAD: usize = 64;
 
-/// The bytes a stream may hold: `max_memory` (else `S3FETCH_CAT_MEMORY_MIB`), else a quarter of the cgroup's
-/// `memory.max` (16 MiB to 1 GiB) when one is set, else [`DEFAULT_MEMORY`].
+/// The bytes a stream may hold: `max_memory` (else `S3FETCH_CAT_MEMORY_MIB`), else a quarter
+/// of the cgroup's `memory.max` (16 MiB to 1 GiB) when one is set, else [`DEFAULT_MEMORY`].
 pub(crate) fn memory_cap(tuned: Option<u64>) -> u64 {
     tuned
         .or_else(|| {

@@ -980,3 +980,47 @@ async fn a_stream_under_max_memory_never_holds_more_than_the_cap() {
     assert_eq!(summary.bytes, body.len() as u64);
     assert!((2 * MIB..=cap).contains(&summary.memory_peak));
 }
+
+/// Under `max_memory`, bodies that break off, fail or come corrupt are tried again: what a
+/// failed try held is given back (the peak stays within the cap) and the files are right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_bodies_under_max_memory_give_back_what_they_held() {
+    const MIB: usize = 1 << 20;
+    let server = TestServer::start().await;
+    server.create_bucket("bkt");
+    let mut want = std::collections::BTreeMap::new();
+    for i in 0..60 {
+        want.insert(format!("small/{i:03}"), pattern(150 * 1024, 50 + i));
+    }
+    for i in 0..4 {
+        want.insert(format!("medium/{i}"), pattern(2 * MIB + 1, 2000 + i));
+    }
+    want.insert("large".to_owned(), pattern(20 * MIB + 9, 9));
+    for (key, body) in &want {
+        server.put_object("bkt", &format!("f/{key}"), body);
+    }
+    server.set_faults(
+        s3fetch_testkit::FaultPlan::parse(
+            "cut_body_after=0.2:2000,corrupt=0.05,internal_error=0.05,seed=11",
+        )
+        .unwrap(),
+    );
+    let cap = 16 * MIB as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(options(&server, "s3://bkt/f/", dir.path())
+        .part_size(2 * MIB as u64)
+        .multipart_threshold(4 * MIB as u64)
+        .max_memory(cap))
+    .await;
+    assert!(summary.is_success(), "{:?}", summary.failures);
+    assert!(summary.retries + summary.resumes > 0, "faults were met");
+    let got = s3fetch_testkit::fixtures::tree(dir.path());
+    for (key, body) in &want {
+        assert!(got[key.as_str()] == *body, "{key} differs");
+    }
+    assert!(
+        (1..=cap).contains(&summary.memory_peak),
+        "{}",
+        summary.memory_peak
+    );
+}

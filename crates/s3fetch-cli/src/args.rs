@@ -8,7 +8,10 @@ use std::time::SystemTime;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use s3fetch::{ByteSize, ChecksumMode, Compare, GlobRule, RequestPayer, S3Uri, Shard, ShardBy};
+use s3fetch::{
+    ByteSize, ChecksumMode, Compare, DownloadOptions, GlobRule, Plan, RequestPayer, S3Uri, Shard,
+    ShardBy,
+};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -74,77 +77,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub download_dir: Option<PathBuf>,
 
-    /// Only keys in which this regex is found (searched in the full key); look-around and
-    /// backreferences work as in Python's `re`
-    #[arg(short, long, value_name = "RE")]
-    pub regex: Option<String>,
-
-    /// Only keys matching this glob, relative to the URI's prefix (`*` within a path segment,
-    /// `**` across them); repeatable. --include and --exclude apply in the order given, the
-    /// last one that matches deciding; when the first is an --include, keys no rule matches
-    /// are left out
-    #[arg(long, value_name = "GLOB")]
-    pub include: Vec<String>,
-
-    /// Leave out keys matching this glob (see --include); repeatable
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
-
-    /// Only objects of at least this size (e.g. 1MiB), from the listing
-    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size)]
-    pub min_size: Option<u64>,
-
-    /// Only objects of at most this size (e.g. 10GB), from the listing
-    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size)]
-    pub max_size: Option<u64>,
-
-    /// Only objects modified at or after T: a date (2024-06-01, UTC), an RFC 3339 time
-    /// (2024-06-01T12:00:00+02:00) or an age (7d, 12h, 1w2d), from the listing
-    #[arg(long, value_name = "T", value_parser = parse_time)]
-    pub newer_than: Option<SystemTime>,
-
-    /// Only objects modified before T (as for --newer-than)
-    #[arg(long, value_name = "T", value_parser = parse_time)]
-    pub older_than: Option<SystemTime>,
-
-    /// Try objects in GLACIER or DEEP_ARCHIVE that are not restored instead of skipping them
-    /// (they fail unless restored since the listing); restored ones download either way
-    #[arg(long)]
-    pub include_archived: bool,
-
-    /// Take the K-th of N disjoint parts of the selected keys (a stable hash of each key
-    /// decides; the N shards' union is the whole selection): `K/N` counting from 0, or
-    /// `auto` for an orchestrator's index (Kubernetes JOB_COMPLETION_INDEX, AWS Batch
-    /// AWS_BATCH_JOB_ARRAY_INDEX, Slurm SLURM_ARRAY_TASK_ID)
-    #[arg(long, value_name = "K/N|auto", value_parser = parse_shard)]
-    pub shard: Option<ShardArg>,
-
-    /// N for --shard auto where the orchestrator does not say it (Kubernetes); also
-    /// S3FETCH_SHARD_COUNT
-    #[arg(long, value_name = "N", requires = "shard")]
-    pub shard_count: Option<u32>,
-
-    /// How --shard deals out keys: `hash` (the default without --plan) or `range` (the
-    /// default with it: each shard lists only its own key range, so N shards send about as
-    /// many LIST requests as one run)
-    #[arg(long, value_name = "HOW", requires = "shard",
-          value_parser = PossibleValuesParser::new(ShardBy::NAMES).map(|b| ShardBy::parse(&b).expect("one of its names")))]
-    pub shard_by: Option<ShardBy>,
-
-    /// The split points of range shards, made once by `s3fetch plan S3_URI --shards N >
-    /// plan.json` and given to every shard
-    #[arg(long, value_name = "FILE", requires = "shard")]
-    pub plan: Option<PathBuf>,
-
-    /// Download the objects an S3 Inventory report lists instead of listing
-    /// (s3://bucket/path/manifest.json, CSV format): no LIST request; sizes, times and ETags
-    /// from the report; the URI's prefix and every filter still apply
-    #[arg(long, value_name = "MANIFEST_URI", value_parser = parse_uri)]
-    pub inventory: Option<S3Uri>,
-
-    /// --include and --exclude in the order given (filled by [`Args::parse_ordered`]).
-    #[arg(skip)]
-    pub globs: Vec<GlobRule>,
+    #[command(flatten)]
+    pub selection: Selection,
 
     /// Downloads in flight at once
     #[arg(short = 'c', long, value_name = "N", default_value_t = s3fetch::DEFAULT_CONCURRENCY)]
@@ -275,6 +209,141 @@ pub struct Args {
     pub connection: Connection,
 }
 
+/// Which objects: the same flags for a download and for `s3fetch cat`, declared once.
+#[derive(Debug, clap::Args)]
+pub struct Selection {
+    /// Only keys in which this regex is found (searched in the full key); look-around and
+    /// backreferences work as in Python's `re`
+    #[arg(short, long, value_name = "RE")]
+    pub regex: Option<String>,
+
+    /// Only keys matching this glob, relative to the URI's prefix (`*` within a path segment,
+    /// `**` across them); repeatable. --include and --exclude apply in the order given, the
+    /// last one that matches deciding; when the first is an --include, keys no rule matches
+    /// are left out
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Leave out keys matching this glob (see --include); repeatable
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Only objects of at least this size (e.g. 1MiB), from the listing
+    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size)]
+    pub min_size: Option<u64>,
+
+    /// Only objects of at most this size (e.g. 10GB), from the listing
+    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size)]
+    pub max_size: Option<u64>,
+
+    /// Only objects modified at or after T: a date (2024-06-01, UTC), an RFC 3339 time
+    /// (2024-06-01T12:00:00+02:00) or an age (7d, 12h, 1w2d), from the listing
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub newer_than: Option<SystemTime>,
+
+    /// Only objects modified before T (as for --newer-than)
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub older_than: Option<SystemTime>,
+
+    /// Try objects in GLACIER or DEEP_ARCHIVE that are not restored instead of skipping them
+    /// (they fail unless restored since the listing); restored ones download either way
+    #[arg(long)]
+    pub include_archived: bool,
+
+    /// Take the K-th of N disjoint parts of the selected keys (a stable hash of each key
+    /// decides; the N shards' union is the whole selection): `K/N` counting from 0, or
+    /// `auto` for an orchestrator's index (Kubernetes JOB_COMPLETION_INDEX, AWS Batch
+    /// AWS_BATCH_JOB_ARRAY_INDEX, Slurm SLURM_ARRAY_TASK_ID)
+    #[arg(long, value_name = "K/N|auto", value_parser = parse_shard)]
+    pub shard: Option<ShardArg>,
+
+    /// N for --shard auto where the orchestrator does not say it (Kubernetes); also
+    /// S3FETCH_SHARD_COUNT
+    #[arg(long, value_name = "N", requires = "shard")]
+    pub shard_count: Option<u32>,
+
+    /// How --shard deals out keys: `hash` (the default without --plan) or `range` (the
+    /// default with it: each shard lists only its own key range, so N shards send about as
+    /// many LIST requests as one run)
+    #[arg(long, value_name = "HOW", requires = "shard",
+          value_parser = PossibleValuesParser::new(ShardBy::NAMES).map(|b| ShardBy::parse(&b).expect("one of its names")))]
+    pub shard_by: Option<ShardBy>,
+
+    /// The split points of range shards, made once by `s3fetch plan S3_URI --shards N >
+    /// plan.json` and given to every shard
+    #[arg(long, value_name = "FILE", requires = "shard")]
+    pub plan: Option<PathBuf>,
+
+    /// Take the objects an S3 Inventory report lists instead of listing
+    /// (s3://bucket/path/manifest.json, CSV format): no LIST request; sizes, times and ETags
+    /// from the report; the URI's prefix and every filter still apply
+    #[arg(long, value_name = "MANIFEST_URI", value_parser = parse_uri)]
+    pub inventory: Option<S3Uri>,
+
+    /// --include and --exclude in the order given (filled by [`Selection::order_globs`]).
+    #[arg(skip)]
+    pub globs: Vec<GlobRule>,
+}
+
+impl Selection {
+    /// Puts `--include` and `--exclude` into [`Selection::globs`] in the order given (clap
+    /// keeps each flag's values apart).
+    pub fn order_globs(&mut self, matches: &clap::ArgMatches) {
+        let mut rules: Vec<(usize, GlobRule)> = Vec::new();
+        let mut add = |id: &str, rule: fn(String) -> GlobRule| {
+            if let (Some(at), Some(globs)) =
+                (matches.indices_of(id), matches.get_many::<String>(id))
+            {
+                rules.extend(at.zip(globs.cloned().map(rule)));
+            }
+        };
+        add("include", GlobRule::Include);
+        add("exclude", GlobRule::Exclude);
+        rules.sort_by_key(|(at, _)| *at);
+        self.globs = rules.into_iter().map(|(_, rule)| rule).collect();
+    }
+
+    /// Sets the selection on `options`: `--shard auto` resolved from the environment (by the
+    /// library's [`Shard::from_env`]) and `--plan` read, each with a note for stderr.
+    pub fn apply(
+        self,
+        options: &mut DownloadOptions,
+        notes: &mut Vec<String>,
+    ) -> Result<(), s3fetch::Error> {
+        let shard = match self.shard {
+            None => None,
+            Some(ShardArg::Fixed(shard)) => Some(shard),
+            Some(ShardArg::Auto) => {
+                let (shard, source) =
+                    Shard::from_env(self.shard_count, |name| std::env::var(name).ok())?;
+                notes.push(format!("shard {shard} (from {source})"));
+                Some(shard)
+            }
+        };
+        let plan = match &self.plan {
+            Some(path) => Some(Plan::read(path)?),
+            None => None,
+        };
+        if let (Some(plan), Some(shard)) = (&plan, shard) {
+            if shard.count == plan.shards() {
+                notes.push(format!("shard {shard}: keys {}", plan.range(shard.index)));
+            }
+        }
+        options.regex = self.regex;
+        options.globs = self.globs;
+        options.min_size = self.min_size;
+        options.max_size = self.max_size;
+        options.newer_than = self.newer_than;
+        options.older_than = self.older_than;
+        options.include_archived = self.include_archived;
+        options.shard = shard;
+        options.shard_by = self.shard_by;
+        options.plan = plan;
+        options.inventory = self.inventory;
+        Ok(())
+    }
+}
+
 /// Where S3 is and who we are there: the same flags for a download and for `s3fetch plan`.
 #[derive(Debug, clap::Args)]
 pub struct Connection {
@@ -353,18 +422,7 @@ impl Args {
     {
         let matches = Args::command().try_get_matches_from(args)?;
         let mut args = Args::from_arg_matches(&matches)?;
-        let mut rules: Vec<(usize, GlobRule)> = Vec::new();
-        let mut add = |id: &str, rule: fn(String) -> GlobRule| {
-            if let (Some(at), Some(globs)) =
-                (matches.indices_of(id), matches.get_many::<String>(id))
-            {
-                rules.extend(at.zip(globs.cloned().map(rule)));
-            }
-        };
-        add("include", GlobRule::Include);
-        add("exclude", GlobRule::Exclude);
-        rules.sort_by_key(|(at, _)| *at);
-        args.globs = rules.into_iter().map(|(_, rule)| rule).collect();
+        args.selection.order_globs(&matches);
         Ok(args)
     }
 }

@@ -3,16 +3,14 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{CommandFactory, FromArgMatches, Parser};
-use s3fetch::{
-    ByteSize, CatFormat, ChecksumMode, DownloadOptions, GlobRule, Plan, S3Uri, Shard, ShardBy,
-};
+use s3fetch::{ByteSize, CatFormat, ChecksumMode, DownloadOptions, S3Uri};
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{parse_shard, parse_time, parse_uri, Connection, ShardArg};
+use crate::args::{parse_uri, Connection, Selection};
 use crate::exit;
 
 const EXAMPLES: &str = "\
@@ -58,59 +56,8 @@ struct CatArgs {
           value_parser = PossibleValuesParser::new(CatFormat::NAMES).map(|f| f.parse::<CatFormat>().expect("one of its names")))]
     format: CatFormat,
 
-    /// Only keys in which this regex is found (searched in the full key)
-    #[arg(short, long, value_name = "RE")]
-    regex: Option<String>,
-
-    /// Only keys matching this glob, relative to the URI's prefix; repeatable (as for a
-    /// download)
-    #[arg(long, value_name = "GLOB")]
-    include: Vec<String>,
-
-    /// Leave out keys matching this glob; repeatable
-    #[arg(long, value_name = "GLOB")]
-    exclude: Vec<String>,
-
-    /// Only objects of at least this size (e.g. 1MiB)
-    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size)]
-    min_size: Option<u64>,
-
-    /// Only objects of at most this size (e.g. 10GB)
-    #[arg(long, value_name = "SIZE", value_parser = s3fetch::parse_size)]
-    max_size: Option<u64>,
-
-    /// Only objects modified at or after T (a date, an RFC 3339 time or an age: 7d)
-    #[arg(long, value_name = "T", value_parser = parse_time)]
-    newer_than: Option<SystemTime>,
-
-    /// Only objects modified before T
-    #[arg(long, value_name = "T", value_parser = parse_time)]
-    older_than: Option<SystemTime>,
-
-    /// Try objects in GLACIER or DEEP_ARCHIVE that are not restored instead of leaving them out
-    #[arg(long)]
-    include_archived: bool,
-
-    /// Take the K-th of N disjoint parts of the selected keys: `K/N` or `auto`
-    #[arg(long, value_name = "K/N|auto", value_parser = parse_shard)]
-    shard: Option<ShardArg>,
-
-    /// N for --shard auto where the orchestrator does not say it
-    #[arg(long, value_name = "N", requires = "shard")]
-    shard_count: Option<u32>,
-
-    /// How --shard deals out keys: `hash` or `range` (with --plan)
-    #[arg(long, value_name = "HOW", requires = "shard",
-          value_parser = PossibleValuesParser::new(ShardBy::NAMES).map(|b| ShardBy::parse(&b).expect("one of its names")))]
-    shard_by: Option<ShardBy>,
-
-    /// The split points of range shards (`s3fetch plan`)
-    #[arg(long, value_name = "FILE", requires = "shard")]
-    plan: Option<PathBuf>,
-
-    /// The objects an S3 Inventory report lists instead of listing (sorted by key first)
-    #[arg(long, value_name = "MANIFEST_URI", value_parser = parse_uri)]
-    inventory: Option<S3Uri>,
+    #[command(flatten)]
+    selection: Selection,
 
     /// Exactly the keys listed in FILE (one per line; `-` reads stdin), sorted by key first
     #[arg(long, value_name = "FILE")]
@@ -154,10 +101,6 @@ struct CatArgs {
     /// Separator of "directories" in keys
     #[arg(long, default_value = s3fetch::DEFAULT_DELIMITER)]
     delimiter: String,
-
-    /// --include and --exclude in the order given.
-    #[arg(skip)]
-    globs: Vec<GlobRule>,
 
     /// Debug logging on stderr
     #[arg(short, long)]
@@ -240,35 +183,12 @@ fn fail(error: &s3fetch::Error) -> u8 {
 fn parse(args: Vec<OsString>) -> Result<CatArgs, clap::Error> {
     let matches = CatArgs::command().try_get_matches_from(args)?;
     let mut parsed = CatArgs::from_arg_matches(&matches)?;
-    let mut rules: Vec<(usize, GlobRule)> = Vec::new();
-    let mut add = |id: &str, rule: fn(String) -> GlobRule| {
-        if let (Some(at), Some(globs)) = (matches.indices_of(id), matches.get_many::<String>(id)) {
-            rules.extend(at.zip(globs.cloned().map(rule)));
-        }
-    };
-    add("include", GlobRule::Include);
-    add("exclude", GlobRule::Exclude);
-    rules.sort_by_key(|(at, _)| *at);
-    parsed.globs = rules.into_iter().map(|(_, rule)| rule).collect();
+    parsed.selection.order_globs(&matches);
     Ok(parsed)
 }
 
 /// The library's options for `args`; the library checks them all.
 fn options(args: CatArgs) -> Result<(DownloadOptions, CatFormat), s3fetch::Error> {
-    let shard = match args.shard {
-        None => None,
-        Some(ShardArg::Fixed(shard)) => Some(shard),
-        Some(ShardArg::Auto) => {
-            let (shard, source) =
-                Shard::from_env(args.shard_count, |name| std::env::var(name).ok())?;
-            eprintln!("note: shard {shard} (from {source})");
-            Some(shard)
-        }
-    };
-    let plan = match &args.plan {
-        Some(path) => Some(Plan::read(path)?),
-        None => None,
-    };
     let request_payer = args.connection.request_payer;
     let mut options = DownloadOptions::new(args.uri)
         .concurrent_downloads(args.concurrent_downloads)
@@ -279,17 +199,11 @@ fn options(args: CatArgs) -> Result<(DownloadOptions, CatFormat), s3fetch::Error
         .part_size(args.part_size.0)
         .delimiter(args.delimiter)
         .client_options(args.connection.client_options());
-    options.regex = args.regex;
-    options.globs = args.globs;
-    options.min_size = args.min_size;
-    options.max_size = args.max_size;
-    options.newer_than = args.newer_than;
-    options.older_than = args.older_than;
-    options.include_archived = args.include_archived;
-    options.shard = shard;
-    options.shard_by = args.shard_by;
-    options.plan = plan;
-    options.inventory = args.inventory;
+    let mut notes = Vec::new();
+    args.selection.apply(&mut options, &mut notes)?;
+    for note in notes {
+        eprintln!("note: {note}");
+    }
     options.keys_from = args.keys_from;
     options.request_payer = request_payer;
     options.max_bandwidth = args.max_bandwidth;

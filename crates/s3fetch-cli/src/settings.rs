@@ -1,14 +1,14 @@
 //! Arguments -> library options, plus what only the CLI needs (output mode, warnings). No
 //! option is checked here: the library validates them all and its typed errors name the
-//! option, which [`crate::exit::message`] turns into the flag. The one thing resolved here
-//! is `--shard auto`, from the environment (by the library's [`Shard::from_env`]).
+//! option, which [`crate::exit::message`] turns into the flag. The selection flags (shared
+//! with `s3fetch cat`) set themselves ([`crate::args::Selection::apply`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use s3fetch::{DownloadOptions, Plan, Shard};
+use s3fetch::DownloadOptions;
 
-use crate::args::{Args, OutputFormat, ProgressMode, ShardArg};
+use crate::args::{Args, OutputFormat, ProgressMode};
 
 /// Above this, warn: each download holds a connection and a file.
 const MANY_DOWNLOADS: usize = 1000;
@@ -38,16 +38,6 @@ impl Settings {
     pub fn from_args(args: Args) -> Result<Settings, s3fetch::Error> {
         let mut warnings = Vec::new();
         let mut notes = Vec::new();
-        let shard = match args.shard {
-            None => None,
-            Some(ShardArg::Fixed(shard)) => Some(shard),
-            Some(ShardArg::Auto) => {
-                let (shard, source) =
-                    Shard::from_env(args.shard_count, |name| std::env::var(name).ok())?;
-                notes.push(format!("shard {shard} (from {source})"));
-                Some(shard)
-            }
-        };
         let concurrent_downloads = match args.threads {
             Some(n) => {
                 warnings.push("-t/--threads is deprecated: use -c/--concurrent-downloads".into());
@@ -63,15 +53,6 @@ impl Settings {
 
         let request_payer = args.connection.request_payer;
         let client_options = args.connection.client_options();
-        let plan = match &args.plan {
-            Some(path) => Some(Plan::read(path)?),
-            None => None,
-        };
-        if let (Some(plan), Some(shard)) = (&plan, shard) {
-            if shard.count == plan.shards() {
-                notes.push(format!("shard {shard}: keys {}", plan.range(shard.index)));
-            }
-        }
 
         let mut options = DownloadOptions::new(args.uri)
             .download_dir(args.download_dir.unwrap_or_else(|| PathBuf::from(".")))
@@ -95,17 +76,7 @@ impl Settings {
             .client_options(client_options);
         options.max_bandwidth = args.max_bandwidth;
         options.max_memory = args.max_memory.map(|size| size.0);
-        options.regex = args.regex;
-        options.globs = args.globs;
-        options.min_size = args.min_size;
-        options.max_size = args.max_size;
-        options.newer_than = args.newer_than;
-        options.older_than = args.older_than;
-        options.include_archived = args.include_archived;
-        options.shard = shard;
-        options.shard_by = args.shard_by;
-        options.plan = plan;
-        options.inventory = args.inventory;
+        args.selection.apply(&mut options, &mut notes)?;
         options.request_payer = request_payer;
         options.failed_keys = args.failed_keys;
         options.keys_from = args.keys_from;

@@ -127,17 +127,7 @@ pub fn run(mut args: Vec<OsString>) -> u8 {
         Ok(options) => options,
         Err(error) => return fail(&error),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return exit::FAILED;
-        }
-    };
-    runtime.block_on(cat(options))
+    crate::block_on(cat(options))
 }
 
 async fn cat((mut options, format): (DownloadOptions, CatFormat)) -> u8 {

@@ -55,6 +55,13 @@ where
     for note in &settings.notes {
         eprintln!("note: {note}");
     }
+    block_on(download(settings))
+}
+
+/// Runs `command` on a new Tokio runtime and returns its exit code. Dropping the runtime
+/// waits for file writes still running on its blocking pool, so no temporary file outlives
+/// the process.
+pub(crate) fn block_on(command: impl std::future::Future<Output = u8>) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,9 +72,7 @@ where
             return exit::FAILED;
         }
     };
-    let code = runtime.block_on(download(settings));
-    // Dropping the runtime waits for file writes still running on its blocking pool, so no
-    // temporary file outlives the process.
+    let code = runtime.block_on(command);
     drop(runtime);
     code
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Pipes and caps beside plain downloads (issue 26): `s3fetch cat` of one object against
 `aws s3 cp s3://… -`, `cat` and downloads under `--max-memory`, downloads under
-`--max-bandwidth`. Prints one markdown table of medians.
+`--max-bandwidth`, `small` as `cat --format tar | tar -x` beside a download and beside `tar -x`
+of the same stream read from a file. Prints one markdown table of medians.
 
     python3 bench/pipes_and_caps.py [--bin-dir target/release] [--reps 5] [--aws aws]
 
@@ -104,6 +105,22 @@ def main() -> int:
         cases.append(("download large, --max-memory 16MiB", lambda: download("large", "--max-memory", "16MiB"), None))
         cases.append(("download small (5,000 × 64 KiB)", lambda: download("small"), None))
         cases.append(("download small, --max-memory 16MiB", lambda: download("small", "--max-memory", "16MiB"), None))
+        # The tar target (small as `cat --format tar | tar -x` within 1.3x of a download) and
+        # its floor: the same tar stream saved to a file once, then `tar -x` of that file.
+        saved = work / "small.tar"
+        with saved.open("wb") as out:
+            subprocess.run([s3fetch, "cat", "s3://small/", "--format", "tar", "--endpoint-url", ep], env=env,
+                           stdout=out, check=True)
+
+        def extract(source: str) -> list[str]:
+            dest = work / "dest"
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir()
+            return ["bash", "-o", "pipefail", "-c", f"{source} | tar -x -C {dest}"]
+
+        cases.append(("cat small --format tar > /dev/null", lambda: [s3fetch, "cat", "s3://small/", "--format", "tar", "--endpoint-url", ep], None))
+        cases.append(("cat small --format tar | tar -x", lambda: extract(f"{s3fetch} cat s3://small/ --format tar --endpoint-url {ep}"), None))
+        cases.append(("cat saved.tar | tar -x (no S3: tar's floor)", lambda: extract(f"cat {saved}"), None))
         for rate, per_s in (("200MB/s", 200e6), ("500MB/s", 500e6)):
             cases.append((f"download large, --max-bandwidth {rate}",
                           lambda rate=rate: download("large", "--max-bandwidth", rate), per_s))
@@ -129,6 +146,8 @@ def main() -> int:
                 note = f"{4 * 512 * MIB / wall / 1e6:.0f} MB/s of {rate / 1e6:.0f} MB/s ({4 * 512 * MIB / wall / rate:.3f}×)"
             elif rate:
                 note = f"{rate / wall / 1e6:.0f} MB/s"
+            if "| tar -x" in label:
+                note = f"{wall / med['download small (5,000 × 64 KiB)'][0]:.2f}× the download of small"
             if label.startswith("aws"):
                 note = f"{wall / med['cat, one 512 MiB object'][0]:.2f}× cat's wall"
             print(f"| {label} | {wall:.3f} | {cpu:.2f} | {rss:.1f} | {note} |")

@@ -41,7 +41,7 @@ Exit codes (a consumer of the pipe must check them: bytes already written cannot
 /// Write objects to stdout in key order, raw or as a tar stream.
 ///
 /// Objects ahead of the one being written download in parallel (a large one in ranged parts)
-/// within a memory cap: 256 MiB, or a quarter of the cgroup's memory.max when one is set.
+/// within a memory cap: 128 MiB, or a quarter of the cgroup's memory.max when one is set.
 #[derive(Debug, Parser)]
 #[command(name = "s3fetch cat", after_help = EXAMPLES, max_term_width = 100)]
 struct CatArgs {
@@ -81,7 +81,7 @@ struct CatArgs {
 
     /// Cap on the bytes held in memory: objects ahead and parts in flight (e.g. 512MiB); at
     /// least 16MiB and one --part-size. Default: a quarter of the cgroup's memory.max (16MiB
-    /// to 1GiB) when one is set, else 256MiB
+    /// to 1GiB) when one is set, else 128MiB
     #[arg(long, value_name = "SIZE")]
     max_memory: Option<ByteSize>,
 

@@ -191,7 +191,7 @@ pub struct DownloadOptions {
     /// file, or not yet taken by a stream's reader); requests wait for room, so fewer run at
     /// once. At least [`MIN_MAX_MEMORY`] and `part_size`. `None`: no cap for downloads to
     /// files; for [`ObjectStream`](crate::ObjectStream) and [`cat`](crate::cat()) a quarter of
-    /// the cgroup's `memory.max` (16 MiB to 1 GiB) when one is set, else 256 MiB.
+    /// the cgroup's `memory.max` (16 MiB to 1 GiB) when one is set, else 128 MiB.
     pub max_memory: Option<u64>,
     /// Retries, backoff and timeouts.
     pub retry: RetryPolicy,
@@ -392,7 +392,7 @@ impl DownloadOptions {
 
     /// Caps the bytes of bodies held in memory at once at `bytes` (at least
     /// [`MIN_MAX_MEMORY`] and `part_size`; [`parse_size`] reads `512MiB`). Default: no cap
-    /// for downloads to files, a cgroup-derived cap or 256 MiB for streams.
+    /// for downloads to files, a cgroup-derived cap or 128 MiB for streams.
     pub fn max_memory(mut self, bytes: u64) -> Self {
         self.max_memory = Some(bytes);
         self

@@ -51,10 +51,42 @@ async fn one_object_comes_whole_in_ranged_parts_in_order() {
         run.stdout_bytes() == objects["data/big.bin"].as_slice(),
         "bytes differ"
     );
-    // 48 parts and one HEAD for the URI, one for the checksum: no listing.
+    // 48 parts, the first sent beside the one HEAD (for the URI and the checksum): no
+    // listing, no request twice.
     let counts = env.server().request_counts();
     assert_eq!(counts.list, 0);
+    assert_eq!(counts.head, 1);
     assert_eq!(counts.get, 48);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_small_object_takes_one_head_and_one_get() {
+    let objects = dataset();
+    let env = env_with(&objects).await;
+    let run = env.run(&["cat", "s3://bkt/data/sub/mid.bin"]).await;
+    run.assert_success();
+    assert!(
+        run.stdout_bytes() == objects["data/sub/mid.bin"].as_slice(),
+        "bytes differ"
+    );
+    let counts = env.server().request_counts();
+    assert_eq!((counts.head, counts.get, counts.list), (1, 1, 0));
+    // An empty object: its first part cannot be asked for (416), it comes whole.
+    let run = env.run(&["cat", "s3://bkt/data/empty"]).await;
+    run.assert_success();
+    assert!(run.stdout_bytes().is_empty());
+    // A body that fails its checksum in that first (ranged) answer is asked for again,
+    // whole.
+    env.server()
+        .set_faults(FaultPlan::parse("corrupt=1@ranged@key=data/sub/mid.bin,seed=1").unwrap());
+    env.server().reset_request_counts();
+    let run = env.run(&["cat", "s3://bkt/data/sub/mid.bin"]).await;
+    run.assert_success();
+    assert!(
+        run.stdout_bytes() == objects["data/sub/mid.bin"].as_slice(),
+        "bytes differ"
+    );
+    assert_eq!(env.server().request_counts().get, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

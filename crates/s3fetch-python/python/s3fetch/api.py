@@ -189,7 +189,7 @@ def download(
         max_memory: Cap on the bytes of response bodies held in memory at once (received,
             not yet written): bytes, or a size such as ``"256MiB"``; at least 16 MiB and one
             ``part_size``. Fewer requests run at once to stay under it (default: no cap;
-            for :func:`iter_objects` 256 MiB, or a quarter of the cgroup's ``memory.max``).
+            for :func:`iter_objects` 128 MiB, or a quarter of the cgroup's ``memory.max``).
         retries: Retries of each request after a transient failure (default 5).
         idle_timeout: Seconds a download may receive nothing before it is abandoned and
             resumed (default 30; after one second already if other downloads completed
@@ -328,7 +328,7 @@ def iter_objects(
     objects a URI names: ``s3://bucket/exact/key`` is that one object when it exists, a URI
     ending in ``/`` a prefix. Objects ahead of the one yielded download in parallel on the
     engine's threads, with the GIL released (a large one in ranged parts), within a memory
-    cap (``max_memory``; default 256 MiB, or a quarter of the cgroup's ``memory.max`` when
+    cap (``max_memory``; default 128 MiB, or a quarter of the cgroup's ``memory.max`` when
     set); each is verified
     against its checksum before it is yielded. Breaking out of the loop (or closing the
     generator) cancels the rest: the listing and every request stop.

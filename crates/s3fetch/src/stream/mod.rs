@@ -25,11 +25,11 @@ use crate::paths;
 use crate::progress::NoReporter;
 use crate::run::{source, AbortOnDrop, Requests};
 use crate::s3::memory::{Lease, Memory};
-use crate::s3::Bucket;
+use crate::s3::{Bucket, ByteRange};
 use crate::select::folders::Parent;
 use crate::select::listing::{Listed, Order};
 use crate::select::source::Source;
-use window::{Held, Pending, PendingBody, Task, Window};
+use window::{Held, Known, Pending, PendingBody, Task, Window};
 
 pub use cat::{cat, CatFormat, CatSummary};
 
@@ -67,16 +67,25 @@ impl ObjectStream {
         let bucket = Arc::new(requests.bucket(&uri, settings).await);
         let cancel = options.cancel.clone();
         let (tx, listed) = mpsc::channel::<Listed>(options.concurrent_downloads.max(1000));
+        let cap = window::memory_cap(options.max_memory.or(options.tuning.cat_memory));
+        let mut window = Window::new(
+            bucket.clone(),
+            cap,
+            options.part_size,
+            options.multipart_threshold,
+            options.filter.clone(),
+        );
         let single = match uri.prefix.is_empty()
             || uri.prefix.ends_with(&options.delimiter)
             || options.keys.is_some()
             || options.inventory.is_some()
         {
             true => None,
-            false => {
-                let _permit = bucket.transfer_permit().await?;
-                bucket.find(&uri.prefix).await?
-            }
+            false => single(&bucket, &uri.prefix, window.part_size).await?,
+        };
+        let (single, known) = match single {
+            Some((head, known)) => (Some(head), Some(known)),
+            None => (None, None),
         };
         let lister = match single {
             Some(head) => {
@@ -148,15 +157,9 @@ impl ObjectStream {
                 })
             }
         };
-        let mut window = Window::new(
-            bucket.clone(),
-            window::memory_cap(options.max_memory.or(options.tuning.cat_memory)),
-            options.part_size,
-            options.multipart_threshold,
-            options.filter.clone(),
-        );
         window.from_keys = options.keys.is_some();
         window.include_archived = options.include_archived;
+        window.known = known;
         let memory = window.memory.clone();
         let (pending_tx, rx) = mpsc::channel(options.concurrent_downloads.max(1));
         let scheduler = tokio::spawn(Arc::new(window).run(listed, pending_tx));
@@ -251,6 +254,40 @@ impl ObjectStream {
             .verified
             .load(std::sync::atomic::Ordering::Relaxed)
     }
+}
+
+/// What a HEAD of `key` finds (`None`: no such object, so the URI is a prefix), and the GET
+/// of its first `part_size` bytes sent beside the HEAD, kept when it is of the same version.
+async fn single(
+    bucket: &Bucket,
+    key: &str,
+    part_size: u64,
+) -> Result<Option<(crate::s3::ObjectHead, Known)>> {
+    let find = async {
+        let _permit = bucket.transfer_permit().await?;
+        bucket.find(key).await
+    };
+    let first = async {
+        let _permit = bucket.transfer_permit().await.ok()?;
+        let range = ByteRange {
+            start: 0,
+            end: Some(part_size),
+        };
+        bucket.get(key, Some(range), None).await.ok()
+    };
+    let (head, first) = tokio::join!(find, first);
+    let Some(head) = head? else {
+        return Ok(None);
+    };
+    // Another version than the HEAD's (written in between) is of no use: the part asks
+    // again, with If-Match.
+    let first = first.filter(|first| head.etag.is_some() && first.head.etag == head.etag);
+    let known = Known {
+        key: key.to_owned(),
+        checksum: head.checksum,
+        first: std::sync::Mutex::new(first),
+    };
+    Ok(Some((head, known)))
 }
 
 /// One object of an [`ObjectStream`]: what the listing said of it, and its bytes in order

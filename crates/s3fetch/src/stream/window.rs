@@ -17,14 +17,14 @@ use crate::error::{Error, Result, ServiceError};
 use crate::object::ObjectInfo;
 use crate::s3::memory::{Lease, Memory};
 use crate::s3::retry::Attempt;
-use crate::s3::{Bucket, ByteRange};
+use crate::s3::{Bucket, ByteRange, GetResponse};
 use crate::select::filter::KeyFilter;
 use crate::select::folders::Parent;
 use crate::select::listing::Listed;
 
 /// The default cap on bytes held (fetched and not yet taken by the reader) without a cgroup
 /// limit.
-pub(crate) const DEFAULT_MEMORY: u64 = 256 << 20;
+pub(crate) const DEFAULT_MEMORY: u64 = 128 << 20;
 /// The cap under a cgroup's `memory.max`: this fraction of it, within these bounds.
 const CGROUP_SHARE: u64 = 4;
 const CGROUP_MIN: u64 = 16 << 20;
@@ -105,6 +105,19 @@ pub(crate) struct Window {
     /// Objects come without sizes (`keys_from`): each takes a HEAD first.
     pub from_keys: bool,
     pub include_archived: bool,
+    /// The one object `cat` was named, as its HEAD found it: its parts need no second HEAD,
+    /// and its first part may be on its way already (see [`Known`]).
+    pub known: Option<Known>,
+}
+
+/// One object named by its key: its checksum from the HEAD that found it, and the GET of
+/// its first part, sent beside that HEAD so the first bytes come one round trip sooner.
+pub(crate) struct Known {
+    pub key: String,
+    pub checksum: Option<Expected>,
+    /// The answer to `GET bytes=0-(part size - 1)`, its body unread, when it is of the
+    /// version the HEAD saw (the same ETag).
+    pub first: std::sync::Mutex<Option<GetResponse>>,
 }
 
 impl Window {
@@ -127,6 +140,7 @@ impl Window {
             filter,
             from_keys: false,
             include_archived: false,
+            known: None,
         }
     }
 
@@ -205,6 +219,18 @@ impl Window {
         Some((Listed { object, parent }, None))
     }
 
+    /// The answer to the GET sent beside `key`'s HEAD, and the checksum that HEAD found,
+    /// when `key` is the object named (see [`Known`]).
+    fn first(&self, key: &str) -> Option<(GetResponse, Option<Expected>)> {
+        let known = self.known.as_ref().filter(|known| known.key == key)?;
+        let first = known
+            .first
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        Some((first, known.checksum))
+    }
+
     /// A HEAD, holding a transfer permit.
     async fn head(&self, key: &str, etag: Option<&str>) -> Result<crate::s3::ObjectHead> {
         let _permit = self.bucket.transfer_permit().await?;
@@ -220,8 +246,12 @@ impl Window {
             return false;
         };
         let (bucket, key, size) = (self.bucket.clone(), object.key.clone(), object.size);
+        // The named object's first part is all of it when it is no larger.
+        let early = self
+            .first(&key)
+            .filter(|(first, _)| first.head.length == Some(size));
         let task = Task::spawn(async move {
-            let (chunks, memory) = fetch_whole(&bucket, &key, size, memory).await?;
+            let (chunks, memory) = fetch_whole(&bucket, &key, size, memory, early).await?;
             drop(permit);
             Ok(Held {
                 chunks,
@@ -237,10 +267,19 @@ impl Window {
         tx.send(pending).await.is_ok()
     }
 
-    /// `object` in ranged parts, after a HEAD for its checksum; false when the reader is gone.
+    /// `object` in ranged parts, after a HEAD for its checksum (unless one was made already);
+    /// false when the reader is gone.
     async fn parts(&self, object: &ObjectInfo, parent: Parent, tx: &mpsc::Sender<Pending>) -> bool {
-        let checksum = match self.head(&object.key, object.etag.as_deref()).await {
-            Ok(head) => head.checksum,
+        let known = self.known.as_ref().filter(|known| known.key == object.key);
+        let head = match known {
+            Some(known) => Ok(known.checksum),
+            None => {
+                (self.head(&object.key, object.etag.as_deref()).await).map(|head| head.checksum)
+            }
+        };
+        let mut first = self.first(&object.key).map(|(first, _)| first);
+        let checksum = match head {
+            Ok(checksum) => checksum,
             Err(error) => {
                 let pending = Pending {
                     object: object.clone(),
@@ -287,6 +326,7 @@ impl Window {
                 buffer: Slabs::new(len),
                 hasher: crc.map(|kind| Expected::Crc(kind, 0).hasher()),
                 memory,
+                early: first.take(),
             };
             let task = Task::spawn(async move {
                 let bucket = span.bucket.clone();
@@ -309,13 +349,16 @@ impl Window {
 
 /// A whole object's body in memory, verified against the checksum its answer carries, its
 /// length against the listed `size`; a failed try fetches it again whole. Its bytes are
-/// counted under `memory` as they arrive.
+/// counted under `memory` as they arrive. `early` is an answer already on its way for the
+/// first try (a ranged GET of all the bytes), with the checksum its HEAD found.
 async fn fetch_whole(
     bucket: &Bucket,
     key: &str,
     size: u64,
     memory: Lease,
+    early: Option<(GetResponse, Option<Expected>)>,
 ) -> Result<(VecDeque<Bytes>, Lease)> {
+    let early = std::sync::Mutex::new(early);
     let memory = std::sync::Mutex::new(memory);
     let count = |bytes: Option<u64>| {
         let mut lease = memory.lock().unwrap_or_else(|e| e.into_inner());
@@ -328,8 +371,15 @@ async fn fetch_whole(
     let chunks = bucket
         .retried(&mut || async {
             count(None);
-            let response = bucket.get(key, None, None).await?;
-            let checksum = response.head.checksum;
+            let early = early.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let (response, checksum) = match early {
+                Some(early) => early,
+                None => {
+                    let response = bucket.get(key, None, None).await?;
+                    let checksum = response.head.checksum;
+                    (response, checksum)
+                }
+            };
             let mut body = response.body;
             let mut buffer = Slabs::new(size);
             let mut hasher = checksum.map(Expected::hasher);
@@ -445,6 +495,8 @@ struct Part {
     hasher: Option<Hasher>,
     /// The part's room; its bytes are counted as they arrive.
     memory: Lease,
+    /// An answer already on its way for this part's first attempt (see [`Known::first`]).
+    early: Option<GetResponse>,
 }
 
 impl Attempt for Part {
@@ -457,7 +509,10 @@ impl Attempt for Part {
             start: self.offset,
             end: Some(self.end),
         };
-        let response = bucket.get(key, Some(range), self.etag.as_deref()).await?;
+        let response = match self.early.take() {
+            Some(early) => early,
+            None => bucket.get(key, Some(range), self.etag.as_deref()).await?,
+        };
         let want = self.end - self.offset;
         if let Some(got) = response.head.length.filter(|&got| got != want) {
             return Err(bucket.get_error(

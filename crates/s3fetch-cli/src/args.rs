@@ -13,6 +13,10 @@ use s3fetch::{
     ShardBy,
 };
 
+/// What `--version` prints after `s3fetch `: the version and, when known, the commit it was
+/// built from (see build.rs), as `0.1.0 (commit 9b4987912, 2026-12-07)`.
+pub const VERSION: &str = env!("S3FETCH_VERSION");
+
 const EXAMPLES: &str = "\
 Examples:
   # Everything under a prefix, into the current directory
@@ -54,6 +58,8 @@ Commands:
   s3fetch plan S3_URI --shards N   split points for range shards (see `s3fetch plan --help`)
   s3fetch cat S3_URI               objects to stdout in key order, raw or as a tar stream
                                    (see `s3fetch cat --help`)
+  s3fetch completions SHELL        the shell completion script for bash, zsh, fish, elvish
+                                   or powershell (see `s3fetch completions --help`)
 
 Exit codes:
   0    every selected object was downloaded (also when the filter matched nothing)
@@ -67,7 +73,7 @@ Exit codes:
 /// prefix removed up to its last delimiter (prefix `logs/20` turns `logs/2024/a.json` into
 /// `2024/a.json`). Each file appears complete or not at all.
 #[derive(Debug, Parser)]
-#[command(name = "s3fetch", version, after_help = EXAMPLES, max_term_width = 100)]
+#[command(name = "s3fetch", version = VERSION, after_help = EXAMPLES, max_term_width = 100)]
 pub struct Args {
     /// s3://bucket, s3://bucket/prefix or s3://bucket/exact/key
     #[arg(value_name = "S3_URI", value_parser = parse_uri)]

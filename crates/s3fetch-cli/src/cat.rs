@@ -110,6 +110,12 @@ struct CatArgs {
     connection: Connection,
 }
 
+/// The definition of `s3fetch cat`, as a subcommand named `cat` (for completions and the man
+/// pages).
+pub(crate) fn command() -> clap::Command {
+    CatArgs::command().name("cat")
+}
+
 /// Runs `s3fetch cat` with `args` (from `cat` on); returns the exit code.
 pub fn run(mut args: Vec<OsString>) -> u8 {
     if let Some(name) = args.first_mut() {

@@ -5,6 +5,7 @@
 mod args;
 mod cat;
 mod exit;
+mod generate;
 mod output;
 mod plan;
 mod settings;
@@ -32,6 +33,12 @@ where
     }
     if args.get(1).is_some_and(|a| a == "cat") {
         return cat::run(args[1..].to_vec());
+    }
+    if args.get(1).is_some_and(|a| a == "completions") {
+        return generate::completions(args[1..].to_vec());
+    }
+    if args.get(1).is_some_and(|a| a == "man") {
+        return generate::man(args[1..].to_vec());
     }
     let args = match args::Args::parse_ordered(args) {
         Ok(args) => args,

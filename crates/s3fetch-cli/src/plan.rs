@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use s3fetch::{PlanOptions, S3Uri};
 
 use crate::args::Connection;
@@ -54,6 +54,12 @@ struct PlanArgs {
 
     #[command(flatten)]
     connection: Connection,
+}
+
+/// The definition of `s3fetch plan`, as a subcommand named `plan` (for completions and the
+/// man pages).
+pub(crate) fn command() -> clap::Command {
+    PlanArgs::command().name("plan")
 }
 
 /// Runs `s3fetch plan` with `args` (from `plan` on); returns the exit code.

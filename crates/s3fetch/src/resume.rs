@@ -249,9 +249,14 @@ fn lock(file: &File) -> io::Result<bool> {
     }
 }
 
+/// Elsewhere (Windows: `LockFileEx`), the standard library's lock, with the same meaning.
 #[cfg(not(unix))]
-fn lock(_file: &File) -> io::Result<bool> {
-    Ok(true)
+fn lock(file: &File) -> io::Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 #[cfg(test)]

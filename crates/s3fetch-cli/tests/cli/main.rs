@@ -11,6 +11,7 @@ mod cat;
 mod connection;
 mod errors;
 mod faults;
+mod generated;
 mod help;
 mod interrupt;
 mod lock;

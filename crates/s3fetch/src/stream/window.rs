@@ -37,11 +37,23 @@ const HEADS_AHEAD: usize = 64;
 pub(crate) fn memory_cap(tuned: Option<u64>) -> u64 {
     tuned
         .or_else(|| {
-            let text = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok()?;
-            let max = text.trim().parse::<u64>().ok()?;
+            let max = cgroup_memory_max()?;
             Some((max / CGROUP_SHARE).clamp(CGROUP_MIN, CGROUP_MAX))
         })
         .unwrap_or(DEFAULT_MEMORY)
+}
+
+/// The `memory.max` of this process's cgroup (v2), when one is set.
+#[cfg(target_os = "linux")]
+fn cgroup_memory_max() -> Option<u64> {
+    let text = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok()?;
+    text.trim().parse::<u64>().ok()
+}
+
+/// Cgroups are Linux's: elsewhere the cap is the fixed default.
+#[cfg(not(target_os = "linux"))]
+fn cgroup_memory_max() -> Option<u64> {
+    None
 }
 
 /// A spawned fetch, aborted when dropped (the reader went away or skipped it).

@@ -114,7 +114,7 @@ complete -c s3fetch -n "__fish_s3fetch_using_subcommand cat" -s c -l concurrent-
 complete -c s3fetch -n "__fish_s3fetch_using_subcommand cat" -l multipart-threshold -d 'Objects larger than this are fetched in ranged parts, several at once' -r
 complete -c s3fetch -n "__fish_s3fetch_using_subcommand cat" -l part-size -d 'Size of each ranged part' -r
 complete -c s3fetch -n "__fish_s3fetch_using_subcommand cat" -l max-bandwidth -d 'Cap on the bytes per second of all requests together (e.g. 100MB/s, 1Gbit/s)' -r
-complete -c s3fetch -n "__fish_s3fetch_using_subcommand cat" -l max-memory -d 'Cap on the bytes held in memory: objects ahead and parts in flight (e.g. 512MiB); at least 16MiB and one --part-size. Default: a quarter of the cgroup\'s memory.max (16MiB to 1GiB) when one is set, else 256MiB' -r
+complete -c s3fetch -n "__fish_s3fetch_using_subcommand cat" -l max-memory -d 'Cap on the bytes held in memory: objects ahead and parts in flight (e.g. 512MiB); at least 16MiB and one --part-size. Default: a quarter of the cgroup\'s memory.max (16MiB to 1GiB) when one is set, else 128MiB' -r
 complete -c s3fetch -n "__fish_s3fetch_using_subcommand cat" -l retries -d 'Retries of a request after transient failures' -r
 complete -c s3fetch -n "__fish_s3fetch_using_subcommand cat" -l idle-timeout -d 'Abandon (and resume) a request that receives no bytes for this many seconds' -r
 complete -c s3fetch -n "__fish_s3fetch_using_subcommand cat" -l checksum-mode -d 'Verify each object against the checksum S3 keeps for it; `disabled` skips it' -r -f -a "enabled\t''

@@ -33,7 +33,8 @@ wheel=$(ls "$out"/s3fetch-*-cp310-abi3-*manylinux_2_17_x86_64*.whl 2>/dev/null |
 [ -n "$wheel" ] || fail "no cp310-abi3 manylinux_2_17 wheel in $out: $(ls "$out")"
 echo "== $wheel: auditwheel" >&2
 "$tools/bin/auditwheel" show "$wheel" | tee "$work/auditwheel.txt" >&2
-grep -q 'consistent with the following platform tag: "manylinux_2_17_x86_64"' "$work/auditwheel.txt" \
+# (its lines are wrapped: joined first)
+tr -s ' \n' ' ' <"$work/auditwheel.txt" | grep -q 'consistent with the following platform tag: "manylinux_2_17_x86_64"' \
     || fail "auditwheel does not find $wheel consistent with manylinux_2_17_x86_64"
 mkdir -p "$work/wheel" && (cd "$work/wheel" && python3 -m zipfile -e "../../../$wheel" .)
 module=$(ls "$work"/wheel/s3fetch/_s3fetch*.so)
@@ -44,7 +45,8 @@ echo "the module needs GLIBC_$needed at most" >&2
 # The test kit and a sample bucket, served on 127.0.0.1.
 [ -x target/debug/s3fetch-testkit ] || cargo build -p s3fetch-testkit
 testkit=$PWD/target/debug/s3fetch-testkit
-"$testkit" generate --data "$work/data" --objects 300 --folders 10 >/dev/null
+expected=300
+"$testkit" generate --data "$work/data" --objects $expected --folders 10 >/dev/null
 "$testkit" serve --data "$work/data" --port 0 >"$work/endpoint" 2>"$work/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
@@ -55,7 +57,6 @@ done
 endpoint=$(sed -n 's/^endpoint=//p' "$work/endpoint")
 [ -n "$endpoint" ] || fail "the test kit did not start: $(cat "$work/server.log")"
 export AWS_ACCESS_KEY_ID=s3fetch-test AWS_SECRET_ACCESS_KEY=s3fetch-test-secret
-expected=$(find "$work/data/sample" -type f ! -name '.*' | wc -l)
 
 # A PATH without Rust: the venv's bin and the system's.
 bare_path() { echo "$PWD/$1/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; }
@@ -73,7 +74,7 @@ for version in $pythons; do
         python -m pip install -q --disable-pip-version-check --no-index --only-binary :all: "$wheel"
         python -c 'import s3fetch, s3fetch.exceptions; print("import s3fetch:", s3fetch.__file__)'
         s3fetch --version
-        rm -rf "$work/down-$version"
+        rm -rf "$work/down-$version" && mkdir -p "$work/down-$version"
         s3fetch s3://sample/ --endpoint-url "$endpoint" --download-dir "$work/down-$version" -q
         got=$(find "$work/down-$version" -type f | wc -l)
         [ "$got" = "$expected" ] || fail "Python $version: $got files of $expected"
@@ -112,6 +113,7 @@ echo "the CLI needs GLIBC_$needed at most" >&2
 "$dir/s3fetch" completions fish | cmp - "$dir/completions/s3fetch.fish"
 mkdir -p "$work/man" && "$dir/s3fetch" man --dir "$work/man" && diff -r "$work/man" "$dir/man"
 bash -n "$dir/completions/s3fetch.bash"
+mkdir -p "$work/down-cli"
 (
     export PATH; PATH=$(bare_path "$work/none")
     "$dir/s3fetch" s3://sample/ --endpoint-url "$endpoint" --download-dir "$work/down-cli" -q

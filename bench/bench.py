@@ -67,7 +67,9 @@ LIST_SCENARIOS = ["list1", "list5"]
 # sync / sync-needle: a second run over files all present already (the `small` and `needle`
 # buckets, every key); opt-in, like million.
 SYNC_SCENARIOS = ["sync", "sync-needle"]
-ALL_SCENARIOS = DEFAULT_SCENARIOS + ["million", "smoke"] + LIST_SCENARIOS + SYNC_SCENARIOS
+# ten-million: million's layout ten times larger (10,000 folders of 1,000 keys; 1 GB of
+# data to generate); opt-in.
+ALL_SCENARIOS = DEFAULT_SCENARIOS + ["million", "ten-million", "smoke"] + LIST_SCENARIOS + SYNC_SCENARIOS
 # The tools of the sync scenarios, each with its own sync command; with s3fetch also the row
 # LISTING, `s3fetch --dry-run`: our listing time, the sync scenarios' reference.
 SYNC_TOOLS = [OURS, "aws-cli", "s5cmd", "rclone"]
@@ -157,6 +159,11 @@ def make_scenarios(scale: float) -> dict[str, Scenario]:
                  description=f"{scaled(1_000_000, scale):,} objects of 100 B in 1000 folders; "
                  f"every 1000th ends in .json; select `\\.json$` "
                  f"({scaled(1_000_000, scale) // 1000:,} files)"),
+        Scenario("ten-million", "ten-million", scaled(10_000_000, scale), 100, folders=10_000,
+                 layout="contiguous", suffix_every=1000, **sel,
+                 description=f"{scaled(10_000_000, scale):,} objects of 100 B in 10,000 folders; "
+                 f"every 1000th ends in .json; select `\\.json$` "
+                 f"({scaled(10_000_000, scale) // 1000:,} files)"),
         Scenario("smoke", "smoke", 2000, 100, folders=10, layout="contiguous",
                  suffix_every=20, **sel,
                  description="2,000 objects of 100 B in 10 folders; select `\\.json$` (100 files)"),

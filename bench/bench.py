@@ -1651,6 +1651,8 @@ FAULT_CASES = [
               ["slow_down=0.02"]),
     FaultCase("small-all", "small", "{n} × 64 KiB, every fault kind at 2 % (503, 500, reset, "
               "cut body, 3 s stall, 404: 2 % of the keys)", KINDS_SMALL, gone="2%"),
+    FaultCase("large-503", "large", "{n} × 512 MiB, 10 % of ranged GETs answer 503 SlowDown",
+              ["slow_down=0.1@ranged"]),
     FaultCase("large-500", "large", "{n} × 512 MiB, 10 % of ranged GETs 500 InternalError",
               ["internal_error=0.1@ranged"]),
     FaultCase("large-reset", "large", "{n} × 512 MiB, 10 % of ranged GETs reset (no response)",

@@ -41,7 +41,7 @@ complete -c s3fetch -n "__fish_s3fetch_needs_command" -l inventory -d 'Take the 
 complete -c s3fetch -n "__fish_s3fetch_needs_command" -s c -l concurrent-downloads -d 'Downloads in flight at once' -r
 complete -c s3fetch -n "__fish_s3fetch_needs_command" -l list-concurrency -d 'List requests in flight at once: one prefix is listed in parallel key ranges (1: page by page)' -r
 complete -c s3fetch -n "__fish_s3fetch_needs_command" -l multipart-threshold -d 'Objects larger than this are fetched in ranged parts, several at once (e.g. 16MiB, 1GB)' -r
-complete -c s3fetch -n "__fish_s3fetch_needs_command" -l part-size -d 'Size of each ranged part (e.g. 8MiB)' -r
+complete -c s3fetch -n "__fish_s3fetch_needs_command" -l part-size -d 'Size of each ranged part (e.g. 8MiB); an object of more than 16 parts gets larger ones (a 16th of it, a multiple of this, up to 64MiB)' -r
 complete -c s3fetch -n "__fish_s3fetch_needs_command" -l max-bandwidth -d 'Cap on the bytes per second of all downloads together, e.g. 100MB/s, 1Gbit/s, 500KiB/s (bytes per second without a unit); held to within a few percent over any 10 seconds' -r
 complete -c s3fetch -n "__fish_s3fetch_needs_command" -l max-memory -d 'Cap on the bytes of response bodies held in memory at once (received, not yet written), e.g. 256MiB; fewer requests run at once to stay under it. At least 16MiB and one --part-size. Default: no cap' -r
 complete -c s3fetch -n "__fish_s3fetch_needs_command" -l retries -d 'Retries of a request after transient failures (5xx, throttling, timeouts, broken connections) while nothing else in the run succeeds; while the run makes progress, four times as many. A broken download resumes from its last byte' -r

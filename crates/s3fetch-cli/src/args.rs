@@ -98,7 +98,8 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value_t = ByteSize(s3fetch::DEFAULT_MULTIPART_THRESHOLD))]
     pub multipart_threshold: ByteSize,
 
-    /// Size of each ranged part (e.g. 8MiB)
+    /// Size of each ranged part (e.g. 8MiB); an object of more than 16 parts gets larger ones
+    /// (a 16th of it, a multiple of this, up to 64MiB)
     #[arg(long, value_name = "SIZE", default_value_t = ByteSize(s3fetch::DEFAULT_PART_SIZE))]
     pub part_size: ByteSize,
 

@@ -181,7 +181,8 @@ pub struct DownloadOptions {
     pub list_concurrency: usize,
     /// Objects larger than this are fetched as ranged parts, several at once.
     pub multipart_threshold: u64,
-    /// Size of each ranged part.
+    /// Size of each ranged part; an object of more than 16 parts gets larger ones (a 16th of
+    /// it, a multiple of this, up to 64 MiB).
     pub part_size: u64,
     /// Cap on the bytes per second of all response bodies together (`None`: no cap); kept
     /// to within a few percent over any window of seconds. [`parse_rate`] reads `100MB/s`,
@@ -376,8 +377,9 @@ impl DownloadOptions {
         self
     }
 
-    /// Size of each ranged part, in bytes (1 byte to 1 PiB). Default: [`DEFAULT_PART_SIZE`]
-    /// (8 MiB).
+    /// Size of each ranged part, in bytes (1 byte to 1 PiB); an object of more than 16 parts
+    /// gets larger ones (a 16th of it, a multiple of this, up to 64 MiB: a 512 MiB object in
+    /// 16 GETs, not 64). Default: [`DEFAULT_PART_SIZE`] (8 MiB). `cat` keeps to it exactly.
     pub fn part_size(mut self, part_size: u64) -> Self {
         self.part_size = part_size;
         self

@@ -182,7 +182,8 @@ def download(
         list_concurrency: List requests in flight at once (default 64; 1 lists page by page).
         multipart_threshold: Objects larger than this are fetched in ranged parts
             (bytes, or a size such as ``"16MiB"``; default 16 MiB).
-        part_size: Size of each ranged part (default 8 MiB).
+        part_size: Size of each ranged part (default 8 MiB); an object of more than 16 parts
+            gets larger ones (a 16th of it, a multiple of this, up to 64 MiB).
         max_bandwidth: Cap on the bytes per second of all downloads together: bytes per
             second, or a rate such as ``"100MB/s"``, ``"1Gbit/s"``, ``"500KiB/s"`` (default:
             no cap).

@@ -1,6 +1,6 @@
 //! A large object as ranged parts, several at once.
 //!
-//! Parts of `part_size` bytes are fetched [`PARTS_PER_OBJECT`] at a time at most, each with a
+//! Parts (of [`super::PartOptions::part_size_for`] bytes) are fetched [`PARTS_PER_OBJECT`] at a time at most, each with a
 //! permit of the run's budget, and each is a [`Span`] in the retry loop: a failed part is
 //! retried alone, a broken one resumed. Each part's CRC is kept for the caller to combine into
 //! the object's ([`fetch`]). Into a resumable partial file ([`crate::resume`]), the parts its
@@ -20,7 +20,7 @@ use crate::s3::limit::Permit;
 use crate::write::TempFile;
 
 /// Parts of one object in flight at most (the run's budget limits the total).
-const PARTS_PER_OBJECT: usize = 6;
+pub(super) const PARTS_PER_OBJECT: usize = 6;
 
 /// Fetches every part of `object` into `temp`; returns each part's `(crc, len)` in order (CRCs
 /// of `checksum`'s kind when it is a CRC; else CRC64NVMEs for a partial file's journal, or 0).
@@ -43,7 +43,7 @@ pub(super) async fn fetch(
     let crc = checksum
         .filter(|e| matches!(e, Expected::Crc(..)))
         .or_else(|| temp.journal().map(|_| Expected::Crc(CrcKind::Crc64Nvme, 0)));
-    let part_size = fetcher.parts.part_size.max(1);
+    let part_size = fetcher.parts.part_size_for(object.size);
     let parts = object.size.div_ceil(part_size);
     let mut crcs = vec![(0u64, 0u64); parts as usize];
     let resumed = resumed_parts(fetcher, object, temp, crc, part_size).await?;

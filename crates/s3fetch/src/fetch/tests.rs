@@ -380,3 +380,30 @@ async fn a_partial_of_an_object_replaced_since_is_fetched_anew() {
     assert_eq!(std::fs::read(tmp.path().join("large")).unwrap(), new_body);
     assert_eq!(entries(tmp.path()), ["large"]);
 }
+
+#[test]
+fn parts_grow_with_the_object_to_at_most_sixteen() {
+    const MIB: u64 = 1 << 20;
+    let parts = PartOptions {
+        part_size: 8 * MIB,
+        threshold: 8 * MIB,
+    };
+    // Up to 16 parts: the part size asked for.
+    assert_eq!(parts.part_size_for(100 * MIB), 8 * MIB);
+    assert_eq!(parts.part_size_for(128 * MIB), 8 * MIB);
+    // Above: 16 parts, each a multiple of it.
+    assert_eq!(parts.part_size_for(128 * MIB + 1), 16 * MIB);
+    assert_eq!(parts.part_size_for(512 * MIB), 32 * MIB);
+    // Never above 64 MiB (unless asked for larger).
+    assert_eq!(parts.part_size_for(10 << 30), 64 * MIB);
+    let big = PartOptions {
+        part_size: 100 * MIB,
+        threshold: 8 * MIB,
+    };
+    assert_eq!(big.part_size_for(10 << 30), 100 * MIB);
+    let small = PartOptions {
+        part_size: 64 * 1024,
+        threshold: 256 * 1024,
+    };
+    assert_eq!(small.part_size_for(3 * MIB), 192 * 1024);
+}

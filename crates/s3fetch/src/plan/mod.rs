@@ -332,7 +332,7 @@ async fn sample_prefix(
             .is_some_and(|rest| rest.contains('/'))
     });
     if nested && max_requests >= 4 {
-        let delimited = source.first_level("/").await?;
+        let delimited = source.first_level("/", None).await?;
         if !delimited.truncated && delimited.prefixes.len() >= 2 {
             let mut sampled = folders::sample(source, delimited, shards, max_requests - 2).await?;
             sampled.requests += 2;

@@ -101,17 +101,23 @@ pub(crate) struct FirstLevel {
 }
 
 impl FirstLevel {
-    /// From a delimited page: its objects, and its last entry if it was truncated.
-    pub(crate) fn new(objects: Vec<ObjectInfo>, upto: Option<String>, filter: &KeyFilter) -> Self {
-        FirstLevel {
-            objects: objects
+    /// A delimited page of the first level added (the first, or the one after the last
+    /// added): its objects, and its last entry if it was truncated (`None`: the first level
+    /// is known to its end).
+    pub(crate) fn extend(
+        &mut self,
+        objects: Vec<ObjectInfo>,
+        upto: Option<String>,
+        filter: &KeyFilter,
+    ) {
+        self.objects.extend(
+            objects
                 .into_iter()
                 .filter(|o| filter.wants_object(o))
-                .map(|o| (o.key.clone(), o))
-                .collect(),
-            upto,
-            known: true,
-        }
+                .map(|o| (o.key.clone(), o)),
+        );
+        self.upto = upto;
+        self.known = true;
     }
 
     /// Whether the page shows every first-level key up to `key`.
@@ -284,13 +290,15 @@ mod tests {
         assert_eq!(ancestry.observe(&folders, "d/y/z"), Parent::Clear);
         // The sub-folder listing answers for first-level names.
         let filter = KeyFilter::new(None, "/").unwrap();
-        let first = FirstLevel::new(vec![object("d/x")], None, &filter);
+        let mut first = FirstLevel::default();
+        first.extend(vec![object("d/x")], None, &filter);
         let mut ancestry = Ancestry::after("d/x/k5", &folders, &first);
         assert_eq!(
             ancestry.observe(&folders, "d/x/k6"),
             Parent::File("d/x".into())
         );
-        let first = FirstLevel::new(vec![object("d/w")], None, &filter);
+        let mut first = FirstLevel::default();
+        first.extend(vec![object("d/w")], None, &filter);
         let mut ancestry = Ancestry::after("d/x/", &folders, &first);
         assert_eq!(ancestry.observe(&folders, "d/x/k6"), Parent::Clear);
     }

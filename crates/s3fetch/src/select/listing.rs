@@ -55,6 +55,8 @@ pub(crate) struct Delimited {
     pub prefixes: Vec<String>,
     pub objects: Vec<ObjectInfo>,
     pub truncated: bool,
+    /// The token of the next page of the first level, if the store gave one.
+    pub next_token: Option<String>,
 }
 
 /// A wanted object, and what the listing knows of the folders on its path (see
@@ -113,13 +115,18 @@ impl Pages {
         self.list(request).await.map(Page::from)
     }
 
-    /// The first page of the prefix listed with `delimiter`: its sub-folders seed the split
-    /// points.
-    pub(crate) async fn first_level(&self, delimiter: &str) -> Result<Delimited> {
+    /// The first page of the prefix listed with `delimiter` (or the page after the one that
+    /// gave `token`): its sub-folders seed the split points.
+    pub(crate) async fn first_level(
+        &self,
+        delimiter: &str,
+        token: Option<&str>,
+    ) -> Result<Delimited> {
         let listing = self
             .list(ListRequest {
                 prefix: &self.prefix,
                 delimiter: Some(delimiter),
+                token,
                 ..ListRequest::default()
             })
             .await?;
@@ -127,6 +134,7 @@ impl Pages {
             prefixes: listing.common_prefixes,
             objects: listing.objects,
             truncated: listing.truncated,
+            next_token: listing.next_token,
         })
     }
 }
@@ -263,7 +271,7 @@ async fn in_ranges(
         Some(after) => Ancestry::after(after, &folders, &first_level),
     };
     let mut queue = VecDeque::from([Range {
-        keys: whole,
+        keys: whole.clone(),
         scope: None,
         token: None,
         fresh: true,
@@ -288,6 +296,8 @@ async fn in_ranges(
     let mut tokens = true;
     let mut empty_pages = 0;
     let mut big_folders = false;
+    // The token of the next page of sub-folders, until it is asked for.
+    let mut next_seeds: Option<String> = None;
     let mut found = 0;
     // Sends one wanted object; false when the receiver is gone.
     macro_rules! send {
@@ -301,6 +311,19 @@ async fn in_ranges(
         }};
     }
     loop {
+        // Sub-folders of a page or more, and more of them than one page names: the next
+        // page of them (one request per page of sub-folders), so that every one is listed on
+        // its own, once the budget allows a request more or the sub-folders known so far
+        // brought back a full page for every second one (they are as large as guessed).
+        if let Some(token) =
+            next_seeds.take_if(|_| budget.can_open(1) || 2 * budget.full >= seeds.len())
+        {
+            budget.opened += 1;
+            let (source, delimiter) = (source.clone(), delimiter.unwrap_or("/").to_owned());
+            requests.spawn(async move {
+                Fetched::Seeds(source.first_level(&delimiter, Some(&token)).await)
+            });
+        }
         while requests.len() < concurrency {
             let Some(range) = queue.pop_front() else {
                 break;
@@ -422,8 +445,9 @@ async fn in_ranges(
                     seeds_asked = true;
                     budget.opened += 1;
                     let (source, delimiter) = (source.clone(), delimiter.unwrap_or("/").to_owned());
-                    requests
-                        .spawn(async move { Fetched::Seeds(source.first_level(&delimiter).await) });
+                    requests.spawn(async move {
+                        Fetched::Seeds(source.first_level(&delimiter, None).await)
+                    });
                 }
                 // The rest of the range, cut into as many pieces as requests would otherwise
                 // sit idle and the request budget allows: at known sub-folders, else at
@@ -473,13 +497,24 @@ async fn in_ranges(
                     continue;
                 }
                 let covered = delimited.truncated.then(|| last.cloned()).flatten();
-                first_level = FirstLevel::new(delimited.objects, covered, filter);
+                first_level.extend(delimited.objects, covered.clone(), filter);
                 seeds.extend(delimited.prefixes);
                 big_folders = first_page.as_ref().is_some_and(|(first, last)| {
                     seeds.iter().any(|folder| {
                         first.starts_with(folder.as_str()) && last.starts_with(folder.as_str())
                     })
                 });
+                // Sub-folders of a page or more, and more of them than one page names: the
+                // next page of them (one request per page of sub-folders, each of which
+                // holds a page of keys or more), so that every one is listed on its own.
+                // Only while the page ended inside the keys to list (a range shard's).
+                let inside = covered.as_deref().is_some_and(|covered| {
+                    whole.after.as_deref().is_none_or(|after| covered >= after)
+                        && whole.upto.as_deref().is_none_or(|upto| covered < upto)
+                });
+                next_seeds = delimited
+                    .next_token
+                    .filter(|_| inside && big_folders && tokens);
                 // Ranges still waiting are cut at the sub-folders they span, as the budget
                 // allows.
                 let fresh = |point: &str| Ancestry::after(point, &folders, &first_level);

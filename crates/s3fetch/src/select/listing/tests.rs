@@ -194,6 +194,30 @@ fn splits_sub_folders_and_random_names() {
     assert!(speedup >= 6.0 && overhead <= 1.5, "{speedup} {overhead}");
 }
 
+/// More sub-folders than one page of them (the `ten-million` benchmark: 10,000 folders of a
+/// page each): the sub-folder listing goes on page after page, and every folder it finds is
+/// listed on its own, not the rest of the prefix one page after another.
+#[test]
+fn more_big_folders_than_a_page_lists_them_all_at_once() {
+    let keys: BTreeSet<String> = (0..3_000)
+        .map(|i| format!("t/folder-{:04}/obj-{i:08}.bin", i / 10))
+        .collect();
+    let (seq_requests, seq_time) = check(&keys, "t/", 10, 1);
+    let (par_requests, par_time) = check(&keys, "t/", 10, 32);
+    let speedup = seq_time.as_secs_f64() / par_time.as_secs_f64();
+    println!(
+        "{seq_requests} / {par_requests} requests, {seq_time:?} / {par_time:?}: {speedup:.1}x"
+    );
+    assert!(
+        2 * par_requests <= 3 * seq_requests + 4,
+        "{par_requests} requests for {seq_requests} pages"
+    );
+    assert!(
+        speedup >= 6.0,
+        "{speedup:.1}x faster than one page after another"
+    );
+}
+
 #[test]
 fn edge_cases() {
     let set = |keys: &[&str]| keys.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();

@@ -279,6 +279,7 @@ impl PlanOptions {
                 let pages = Pages {
                     bucket: Arc::new(bucket(&uri)),
                     prefix: uri.prefix.clone(),
+                    wanted: None,
                 };
                 let cap = self
                     .max_requests

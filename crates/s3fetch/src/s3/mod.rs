@@ -102,6 +102,19 @@ pub(crate) struct ListRequest<'a> {
     pub start_after: Option<&'a str>,
     pub token: Option<&'a str>,
     pub delimiter: Option<&'a str>,
+    /// The keys the caller wants: the others come with their key alone (no size, ETag or
+    /// time read), which is all a listing needs of them. `None`: every key in full.
+    pub wanted: Option<KeyTest<'a>>,
+}
+
+/// Which keys of a listing are wanted (see [`ListRequest::wanted`]).
+#[derive(Clone, Copy)]
+pub(crate) struct KeyTest<'a>(pub &'a (dyn Fn(&str) -> bool + Sync));
+
+impl std::fmt::Debug for KeyTest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyTest")
+    }
 }
 
 /// A response body: its chunks as they arrive.

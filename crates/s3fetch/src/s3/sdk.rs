@@ -188,7 +188,7 @@ impl S3 {
         let not_a_listing =
             || ServiceError::protocol("the listing response is not a ListBucketResult".into());
         let mut body = ByteStream::new(body);
-        let mut reader = ListReader::default();
+        let mut reader = ListReader::new(request.wanted);
         while let Some(chunk) = body.try_next().await.map_err(ServiceError::body)? {
             reader.feed(&chunk).ok_or_else(not_a_listing)?;
         }

@@ -19,7 +19,7 @@ use crate::keyspace::KeyRange;
 use crate::object::ObjectInfo;
 use crate::progress::Reporter;
 use crate::s3::list_xml::Listing;
-use crate::s3::{Bucket, ListRequest};
+use crate::s3::{Bucket, KeyTest, ListRequest};
 use crate::select::filter::KeyFilter;
 use crate::select::folders::{Ancestry, FirstLevel, Folders, Parent};
 use guard::{Disorder, Seams, Sent};
@@ -72,9 +72,22 @@ pub(crate) struct Listed {
 pub(crate) struct Pages {
     pub bucket: Arc<Bucket>,
     pub prefix: String,
+    /// The keys the run wants (its filter's key test): the others are read no further than
+    /// their key. `None`: every key in full.
+    pub wanted: Option<Wanted>,
 }
 
+/// A run's key test, shared by the listing's requests.
+pub(crate) type Wanted = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 impl Pages {
+    /// The key test of this listing's requests.
+    pub(crate) fn wanted(&self) -> Option<KeyTest<'_>> {
+        self.wanted
+            .as_deref()
+            .map(|wanted| KeyTest(wanted as &(dyn Fn(&str) -> bool + Sync)))
+    }
+
     /// One ListObjectsV2 page.
     pub(crate) async fn list(&self, request: ListRequest<'_>) -> Result<Listing> {
         self.bucket.list_page(request).await
@@ -100,6 +113,7 @@ impl Pages {
         let request = ListRequest {
             prefix: scope.unwrap_or(&self.prefix),
             start_after,
+            wanted: self.wanted(),
             ..ListRequest::default()
         };
         self.list(request).await.map(Page::from)
@@ -110,6 +124,7 @@ impl Pages {
         let request = ListRequest {
             prefix: scope.unwrap_or(&self.prefix),
             token: Some(token),
+            wanted: self.wanted(),
             ..ListRequest::default()
         };
         self.list(request).await.map(Page::from)
@@ -391,21 +406,24 @@ async fn in_ranges(
                     budget.page_len = budget.page_len.max(page.objects.len());
                 }
                 let first = page.objects.first().map(|o| o.key.clone());
-                let alphabet = alphabet(page.objects.iter().map(|o| o.key.as_str()));
+                // The characters of the page's keys, for split points: only when a request
+                // would otherwise sit idle (the cut below needs them only then).
+                let idle = concurrency.saturating_sub(requests.len() + queue.len() + 1);
+                let alphabet = match idle {
+                    0 => Vec::new(),
+                    _ => alphabet(page.objects.iter().map(|o| o.key.as_str())),
+                };
                 let returned = page.objects.len();
-                let mut last = None;
-                let mut past = None;
-                for object in page.objects {
-                    if range
-                        .keys
-                        .upto
-                        .as_deref()
-                        .is_some_and(|upto| object.key.as_str() > upto)
-                    {
-                        past = Some(object.key);
-                        break;
-                    }
-                    last = Some(object.key.clone());
+                // The keys up to the range's end, and the first key past it.
+                let upto = range.keys.upto.as_deref();
+                let mut objects = page.objects;
+                let inside = objects
+                    .iter()
+                    .position(|o| upto.is_some_and(|upto| o.key.as_str() > upto))
+                    .unwrap_or(objects.len());
+                let last = inside.checked_sub(1).map(|i| objects[i].key.clone());
+                let past = (inside < objects.len()).then(|| objects.swap_remove(inside).key);
+                for object in objects.into_iter().take(inside) {
                     if filter.wants_object(&object) && !send!(object, range.ancestry) {
                         return Ok(Ranges::Done(found));
                     }

@@ -75,9 +75,11 @@ impl Source {
                 let Some(prefix) = filter.narrow_prefix(&uri.prefix) else {
                     return Ok(0);
                 };
+                let wanted = filter.clone();
                 let pages = Arc::new(Pages {
                     bucket,
                     prefix: prefix.clone(),
+                    wanted: Some(Arc::new(move |key: &str| wanted.wants(key))),
                 });
                 listing::list_into(
                     pages,

@@ -27,6 +27,7 @@ pub(crate) fn pages(store: &Arc<FakeStore>, prefix: &str) -> Pages {
     Pages {
         bucket: fake::bucket(store.clone(), prefix),
         prefix: prefix.to_owned(),
+        wanted: None,
     }
 }
 

@@ -92,6 +92,7 @@ pub(crate) async fn walk(
                         token: token.as_deref(),
                         delimiter: Some(&delimiter),
                         start_after: None,
+                        wanted: source.wanted(),
                     })
                     .await;
                 (id, page)

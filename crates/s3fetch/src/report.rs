@@ -7,7 +7,7 @@
 //! {"event":"downloaded","key":"a/b.json","path":"/data/a/b.json","size":12,"etag":"\"9a0…\"","seconds":0.021}
 //! {"event":"skipped","key":"a/c.json","path":"/data/a/c.json","size":7,"etag":"\"41f…\"","reason":"up to date"}
 //! {"event":"failed","key":"a/d.json","path":"/data/a/d.json","error":{"code":"NoSuchKey","status":404,"message":"GET s3://b/a/d.json failed: NoSuchKey: …"}}
-//! {"event":"summary","found":3,"downloaded":1,"skipped":1,"failed":1,"bytes":12,"seconds":0.4,"cancelled":false,"dry_run":false,"retries":0,"resumes":0,"throttled":0,"verified":1,"bytes_resumed":0,"partials_kept":0}
+//! {"event":"summary","found":3,"downloaded":1,"skipped":1,"failed":1,"bytes":12,"seconds":0.4,"cancelled":false,"dry_run":false,"retries":0,"resumes":0,"throttled":0,"verified":1,"bytes_resumed":0,"partials_kept":0,"memory_peak":0}
 //! ```
 //! (Fields are shown in the order they are listed here; the lines hold them in alphabetical
 //! order: read them by name.)
@@ -70,6 +70,7 @@ impl JsonLines {
             "verified": summary.verified,
             "bytes_resumed": summary.bytes_resumed,
             "partials_kept": summary.partials_kept,
+            "memory_peak": summary.memory_peak,
             "shard": summary.shard.map(|s| match &summary.shard_range {
                 None => json!({ "index": s.index, "count": s.count, "by": "hash" }),
                 Some(range) => json!({

@@ -54,6 +54,9 @@ impl Intercept for TakeListBody {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Listing {
     pub objects: Vec<ObjectInfo>,
+    /// Per object, with a key test ([`crate::s3::ListRequest::wanted`]): true when the test
+    /// said no and the object came with its key alone. Empty without a test.
+    pub unwanted: Vec<bool>,
     pub common_prefixes: Vec<String>,
     pub truncated: bool,
     /// Where the next page starts (`NextContinuationToken`): the only way to page a store
@@ -123,7 +126,11 @@ impl<'a> ListReader<'a> {
             };
             let text = std::str::from_utf8(&rest[open..open + len]).ok()?;
             if std::ptr::eq(tag, &*CONTENTS) {
-                self.listing.objects.push(object(text, self.wanted)?);
+                let (object, unwanted) = object(text, self.wanted)?;
+                self.listing.objects.push(object);
+                if self.wanted.is_some() {
+                    self.listing.unwanted.push(unwanted);
+                }
             } else if std::ptr::eq(tag, &*COMMON_PREFIXES) {
                 let prefix = unescape(PREFIX.first(text)?)?;
                 self.listing.common_prefixes.push(prefix);
@@ -157,18 +164,20 @@ const LONGEST_TAG: usize = "<NextContinuationToken>".len();
 /// One `<Contents>`: in full, or its key alone when `wanted` says no (the listing needs
 /// every key, for its order and ranges, but the size, ETag and time only of wanted ones:
 /// reading them cost a third of the CPU per key of a run that keeps one key in 1,000).
-fn object(contents: &str, wanted: Option<KeyTest<'_>>) -> Option<ObjectInfo> {
+/// Returns it and whether the test said no.
+fn object(contents: &str, wanted: Option<KeyTest<'_>>) -> Option<(ObjectInfo, bool)> {
     let key = unescape(KEY.first(contents)?)?;
     if wanted.is_some_and(|wanted| !(wanted.0)(&key)) {
-        return Some(ObjectInfo {
+        let object = ObjectInfo {
             key,
             size: 0,
             etag: None,
             last_modified: None,
             archived: false,
-        });
+        };
+        return Some((object, true));
     }
-    Some(ObjectInfo {
+    let object = ObjectInfo {
         key,
         size: SIZE
             .first(contents)
@@ -179,7 +188,8 @@ fn object(contents: &str, wanted: Option<KeyTest<'_>>) -> Option<ObjectInfo> {
             .first(contents)
             .and_then(crate::timestamp::parse),
         archived: is_archived(contents),
-    })
+    };
+    Some((object, false))
 }
 
 /// Whether a `<Contents>` element is of an archived object that is not restored: class
@@ -396,5 +406,6 @@ mod tests {
         // Without a test, every key in full.
         let all = parse(PAGE).unwrap();
         assert_eq!(all.objects[2].size, 7);
+        assert!(all.unwanted.is_empty());
     }
 }

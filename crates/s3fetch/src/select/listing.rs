@@ -33,6 +33,8 @@ mod walk;
 #[derive(Debug, Default)]
 pub(crate) struct Page {
     pub objects: Vec<ObjectInfo>,
+    /// Per object, true when the key test of [`Pages::wanted`] said no (empty without one).
+    pub unwanted: Vec<bool>,
     pub truncated: bool,
     /// The store's cursor to the next page.
     pub next_token: Option<String>,
@@ -42,6 +44,7 @@ impl From<Listing> for Page {
     fn from(listing: Listing) -> Self {
         Page {
             objects: listing.objects,
+            unwanted: listing.unwanted,
             truncated: listing.truncated,
             next_token: listing.next_token,
         }
@@ -423,8 +426,11 @@ async fn in_ranges(
                     .unwrap_or(objects.len());
                 let last = inside.checked_sub(1).map(|i| objects[i].key.clone());
                 let past = (inside < objects.len()).then(|| objects.swap_remove(inside).key);
-                for object in objects.into_iter().take(inside) {
-                    if filter.wants_object(&object) && !send!(object, range.ancestry) {
+                let unwanted = page.unwanted;
+                for (i, object) in objects.into_iter().take(inside).enumerate() {
+                    // A key the page's reader already found unwanted is not tested again.
+                    let said_no = unwanted.get(i).is_some_and(|&no| no);
+                    if !said_no && filter.wants_object(&object) && !send!(object, range.ancestry) {
                         return Ok(Ranges::Done(found));
                     }
                 }

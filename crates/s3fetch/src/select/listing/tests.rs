@@ -593,6 +593,7 @@ fn page(keys: &[&str], folders: &[&str], token: Option<&str>) -> Listing {
         common_prefixes: folders.iter().map(|f| f.to_string()).collect(),
         truncated: token.is_some(),
         next_token: token.map(str::to_owned),
+        unwanted: Vec::new(),
     }
 }
 
